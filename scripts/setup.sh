@@ -1,0 +1,117 @@
+# Set-up steps shared by scripts/test and scripts/demo. Source it; each step is idempotent and
+# works on a fresh Debian/Ubuntu machine as root or through sudo, and where Docker already runs.
+#   ensure_venv          .venv with gpuenv and its test extras
+#   ensure_engine        a Docker engine that answers (installs docker.io, starts dockerd)
+#   ensure_base_images   local base images the tests build FROM (no registry is reachable)
+#   ensure_registry      a local registry on 127.0.0.1:5000 without auth
+
+GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
+DEBIAN_MIRROR=${GPUENV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+TEST_BASE_IMAGE=${GPUENV_TEST_BASE_IMAGE:-gpuenv-test/debian:bookworm}
+TEST_REGISTRY=${GPUENV_TEST_REGISTRY:-127.0.0.1:5000}
+
+if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo --preserve-env=http_proxy,https_proxy,no_proxy); fi
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$1" >&2; [ -n "${2:-}" ] && printf 'hint: %s\n' "$2" >&2; exit 1; }
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || die "apt-get update failed"
+    apt_updated=1
+  fi
+  say "installing $* (Debian packages)"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
+    || die "could not install $*" "check the apt sources in /etc/apt/sources.list*"
+}
+
+ensure_venv() {
+  local venv="$GPUENV_ROOT/.venv"
+  if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' || die "gpuenv needs Python >= 3.9"
+    say "creating the virtual environment $venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  fi
+  say "installing gpuenv into $venv"
+  "$venv/bin/python" -m pip install -q -e "$GPUENV_ROOT[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  "$venv/bin/gpuenv" --version >/dev/null || die "gpuenv did not install into $venv"
+}
+
+# The docker client the tests use: one that can build with BuildKit. The 20.10 client from Debian
+# does so with DOCKER_BUILDKIT=1; a newer client needs the buildx plugin.
+docker_client() {
+  if [ -n "${GPUENV_DOCKER:-}" ]; then echo "$GPUENV_DOCKER"; return; fi
+  if docker buildx version >/dev/null 2>&1; then command -v docker; return; fi
+  if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; return; fi
+  command -v docker || echo docker
+}
+
+engine_answers() { "${SUDO[@]}" "$(docker_client)" info >/dev/null 2>&1; }
+
+ensure_engine() {
+  engine_answers || start_engine
+  "$(docker_client)" info >/dev/null 2>&1 || die "the Docker engine runs, but $(id -un) may not use it" \
+    "sudo usermod -aG docker $(id -un), then log in again (or run as root)"
+  say "Docker engine is running"
+}
+
+start_engine() {
+  command -v dockerd >/dev/null && [ -x /usr/bin/docker ] || apt_install docker.io
+  if [ -d /run/systemd/system ] && "${SUDO[@]}" systemctl start docker 2>/dev/null; then
+    say "started docker.service"
+  else
+    say "starting dockerd (log: /var/log/gpuenv-dockerd.log)"
+    local group=(); [ "$(id -u)" = 0 ] || group=(--group "$(id -gn)")
+    "${SUDO[@]}" sh -c "setsid dockerd ${group[*]} >/var/log/gpuenv-dockerd.log 2>&1 </dev/null &"
+  fi
+  for _ in $(seq 60); do engine_answers && return; sleep 1; done
+  die "the Docker engine did not answer within 60 s" "see /var/log/gpuenv-dockerd.log"
+}
+
+ensure_base_images() {
+  local docker; docker=$(docker_client)
+  if "${SUDO[@]}" "$docker" image inspect "$TEST_BASE_IMAGE" >/dev/null 2>&1; then
+    say "base image $TEST_BASE_IMAGE is there"; return
+  fi
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  local root; root=$(mktemp -d /tmp/gpuenv-rootfs.XXXXXX)
+  say "building $TEST_BASE_IMAGE with debootstrap from $DEBIAN_MIRROR"
+  "${SUDO[@]}" debootstrap --variant=minbase bookworm "$root" "$DEBIAN_MIRROR" >/tmp/gpuenv-debootstrap.log 2>&1 \
+    || { "${SUDO[@]}" rm -rf "$root"; die "debootstrap failed" "see /tmp/gpuenv-debootstrap.log"; }
+  "${SUDO[@]}" tar -C "$root" -c . | "${SUDO[@]}" "$docker" import \
+    --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' - "$TEST_BASE_IMAGE" >/dev/null
+  "${SUDO[@]}" rm -rf "$root"
+}
+
+registry_answers() {
+  python3 - "$TEST_REGISTRY" <<'PY'
+import sys, urllib.request
+try:
+    urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=2)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+ensure_registry() {
+  registry_answers && { say "registry on $TEST_REGISTRY answers"; return; }
+  command -v docker-registry >/dev/null || apt_install docker-registry
+  "${SUDO[@]}" mkdir -p "$STATE_DIR/registry"
+  "${SUDO[@]}" tee "$STATE_DIR/registry.yml" >/dev/null <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $STATE_DIR/registry
+  delete:
+    enabled: true
+http:
+  addr: $TEST_REGISTRY
+YML
+  say "starting a registry on $TEST_REGISTRY (log: $STATE_DIR/registry.log)"
+  "${SUDO[@]}" sh -c "setsid docker-registry serve '$STATE_DIR/registry.yml' >'$STATE_DIR/registry.log' 2>&1 </dev/null &"
+  for _ in $(seq 30); do registry_answers && return; sleep 0.5; done
+  die "the registry did not answer on $TEST_REGISTRY" "is the port taken? see $STATE_DIR/registry.log"
+}

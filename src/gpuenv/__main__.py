@@ -1,0 +1,3 @@
+from gpuenv.cli.main import main
+
+main()

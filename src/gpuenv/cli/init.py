@@ -1,0 +1,244 @@
+"""`gpuenv init [REQUEST...]`: write a gpuenv.toml from a short request and flags."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Result
+from gpuenv.errors import BadInput
+from gpuenv.spec import SPEC_FILE, validate_spec
+from gpuenv.spec.request import parse_request
+from gpuenv.spec.write import spec_data, to_toml
+
+# Which flag stands for which spec field, so that a bad flag value is reported as that flag.
+_FLAGS: dict[tuple[str, ...], str] = {
+    ("name",): "--name",
+    ("python",): "--python",
+    ("frameworks",): "REQUEST",
+    ("packages",): "--package",
+    ("requirements",): "--requirements",
+    ("apt",): "--apt",
+    ("base",): "--base",
+    ("gpu", "devices"): "--devices",
+    ("gpu", "driver"): "--driver",
+    ("gpu", "model"): "--gpu-name",
+    ("gpu", "compute_capability"): "--gpu",
+    ("gpu", "cuda"): "--cuda",
+    ("access", "bind"): "--bind",
+    ("access", "jupyter"): "--jupyter",
+    ("access", "jupyter", "port"): "--jupyter-port",
+    ("access", "gateway"): "--gateway",
+    ("access", "gateway", "port"): "--gateway-port",
+    ("access", "ssh"): "--ssh",
+    ("access", "ssh", "port"): "--ssh-port",
+    ("access", "ssh", "authorized_key"): "--ssh-key",
+    ("access", "ports"): "--port",
+    ("workspace", "host"): "--workspace",
+    ("workspace", "mount"): "--mount",
+    ("network", "pip_index"): "--pip-index",
+    ("network", "pip_extra_indexes"): "--pip-extra-index",
+    ("network", "pip_trusted_hosts"): "--pip-trusted-host",
+    ("network", "apt_mirror"): "--apt-mirror",
+    ("network", "registry_mirror"): "--registry-mirror",
+    ("network", "http_proxy"): "--http-proxy",
+    ("network", "https_proxy"): "--https-proxy",
+    ("network", "ca_certificates"): "--ca",
+}
+
+
+@click.command()
+@click.argument("request", nargs=-1)
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path(SPEC_FILE),
+              show_default=True, help="Where to write; '-' prints it instead.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--name", help="Environment name (default: the folder's name).")
+@click.option("--python", help="Python version, e.g. 3.6 (default: resolved).")
+@click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token.")
+@click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token.")
+@click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888].")
+@click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway for Atom Hydrogen and other remote-kernel clients.")
+@click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889].")
+@click.option("--ssh", is_flag=True, help="An SSH server with your public key.")
+@click.option("--ssh-port", type=int, help="Host port of SSH [2222].")
+@click.option("--ssh-key", help="Public key file allowed to log in [auto].")
+@click.option("--port", "ports", multiple=True, help="More ports: 6006 or HOST:CONTAINER. Repeatable.")
+@click.option("--tensorboard", is_flag=True, help="Publish TensorBoard's port 6006.")
+@click.option("--bind", help="Host address the ports listen on [127.0.0.1].")
+@click.option("-p", "--package", "packages", multiple=True, help="More pip packages. Repeatable.")
+@click.option("--requirements", help="A requirements.txt, relative to the spec's folder.")
+@click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable.")
+@click.option("--base", help="Base image, instead of the resolved one.")
+@click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas.")
+@click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host].")
+@click.option("--gpu-name", help="Plan for this GPU model [auto: this host].")
+@click.option("--gpu", "compute_capability", help="Plan for these compute capabilities, e.g. 7.0,8.6.")
+@click.option("--cuda", help="Build for this CUDA version, e.g. 9.0 [auto].")
+@click.option("--workspace", help="Host folder to mount [.].")
+@click.option("--mount", help="Where the workspace appears in the container [/workspace].")
+@click.option("--pip-index", help="pip index URL (a mirror).")
+@click.option("--pip-extra-index", multiple=True, help="Extra pip index URL. Repeatable.")
+@click.option("--pip-trusted-host", multiple=True, help="pip trusted host. Repeatable.")
+@click.option("--apt-mirror", help="apt mirror URL.")
+@click.option("--registry-mirror", help="Registry mirror for base images.")
+@click.option("--http-proxy", help="HTTP proxy URL.")
+@click.option("--https-proxy", help="HTTPS proxy URL.")
+@click.option("--ca", "ca_certificates", multiple=True, help="CA certificate file; 'auto' or 'none'. Repeatable.")
+@global_options
+def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Result:
+    """Write a gpuenv.toml from a short REQUEST and flags.
+
+    \b
+    gpuenv init tensorflow==1.2.1 --python 3.6 --jupyter
+    gpuenv init "tensorflow 1.2.1 py3 jupyter"
+    gpuenv init torch --jupyter --tensorboard
+    gpuenv init mxnet-cu90mkl==1.2.1 --gateway -p matplotlib --apt libgfortran3
+    """
+    to_stdout = str(file) == "-"
+    target = Path.cwd() / SPEC_FILE if to_stdout else file
+    if not to_stdout and target.exists() and not force:
+        raise BadInput(f"{target} already exists", "pass --force to overwrite it, or --file OTHER.toml")
+    data = _merge(parse_request(list(request)), _from_flags(flags))
+    spec = validate_spec(data, "the command line", target.parent, _flag_of)
+    text = _HEADER + to_toml(spec_data(spec, full=False))
+    if not to_stdout:
+        _write_atomically(target, text)
+    result = {"file": None if to_stdout else str(target), "spec": spec_data(spec, full=True)}
+    return Result(result, lambda console: _show(console, target, text, to_stdout))
+
+
+_HEADER = (
+    "# gpuenv environment spec: check it with `gpuenv spec check`.\n"
+    "# Every key and its default: README.md, section 'The spec'.\n\n"
+)
+
+
+def _from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for path, value in _flag_values(flags):
+        table = data
+        for key in path[:-1]:
+            table = table.setdefault(key, {})
+        table[path[-1]] = value
+    return data
+
+
+def _flag_values(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    ports: list[Any] = [_port(p) for p in f["ports"]] + ([6006] if f["tensorboard"] else [])
+    pairs: list[tuple[tuple[str, ...], Any]] = [
+        (("name",), f["name"]),
+        (("python",), f["python"]),
+        (("packages",), list(f["packages"])),
+        (("requirements",), f["requirements"]),
+        (("apt",), list(f["apt"])),
+        (("base",), f["base"]),
+        (("gpu", "devices"), _devices(f["devices"])),
+        (("gpu", "driver"), f["driver"]),
+        (("gpu", "model"), f["gpu_name"]),
+        (("gpu", "compute_capability"), _split(f["compute_capability"])),
+        (("gpu", "cuda"), f["cuda"]),
+        (("access", "bind"), f["bind"]),
+        (("access", "ports"), ports),
+        (("workspace", "host"), f["workspace"]),
+        (("workspace", "mount"), f["mount"]),
+        (("network", "pip_index"), f["pip_index"]),
+        (("network", "pip_extra_indexes"), list(f["pip_extra_index"])),
+        (("network", "pip_trusted_hosts"), list(f["pip_trusted_host"])),
+        (("network", "apt_mirror"), f["apt_mirror"]),
+        (("network", "registry_mirror"), f["registry_mirror"]),
+        (("network", "http_proxy"), f["http_proxy"]),
+        (("network", "https_proxy"), f["https_proxy"]),
+        (("network", "ca_certificates"), _ca(f["ca_certificates"])),
+    ]
+    pairs += _access_pairs(f)
+    return [(path, value) for path, value in pairs if value not in (None, [], ())]
+
+
+def _access_pairs(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    jupyter: Optional[dict[str, Any]] = None
+    if f["jupyter"] or f["jupyter_port"] is not None:
+        jupyter = {"mode": f["jupyter"] or "lab", **_given(port=f["jupyter_port"])}
+    gateway = {} if f["gateway"] else None
+    if f["gateway_port"] is not None:
+        gateway = {"port": f["gateway_port"]}
+    ssh: Optional[dict[str, Any]] = None
+    if f["ssh"] or f["ssh_port"] is not None or f["ssh_key"]:
+        ssh = _given(port=f["ssh_port"], authorized_key=f["ssh_key"])
+    return [(("access", "jupyter"), jupyter), (("access", "gateway"), gateway), (("access", "ssh"), ssh)]
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _port(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+def _devices(text: Optional[str]) -> Any:
+    if text is None or text in ("all", "none"):
+        return text
+    return [_port(item) for item in _split(text) or []]
+
+
+def _split(text: Optional[str]) -> Optional[list[str]]:
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _ca(values: tuple[str, ...]) -> Any:
+    if len(values) == 1 and values[0] in ("auto", "none"):
+        return values[0]
+    return list(values)
+
+
+def _merge(request: dict[str, Any], flags: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Request and flags together; lists add up, a value set differently by both is refused."""
+    merged = dict(request)
+    for key, value in flags.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = _merge(old, value, f"{path}{key}.")
+        elif isinstance(old, list) and isinstance(value, list):
+            merged[key] = old + [item for item in value if item not in old]
+        elif old is not None and old != value:
+            raise BadInput(f"the request and a flag both set {path}{key}: {old!r} and {value!r}",
+                           "give it once, in the request or as a flag")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
+    names = tuple(p for p in path if isinstance(p, str))
+    for depth in range(len(names), 0, -1):
+        if names[:depth] in _FLAGS:
+            return _FLAGS[names[:depth]], None
+    return "the command line", None
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".gpuenv-", suffix=".toml", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _show(console: Console, target: Path, text: str, to_stdout: bool) -> None:
+    if to_stdout:
+        console.print(text, markup=False, end="")
+        return
+    console.print(f"[green]wrote[/green] {target}", highlight=False)
+    console.print(text, markup=False, end="")
+    console.print(f"next: [bold]gpuenv spec check {target}[/bold]")

@@ -1,0 +1,68 @@
+"""The one renderer: a command's Result as human text on a terminal, or one JSON document.
+
+Errors go to stderr as `error: ...` and `hint: ...`; under `--json` the same error is also the
+JSON document on stdout, so that a script reads one document whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from rich.console import Console
+
+from gpuenv.errors import GpuenvError, SpecError
+
+Human = Callable[[Console], None]
+
+
+@dataclass
+class Result:
+    """What a command did: data for `--json`, and how to show it to a person."""
+
+    data: dict[str, Any]
+    human: Optional[Human] = None
+    exit_code: int = 0
+
+
+@dataclass
+class Renderer:
+    json_mode: bool = False
+    debug: bool = False
+    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+
+    def result(self, result: Result) -> int:
+        if self.json_mode:
+            self._json({"ok": result.exit_code == 0, **result.data})
+        elif result.human is not None:
+            result.human(self.stdout)
+        return result.exit_code
+
+    def error(self, exc: GpuenvError) -> int:
+        self._say("error", exc.message)
+        if isinstance(exc, SpecError):
+            self._problems(exc)
+        if exc.hint:
+            self._say("hint", exc.hint)
+        if self.json_mode:
+            self._json({"ok": False, "error": exc.to_dict()})
+        return exc.exit_code
+
+    def _problems(self, exc: SpecError) -> None:
+        for problem in exc.problems:
+            where = f"{problem.where}: " if problem.where else ""
+            self.stderr.print(f"  {where}{problem.field}: {problem.message}", markup=False)
+            if problem.example:
+                self.stderr.print(f"      e.g. {problem.example}", markup=False)
+
+    def _say(self, label: str, text: str) -> None:
+        style = "bold red" if label == "error" else "yellow"
+        self.stderr.print(f"[{style}]{label}:[/{style}] ", end="")
+        self.stderr.print(text, markup=False)
+
+    def _json(self, document: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,42 @@
+"""`gpuenv spec check [FILE]`: validate a spec and print it normalized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.syntax import Syntax
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Result
+from gpuenv.spec import load_spec, spec_path
+from gpuenv.spec.write import spec_data, to_toml
+
+
+@click.group()
+def spec() -> None:
+    """Check and show environment specs (gpuenv.toml)."""
+
+
+@spec.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@global_options
+def check(file: Optional[Path], **_: Any) -> Result:
+    """Validate FILE (default ./gpuenv.toml; a folder means its gpuenv.toml) and print it normalized.
+
+    Every problem is listed at once with its line and a valid example; exit code 2 when any.
+    """
+    path = spec_path(file)
+    data = spec_data(load_spec(path), full=True)
+    return Result({"file": str(path), "spec": data}, lambda console: _show(console, path, data))
+
+
+def _show(console: Console, path: Path, data: dict[str, Any]) -> None:
+    console.print(f"[green]ok:[/green] {path} is a valid spec; normalized, with defaults:")
+    text = to_toml(data)
+    if console.is_terminal:
+        console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default"))
+    else:
+        console.print(text, markup=False, end="")

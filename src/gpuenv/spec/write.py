@@ -1,0 +1,49 @@
+"""Writing a spec back as gpuenv.toml text: short arrays on one line, tables after plain keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuenv.spec.model import EnvSpec
+from gpuenv.spec.problems import toml_inline
+
+_WIDTH = 88
+
+
+def spec_data(spec: EnvSpec, full: bool = True) -> dict[str, Any]:
+    """The spec as plain data: every field (`full`), or only what differs from the defaults.
+
+    Without `full`, an enabled Jupyter, gateway or SSH table is still written whole, so that the file
+    shows its mode, port and authentication.
+    """
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=not full)
+    access = spec.access.model_dump(mode="json", exclude_none=True)
+    for switch in ("jupyter", "gateway", "ssh"):
+        if switch in access:
+            data.setdefault("access", {})[switch] = access[switch]
+    return data
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    _table(lines, (), data)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _table(lines: list[str], path: tuple[str, ...], table: dict[str, Any]) -> None:
+    plain = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (plain or not tables):
+        lines += ["", f"[{'.'.join(path)}]"]
+    for key, value in plain.items():
+        lines.append(_key_value(key, value))
+    for key, value in tables.items():
+        _table(lines, path + (key,), value)
+
+
+def _key_value(key: str, value: Any) -> str:
+    line = f"{key} = {toml_inline(value)}"
+    if len(line) <= _WIDTH or not isinstance(value, list):
+        return line
+    items = "".join(f"    {toml_inline(item)},\n" for item in value)
+    return f"{key} = [\n{items}]"
