@@ -98,7 +98,7 @@ def _spec_error(source: str, found: list[problems.Found], place: Placer) -> Spec
     for path, message, example in found:
         where, line = place(path)
         placed.append(Problem(_dotted(path), message, where, line, example))
-    placed.sort(key=lambda p: (p.line or 0, p.field))
+    placed.sort(key=lambda p: p.line or 0)
     return SpecError(source, placed, _HINT)
 
 

@@ -1,0 +1,68 @@
+"""A real Docker engine for integration tests; everything a test makes is removed afterwards.
+
+scripts/test sets the engine up and exports:
+  GPUENV_DOCKER            the docker client to use (one that builds with BuildKit)
+  GPUENV_TEST_BASE_IMAGE   the locally built base image (no registry is reachable)
+  GPUENV_TEST_REGISTRY     the local registry, host:port
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pytest
+
+
+@dataclass
+class Engine:
+    client: str
+    base_image: str
+    registry: str
+    images: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+
+    def docker(self, *args: str, input: bytes | None = None, check: bool = True,
+               timeout: int = 600) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        run = subprocess.run([self.client, *args], input=input, capture_output=True, env=env, timeout=timeout)
+        if check and run.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({run.returncode}):\n{run.stderr.decode()}")
+        return run
+
+    def unique(self, prefix: str) -> str:
+        return f"gpuenv-test-{prefix}-{uuid.uuid4().hex[:10]}"
+
+    def track_image(self, ref: str) -> str:
+        self.images.append(ref)
+        return ref
+
+    def track_container(self, name: str) -> str:
+        self.containers.append(name)
+        return name
+
+    def clean_up(self) -> None:
+        for name in self.containers:
+            self.docker("rm", "--force", "--volumes", name, check=False)
+        for ref in reversed(self.images):
+            self.docker("image", "rm", "--force", ref, check=False)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    client = os.environ.get("GPUENV_DOCKER") or shutil.which("docker")
+    if client is None:
+        pytest.fail("no docker client: run the tests through scripts/test, which sets up the engine")
+    made = Engine(client, os.environ.get("GPUENV_TEST_BASE_IMAGE", "gpuenv-test/debian:bookworm"),
+                  os.environ.get("GPUENV_TEST_REGISTRY", "127.0.0.1:5000"))
+    info = made.docker("info", "--format", "{{.ServerVersion}}", check=False)
+    if info.returncode != 0:
+        pytest.fail(f"the Docker engine does not answer ({info.stderr.decode().strip()}): run scripts/test")
+    try:
+        yield made
+    finally:
+        made.clean_up()
