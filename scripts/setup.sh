@@ -19,12 +19,13 @@ die() { printf 'error: %s\n' "$1" >&2; [ -n "${2:-}" ] && printf 'hint: %s\n' "$
 apt_updated=""
 apt_install() {
   if [ -z "$apt_updated" ]; then
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || die "apt-get update failed"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/tmp/gpuenv-apt.log 2>&1 \
+      || die "apt-get update failed" "see /tmp/gpuenv-apt.log"
     apt_updated=1
   fi
   say "installing $* (Debian packages)"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null \
-    || die "could not install $*" "check the apt sources in /etc/apt/sources.list*"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+    >>/tmp/gpuenv-apt.log 2>&1 || die "could not install $*" "see /tmp/gpuenv-apt.log"
 }
 
 ensure_venv() {

@@ -78,6 +78,9 @@ CASES = [
     ('[access]\nports = [6006, "6006:x"]', "gpuenv.toml:2", "access.ports[1]",
      'must be a port number such as 6006, or "HOST:CONTAINER" such as "16006:6006" (got "6006:x")',
      "ports = [6006]"),
+    ('[access]\nports = [":5"]', "gpuenv.toml:2", "access.ports[0]",
+     'must be a port number such as 6006, or "HOST:CONTAINER" such as "16006:6006" (got ":5")',
+     "ports = [6006]"),
     ('[access.ssh]\nauthorized_key = "~/.ssh/id_rsa"', "gpuenv.toml:2", "access.ssh.authorized_key",
      'must be "auto", a public key ("ssh-ed25519 AAAA..."), or the path of a public key file ending in .pub; '
      'never a private key (got "~/.ssh/id_rsa")', 'authorized_key = "~/.ssh/id_ed25519.pub"'),

@@ -4,6 +4,7 @@ each problem; never a traceback."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_FILES = [(p.parent, p.read_text()) for p in sorted(EXAMPLES.glob("*/gpuenv.toml"))]
 FIELD_NAMES = sorted({name for model in (EnvSpec, Gpu, Access, Jupyter, Gateway, Ssh, Workspace, Network)
                       for name in model.model_fields})
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("GPUENV_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# GPUENV_FUZZ_EXAMPLES=5000 for a longer hunt
+SETTINGS = settings(max_examples=int(os.environ.get("GPUENV_FUZZ_EXAMPLES", "300")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 keys = st.one_of(st.sampled_from(FIELD_NAMES), st.text(min_size=1, max_size=12))
 scalars = st.one_of(

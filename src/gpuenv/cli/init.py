@@ -63,7 +63,7 @@ _FLAGS: dict[tuple[str, ...], str] = {
 @click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token.")
 @click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token.")
 @click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888].")
-@click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway for Atom Hydrogen and other remote-kernel clients.")
+@click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels).")
 @click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889].")
 @click.option("--ssh", is_flag=True, help="An SSH server with your public key.")
 @click.option("--ssh-port", type=int, help="Host port of SSH [2222].")

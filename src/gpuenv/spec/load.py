@@ -43,7 +43,8 @@ def _read(path: Path) -> str:
     except FileNotFoundError:
         raise BadInput(f"no spec at {path}", "write one with `gpuenv init`, or name it with --file PATH") from None
     except UnicodeDecodeError as exc:
-        raise SpecError(str(path), [Problem("", f"the file is not UTF-8 text (byte {exc.start})", str(path))])
+        problem = Problem("", f"the file is not UTF-8 text (byte {exc.start})", str(path))
+        raise SpecError(str(path), [problem]) from None
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
 

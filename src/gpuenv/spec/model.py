@@ -7,7 +7,8 @@ Field checks live in `values.py`; rules that tie fields together live in `rules.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+import re
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_serializer, model_validator
 
@@ -20,13 +21,13 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _check(fn: Any) -> AfterValidator:
-    return AfterValidator(fn)
-
-
-Port = Annotated[int, _check(v.port)]
-HttpUrl = Annotated[str, _check(v.url("http", "https"))]
-ProxyUrl = Annotated[str, _check(v.url("http", "https", "socks5", "socks5h"))]
+Port = Annotated[int, AfterValidator(v.port)]
+HttpUrl = Annotated[str, AfterValidator(v.url("http", "https"))]
+ProxyUrl = Annotated[str, AfterValidator(v.url("http", "https", "socks5", "socks5h"))]
+Framework = Annotated[str, AfterValidator(v.framework_requirement)]
+Package = Annotated[str, AfterValidator(v.package_requirement)]
+T = TypeVar("T")
+Requirements = Annotated[list[T], AfterValidator(v.unique_projects)]
 
 
 def _on_off(value: Any) -> Any:
@@ -50,7 +51,7 @@ class PortMapping(_Table):
     def _from_toml(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return {"host": value, "container": value}
-        if isinstance(value, str) and value.count(":") <= 1 and value.replace(":", "").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"\d{1,5}(:\d{1,5})?", value):
             host, _, container = value.partition(":")
             return {"host": int(host), "container": int(container or host)}
         if isinstance(value, dict):
@@ -66,14 +67,14 @@ class Gpu(_Table):
     devices: Annotated[Union[str, list[Union[int, str]]], PlainValidator(v.gpu_devices)] = Field(
         "all", examples=[[0, 1]], description='"all", "none" (CPU only), or GPU indexes and UUIDs'
     )
-    driver: Annotated[str, _check(v.driver_version)] = Field(
+    driver: Annotated[str, AfterValidator(v.driver_version)] = Field(
         "auto", examples=["384.90"], description='driver to plan for; "auto" = this host\'s'
     )
     model: str = Field("auto", min_length=1, examples=["Tesla V100-SXM2-16GB"], description="GPU model to plan for")
     compute_capability: Annotated[Union[str, list[str]], PlainValidator(v.compute_capabilities)] = Field(
         "auto", examples=[["6.1", "7.0"]], description="GPU compute capabilities to plan for"
     )
-    cuda: Annotated[str, _check(v.cuda_version)] = Field(
+    cuda: Annotated[str, AfterValidator(v.cuda_version)] = Field(
         "auto", examples=["9.0"], description='CUDA to build for; "auto" = newest that driver and frameworks allow'
     )
 
@@ -82,7 +83,7 @@ class Jupyter(_Table):
     mode: Literal["lab", "notebook"] = Field("lab", examples=["lab"], description="JupyterLab or the classic notebook")
     port: Port = Field(8888, examples=[8888], description="port on the host")
     auth: Literal["token", "password"] = Field("token", examples=["token"], description="a random token, or a password")
-    password_hash: Optional[Annotated[str, _check(v.password_hash)]] = Field(
+    password_hash: Optional[Annotated[str, AfterValidator(v.password_hash)]] = Field(
         None, examples=["argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA"], description="with auth = password"
     )
 
@@ -95,19 +96,21 @@ class Gateway(_Table):
 
 class Ssh(_Table):
     port: Port = Field(2222, examples=[8822], description="port on the host")
-    authorized_key: Annotated[str, _check(v.authorized_key)] = Field(
+    authorized_key: Annotated[str, AfterValidator(v.authorized_key)] = Field(
         "auto", examples=["~/.ssh/id_ed25519.pub"], description='public key allowed to log in; "auto" = yours'
     )
 
 
 class Access(_Table):
-    bind: Annotated[str, _check(v.ip_address)] = Field(
+    bind: Annotated[str, AfterValidator(v.ip_address)] = Field(
         "127.0.0.1", examples=["127.0.0.1"], description="host address the ports listen on"
     )
     jupyter: Optional[Jupyter] = Field(None, examples=[{"mode": "lab"}])
     gateway: Optional[Gateway] = Field(None, examples=[{"port": 8889}])
     ssh: Optional[Ssh] = Field(None, examples=[{"port": 8822}])
-    ports: list[PortMapping] = Field(default_factory=list, examples=[[6006]], description="more ports, e.g. TensorBoard")
+    ports: list[PortMapping] = Field(
+        default_factory=list, examples=[[6006]], description="more ports, e.g. TensorBoard"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -118,30 +121,32 @@ class Access(_Table):
 
 
 class Workspace(_Table):
-    host: Annotated[str, _check(v.host_path)] = Field(
+    host: Annotated[str, AfterValidator(v.host_path)] = Field(
         ".", examples=["."], description="host folder, relative to the spec's folder"
     )
-    mount: Annotated[str, _check(v.container_path)] = Field(
+    mount: Annotated[str, AfterValidator(v.container_path)] = Field(
         "/workspace", examples=["/workspace"], description="where it appears in the container"
     )
-    user: Annotated[str, _check(v.run_as)] = Field(
+    user: Annotated[str, AfterValidator(v.run_as)] = Field(
         "host", examples=["host"], description='"host" runs as your UID/GID'
     )
 
 
 class Network(_Table):
     pip_index: Optional[HttpUrl] = Field(None, examples=["https://pypi.tuna.tsinghua.edu.cn/simple"])
-    pip_extra_indexes: list[HttpUrl] = Field(default_factory=list, examples=[["https://download.pytorch.org/whl/cu121"]])
-    pip_trusted_hosts: list[Annotated[str, _check(v.hostname)]] = Field(
+    pip_extra_indexes: list[HttpUrl] = Field(
+        default_factory=list, examples=[["https://download.pytorch.org/whl/cu121"]]
+    )
+    pip_trusted_hosts: list[Annotated[str, AfterValidator(v.hostname)]] = Field(
         default_factory=list, examples=[["pypi.douban.com"]]
     )
     apt_mirror: Optional[HttpUrl] = Field(None, examples=["http://mirrors.aliyun.com"])
-    registry_mirror: Optional[Annotated[str, _check(v.registry_mirror)]] = Field(
+    registry_mirror: Optional[Annotated[str, AfterValidator(v.registry_mirror)]] = Field(
         None, examples=["registry.example.com:5000"]
     )
     http_proxy: Optional[ProxyUrl] = Field(None, examples=["http://proxy.example.com:3128"])
     https_proxy: Optional[ProxyUrl] = Field(None, examples=["http://proxy.example.com:3128"])
-    no_proxy: list[Annotated[str, _check(v.no_proxy_entry)]] = Field(
+    no_proxy: list[Annotated[str, AfterValidator(v.no_proxy_entry)]] = Field(
         default_factory=list, examples=[["localhost", "127.0.0.1", ".corp.example.com"]]
     )
     ca_certificates: Annotated[Union[str, list[str]], PlainValidator(v.ca_certificates)] = Field(
@@ -152,19 +157,15 @@ class Network(_Table):
 class EnvSpec(_Table):
     """A whole gpuenv.toml."""
 
-    name: Optional[Annotated[str, _check(v.env_name)]] = Field(None, examples=["tf-1.2.1-py3"])
-    python: Optional[Annotated[str, _check(v.python_version)]] = Field(None, examples=["3.6"])
-    frameworks: Annotated[list[Annotated[str, _check(v.framework_requirement)]], _check(v.unique_projects)] = Field(
-        default_factory=list, examples=[["tensorflow==1.2.1"]]
-    )
-    packages: Annotated[list[Annotated[str, _check(v.package_requirement)]], _check(v.unique_projects)] = Field(
-        default_factory=list, examples=[["matplotlib", "pandas>=1.0"]]
-    )
-    requirements: Optional[Annotated[str, _check(v.host_path)]] = Field(None, examples=["requirements.txt"])
-    apt: Annotated[list[Annotated[str, _check(v.apt_package)]], _check(v.unique)] = Field(
+    name: Optional[Annotated[str, AfterValidator(v.env_name)]] = Field(None, examples=["tf-1.2.1-py3"])
+    python: Optional[Annotated[str, AfterValidator(v.python_version)]] = Field(None, examples=["3.6"])
+    frameworks: Requirements[Framework] = Field(default_factory=list, examples=[["tensorflow==1.2.1"]])
+    packages: Requirements[Package] = Field(default_factory=list, examples=[["matplotlib", "pandas>=1.0"]])
+    requirements: Optional[Annotated[str, AfterValidator(v.host_path)]] = Field(None, examples=["requirements.txt"])
+    apt: Annotated[list[Annotated[str, AfterValidator(v.apt_package)]], AfterValidator(v.unique)] = Field(
         default_factory=list, examples=[["libgfortran3"]]
     )
-    base: Optional[Annotated[str, _check(v.image_reference)]] = Field(
+    base: Optional[Annotated[str, AfterValidator(v.image_reference)]] = Field(
         None, examples=["nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"]
     )
     gpu: Gpu = Field(default_factory=Gpu, examples=[{"devices": "all"}])
