@@ -142,3 +142,11 @@ def test_unknown_verb_is_bad_input():
 def test_debug_shows_the_traceback(tmp_path):
     run = gpuenv("--debug", "spec", "check", cwd=tmp_path)
     assert run.returncode == 2 and "Traceback (most recent call last)" in run.stderr
+
+
+def test_init_where_it_cannot_write(tmp_path):
+    (tmp_path / "file").write_text("")
+    run = gpuenv("init", "torch", "--file", str(tmp_path / "file" / "gpuenv.toml"))
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"error: cannot write {tmp_path / 'file' / 'gpuenv.toml'}: ")
+    assert "Traceback" not in run.stderr

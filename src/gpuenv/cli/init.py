@@ -12,7 +12,7 @@ from rich.console import Console
 
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.spec import SPEC_FILE, validate_spec
 from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
@@ -223,16 +223,26 @@ def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
 
 
 def _write_atomically(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gpuenv-", suffix=".toml", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".gpuenv-", suffix=".toml", dir=target.parent)
+    except OSError as exc:
+        hint = "pick a folder you can write to with --file"
+        raise GpuenvError(f"cannot write {target}: {exc.strerror}", hint) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _show(console: Console, target: Path, text: str, to_stdout: bool) -> None:

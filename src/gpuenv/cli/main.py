@@ -15,7 +15,7 @@ import click
 
 from gpuenv import __version__
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, GpuenvError
+from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError
 
 F = Callable[..., Any]
 
@@ -85,9 +85,7 @@ def _failed(renderer: Renderer, exc: GpuenvError) -> int:
 def _usage_error(exc: click.ClickException) -> BadInput:
     ctx = getattr(exc, "ctx", None)
     command = ctx.command_path if ctx is not None else "gpuenv"
-    error = BadInput(exc.format_message(), f"see `{command} --help`")
-    error.exit_code = EXIT_BAD_INPUT
-    return error
+    return BadInput(exc.format_message(), f"see `{command} --help`")
 
 
 def _internal(renderer: Renderer, exc: Exception) -> int:

@@ -49,7 +49,7 @@ def compute_capabilities(value: Any) -> Any:
 def _compute_capability(item: Any) -> str:
     text = item if isinstance(item, str) else None
     if isinstance(item, float):
-        text = f"{item:.1f}"
+        text = repr(item)
     match = re.fullmatch(r"(?:sm_?)?(\d{1,2})\.?(\d)", text or "")
     if not match:
         raise ValueError(
