@@ -37,7 +37,7 @@ ensure_venv() {
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
   fi
   say "installing gpuenv into $venv"
-  "$venv/bin/python" -m pip install -q -e "$GPUENV_ROOT[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$GPUENV_ROOT[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
   "$venv/bin/gpuenv" --version >/dev/null || die "gpuenv did not install into $venv"
 }
 
