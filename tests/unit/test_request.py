@@ -43,3 +43,11 @@ def test_the_same_setting_twice_differently():
     with pytest.raises(BadInput) as caught:
         parse_request(["py36", "py37"])
     assert caught.value.message == "the request sets python twice: '3.6', then '3.7' ('py37')"
+
+
+@pytest.mark.parametrize("words", [["1.2.1", "tensorflow"], ["torch", "2.5", "2.6"], ["torch>=2", "2.5"]])
+def test_a_version_that_pins_nothing(words):
+    with pytest.raises(BadInput) as caught:
+        parse_request(words)
+    message = caught.value.message
+    assert message.startswith("the version '") and "follows no unpinned requirement" in message

@@ -48,7 +48,10 @@ def _apply(partial: Partial, word: str, last: Optional[Requirement]) -> Optional
     for reader in _READERS:
         if reader(partial, lower):
             return None if reader is not _latest else last
-    if last is not None and not last.specifier and last.url is None and _pin(partial, last, word):
+    if _is_version(word):
+        if last is None or last.specifier or last.url is not None:
+            raise BadInput(f"the version '{word}' follows no unpinned requirement in the request", _HINT)
+        _pin(partial, last, word)
         return None
     return _requirement(partial, word)
 
@@ -127,14 +130,19 @@ def _latest(partial: Partial, word: str) -> bool:
 _READERS: tuple[Callable[[Partial, str], bool], ...] = (_python, _cuda, _access, _device, _latest)
 
 
-def _pin(partial: Partial, last: Requirement, word: str) -> bool:
+def _is_version(word: str) -> bool:
+    if not word[:1].isdigit():
+        return False
     try:
         Version(word)
     except InvalidVersion:
         return False
+    return True
+
+
+def _pin(partial: Partial, last: Requirement, word: str) -> None:
     listed = partial["frameworks" if _is_framework(last.name) else "packages"]
     listed[listed.index(str(last))] = f"{last.name}=={word}"
-    return True
 
 
 def _requirement(partial: Partial, word: str) -> Requirement:
