@@ -94,6 +94,9 @@ CASES = [
     ('[network]\npip_index = "pypi.douban.com/simple"', "gpuenv.toml:2", "network.pip_index",
      'must be a URL starting with http:// or https:// and naming a host (got "pypi.douban.com/simple")',
      'pip_index = "https://pypi.tuna.tsinghua.edu.cn/simple"'),
+    ('[network]\napt_mirror = "http://[::1"', "gpuenv.toml:2", "network.apt_mirror",
+     'must be a URL starting with http:// or https:// and naming a host (got "http://[::1")',
+     'apt_mirror = "http://mirrors.aliyun.com"'),
     ('[network]\nhttps_proxy = "ftp://proxy:21"', "gpuenv.toml:2", "network.https_proxy",
      'must be a URL starting with http:// or https:// or socks5:// or socks5h:// and naming a host '
      '(got "ftp://proxy:21")', 'https_proxy = "http://proxy.example.com:3128"'),

@@ -107,13 +107,20 @@ def url(*schemes: str) -> Callable[[str], str]:
     """A check for URLs with one of `schemes` and a host."""
 
     def check(value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname or re.search(r"\s", value):
+        if not _is_url(value, schemes):
             wanted = " or ".join(f"{s}://" for s in schemes)
             raise ValueError(f"must be a URL starting with {wanted} and naming a host")
         return value
 
     return check
+
+
+def _is_url(value: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in schemes and bool(parts.hostname) and not re.search(r"\s", value)
+    except ValueError:  # such as an unclosed [IPv6 address
+        return False
 
 
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?")
