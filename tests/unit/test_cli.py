@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gpuenv import __version__
+from gpuenv.spec.values import name_from_folder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -39,7 +40,7 @@ def test_init_writes_a_spec_that_checks(tmp_path):
     assert run.returncode == 0, run.stderr
     text = (tmp_path / "gpuenv.toml").read_text()
     assert 'frameworks = ["tensorflow==1.2.1"]' in text and 'python = "3.6"' in text
-    assert f'name = "{tmp_path.name.lower()}"' in text or "name =" in text
+    assert f'name = "{name_from_folder(tmp_path.name)}"' in text
     check = gpuenv("spec", "check", "--json", cwd=tmp_path)
     assert check.returncode == 0, check.stderr
     spec = json.loads(check.stdout)["spec"]
