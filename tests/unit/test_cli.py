@@ -151,3 +151,19 @@ def test_init_where_it_cannot_write(tmp_path):
     assert run.returncode == 1
     assert run.stderr.startswith(f"error: cannot write {tmp_path / 'file' / 'gpuenv.toml'}: ")
     assert "Traceback" not in run.stderr
+
+
+def test_init_writes_with_the_users_umask_and_leaves_no_temporary_file(tmp_path):
+    run = subprocess.run(["sh", "-c", f"umask 027 && exec {sys.executable} -m gpuenv init torch"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["gpuenv.toml"]
+    assert (tmp_path / "gpuenv.toml").stat().st_mode & 0o777 == 0o640
+
+
+def test_paths_with_brackets_are_printed_as_they_are(tmp_path):
+    folder = tmp_path / "[bold]x"
+    folder.mkdir()
+    assert gpuenv("init", "torch", cwd=folder).returncode == 0
+    run = gpuenv("spec", "check", str(folder))
+    assert run.returncode == 0 and run.stdout.startswith(f"ok: {folder / 'gpuenv.toml'} is a valid spec")

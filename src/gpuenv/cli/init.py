@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
@@ -223,32 +223,30 @@ def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
 
 
 def _write_atomically(target: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, so that a reader never sees half a spec.
+
+    The file is created with mode 0666 less the umask, as any file the user writes would be.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".gpuenv-", suffix=".toml", dir=target.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         hint = "pick a folder you can write to with --file"
         raise GpuenvError(f"cannot write {target}: {exc.strerror}", hint) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _show(console: Console, target: Path, text: str, to_stdout: bool) -> None:
     if to_stdout:
         console.print(text, markup=False, end="")
         return
-    console.print(f"[green]wrote[/green] {target}", highlight=False)
+    console.print(f"[green]wrote[/green] {escape(str(target))}")
     console.print(text, markup=False, end="")
-    console.print(f"next: [bold]gpuenv spec check {target}[/bold]")
+    console.print(f"next: [bold]gpuenv spec check {escape(str(target))}[/bold]")

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from gpuenv.cli.main import global_options
@@ -34,7 +35,7 @@ def check(file: Optional[Path], **_: Any) -> Result:
 
 
 def _show(console: Console, path: Path, data: dict[str, Any]) -> None:
-    console.print(f"[green]ok:[/green] {path} is a valid spec; normalized, with defaults:")
+    console.print(f"[green]ok:[/green] {escape(str(path))} is a valid spec; normalized, with defaults:")
     text = to_toml(data)
     if console.is_terminal:
         console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default"))
