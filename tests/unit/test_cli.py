@@ -75,6 +75,7 @@ def test_init_bad_flags_name_the_flag_and_write_nothing(tmp_path):
         '      e.g. python = "3.6"',
     ]
     assert "--jupyter-port: access.jupyter.port: must be a TCP port between 1 and 65535" in run.stderr
+    assert run.stderr.splitlines()[-1].startswith("hint: fix the flags or request words listed; nothing was written")
     assert not list(tmp_path.iterdir())
 
 

@@ -105,13 +105,15 @@ def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Res
     if not to_stdout and target.exists() and not force:
         raise BadInput(f"{target} already exists", "pass --force to overwrite it, or --file OTHER.toml")
     data = _merge(parse_request(list(request)), _from_flags(flags))
-    spec = validate_spec(data, "the command line", target.parent, _flag_of)
+    spec = validate_spec(data, "the command line", target.parent, _flag_of, _HINT)
     text = _HEADER + to_toml(spec_data(spec, full=False))
     if not to_stdout:
         _write_atomically(target, text)
     result = {"file": None if to_stdout else str(target), "spec": spec_data(spec, full=True)}
     return Result(result, lambda console: _show(console, target, text, to_stdout))
 
+
+_HINT = "fix the flags or request words listed; nothing was written. `gpuenv init --help` lists the flags"
 
 _HEADER = (
     "# gpuenv environment spec: check it with `gpuenv spec check`.\n"

@@ -78,7 +78,7 @@ def _syntax_error(source: str, text: str, exc: Exception) -> SpecError:
 
 
 def validate_spec(
-    data: Mapping[str, Any], source: str, base_dir: Optional[Path], place: Placer
+    data: Mapping[str, Any], source: str, base_dir: Optional[Path], place: Placer, hint: str = _HINT
 ) -> EnvSpec:
     """The valid spec a mapping describes; every problem placed by `place(field path)`."""
     data = dict(data)
@@ -87,20 +87,20 @@ def validate_spec(
     try:
         spec = EnvSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(source, problems.from_validation_error(exc), place) from None
+        raise _spec_error(source, problems.from_validation_error(exc), place, hint) from None
     broken = rules.broken_rules(spec, base_dir)
     if broken:
-        raise _spec_error(source, broken, place)
+        raise _spec_error(source, broken, place, hint)
     return spec
 
 
-def _spec_error(source: str, found: list[problems.Found], place: Placer) -> SpecError:
+def _spec_error(source: str, found: list[problems.Found], place: Placer, hint: str) -> SpecError:
     placed = []
     for path, message, example in found:
         where, line = place(path)
         placed.append(Problem(_dotted(path), message, where, line, example))
     placed.sort(key=lambda p: p.line or 0)
-    return SpecError(source, placed, _HINT)
+    return SpecError(source, placed, hint)
 
 
 def _dotted(path: FieldPath) -> str:
