@@ -1,14 +1,15 @@
-"""Loading and schema-checking the knowledge tables in `kb/data/`."""
+"""Loading and schema-checking the knowledge tables in `kb/data/` (the one place that opens them)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from gpuenv.errors import GpuenvError
-from gpuenv.tomlcompat import tomllib
+from gpuenv.kb.schema import SCHEMAS
 
 Row = dict[str, Any]
 
@@ -17,32 +18,60 @@ class KbError(GpuenvError):
     """A knowledge table shipped with gpuenv is missing or malformed."""
 
 
+_REINSTALL = "reinstall gpuenv (or run `gpuenv kb refresh`); if it persists, report it with `gpuenv --version`"
+_COMMON = {"source": "str", "retrieved": "date", "note": "str?"}
+
+
 @lru_cache(maxsize=None)
 def load_table(name: str) -> dict[str, tuple[Row, ...]]:
-    """Rows of `kb/data/<name>.toml`, by array name; every row checked for its source and date."""
-    text = _read(name)
+    """Rows of `kb/data/<name>.toml` (or `.json`), by array name, every row checked against its schema."""
+    data = parse_table(name, _read(name))
+    return {key: tuple(rows) for key, rows in data.items()}
+
+
+def parse_table(name: str, text_and_kind: tuple[str, str]) -> dict[str, list[Row]]:
+    text, kind = text_and_kind
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise KbError(f"knowledge table {name}.toml is not valid TOML: {exc}", _REINSTALL) from exc
-    return {key: tuple(_checked_rows(name, key, rows)) for key, rows in data.items()}
+        if kind == "json":
+            data = json.loads(text)
+        else:
+            from gpuenv.tomlcompat import tomllib
+
+            data = tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are both ValueErrors
+        raise KbError(f"knowledge table {name}.{kind} is not valid {kind.upper()}: {exc}", _REINSTALL) from exc
+    schema = SCHEMAS.get(name)
+    if schema is None:
+        raise KbError(f"knowledge table {name} has no schema in kb/schema.py", _REINSTALL)
+    data.pop("meta", None)
+    for key in data:
+        if key not in schema:
+            raise KbError(f"knowledge table {name}: unknown array '{key}' (known: {', '.join(schema)})", _REINSTALL)
+    return {key: _checked_rows(name, key, data.get(key, [])) for key in schema}
 
 
-_REINSTALL = "reinstall gpuenv; if it persists, report it with the output of `gpuenv --version`"
-
-
-def _read(name: str) -> str:
-    try:
-        return resources.files("gpuenv.kb").joinpath("data", f"{name}.toml").read_text("utf-8")
-    except FileNotFoundError as exc:
-        raise KbError(f"knowledge table {name}.toml is missing from the package", _REINSTALL) from exc
+def _read(name: str) -> tuple[str, str]:
+    folder = resources.files("gpuenv.kb").joinpath("data")
+    for kind in ("toml", "json"):
+        try:
+            return folder.joinpath(f"{name}.{kind}").read_text("utf-8"), kind
+        except FileNotFoundError:
+            continue
+    raise KbError(f"knowledge table {name} is missing from the package", _REINSTALL)
 
 
 def _checked_rows(name: str, key: str, rows: Any) -> list[Row]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise KbError(f"knowledge table {name}.toml: '{key}' must be an array of tables", _REINSTALL)
+        raise KbError(f"knowledge table {name}: '{key}' must be an array of tables", _REINSTALL)
+    fields = {**SCHEMAS.get(name, {}).get(key, {}), **_COMMON}
     for index, row in enumerate(rows):
-        _check_provenance(f"{name}.toml {key}[{index}]", row)
+        where = f"{name} {key}[{index}]"
+        _check_provenance(where, row)
+        for field, kind in fields.items():
+            _check_field(where, row, field, kind)
+        extra = set(row) - set(fields)
+        if extra:
+            raise KbError(f"knowledge table {where}: unknown field(s) {', '.join(sorted(extra))}", _REINSTALL)
     return rows
 
 
@@ -50,5 +79,32 @@ def _check_provenance(where: str, row: Row) -> None:
     source = row.get("source")
     if not isinstance(source, str) or not source.startswith("https://"):
         raise KbError(f"knowledge table {where}: row has no https `source`", _REINSTALL)
-    if not isinstance(row.get("retrieved"), dt.date):
+    retrieved = row.get("retrieved")
+    if isinstance(retrieved, str):  # JSON tables write dates as strings
+        try:
+            row["retrieved"] = retrieved = dt.date.fromisoformat(retrieved)
+        except ValueError:
+            pass
+    if not isinstance(retrieved, dt.date):
         raise KbError(f"knowledge table {where}: row has no `retrieved` date", _REINSTALL)
+
+
+_TYPES = {"str": str, "bool": bool, "int": int, "date": dt.date}
+
+
+def _check_field(where: str, row: Row, field: str, kind: str) -> None:
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if field not in row:
+        if not optional:
+            raise KbError(f"knowledge table {where}: missing field `{field}` ({kind})", _REINSTALL)
+        return
+    value = row[field]
+    if kind == "list[str]":
+        good = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif kind == "table[str]":
+        good = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    else:
+        good = isinstance(value, _TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
+    if not good:
+        raise KbError(f"knowledge table {where}: field `{field}` must be {kind}, not {value!r}", _REINSTALL)

@@ -1,0 +1,138 @@
+"""The shape of every knowledge table: which arrays a table holds and the fields of their rows.
+
+One place says what a row must carry; `tables.load_table` checks every row against it, so the
+resolver can index rows without re-checking them. Every row also carries `source` (an https URL
+it was read from) and `retrieved` (the date it was read), checked in `tables.py`; an optional
+`note` says anything a reader of the row should know (a conflict between sources, an inference).
+
+Types: "str", "bool", "int", "list[str]", "table[str]" (a table of string values, e.g. the GPU
+architectures per CUDA variant); a trailing "?" marks an optional field.
+Version values are strings written as the upstream tables write them ("8", "8.0", "5.1", "7").
+"""
+
+from __future__ import annotations
+
+ROW = dict[str, str]
+
+SCHEMAS: dict[str, dict[str, ROW]] = {
+    "frameworks": {
+        "framework": {"family": "str", "name": "str?", "pattern": "str?"},
+        "misnomer": {"name": "str", "use": "str", "why": "str"},
+    },
+    # NVIDIA CUDA Toolkit release notes, Table 3 and Table 2; minor-version compatibility page.
+    "cuda": {
+        # one row per toolkit release in Table 3 (8.0 GA1 ... newest)
+        "toolkit": {
+            "version": "str",      # full toolkit version, "8.0.61", "12.4.1"
+            "cuda": "str",         # major.minor, "8.0", "12.4"
+            "release": "str",      # "GA1", "GA2", "Update 1", "GA" ... as Table 3 labels it
+            "min_driver": "str",   # minimum Linux x86_64 driver, "375.26"
+        },
+        # minor-version compatibility floors: a driver >= min_driver runs every <major>.x (limited features)
+        "minor_compat": {"major": "str", "min_driver": "str"},
+    },
+    # GPU architectures and models (NVIDIA "CUDA GPUs" list; CUDA release notes for support ranges)
+    "gpus": {
+        "arch": {
+            "cc": "str",           # compute capability "3.7"
+            "family": "str",       # "Kepler", ..., "Blackwell"
+            "first_cuda": "str",   # first CUDA toolkit that can build for it, "6.5"
+            "last_cuda": "str?",   # last toolkit that can build for it (absent: still supported)
+        },
+        "gpu": {
+            "name": "str",         # model name as NVIDIA lists it, "Tesla K80", "GeForce RTX 3090", "H200"
+            "cc": "str",
+            "aliases": "list[str]?",  # other spellings seen in nvidia-smi / NVML ("NVIDIA H200")
+        },
+    },
+    # docker.io/nvidia/cuda tags: one row per (tag version, OS, cuDNN) family of tags
+    "cuda_images": {
+        "image": {
+            "cuda": "str",         # major.minor, "9.0"
+            "version": "str",      # as written in the tag, "9.0", "11.8.0", "12.4.1"
+            "toolkit": "str",      # toolkit version inside, to look up its minimum driver: "9.0.176"
+            "os": "str",           # "ubuntu16.04", "ubuntu22.04", "ubi8", "rockylinux9"
+            "cudnn": "str?",       # cuDNN version inside ("7.6.5", "9.1.0"); absent: no cuDNN
+            "cudnn_token": "str?",  # tag token, "cudnn7", "cudnn8", "cudnn" (12.4.1 on); with cudnn
+            "flavors": "list[str]",  # "base", "runtime", "devel"
+            "status": "str",       # "available" | "eol" (scheduled for deletion) | "deleted"
+        },
+    },
+    # tensorflow.org/install/source#gpu "Tested build configurations" (Linux GPU), and the pip packages
+    "tensorflow": {
+        "build": {
+            "version": "str",      # the minor release the row covers, "1.2", "2.15"
+            "python": "list[str]",  # tested Pythons, ["2.7", "3.3", "3.4", "3.5", "3.6"]
+            "cuda": "str",         # as the table writes it, "8", "9", "11.2", "12.2"
+            "cudnn": "str",        # "5.1", "6", "7", "8.1", "9.3"
+        },
+        # which pip package carries the GPU build, and where CUDA comes from, per version range
+        "package": {
+            "versions": "str",     # PEP 440 specifier, ">=1.0,<1.15"
+            "project": "str",      # "tensorflow-gpu", "tensorflow"
+            "extra": "str?",       # "and-cuda"
+            "cuda_source": "str",  # "base-image" (system CUDA/cuDNN) | "wheels" (nvidia-* pip wheels)
+        },
+        # official images docker.io/tensorflow/tensorflow:<version>-gpu[-py3]
+        "image": {"versions": "str", "tag": "str", "python": "str"},
+    },
+    # pytorch.org previous versions, pytorch RELEASE.md compatibility matrix, vision/audio tables
+    "pytorch": {
+        "release": {
+            "version": "str",      # "2.5.1"
+            "cuda": "list[str]",   # CUDA variants of its official wheels, ["11.8", "12.1", "12.4"]
+            "pypi_cuda": "str?",   # the variant PyPI serves (absent: PyPI has CPU-only / none)
+            "python": "list[str]",  # ["3.9", ..., "3.13"]
+            "torchvision": "str?",
+            "torchaudio": "str?",
+            "cudnn": "table[str]?",  # cuDNN bundled, per CUDA variant {"12.4" = "9.1"}
+        },
+        # GPU architectures a build carries (TORCH_CUDA_ARCH_LIST of the official builds)
+        "archs": {
+            "versions": "str",     # PEP 440 specifier over torch versions
+            "cuda": "str",         # the CUDA variant
+            "archs": "list[str]",  # ["sm_50", ..., "sm_90"] (PTX-only entries as "compute_90")
+        },
+    },
+    # MXNet pip variants mxnet-cuXY[mkl]
+    "mxnet": {
+        "variant": {
+            "package": "str",      # "mxnet-cu90mkl"
+            "cuda": "str",         # "9.0"
+            "mkl": "bool",
+            "versions": "str",     # PEP 440 specifier of the releases published for it
+        },
+        "build": {
+            "versions": "str",     # specifier over mxnet versions
+            "cuda": "str",         # the variant's CUDA, "9.0"
+            "toolkit": "str",      # CUDA toolkit it was built with, "9.0.176"
+            "cudnn": "str",        # "7.6.0.64"
+        },
+        "python": {"versions": "str", "python": "list[str]"},
+    },
+    # JAX CUDA installs: the pip extra per version range
+    "jax": {
+        "variant": {
+            "versions": "str",     # specifier over jax versions
+            "extra": "str",        # "cuda12", "cuda12_pip", "cuda11_pip", "cuda13"
+            "cuda": "str",         # "12", "11", "13" (the CUDA major the wheels carry or need)
+            "cudnn": "str",        # minimum cuDNN, "8.9", "9.1"
+            "min_driver": "str",
+            "cuda_source": "str",  # "wheels" | "base-image"
+            "python": "list[str]",
+        },
+    },
+}
+# Derived from the package index by `gpuenv kb refresh` (kb/refresh.py), shipped as a snapshot:
+# every release of the framework projects with a Linux x86_64 (or pure) wheel.
+SCHEMAS["pypi"] = {
+    "release": {
+        "project": "str",          # PEP 503 name, "tensorflow-gpu"
+        "version": "str",
+        "python": "list[str]",     # Pythons it has wheels for: "3.6"...; "py3" / "py2" for pure wheels
+        "requires_python": "str?",
+        "cuda": "str?",            # CUDA major.minor of the nvidia-* wheels it pins (torch >= 1.13)
+        "cudnn": "str?",           # cuDNN of the nvidia-cudnn-* wheel it pins
+    },
+}
+
