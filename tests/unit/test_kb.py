@@ -39,7 +39,7 @@ def test_misnomers_and_close_names():
 @pytest.mark.parametrize("row,missing", [
     ({"family": "x", "name": "x", "retrieved": dt.date(2026, 1, 1)}, "source"),
     ({"family": "x", "name": "x", "source": "http://insecure", "retrieved": dt.date(2026, 1, 1)}, "source"),
-    ({"family": "x", "name": "x", "source": "https://pypi.org/project/x/", "retrieved": "2026-01-01"}, "retrieved"),
+    ({"family": "x", "name": "x", "source": "https://pypi.org/project/x/", "retrieved": "last year"}, "retrieved"),
 ])
 def test_a_row_without_provenance_is_refused(row, missing):
     with pytest.raises(KbError) as caught:
