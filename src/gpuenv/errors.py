@@ -91,12 +91,25 @@ class ImpossibleRequest(GpuenvError):
 
     exit_code = EXIT_IMPOSSIBLE
 
-    def __init__(self, message: str, causes: Sequence[str] = (), hint: Optional[str] = None):
+    CODES = ("driver-too-old", "python-conflict", "gpu-arch-unsupported", "no-such-version", "conflict")
+
+    def __init__(
+        self,
+        message: str,
+        causes: Sequence[str] = (),
+        hint: Optional[str] = None,
+        code: str = "conflict",
+        alternatives: Sequence[str] = (),
+    ):
         super().__init__(message, hint)
         self.causes = tuple(causes)
+        self.code = code
+        self.alternatives = tuple(alternatives)
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
+        data["code"] = self.code
+        data["alternatives"] = list(self.alternatives)
         data["causes"] = list(self.causes)
         return data
 

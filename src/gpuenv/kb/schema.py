@@ -136,3 +136,20 @@ SCHEMAS["pypi"] = {
     },
 }
 
+
+# Bases the resolver starts from when CUDA comes from wheels, and what Python each OS ships.
+SCHEMAS["bases"] = {
+    "python_image": {"python": "str", "image": "str", "os": "str"},  # docker.io/library/python slim tags
+    "os_python": {"os": "str", "python": "str"},  # the python3 an OS release ships ("ubuntu16.04" -> "3.5")
+}
+
+# How pip reaches a non-PyPI build of a framework (PyTorch's own wheel index), per version range.
+SCHEMAS["wheel_routes"] = {
+    "route": {
+        "family": "str",        # "torch"
+        "versions": "str",      # PEP 440 specifier over the framework's versions
+        "kind": "str",          # "index-url" | "extra-index-url" | "find-links" | "wheel-url"
+        "url": "str",           # template: {cu} = "cu118", {version}, {py} = "36" (wheel-url only)
+        "local_version": "bool",  # pins carry "+cu118"
+    },
+}

@@ -1,0 +1,126 @@
+"""Choosing the base image: an nvidia/cuda tag when a framework needs system CUDA, a slim Python image
+when every framework brings CUDA in its wheels, so that CUDA never ships twice by gpuenv's choice.
+A deleted tag falls back to a newer patch of the same CUDA that still exists, else to building the
+tag locally from NVIDIA's end-of-life recipe; either way the plan says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Optional
+
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.kb import load_table
+from gpuenv.resolve import nvidia
+from gpuenv.resolve.builds import Build
+from gpuenv.resolve.request import Target
+from gpuenv.resolve.versions import V, major, major_minor, minor_key
+
+_STATUS_RANK = {"available": 0, "eol": 1, "deleted": 2}
+
+
+@dataclass(frozen=True)
+class Base:
+    image: str
+    os: str
+    python_in_base: Optional[str]       # the python3 the base OS/image ships
+    cuda: Optional[str] = None          # system CUDA (major.minor), None for a slim base
+    toolkit: Optional[str] = None       # "8.0.61"
+    cudnn: Optional[str] = None         # cuDNN inside, "5.1.10"
+    status: str = "available"
+    build: Optional[str] = None         # "nvidia-eol-recipe" when gpuenv must build the tag itself
+    reasons: tuple[str, ...] = field(default=())
+
+    def min_driver(self) -> Optional[str]:
+        return nvidia.toolkit_min_driver(self.toolkit) if self.toolkit else None
+
+
+@lru_cache(maxsize=None)
+def _os_python() -> dict[str, str]:
+    return {r["os"]: r["python"] for r in load_table("bases")["os_python"]}
+
+
+def slim_base(python: str) -> Base:
+    row = next((r for r in load_table("bases")["python_image"] if r["python"] == python), None)
+    if row is None:
+        raise ImpossibleRequest(f"gpuenv knows no slim base image with Python {python}", code="python-conflict",
+                                hint="set `base` in gpuenv.toml to an image that has it")
+    return Base(f"docker.io/library/{row['image']}", row["os"], python,
+                reasons=(f"base {row['image']}: CUDA comes from the frameworks' pip wheels, so the base carries "
+                         f"none (CUDA ships once), and it has Python {python}",))
+
+
+def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:
+    """The nvidia/cuda runtime tag for the system CUDA the builds need."""
+    system = [b for b in builds if b.cuda_source == "base-image"]
+    cuda = max((major_minor(b.cuda) for b in system), key=minor_key)
+    cudnn = _strictest_cudnn([b.cudnn for b in system if b.cudnn])
+    rows = [r for r in load_table("cuda_images")["image"] if _cuda_fits(r["cuda"], cuda)
+            and "runtime" in r["flavors"] and _cudnn_fits(r.get("cudnn"), cudnn)]
+    if target.driver:
+        rows = [r for r in rows if V(nvidia.toolkit_min_driver(r["toolkit"]) or "0") <= V(target.driver)] or rows
+    if not rows:
+        need = f" with cuDNN {cudnn}" if cudnn else ""
+        raise ImpossibleRequest(f"no nvidia/cuda runtime image is known for CUDA {cuda}{need}", code="conflict",
+                                hint="set `base` in gpuenv.toml to an image with that CUDA and cuDNN")
+    row = min(rows, key=lambda r: _preference(r, cuda, cudnn, python))
+    tag = _tag(row)
+    reasons = [f"base nvidia/cuda:{tag}: {', '.join(_why(b) for b in system)}"]
+    os_python = _os_python().get(row["os"])
+    build = None
+    if row["status"] == "deleted":
+        build = "nvidia-eol-recipe"
+        reasons.append(f"nvidia/cuda:{tag} was deleted from Docker Hub (NVIDIA removes end-of-life tags); "
+                       "no newer tag of this CUDA exists, so it is built locally from NVIDIA's end-of-life "
+                       "recipe (gitlab.com/nvidia/container-images/cuda, dist/end-of-life), or pulled from a "
+                       "registry mirror that still holds it")
+    elif row["status"] == "eol":
+        reasons.append(f"nvidia/cuda:{tag} is end-of-life: NVIDIA may delete it; `gpuenv save` keeps a copy")
+    return Base(f"docker.io/nvidia/cuda:{tag}", row["os"], os_python, row["cuda"], row["toolkit"],
+                row.get("cudnn"), row["status"], build, tuple(reasons))
+
+
+def _why(build: Build) -> str:
+    cudnn = f" and cuDNN {build.cudnn}" if build.cudnn else ""
+    return f"{build.label} needs system CUDA {major_minor(build.cuda or '')}{cudnn}"
+
+
+def _strictest_cudnn(values: list[str]) -> Optional[str]:
+    return max(values, key=minor_key) if values else None
+
+
+def _cuda_fits(image: str, needed: str) -> bool:
+    """Before 11 the runtime's soname names the minor (libcudart.so.9.0); from 11 one major serves."""
+    if major(needed) >= 11:
+        return major(image) == major(needed) and minor_key(image) >= minor_key(needed)
+    return image == needed
+
+
+def _cudnn_fits(image: Optional[str], needed: Optional[str]) -> bool:
+    if needed is None:
+        return True
+    if image is None:
+        return False
+    return image.split(".")[0] == needed.split(".")[0] and minor_key(image)[:2] >= minor_key(needed)[:2]
+
+
+def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tuple:
+    return (
+        _STATUS_RANK.get(row["status"], 3),
+        row["cuda"] != cuda,                                # the exact minor first
+        minor_key(row["cuda"]),                              # else the nearest newer one
+        (row.get("cudnn") is not None) != (cudnn is not None),  # no cuDNN when none is needed
+        _os_python().get(row["os"]) != python,               # an OS that ships the planned Python
+        not row["os"].startswith("ubuntu"),
+        tuple(-x for x in minor_key(row["os"].replace("ubuntu", ""))),  # then the newest OS
+        tuple(-x for x in minor_key(row["version"])),
+    )
+
+
+def _tag(row: dict) -> str:
+    parts = [row["version"]]
+    if row.get("cudnn_token"):
+        parts.append(row["cudnn_token"])
+    parts += ["runtime", row["os"]]
+    return "-".join(parts)

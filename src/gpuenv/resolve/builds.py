@@ -1,0 +1,278 @@
+"""The provider: every build of a framework that could go into an environment, from the kb tables.
+
+A Build is one installable thing (a version, a CUDA variant, the pip requirement that gets it) with
+what it needs (Python, CUDA and where CUDA comes from, cuDNN, driver) and what it gives (GPU
+architectures). `builds_for(want, request)` lists them best first: newest version, and for one
+version the build PyPI serves before the other variants. Choosing is the solver's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Optional
+
+from gpuenv.kb import KbError, load_table
+from gpuenv.resolve import nvidia
+from gpuenv.resolve.request import Request, Want
+from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key
+
+ALL_PYTHONS = ("2.7", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+@dataclass(frozen=True)
+class Build:
+    family: str
+    project: str               # the pip project that carries it, "tensorflow-gpu"
+    version: str
+    requirement: str           # what pip installs; may hold {py}/{abi} (a wheel URL), filled per Python
+    python: tuple[str, ...]    # Pythons it has wheels for
+    cuda: Optional[str]        # the CUDA it was built for, as the tables write it ("8", "11.8", "12"); None: CPU
+    cudnn: Optional[str]
+    cuda_source: str           # "base-image" (system CUDA) | "wheels" (pip wheels carry it) | "none" (CPU)
+    archs: Optional[tuple[str, ...]] = None  # exact GPU architectures, when the tables know them
+    pip_options: tuple[str, ...] = ()        # ("--extra-index-url", "https://download.pytorch.org/whl/cu118")
+    companions: tuple[str, ...] = ()         # torchvision==..., same family, pinned to match
+    variant: str = ""                        # "cu118", "cu90mkl", "cuda12"
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def label(self) -> str:
+        suffix = f" ({self.variant})" if self.variant else ""
+        return f"{self.family} {self.version}{suffix}"
+
+    @property
+    def cuda_mm(self) -> Optional[str]:
+        """CUDA as major.minor ("8" -> "8.0"); a major-only value ("12" for JAX) stays a major."""
+        if self.cuda is None:
+            return None
+        return major_minor(self.cuda) if "." in self.cuda or major(self.cuda) < 11 else self.cuda
+
+    def min_driver(self) -> Optional[str]:
+        """The lowest driver that runs this build (system CUDA: that release; wheels: the major's floor)."""
+        if self.cuda is None:
+            return None
+        if self.cuda_source == "wheels":
+            return nvidia.wheels_min_driver(self.cuda)
+        return nvidia.native_min_driver(major_minor(self.cuda))
+
+    def gpu_archs(self) -> tuple[str, ...]:
+        if self.cuda is None:
+            return ()
+        return self.archs if self.archs is not None else nvidia.archs_of_cuda(self.cuda_mm or self.cuda)
+
+
+# --- the PyPI snapshot (kb refresh) ----------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _pypi() -> dict[str, dict[str, tuple[str, ...]]]:
+    """project -> version -> Pythons with wheels, from the refreshed index snapshot (empty if absent)."""
+    try:
+        rows = load_table("pypi")["release"]
+    except KbError:
+        return {}
+    index: dict[str, dict[str, tuple[str, ...]]] = {}
+    for row in rows:
+        index.setdefault(row["project"], {})[row["version"]] = _expand(row["python"])
+    return index
+
+
+def _expand(pythons: list[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for item in pythons:
+        if item in ("py3", "py2.py3"):
+            found.update(p for p in ALL_PYTHONS if p.startswith("3."))
+        if item in ("py2", "py2.py3"):
+            found.add("2.7")
+        if item[:1].isdigit():
+            found.add(item)
+    return tuple(sorted(found, key=minor_key))
+
+
+def published(project: str) -> Optional[dict[str, tuple[str, ...]]]:
+    """Versions of a project on the index and their Pythons; None when the snapshot lacks the project."""
+    return _pypi().get(project)
+
+
+def _pythons(listed: list[str], project: str, version: str) -> tuple[str, ...]:
+    """The tables' Pythons, narrowed to those the index has wheels for (when it knows the version)."""
+    wheels = (published(project) or {}).get(version)
+    if wheels:
+        narrowed = [p for p in listed if p in wheels]
+        return tuple(sorted(narrowed or wheels, key=minor_key)) if narrowed else ()
+    return tuple(sorted(listed, key=minor_key))
+
+
+def _newest_first(versions: list[str]) -> list[str]:
+    return sorted({v for v in versions if not V(v).is_prerelease}, key=V, reverse=True)
+
+
+# --- TensorFlow ---------------------------------------------------------------------------------------
+
+def _tensorflow(want: Want, request: Request) -> list[Build]:
+    table = load_table("tensorflow")
+    builds = {row["version"]: row for row in table["build"]}
+    packages = table["package"]
+    versions = set()
+    for project in ("tensorflow", "tensorflow-gpu"):
+        versions.update((published(project) or {}).keys())
+    if not versions:  # no index snapshot: the minor releases of the tested table, as x.y.0
+        versions = {f"{v}.0" for v in builds}
+    found = []
+    for version in _newest_first(sorted(versions)):
+        build = builds.get(major_minor(version))
+        route = next((p for p in packages if matches(p["versions"], version)), None)
+        if build is None or route is None:
+            continue
+        project = route["project"]
+        if request.cpu:
+            project, extra, source = "tensorflow", None, "none"
+        else:
+            extra, source = route.get("extra"), route["cuda_source"]
+        index = published(project)
+        if index is not None and version not in index:
+            continue
+        python = _pythons(build["python"], project, version)
+        requirement = f"{project}[{extra}]=={version}" if extra else f"{project}=={version}"
+        found.append(Build(
+            "tensorflow", project, version, requirement, python,
+            None if request.cpu else build["cuda"], None if request.cpu else build["cudnn"], source,
+            variant="" if request.cpu else ("" if not extra else extra),
+        ))
+    return found
+
+
+# --- PyTorch --------------------------------------------------------------------------------------------
+
+def _cu(cuda: str) -> str:
+    return "cu" + cuda.replace(".", "")
+
+
+def _torch(want: Want, request: Request) -> list[Build]:
+    table = load_table("pytorch")
+    routes = [r for r in load_table("wheel_routes")["route"] if r["family"] == "torch"]
+    found = []
+    releases = sorted(table["release"], key=lambda r: V(r["version"]), reverse=True)
+    for row in releases:
+        version = row["version"]
+        variants = [] if request.cpu else list(row["cuda"])
+        default = row.get("pypi_cuda")
+        ordered = ([default] if default in variants else []) + sorted(
+            (c for c in variants if c != default), key=minor_key, reverse=True)
+        for cuda in ordered:
+            found.append(_torch_build(row, cuda, cuda == default, routes, table["archs"], want))
+        if request.cpu:
+            found.append(Build("torch", "torch", version, f"torch=={version}", tuple(row["python"]),
+                               None, None, "none", companions=_companions(row, want, "")))
+    return [b for b in found if b is not None]
+
+
+def _torch_build(row, cuda, is_default, routes, arch_rows, want: Want) -> Optional[Build]:
+    version = row["version"]
+    archs = next((tuple(a["archs"]) for a in arch_rows
+                  if a["cuda"] == cuda and matches(a["versions"], version)), None)
+    cudnn = (row.get("cudnn") or {}).get(cuda)
+    python = tuple(row["python"])
+    if is_default:
+        python = _pythons(list(row["python"]), "torch", version)
+        return Build("torch", "torch", version, f"torch=={version}", python, cuda, cudnn, "wheels",
+                     archs=archs, companions=_companions(row, want, ""), variant=_cu(cuda))
+    route = next((r for r in routes if matches(r["versions"], version)), None)
+    if route is None:
+        return None
+    url = route["url"].replace("{cu}", _cu(cuda)).replace("{version}", version)
+    if route["kind"] == "wheel-url":
+        requirement, options = f"torch @ {url}", ()
+    else:
+        local = f"+{_cu(cuda)}" if route["local_version"] else ""
+        requirement, options = f"torch=={version}{local}", (f"--{route['kind']}", url)
+    local = f"+{_cu(cuda)}" if route["local_version"] else ""
+    return Build("torch", "torch", version, requirement, python, cuda, cudnn, "wheels", archs=archs,
+                 pip_options=options, companions=_companions(row, want, local), variant=_cu(cuda))
+
+
+def _companions(row, want: Want, local: str) -> tuple[str, ...]:
+    out = []
+    if row.get("torchvision"):
+        out.append(f"torchvision=={row['torchvision']}{local}")
+    if row.get("torchaudio"):
+        out.append(f"torchaudio=={row['torchaudio']}")
+    return tuple(out)
+
+
+# --- MXNet ----------------------------------------------------------------------------------------------
+
+def _mxnet(want: Want, request: Request) -> list[Build]:
+    table = load_table("mxnet")
+    variants = [v for v in table["variant"] if want.project in ("mxnet", v["package"])]
+    if want.project == "mxnet-mkl" or request.cpu:
+        variants = []
+    found = []
+    for row in sorted(variants, key=lambda r: (r["mkl"] != ("mkl" in want.project), r["package"])):
+        index = published(row["package"])
+        versions = list(index) if index is not None else []
+        for version in _newest_first(versions):
+            if not matches(row["versions"], version):
+                continue
+            found.append(_mxnet_build(table, row, version))
+    if request.cpu or want.project in ("mxnet", "mxnet-mkl") and not found:
+        for version in _newest_first(list(published(want.project if request.cpu else "mxnet") or {})):
+            found.append(Build("mxnet", "mxnet", version, f"mxnet=={version}", _mx_python(table, version),
+                               None, None, "none"))
+    found.sort(key=lambda b: V(b.version), reverse=True)
+    return found
+
+
+def _mx_python(table, version: str) -> tuple[str, ...]:
+    row = next((r for r in table["python"] if matches(r["versions"], version)), None)
+    return tuple(row["python"]) if row else ()
+
+
+def _mxnet_build(table, row, version: str) -> Build:
+    build = next((b for b in table["build"] if b["cuda"] == row["cuda"] and matches(b["versions"], version)), None)
+    cudnn = build["cudnn"] if build else None
+    notes = []
+    if build is None:
+        notes.append(f"the cuDNN {row['package']} {version} was built with is not recorded")
+    python = _pythons(list(_mx_python(table, version)), row["package"], version)
+    variant = row["package"].split("-", 1)[1]
+    return Build("mxnet", row["package"], version, f"{row['package']}=={version}", python, row["cuda"],
+                 cudnn, "base-image", variant=variant, notes=tuple(notes))
+
+
+# --- JAX ------------------------------------------------------------------------------------------------
+
+def _jax(want: Want, request: Request) -> list[Build]:
+    variants = load_table("jax")["variant"]
+    found = []
+    for version in _newest_first(list(published("jax") or {})):
+        if request.cpu:
+            found.append(Build("jax", "jax", version, f"jax=={version}", _pythons(list(ALL_PYTHONS), "jax", version),
+                               None, None, "none"))
+            continue
+        for row in variants:
+            if not matches(row["versions"], version):
+                continue
+            found.append(Build("jax", "jax", version, f"jax[{row['extra']}]=={version}",
+                               _pythons(list(row["python"]), "jaxlib", version), row["cuda"], row["cudnn"],
+                               row["cuda_source"], variant=row["extra"]))
+    return found
+
+
+PROVIDERS: dict[str, Callable[[Want, Request], list[Build]]] = {
+    "tensorflow": _tensorflow,
+    "torch": _torch,
+    "mxnet": _mxnet,
+    "jax": _jax,
+}
+
+
+def builds_for(want: Want, request: Request) -> list[Build]:
+    provider = PROVIDERS.get(want.family)
+    if provider is None:
+        return []
+    return provider(want, request)
+
+
+def families() -> list[str]:
+    return list(PROVIDERS)

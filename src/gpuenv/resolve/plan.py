@@ -1,0 +1,184 @@
+"""The resolver's answer: one plan, with a reason for every choice, and its JSON contract (README)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from gpuenv.resolve import nvidia
+from gpuenv.resolve.base import Base, cuda_base, slim_base
+from gpuenv.resolve.builds import Build
+from gpuenv.resolve.request import Request, Target
+from gpuenv.resolve.solver import Choice, solve
+from gpuenv.resolve.versions import V, major_minor, minor_key, python_range
+
+
+@dataclass(frozen=True)
+class Plan:
+    python: str
+    cuda: Optional[str]
+    cudnn: Optional[str]
+    cuda_source: str                 # "base-image" | "wheels" | "none"
+    base: Base
+    min_driver: Optional[str]
+    packages: tuple[str, ...]
+    pip_options: tuple[str, ...]
+    gpu_archs: tuple[str, ...]
+    builds: tuple[Build, ...]
+    reasons: tuple[str, ...]
+    target: Target
+    user_packages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `gpuenv plan --json` contract: keys may be added, these keep their meaning."""
+        return {
+            "python": self.python,
+            "cuda": self.cuda,
+            "cudnn": self.cudnn,
+            "cuda_source": self.cuda_source,
+            "base_image": self.base.image,
+            "min_driver": self.min_driver,
+            "packages": list(self.packages),
+            "gpu_archs": list(self.gpu_archs),
+            "reasons": list(self.reasons),
+            "pip_options": list(self.pip_options),
+            "user_packages": list(self.user_packages),
+            "python_source": "base" if self.base.python_in_base == self.python else "install",
+            "base": {
+                "image": self.base.image, "os": self.base.os, "status": self.base.status,
+                "build": self.base.build, "python": self.base.python_in_base,
+                "cuda": self.base.cuda, "toolkit": self.base.toolkit, "cudnn": self.base.cudnn,
+            },
+            "frameworks": [
+                {"family": b.family, "project": b.project, "version": b.version, "variant": b.variant,
+                 "requirement": _fill(b.requirement, self.python), "cuda": b.cuda, "cudnn": b.cudnn,
+                 "cuda_source": b.cuda_source, "python": list(b.python), "min_driver": b.min_driver(),
+                 "gpu_archs": list(b.gpu_archs()), "gpu_archs_exact": b.archs is not None}
+                for b in self.builds
+            ],
+            "target": {
+                "origin": self.target.origin, "driver": self.target.driver,
+                "max_cuda": nvidia.max_cuda(self.target.driver) if self.target.driver else None,
+                "gpus": [{"name": g.name, "cc": g.cc} for g in self.target.gpus],
+            },
+        }
+
+
+def resolve(request: Request, target: Target) -> Plan:
+    choice = solve(request, target)
+    return assemble(choice, request, target)
+
+
+def assemble(choice: Choice, request: Request, target: Target) -> Plan:
+    builds, python = choice.builds, choice.python
+    reasons = [_python_reason(builds, python, request)]
+    gpu = [b for b in builds if b.cuda is not None]
+    system = [b for b in gpu if b.cuda_source == "base-image"]
+    if system:
+        base = cuda_base(tuple(builds), python, target)
+        cuda, source = base.cuda, "base-image"
+        cudnn = max((b.cudnn for b in system if b.cudnn), key=minor_key, default=None) or _short(base.cudnn)
+        min_driver = base.min_driver()
+        for b in gpu:
+            if b.cuda_source == "wheels":
+                reasons.append(f"{b.label} brings its own CUDA {b.cuda} in its wheels (PyTorch wheels always "
+                               f"do); its variant was chosen to match the base's CUDA {base.cuda}")
+                need = b.min_driver()
+                if need and min_driver and V(need) > V(min_driver):
+                    min_driver = need
+    elif gpu:
+        base = slim_base(python)
+        primary = max(gpu, key=lambda b: minor_key(b.cuda or "0"))
+        cuda, source = primary.cuda, "wheels"
+        cudnn = primary.cudnn
+        min_driver = max((b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
+    else:
+        base = slim_base(python)
+        cuda, cudnn, source, min_driver = None, None, "none", None
+        reasons.append("CPU only: no CUDA, no driver needed")
+    reasons += list(base.reasons)
+    for b in builds:
+        reasons.append(_build_reason(b, request, target))
+        reasons += list(b.notes)
+    if min_driver:
+        reasons.append(_driver_reason(min_driver, source, target))
+    archs = _common_archs(gpu)
+    if gpu:
+        reasons.append(_arch_reason(gpu, archs, target))
+    packages, options = [], []
+    for b in builds:
+        packages.append(_fill(b.requirement, python))
+        packages += _wanted_companions(b, request)
+        options += [o for o in b.pip_options if o not in options]
+    return Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
+                tuple(builds), tuple(reasons), target, request.packages)
+
+
+def _short(cudnn: Optional[str]) -> Optional[str]:
+    return ".".join(cudnn.split(".")[:2]) if cudnn else None
+
+
+def _fill(requirement: str, python: str) -> str:
+    """A wheel URL names the Python: cp36-cp36m (before 3.8 the ABI tag has an m; 2.7: mu)."""
+    if "{py}" not in requirement:
+        return requirement
+    short = python.replace(".", "")
+    abi = "mu" if python == "2.7" else ("m" if minor_key(python) < (3, 8) else "")
+    return requirement.replace("{py}", short).replace("{abi}", abi)
+
+
+def _wanted_companions(build: Build, request: Request) -> list[str]:
+    wanted = {w.project for w in request.wants}
+    return [c for c in build.companions if c.split("==", 1)[0] in wanted]
+
+
+def _python_reason(builds, python, request) -> str:
+    ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in builds)
+    asked = f"Python {request.python} was asked; " if request.python else ""
+    return f"Python {python}: {asked}the newest that every framework has wheels for ({ranges})"
+
+
+def _build_reason(b: Build, request: Request, target: Target) -> str:
+    pinned = any(w.specifier.startswith("==") for w in request.wants if w.family == b.family)
+    how = "as pinned" if pinned else "the newest version that fits the request and the target"
+    if b.cuda is None:
+        return f"{b.label}: {how}, CPU build"
+    where = "system CUDA from the base image" if b.cuda_source == "base-image" else "CUDA from its pip wheels"
+    cudnn = f", cuDNN {b.cudnn}" if b.cudnn else ""
+    return f"{b.label}: {how}; built for CUDA {b.cuda}{cudnn}; {where}; installed as {b.requirement.split(' @')[0]}"
+
+
+def _driver_reason(min_driver: str, source: str, target: Target) -> str:
+    how = ("the base image's CUDA release (CUDA release notes, Table 3)" if source == "base-image"
+           else "CUDA minor-version compatibility for pip-wheel CUDA (from CUDA 11), else the release's own minimum")
+    if target.driver:
+        return f"needs driver >= {min_driver} ({how}); {target.origin} has {target.driver}"
+    return f"needs driver >= {min_driver} ({how}); no driver limit was given, so none was applied"
+
+
+def _common_archs(gpu: list[Build]) -> tuple[str, ...]:
+    if not gpu:
+        return ()
+    sets = [set(b.gpu_archs()) for b in gpu]
+    common = set.intersection(*sets)
+    return tuple(sorted(common, key=lambda s: (not s.startswith("sm_"), _sm_key(s))))
+
+
+def _sm_key(sm: str) -> tuple[int, int]:
+    digits = "".join(ch for ch in sm.split("_", 1)[1] if ch.isdigit())
+    return int(digits[:-1]), int(digits[-1])
+
+
+def _arch_reason(gpu: list[Build], archs: tuple[str, ...], target: Target) -> str:
+    derived = [b.label for b in gpu if b.archs is None]
+    how = (f" ({', '.join(derived)}: the range its CUDA can build for; the exact list is not recorded)"
+           if derived else "")
+    span = f"{archs[0]}..{archs[-1]}" if archs else "none in common"
+    if target.gpus:
+        names = ", ".join(f"{g.name} (sm_{g.cc.replace('.', '')})" for g in target.gpus)
+        return f"GPU architectures {span}{how}; covers {names}"
+    return f"GPU architectures {span}{how}; no GPU was given, so none was checked"
+
+
+def cuda_of(version: str) -> str:
+    return major_minor(version)

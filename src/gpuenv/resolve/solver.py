@@ -1,0 +1,343 @@
+"""The resolver: chooses one build per framework so that they fit together and on the target, or
+explains exactly why none fits and what would (`ImpossibleRequest` with a code and alternatives).
+
+Every constraint is one filter with a name; the first filter that leaves a framework with nothing
+is the reason given, and the alternatives are found by lifting that one constraint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.resolve import nvidia
+from gpuenv.resolve.builds import Build, builds_for
+from gpuenv.resolve.request import Request, Target, Want
+from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, python_range
+
+
+@dataclass(frozen=True)
+class Group:
+    """The wants of one framework family (torch with torchvision), solved as one build."""
+
+    family: str
+    wants: tuple[Want, ...]
+
+    @property
+    def primary(self) -> Want:
+        return next((w for w in self.wants if w.project not in _COMPANION_PROJECTS), self.wants[0])
+
+    @property
+    def text(self) -> str:
+        return ", ".join(w.text for w in self.wants)
+
+
+_COMPANION_PROJECTS = {"torchvision", "torchaudio", "jaxlib"}
+
+
+def groups_of(wants: tuple[Want, ...]) -> list[Group]:
+    order: list[str] = []
+    by_family: dict[str, list[Want]] = {}
+    for w in wants:
+        if w.family not in by_family:
+            order.append(w.family)
+        by_family.setdefault(w.family, []).append(w)
+    return [Group(f, tuple(by_family[f])) for f in order]
+
+
+# --- filters: (code, test) ------------------------------------------------------------------------------
+
+def _version_ok(group: Group) -> Callable[[Build], bool]:
+    def ok(build: Build) -> bool:
+        for w in group.wants:
+            version = _version_of(build, w.project)
+            if version is None or not matches(w.specifier, version):
+                return False
+            if w.project in ("tensorflow-gpu",) and build.project not in ("tensorflow-gpu",) and w.specifier:
+                pass
+            if w.family == "mxnet" and w.project != "mxnet" and build.project != w.project:
+                return False
+        return True
+    return ok
+
+
+def _version_of(build: Build, project: str) -> Optional[str]:
+    if project in ("torchvision", "torchaudio"):
+        found = next((c for c in build.companions if c.startswith(project + "==")), None)
+        return found.split("==", 1)[1].split("+", 1)[0] if found else None
+    return build.version
+
+
+def python_ok(wanted: Optional[str]) -> Callable[[Build], bool]:
+    return lambda build: bool(_pythons(build, wanted))
+
+
+def _pythons(build: Build, wanted: Optional[str]) -> tuple[str, ...]:
+    if not wanted:
+        return build.python
+    return tuple(p for p in build.python if p == wanted or p.startswith(wanted + "."))
+
+
+def cuda_ok(wanted: Optional[str]) -> Callable[[Build], bool]:
+    def ok(build: Build) -> bool:
+        if not wanted or build.cuda is None:
+            return True
+        return (build.cuda_mm == major_minor(wanted)) or (build.cuda_mm == build.cuda and major(build.cuda)
+                                                          == major(wanted))
+    return ok
+
+
+def arch_ok(target: Target) -> Callable[[Build], bool]:
+    def ok(build: Build) -> bool:
+        if build.cuda is None:
+            return True
+        return all(nvidia.covers(build.gpu_archs(), gpu.cc) for gpu in target.gpus)
+    return ok
+
+
+def driver_ok(target: Target) -> Callable[[Build], bool]:
+    def ok(build: Build) -> bool:
+        need = build.min_driver()
+        return target.driver is None or need is None or nvidia.driver_runs(target.driver, need)
+    return ok
+
+
+@dataclass
+class Stage:
+    code: str
+    test: Callable[[Build], bool]
+
+
+def stages(group: Group, request: Request, target: Target) -> list[Stage]:
+    return [
+        Stage("no-such-version", _version_ok(group)),
+        Stage("python-conflict", python_ok(request.python)),
+        Stage("conflict", cuda_ok(request.cuda)),
+        Stage("gpu-arch-unsupported", arch_ok(target)),
+        Stage("driver-too-old", driver_ok(target)),
+    ]
+
+
+# --- solving -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Choice:
+    builds: tuple[Build, ...]
+    python: str
+
+
+def solve(request: Request, target: Target) -> Choice:
+    groups = groups_of(request.wants)
+    if not groups:
+        raise ImpossibleRequest("nothing to plan: no framework was asked for", code="no-such-version",
+                                hint="name one, e.g. `gpuenv plan torch` or `gpuenv plan tensorflow==1.2.1`")
+    options = []
+    for group in groups:
+        every = builds_for(group.primary, request)
+        left = every
+        for stage in stages(group, request, target):
+            kept = [b for b in left if stage.test(b)]
+            if not kept:
+                raise explain(stage.code, group, left, every, request, target)
+            left = kept
+        options.append(left)
+    choice = _search(options, request.python)
+    if choice is None:
+        raise _conflict(groups, options, request)
+    return choice
+
+
+def _search(options: list[list[Build]], wanted: Optional[str]) -> Optional[Choice]:
+    """Depth-first over the groups in order, each group's builds best first; the first fit wins."""
+    def walk(index: int, chosen: tuple[Build, ...], pythons: set[str]) -> Optional[Choice]:
+        if index == len(options):
+            return Choice(chosen, max(pythons, key=minor_key))
+        for build in options[index]:
+            common = pythons & set(_pythons(build, wanted))
+            if common and all(fits(build, other) for other in chosen):
+                found = walk(index + 1, chosen + (build,), common)
+                if found:
+                    return found
+        return None
+
+    return walk(0, (), set(_all_pythons(options)))
+
+
+def _all_pythons(options: list[list[Build]]) -> set[str]:
+    return {p for builds in options for b in builds for p in b.python}
+
+
+def fits(a: Build, b: Build) -> bool:
+    """Can two frameworks share one environment's CUDA?"""
+    if a.cuda is None or b.cuda is None:
+        return True
+    if a.cuda_source == "base-image" and b.cuda_source == "base-image":
+        return _same_system_cuda(a.cuda, b.cuda) and _same_major(a.cudnn, b.cudnn)
+    if a.cuda_source == "wheels" and b.cuda_source == "wheels":
+        return major(a.cuda) == major(b.cuda) and _same_major(a.cudnn, b.cudnn)
+    return _same_system_cuda(a.cuda, b.cuda)
+
+
+def _same_system_cuda(a: str, b: str) -> bool:
+    """System CUDA is one release: before 11 the minor must match; from 11 one major serves (the newest minor)."""
+    if major(a) >= 11 and major(b) >= 11:
+        return major(a) == major(b)
+    return major_minor(a) == major_minor(b)
+
+
+def _same_major(a: Optional[str], b: Optional[str]) -> bool:
+    return a is None or b is None or a.split(".")[0] == b.split(".")[0]
+
+
+# --- explaining ---------------------------------------------------------------------------------------------
+
+def explain(code: str, group: Group, left: list[Build], every: list[Build], request: Request,
+            target: Target) -> ImpossibleRequest:
+    name = group.primary.project
+    asked = group.text
+    if code == "no-such-version":
+        return _no_such_version(group, every, request)
+    if code == "python-conflict":
+        best = left[0]
+        pythons = sorted({p for b in left for p in b.python}, key=minor_key)
+        fix = [f'python = "{pythons[-1]}"'] if pythons else []
+        other = _first(every, python_ok(request.python), arch_ok(target), driver_ok(target))
+        if other:
+            fix.append(f"{_pin(other)} (Python {python_range(_pythons(other, request.python))})")
+        return ImpossibleRequest(
+            f"{asked}: builds support Python {python_range(pythons)}; Python {request.python} was asked "
+            f"(e.g. {best.label} supports {python_range(best.python)})",
+            code=code, alternatives=fix, hint=_options_hint(fix))
+    if code == "conflict":
+        cudas = sorted({b.cuda for b in left if b.cuda}, key=minor_key)
+        fix = [f'gpu.cuda = "{c}"' for c in cudas[-3:]]
+        return ImpossibleRequest(
+            f"{asked}: no build for CUDA {request.cuda}; builds exist for CUDA {', '.join(cudas)}",
+            code=code, alternatives=fix, hint=_options_hint(fix))
+    if code == "gpu-arch-unsupported":
+        return _arch(group, left, every, request, target)
+    return _driver(group, left, every, request, target, name)
+
+
+def _no_such_version(group: Group, every: list[Build], request: Request) -> ImpossibleRequest:
+    w = next((w for w in group.wants if not any(_version_ok(Group(group.family, (w,)))(b) for b in every)),
+             group.primary)
+    versions = sorted({v for b in every if (v := _version_of(b, w.project))}, key=V)
+    near = _nearest(w, versions)
+    gpu = "" if request.cpu else " with a Linux GPU build"
+    if not versions:
+        message = f"{w.text}: gpuenv knows no version of {w.project}{gpu}"
+        return ImpossibleRequest(message, code="no-such-version",
+                                 hint="run `gpuenv kb refresh` to read the package index again")
+    fix = [f"{w.project}=={v}" for v in near]
+    return ImpossibleRequest(
+        f"{w.text}: no version of {w.project}{gpu} matches '{w.specifier}' "
+        f"(known: {versions[0]} ... {versions[-1]})",
+        code="no-such-version", alternatives=fix, hint=_options_hint(fix))
+
+
+def _nearest(w: Want, versions: list[str]) -> list[str]:
+    pinned = w.specifier.lstrip("=<>!~ ").split(",")[0]
+    try:
+        target = V(pinned)
+    except Exception:
+        return versions[-2:][::-1]
+    below = [v for v in versions if V(v) < target][-1:]
+    above = [v for v in versions if V(v) > target][:1]
+    return below + above if (below or above) else versions[-1:]
+
+
+def _driver(group, left, every, request, target, name) -> ImpossibleRequest:
+    driver = target.driver
+    runs = nvidia.max_cuda(driver) or "none"
+    cheapest = min(left, key=lambda b: V(b.min_driver() or "0"))
+    need = cheapest.min_driver()
+    asked = group.text
+    message = (f"driver {driver} runs CUDA <= {runs}; {asked} needs CUDA {_cuda_text(cheapest)} "
+               f"(driver >= {need})")
+    fix = []
+    other = _first(every, python_ok(request.python), cuda_ok(request.cuda), arch_ok(target), driver_ok(target))
+    if other:
+        fix.append(f"{name}<={_series(other.version)} (CUDA {_cuda_text(other)})")
+    fix.append(f"a driver >= {need}")
+    return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=_options_hint(fix),
+                             causes=[f"{target.origin}: driver {driver}"])
+
+
+def _arch(group, left, every, request, target) -> ImpossibleRequest:
+    gpus = [g for g in target.gpus if not all(nvidia.covers(b.gpu_archs(), g.cc) for b in left)]
+    gpu = gpus[0] if gpus else target.gpus[0]
+    best = left[0]
+    archs = best.gpu_archs()
+    span = f"{archs[0]}..{archs[-1]}" if archs else "no GPU architectures"
+    sm = "sm_" + gpu.cc.replace(".", "")
+    message = (f"{gpu.name} is {sm} (compute capability {gpu.cc}); {best.label} has kernels for {span}"
+               f"{'' if best.archs is not None else ' (the range CUDA ' + _cuda_text(best) + ' can build for)'}")
+    fix = []
+    covering = [b for b in every if python_ok(request.python)(b) and arch_ok(target)(b)]
+    runnable = [b for b in covering if driver_ok(target)(b)]
+    if runnable:
+        oldest = min(runnable, key=lambda b: V(b.version))
+        fix.append(f"{group.primary.project}>={oldest.version} (CUDA {_cuda_text(oldest)})")
+    elif covering:
+        oldest = min(covering, key=lambda b: V(b.version))
+        fix.append(f"{group.primary.project}>={oldest.version} with a driver >= {oldest.min_driver()}")
+    rng = nvidia.cuda_range_of(gpu.cc)
+    if rng and rng[1]:
+        fix.append(f"a GPU newer than {gpu.name} is needed for CUDA > {rng[1]}")
+    return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=_options_hint(fix))
+
+
+def _conflict(groups: list[Group], options: list[list[Build]], request: Request) -> ImpossibleRequest:
+    a, b = options[0][0], options[1][0] if len(options) > 1 else options[0][0]
+    lines = []
+    fix = []
+    for i, group in enumerate(groups):
+        fixed = options[i][0]
+        for j, other_group in enumerate(groups):
+            if i == j:
+                continue
+            others = builds_for(other_group.primary, request)
+            fit = next((o for o in others if fits(fixed, o) and set(fixed.python) & set(o.python)
+                        and python_ok(request.python)(o)), None)
+            if fit:
+                fix.append(f"{other_group.primary.project}=={fit.version} (CUDA {_cuda_text(fit)}) "
+                           f"with {fixed.label}")
+    pythons_a = set(a.python)
+    if not any(set(x.python) & pythons_a for x in options[-1]):
+        lines.append(f"{groups[0].text} supports Python {python_range(a.python)}; "
+                     f"{groups[-1].text} supports Python {python_range({p for x in options[-1] for p in x.python})}")
+        code = "python-conflict"
+    else:
+        code = "conflict"
+        lines.append(f"{a.label} needs CUDA {_cuda_text(a)} ({_source(a)}); "
+                     f"{b.label} needs CUDA {_cuda_text(b)} ({_source(b)}); "
+                     f"frameworks in one environment must share one CUDA")
+    return ImpossibleRequest("; ".join(lines), code=code, alternatives=fix[:4], hint=_options_hint(fix[:4]))
+
+
+def _source(build: Build) -> str:
+    return "system CUDA in the base image" if build.cuda_source == "base-image" else "CUDA from its pip wheels"
+
+
+def _first(builds: list[Build], *tests: Callable[[Build], bool]) -> Optional[Build]:
+    return next((b for b in builds if all(t(b) for t in tests)), None)
+
+
+def _series(version: str) -> str:
+    parts = version.split(".")
+    return f"{parts[0]}.{parts[1]}.x" if len(parts) > 1 else version
+
+
+def _cuda_text(build: Build) -> str:
+    cuda = build.cuda or "none"
+    return major_minor(cuda) if "." in cuda or (cuda.isdigit() and int(cuda) < 11) else cuda
+
+
+def _pin(build: Build) -> str:
+    return f"{build.project}=={build.version}"
+
+
+def _options_hint(fix: list[str]) -> Optional[str]:
+    return ("options: " + "; or ".join(fix)) if fix else None
