@@ -48,10 +48,12 @@ def cli(**_: Any) -> None:
 
 
 def _register() -> None:
-    from gpuenv.cli import init, spec
+    from gpuenv.cli import init, plan, spec
 
     cli.add_command(init.init)
     cli.add_command(spec.spec)
+    cli.add_command(plan.plan)
+    cli.add_command(plan.matrix)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,0 +1,127 @@
+"""The stages chained for library users and the CLI alike: a request and a target, then a plan."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gpuenv.errors import BadInput
+from gpuenv.resolve import GpuTarget, Plan, Request, Target, resolve, want
+from gpuenv.resolve.request import requirements_file
+
+
+@dataclass(frozen=True)
+class TargetFlags:
+    """What the command line says about the machine to plan for (None: not said)."""
+
+    driver: Optional[str] = None
+    gpu_names: tuple[str, ...] = ()
+    gpu_ccs: tuple[str, ...] = ()
+
+
+def request_from_words(words: list[str], python: Optional[str] = None) -> Request:
+    """A request from command-line words (`torch>=2.4`, `tensorflow 1.2.1 py36`, `mxnet cu90`)."""
+    from gpuenv.spec.request import parse_request
+
+    partial = parse_request(words)
+    gpu = partial.get("gpu", {})
+    return Request(
+        wants=tuple(want(text, "request") for text in partial.get("frameworks", [])),
+        python=python or partial.get("python"),
+        cuda=gpu.get("cuda"),
+        cpu=gpu.get("devices") == "none",
+        packages=tuple(partial.get("packages", [])),
+    )
+
+
+def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request, Any]:
+    """A request from a gpuenv.toml (frameworks, and those named in its requirements file)."""
+    from gpuenv.spec import load_spec
+
+    spec = load_spec(path)
+    texts = list(spec.frameworks)
+    packages = list(spec.packages)
+    if spec.requirements:
+        found, others = requirements_file(path.parent / spec.requirements)
+        texts += found
+        packages += others
+    where = f"{path}"
+    request = Request(
+        wants=tuple(want(str(t), where) for t in texts),
+        python=python or spec.python,
+        cuda=None if spec.gpu.cuda == "auto" else spec.gpu.cuda,
+        base=spec.base,
+        cpu=spec.gpu.devices == "none",
+        packages=tuple(str(p) for p in packages),
+    )
+    return request, spec
+
+
+def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True) -> Target:
+    """The machine to plan for: flags first, then the spec's [gpu] table, then this host."""
+    from gpuenv.resolve import nvidia
+
+    if flags.driver or flags.gpu_names or flags.gpu_ccs:
+        gpus = [_named_gpu(n, "--gpu-name") for n in flags.gpu_names] + [_cc_gpu(c, "--gpu") for c in flags.gpu_ccs]
+        return Target(flags.driver and _driver(flags.driver, "--driver"), tuple(gpus), "the machine the flags describe")
+    if spec is not None and (spec.gpu.driver != "auto" or spec.gpu.model != "auto"
+                             or spec.gpu.compute_capability != "auto"):
+        gpus = []
+        if spec.gpu.model != "auto":
+            gpus.append(_named_gpu(spec.gpu.model, "gpu.model"))
+        ccs = spec.gpu.compute_capability
+        if ccs != "auto":
+            gpus += [_cc_gpu(c, "gpu.compute_capability") for c in ([ccs] if isinstance(ccs, str) else ccs)]
+        driver = None if spec.gpu.driver == "auto" else spec.gpu.driver
+        return Target(driver, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
+    if not probe:
+        return Target(None, (), "no machine (no limits)")
+    from gpuenv.host.nvidia_smi import probe as probe_nvidia
+
+    host = probe_nvidia()
+    if host is None:
+        return Target(None, (), "this host (no NVIDIA driver)")
+    gpus = []
+    for gpu in host.gpus:
+        cc = gpu.cc or (nvidia.gpu_by_name(gpu.name) or (None, None))[1]
+        if cc:
+            gpus.append(GpuTarget(gpu.name, cc))
+    return Target(host.driver, tuple(gpus), "this host")
+
+
+_DRIVER = re.compile(r"\d{3}(\.\d{1,3}){0,2}")
+
+
+def _driver(text: str, where: str) -> str:
+    if not _DRIVER.fullmatch(text):
+        raise BadInput(f"{where}: '{text}' is not an NVIDIA driver version",
+                       "write it as nvidia-smi shows it, e.g. 384.90 or 535.104.05")
+    return text
+
+
+def _named_gpu(name: str, where: str) -> GpuTarget:
+    from gpuenv.resolve import nvidia
+
+    found = nvidia.gpu_by_name(name)
+    if found is None:
+        import difflib
+
+        near = difflib.get_close_matches(name, nvidia.gpu_names(), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(near)}?" if near else "give its compute capability with --gpu X.Y instead"
+        raise BadInput(f"{where}: gpuenv does not know the GPU '{name}'", hint)
+    return GpuTarget(found[0], found[1])
+
+
+def _cc_gpu(cc: str, where: str) -> GpuTarget:
+    from gpuenv.resolve import nvidia
+
+    if not re.fullmatch(r"\d{1,2}\.\d", cc) or nvidia.arch(cc) is None:
+        known = ", ".join(a.cc for a in nvidia.archs())
+        raise BadInput(f"{where}: '{cc}' is not a compute capability gpuenv knows", f"one of: {known}")
+    return GpuTarget(f"a GPU of compute capability {cc}", cc)
+
+
+def plan(request: Request, target: Target) -> Plan:
+    return resolve(request, target)

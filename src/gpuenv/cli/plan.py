@@ -1,0 +1,125 @@
+"""`gpuenv plan` (a request to a plan, with reasons) and `gpuenv matrix` (which versions run where)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Result
+from gpuenv.errors import BadInput
+
+
+def _target_options(fn):
+    fn = click.option("--gpu", "gpu_ccs", multiple=True, metavar="CC",
+                      help="Plan for a GPU of this compute capability (7.0); repeatable.")(fn)
+    fn = click.option("--gpu-name", "gpu_names", multiple=True, metavar="NAME",
+                      help="Plan for this GPU model (\"Tesla V100\", \"RTX 3090\"); repeatable.")(fn)
+    return click.option("--driver", metavar="VER", help="Plan for this NVIDIA driver (384.90) instead of this host's.")(fn)
+
+
+def _python(value: Optional[str]) -> Optional[str]:
+    if value is not None and not re.fullmatch(r"[23](\.\d{1,2})?", value):
+        raise BadInput(f"--python: '{value}' is not a Python version", "write it as 3.6, 3.10 or 3")
+    return value
+
+
+@click.command()
+@click.argument("requirements", nargs=-1, metavar="[REQUIREMENT...]")
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path),
+              help="Plan for this gpuenv.toml (default ./gpuenv.toml when no REQUIREMENT is given).")
+@_target_options
+@click.option("--python", "python", metavar="X.Y", help="Plan for this Python.")
+@global_options
+def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[str], gpu_names: tuple[str, ...],
+         gpu_ccs: tuple[str, ...], python: Optional[str], **_: Any) -> Result:
+    """Resolve frameworks to Python, CUDA, cuDNN, base image, packages and minimum driver.
+
+    \b
+    gpuenv plan tensorflow==1.2.1
+    gpuenv plan torch torchvision --driver 470.82.01 --gpu-name "Tesla V100"
+    gpuenv plan --file examples/mxnet-cu90/gpuenv.toml --json
+    Exit code 3, with the reason and what would work instead, when nothing fits.
+    """
+    from gpuenv import api
+
+    python = _python(python)
+    flags = api.TargetFlags(driver, gpu_names, gpu_ccs)
+    spec = None
+    if file is not None or not requirements:
+        from gpuenv.spec import spec_path
+
+        request, spec = api.request_from_spec(spec_path(file), python)
+        if requirements:
+            raise BadInput("give either REQUIREMENTs or --file, not both", "put the requirements in the spec")
+    else:
+        request = api.request_from_words(list(requirements), python)
+    result = api.plan(request, api.target_for(flags, spec))
+    data = result.to_dict()
+    return Result(data, lambda console: _show_plan(console, data))
+
+
+def _show_plan(console: Console, data: dict[str, Any]) -> None:
+    def line(key: str, value: Any) -> None:
+        console.print(f"[bold]{key:<12}[/bold]{escape(str(value))}")
+
+    line("python", data["python"])
+    line("cuda", f"{data['cuda'] or 'none'} ({data['cuda_source']})")
+    line("cudnn", data["cudnn"] or "none")
+    line("base", data["base_image"] + (f"  [{data['base']['build']}]" if data["base"]["build"] else ""))
+    line("min driver", data["min_driver"] or "none")
+    line("packages", " ".join(data["packages"]))
+    if data["pip_options"]:
+        line("pip options", " ".join(data["pip_options"]))
+    if data["gpu_archs"]:
+        line("gpu archs", " ".join(data["gpu_archs"]))
+    console.print("[bold]why[/bold]")
+    for reason in data["reasons"]:
+        console.print(f"  - {escape(reason)}")
+
+
+@click.command()
+@click.argument("framework")
+@_target_options
+@click.option("--python", "python", metavar="X.Y", help="Only versions with wheels for this Python.")
+@click.option("--all", "show_all", is_flag=True, help="List every CUDA variant, not only the best per version.")
+@global_options
+def matrix(framework: str, driver: Optional[str], gpu_names: tuple[str, ...], gpu_ccs: tuple[str, ...],
+           python: Optional[str], show_all: bool, **_: Any) -> Result:
+    """Which versions of FRAMEWORK run on a machine, newest first, with their CUDA, cuDNN and Python.
+
+    \b
+    gpuenv matrix tensorflow --driver 384.90
+    gpuenv matrix torch --gpu-name "Tesla K80"
+    """
+    from gpuenv import api
+    from gpuenv.resolve.matrix import rows_for
+
+    python = _python(python)
+    target = api.target_for(api.TargetFlags(driver, gpu_names, gpu_ccs))
+    rows = rows_for(framework, target, python, show_all)
+    data = {"framework": framework, "target": {"driver": target.driver, "origin": target.origin,
+            "gpus": [{"name": g.name, "cc": g.cc} for g in target.gpus]}, "versions": rows}
+    return Result(data, lambda console: _show_matrix(console, data))
+
+
+def _show_matrix(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    target = data["target"]
+    gpus = ", ".join(g["name"] for g in target["gpus"]) or "any GPU"
+    console.print(f"{escape(data['framework'])} on driver {target['driver'] or 'any'}, {escape(gpus)}:")
+    table = Table(box=None, pad_edge=False)
+    for column in ("version", "install", "cuda", "cudnn", "python", "min driver", "cuda from"):
+        table.add_column(column)
+    for row in data["versions"]:
+        table.add_row(row["version"], row["requirement"], row["cuda"] or "-", row["cudnn"] or "-",
+                      row["python"], row["min_driver"] or "-", row["cuda_source"])
+    console.print(table)
+    if not data["versions"]:
+        console.print("no version runs there")
