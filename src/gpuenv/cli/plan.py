@@ -20,7 +20,8 @@ def _target_options(fn):
                       help="Plan for a GPU of this compute capability (7.0); repeatable.")(fn)
     fn = click.option("--gpu-name", "gpu_names", multiple=True, metavar="NAME",
                       help="Plan for this GPU model (\"Tesla V100\", \"RTX 3090\"); repeatable.")(fn)
-    return click.option("--driver", metavar="VER", help="Plan for this NVIDIA driver (384.90) instead of this host's.")(fn)
+    return click.option("--driver", metavar="VER",
+                        help="Plan for this NVIDIA driver (384.90) instead of this host's.")(fn)
 
 
 def _python(value: Optional[str]) -> Optional[str]:

@@ -46,7 +46,7 @@ def slim_base(python: str) -> Base:
     if row is None:
         raise ImpossibleRequest(f"gpuenv knows no slim base image with Python {python}", code="python-conflict",
                                 hint="set `base` in gpuenv.toml to an image that has it")
-    return Base(f"docker.io/library/{row['image']}", row["os"], python,
+    return Base(row["image"], row["os"], python,
                 reasons=(f"base {row['image']}: CUDA comes from the frameworks' pip wheels, so the base carries "
                          f"none (CUDA ships once), and it has Python {python}",))
 
@@ -77,7 +77,7 @@ def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:
                        "registry mirror that still holds it")
     elif row["status"] == "eol":
         reasons.append(f"nvidia/cuda:{tag} is end-of-life: NVIDIA may delete it; `gpuenv save` keeps a copy")
-    return Base(f"docker.io/nvidia/cuda:{tag}", row["os"], os_python, row["cuda"], row["toolkit"],
+    return Base(f"nvidia/cuda:{tag}", row["os"], os_python, row["cuda"], row["toolkit"],
                 row.get("cudnn"), row["status"], build, tuple(reasons))
 
 
@@ -124,3 +124,23 @@ def _tag(row: dict) -> str:
         parts.append(row["cudnn_token"])
     parts += ["runtime", row["os"]]
     return "-".join(parts)
+
+
+def given_base(image: str, builds: tuple[Build, ...], python: str) -> Base:
+    """The spec's own `base`, with what gpuenv can tell of it from its name."""
+    from gpuenv.resolve.provided import recognise
+
+    held = recognise(image)
+    if held is None:
+        return Base(image, "(unknown)", None, reasons=(
+            f"base {image}: given by the spec; gpuenv cannot tell its CUDA or Python from its name, "
+            "so `gpuenv verify` checks them after the build",))
+    toolkit = None
+    if held.cuda:
+        from gpuenv.resolve.nvidia import toolkits
+
+        same = [t.version for t in toolkits() if t.cuda == held.cuda]
+        toolkit = same[-1] if same else None
+    return Base(image, "(from the image)", held.python, held.cuda, toolkit, held.cudnn, "available", None,
+                (f"base {image}: given by the spec; {held.what}"
+                 + (f" with CUDA {held.cuda}" if held.cuda else "") + (f", cuDNN {held.cudnn}" if held.cudnn else ""),))

@@ -34,6 +34,7 @@ class Build:
     pip_options: tuple[str, ...] = ()        # ("--extra-index-url", "https://download.pytorch.org/whl/cu118")
     companions: tuple[str, ...] = ()         # torchvision==..., same family, pinned to match
     variant: str = ""                        # "cu118", "cu90mkl", "cuda12"
+    provided_by: Optional[str] = None        # the base image that already holds it (nothing installed)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from gpuenv.resolve import nvidia
-from gpuenv.resolve.base import Base, cuda_base, slim_base
+from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, solve
@@ -74,7 +74,14 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
     reasons = [_python_reason(builds, python, request)]
     gpu = [b for b in builds if b.cuda is not None]
     system = [b for b in gpu if b.cuda_source == "base-image"]
-    if system:
+    if request.base:
+        base = given_base(request.base, builds, python)
+        cuda = base.cuda or max((b.cuda for b in gpu if b.cuda), key=minor_key, default=None)
+        source = "base-image" if base.cuda else ("wheels" if gpu else "none")
+        cudnn = base.cudnn or next((b.cudnn for b in gpu if b.cudnn), None)
+        min_driver = (base.min_driver() if base.toolkit else None) or max(
+            (b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
+    elif system:
         base = cuda_base(tuple(builds), python, target)
         cuda, source = base.cuda, "base-image"
         cudnn = max((b.cudnn for b in system if b.cudnn), key=minor_key, default=None) or _short(base.cudnn)
@@ -98,6 +105,8 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         reasons.append("CPU only: no CUDA, no driver needed")
     reasons += list(base.reasons)
     for b in builds:
+        if b.family == "base":
+            continue
         reasons.append(_build_reason(b, request, target))
         reasons += list(b.notes)
     if min_driver:
@@ -107,6 +116,8 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         reasons.append(_arch_reason(gpu, archs, target))
     packages, options = [], []
     for b in builds:
+        if b.provided_by:
+            continue
         packages.append(_fill(b.requirement, python))
         packages += _wanted_companions(b, request)
         options += [o for o in b.pip_options if o not in options]
@@ -141,6 +152,8 @@ def _python_reason(builds, python, request) -> str:
 def _build_reason(b: Build, request: Request, target: Target) -> str:
     pinned = any(w.specifier.startswith("==") for w in request.wants if w.family == b.family)
     how = "as pinned" if pinned else "the newest version that fits the request and the target"
+    if b.provided_by:
+        return f"{b.family} {b.version}: held by the base image {b.provided_by}, not reinstalled"
     if b.cuda is None:
         return f"{b.label}: {how}, CPU build"
     where = "system CUDA from the base image" if b.cuda_source == "base-image" else "CUDA from its pip wheels"

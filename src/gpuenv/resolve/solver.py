@@ -132,8 +132,13 @@ def solve(request: Request, target: Target) -> Choice:
     if not groups:
         raise ImpossibleRequest("nothing to plan: no framework was asked for", code="no-such-version",
                                 hint="name one, e.g. `gpuenv plan torch` or `gpuenv plan tensorflow==1.2.1`")
+    fixed = _from_base(request, groups)
     options = []
     for group in groups:
+        held = next((b for b in fixed if b.family == group.family), None)
+        if held is not None:
+            options.append([held])
+            continue
         every = builds_for(group.primary, request)
         left = every
         for stage in stages(group, request, target):
@@ -142,26 +147,56 @@ def solve(request: Request, target: Target) -> Choice:
                 raise explain(stage.code, group, left, every, request, target)
             left = kept
         options.append(left)
-    choice = _search(options, request.python)
+    base_only = [b for b in fixed if b.family == "base"]
+    choice = _search(options, request.python, tuple(base_only))
     if choice is None:
         raise _conflict(groups, options, request)
     return choice
 
 
-def _search(options: list[list[Build]], wanted: Optional[str]) -> Optional[Choice]:
+def _from_base(request: Request, groups: list[Group]) -> list[Build]:
+    """What the spec's base image already holds: its framework (not reinstalled) or its system CUDA."""
+    from gpuenv.resolve.builds import ALL_PYTHONS
+    from gpuenv.resolve.provided import recognise
+
+    if not request.base:
+        return []
+    held = recognise(request.base)
+    if held is None:
+        return []
+    pythons = (held.python,) if held.python else ALL_PYTHONS
+    if held.family is None:
+        return [Build("base", "", "", "", pythons, held.cuda, held.cudnn, "base-image", provided_by=held.image)]
+    group = next((g for g in groups if g.family == held.family), None)
+    if group is not None and held.version is not None:
+        for w in group.wants:
+            if w.project not in _COMPANION_PROJECTS and not matches(w.specifier, held.version):
+                raise ImpossibleRequest(
+                    f"the base image {held.image} holds {held.family} {held.version}; the request asks {w.text}",
+                    code="conflict", alternatives=[f"{w.project}=={held.version}", "another `base`"],
+                    hint=f"options: {w.project}=={held.version}; or a base image without {held.family}")
+    return [Build(held.family, held.family, held.version or "(as in the image)", "", pythons, held.cuda, held.cudnn,
+                  "base-image", provided_by=held.image, notes=(f"{held.family} comes from {held.what} "
+                                                              f"{held.image}: nothing is reinstalled",))]
+
+
+def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Build, ...] = ()) -> Optional[Choice]:
     """Depth-first over the groups in order, each group's builds best first; the first fit wins."""
     def walk(index: int, chosen: tuple[Build, ...], pythons: set[str]) -> Optional[Choice]:
         if index == len(options):
             return Choice(chosen, max(pythons, key=minor_key))
         for build in options[index]:
             common = pythons & set(_pythons(build, wanted))
-            if common and all(fits(build, other) for other in chosen):
+            if common and all(fits(build, other) for other in chosen + fixed):
                 found = walk(index + 1, chosen + (build,), common)
                 if found:
                     return found
         return None
 
-    return walk(0, (), set(_all_pythons(options)))
+    pythons = set(_all_pythons(options))
+    for build in fixed:
+        pythons &= set(build.python)
+    return walk(0, (), pythons)
 
 
 def _all_pythons(options: list[list[Build]]) -> set[str]:
@@ -293,7 +328,7 @@ def _conflict(groups: list[Group], options: list[list[Build]], request: Request)
     a, b = options[0][0], options[1][0] if len(options) > 1 else options[0][0]
     lines = []
     fix = []
-    for i, group in enumerate(groups):
+    for i in range(len(groups)):
         fixed = options[i][0]
         for j, other_group in enumerate(groups):
             if i == j:
