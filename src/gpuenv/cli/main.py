@@ -48,12 +48,13 @@ def cli(**_: Any) -> None:
 
 
 def _register() -> None:
-    from gpuenv.cli import init, plan, spec
+    from gpuenv.cli import init, kb, plan, spec
 
     cli.add_command(init.init)
     cli.add_command(spec.spec)
     cli.add_command(plan.plan)
     cli.add_command(plan.matrix)
+    cli.add_command(kb.kb)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from gpuenv.errors import GpuenvError
@@ -50,7 +52,26 @@ def parse_table(name: str, text_and_kind: tuple[str, str]) -> dict[str, list[Row
     return {key: _checked_rows(name, key, data.get(key, [])) for key in schema}
 
 
+# Derived tables a user may refresh (`gpuenv kb refresh`): a valid copy in user_kb_dir() wins.
+_USER_TABLES = ("pypi",)
+
+
+def user_kb_dir() -> Path:
+    """$GPUENV_KB_DIR, else ${XDG_DATA_HOME:-~/.local/share}/gpuenv/kb."""
+    if os.environ.get("GPUENV_KB_DIR"):
+        return Path(os.environ["GPUENV_KB_DIR"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "gpuenv" / "kb"
+
+
 def _read(name: str) -> tuple[str, str]:
+    if name in _USER_TABLES:
+        try:
+            text = (user_kb_dir() / f"{name}.json").read_text("utf-8")
+            parse_table(name, (text, "json"))
+            return text, "json"
+        except (OSError, UnicodeDecodeError, KbError):
+            pass  # none, or unusable: the shipped table
     folder = resources.files("gpuenv.kb").joinpath("data")
     for kind in ("toml", "json"):
         try:
