@@ -64,7 +64,9 @@ def _show(console: Console, data: dict[str, Any]) -> None:
     if data["missing"]:
         console.print(f"  not there: {', '.join(data['missing'])}", markup=False)
     if data["kept"]:
-        console.print(f"  kept:      {', '.join(data['kept'])} (rows from the table before)", markup=False)
+        kept = data["kept"]
+        names = ", ".join(kept) if len(kept) <= 5 else f"{', '.join(kept[:5])} and {len(kept) - 5} more"
+        console.print(f"  kept:      {names} (rows from the table before)", markup=False)
     metadata = read["metadata_pep658"] + read["metadata_range"]
     console.print(f"  pins:      {data['pinned']} releases with cuda/cudnn, from {metadata} wheel METADATA files "
                   f"({read['metadata_pep658']} by PEP 658, {read['metadata_range']} by range requests)", markup=False)

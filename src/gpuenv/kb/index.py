@@ -9,8 +9,10 @@ nothing else is installed yet:
 - CAs: the spec's `network.ca_certificates` (a list of files; "none" = the system's only; "auto"
   = as if absent), else PIP_CERT, REQUESTS_CA_BUNDLE or SSL_CERT_FILE; the files are added to the
   system's CAs. TLS is always verified;
-- plain http only to the hosts in `network.pip_trusted_hosts` (a redirect to any other http URL
-  is refused too). Credentials in the index URL are sent to that host only and never recorded.
+- plain http only to the hosts in `network.pip_trusted_hosts` (and PIP_TRUSTED_HOST); a redirect
+  to any other http URL is refused too. Unlike pip, a trusted host is not exempt from certificate
+  checks over https: a private CA is named instead. Credentials in the index URL are sent to that
+  host only (never across a redirect) and never recorded; those in a proxy URL go to the proxy.
 
 A project page is asked for as PEP 691 JSON and read as whatever the index serves (JSON, or the
 PEP 503 HTML that many mirrors still serve only). The metadata of a wheel is read through PEP 658
@@ -62,7 +64,7 @@ class ProxyError(IndexAccessError):
 
 
 class IndexNotFound(BadInput):
-    """The index URL is no package index (404 for every project)."""
+    """The index URL is no package index: 404 for every project, or pages with no usable wheel."""
 
 
 class InsecureIndex(BadInput):
@@ -81,7 +83,7 @@ class Network:
     ca_files: tuple[str, ...] = ()
     ca_origin: str = "system"
     trusted_hosts: tuple[str, ...] = ()
-    timeout: float = 60.0
+    timeout: float = 30.0
     retries: int = 3
 
 
@@ -416,12 +418,13 @@ class IndexClient:
             return ProxyError(f"the proxy {public_url(proxy)} refused the connection to {host}: {text}",
                               "check network.https_proxy / network.http_proxy in gpuenv.toml, or HTTPS_PROXY / "
                               "HTTP_PROXY (and NO_PROXY) in the environment")
+        where = public_url(url)
         via = f" through the proxy {public_url(proxy)}" if proxy else ""
         hint = ("check the network; behind a firewall set a proxy (network.https_proxy or HTTPS_PROXY) "
                 "or use a mirror you can reach (--index or network.pip_index)")
         if isinstance(reason, socket.gaierror):
-            return IndexUnreachableError(f"cannot resolve {host}{via}: {text}", hint)
-        error = IndexUnreachableError(f"cannot reach {host}{via}: {text}", hint)
+            return IndexUnreachableError(f"cannot resolve {host} ({where}){via}: {text}", hint)
+        error = IndexUnreachableError(f"cannot reach {where}{via}: {text}", hint)
         return error if isinstance(reason, ConnectionRefusedError) else _Transient(error)
 
     def _cas(self) -> str:

@@ -35,12 +35,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from gpuenv import __version__
 from gpuenv.errors import GpuenvError
 from gpuenv.kb import tables
 from gpuenv.kb.index import IndexClient, IndexNotFound, Link, Network, Page, public_url
@@ -348,8 +349,6 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
     With `projects`, only those are read; the other projects' rows are kept from the table now at
     `out` (or, when there is none, from the table in use).
     """
-    from gpuenv import __version__
-
     out = out or user_table_path()
     today = today or dt.datetime.now(dt.timezone.utc).date()
     names = list(dict.fromkeys(canonical(p) for p in (projects or PROJECTS)))
@@ -357,7 +356,7 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
     report = Report(client.index, net.index_origin, out, today)
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        pages = list(pool.map(client.project_page, names))
+        pages = _each(pool, client.project_page, names)
         found = [page for page in pages if page is not None]
         report.missing = [n for n, page in zip(names, pages) if page is None]
         if not found:
@@ -372,8 +371,12 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
         report.warnings += [f"{page.project}: no Linux x86_64 or pure wheel of a final release"
                             for page in found if not any(r.project == canonical(page.project) for r in built)]
         report.projects = [canonical(page.project) for page in found]
+        if not built:
+            raise IndexNotFound(f"{client.index} lists no final release with a Linux x86_64 or pure wheel of "
+                                f"{', '.join(report.projects)}", "check the index URL: it must be a PEP 503 simple "
+                                "index such as https://pypi.org/simple; the table was left as it was")
         probes = [r for r in built if r.probe is not None and wants_pins(r.project, r.version) is not None]
-        for release, answer in zip(probes, pool.map(lambda r: _pins(client, r), probes)):
+        for release, answer in zip(probes, _each(pool, lambda r: _pins(client, r), probes)):
             if isinstance(answer, str):
                 report.warnings.append(answer)
             else:
@@ -396,6 +399,17 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
                     "metadata_pep658": client.stats.metadata_pep658, "metadata_range": client.stats.metadata_range,
                     "bytes": client.stats.bytes_read}
     return report
+
+
+def _each(pool: ThreadPoolExecutor, work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """`work` on every item in the pool, in order; on the first failure the work not started is dropped."""
+    futures = [pool.submit(work, item) for item in items]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def _pins(client: IndexClient, release: Release) -> Any:
