@@ -11,3 +11,11 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture
 def examples_dir() -> Path:
     return EXAMPLES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests read the knowledge tables shipped in the package, never a table the developer refreshed."""
+    import os
+    import tempfile
+
+    os.environ["GPUENV_KB_DIR"] = tempfile.mkdtemp(prefix="gpuenv-kb-")

@@ -12,6 +12,8 @@ import pytest
 from gpuenv import __version__
 from gpuenv.spec.values import name_from_folder
 
+ROOT = Path(__file__).resolve().parents[2]
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -22,16 +24,18 @@ def gpuenv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def test_version():
     run = gpuenv("--version")
-    assert (run.returncode, run.stdout) == (0, f"gpuenv {__version__}\n")
-    assert json.loads(gpuenv("--version", "--json").stdout) == {"ok": True, "version": __version__}
+    snapshot = json.loads((ROOT / "src/gpuenv/kb/data/pypi.json").read_text())["meta"]["retrieved"]
+    assert (run.returncode, run.stdout) == (0, f"gpuenv {__version__} (knowledge base of {snapshot})\n")
+    assert json.loads(gpuenv("--version", "--json").stdout) == {
+        "ok": True, "version": __version__, "kb_snapshot": snapshot}
 
 
 def test_help_lists_only_the_verbs_that_exist():
     run = gpuenv("--help")
     commands = run.stdout.split("Commands:")[1].split()
-    verbs = [word for word in commands if word.islower() and len(word) > 2 and word.isalpha()]
-    assert run.returncode == 0 and {"init", "spec"} <= set(verbs)
-    for unbuilt in ("up", "build", "doctor", "plan", "save", "load", "verify"):
+    verbs = [word for word in commands if word.islower() and len(word) >= 2 and word.isalpha()]
+    assert run.returncode == 0 and {"init", "spec", "plan", "matrix", "kb"} <= set(verbs)
+    for unbuilt in ("up", "build", "doctor", "save", "load", "verify"):
         assert f"\n  {unbuilt} " not in run.stdout
 
 

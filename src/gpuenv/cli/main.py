@@ -29,8 +29,13 @@ def global_options(fn: F) -> F:
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from gpuenv.kb.refresh import snapshot_date
+
     renderer: Renderer = ctx.obj
-    renderer.result(Result({"version": __version__}, lambda c: c.print(f"gpuenv {__version__}")))
+    kb = snapshot_date()
+    kb_text = kb.isoformat() if kb else "unknown"
+    renderer.result(Result({"version": __version__, "kb_snapshot": kb and kb_text},
+                           lambda c: c.print(f"gpuenv {__version__} (knowledge base of {kb_text})")))
     ctx.exit(0)
 
 

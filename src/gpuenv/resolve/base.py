@@ -6,6 +6,7 @@ tag locally from NVIDIA's end-of-life recipe; either way the plan says so.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
@@ -113,6 +114,7 @@ def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tupl
         (row.get("cudnn") is not None) != (cudnn is not None),  # no cuDNN when none is needed
         _os_python().get(row["os"]) != python,               # an OS that ships the planned Python
         not row["os"].startswith("ubuntu"),
+        not _lts(row["os"]),                                 # Ubuntu LTS releases before interim ones
         tuple(-x for x in minor_key(row["os"].replace("ubuntu", ""))),  # then the newest OS
         tuple(-x for x in minor_key(row["version"])),
     )
@@ -144,3 +146,9 @@ def given_base(image: str, builds: tuple[Build, ...], python: str) -> Base:
     return Base(image, "(from the image)", held.python, held.cuda, toolkit, held.cudnn, "available", None,
                 (f"base {image}: given by the spec; {held.what}"
                  + (f" with CUDA {held.cuda}" if held.cuda else "") + (f", cuDNN {held.cudnn}" if held.cudnn else ""),))
+
+
+def _lts(os_name: str) -> bool:
+    """ubuntu16.04, ubuntu18.04 ... are long-term releases; ubuntu17.04 was not."""
+    found = re.fullmatch(r"ubuntu(\d+)\.04", os_name)
+    return bool(found) and int(found.group(1)) % 2 == 0

@@ -8,6 +8,7 @@ version the build PyPI serves before the other variants. Choosing is the solver'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Optional
@@ -85,7 +86,7 @@ def _expand(pythons: list[str]) -> tuple[str, ...]:
             found.update(p for p in ALL_PYTHONS if p.startswith("3."))
         if item in ("py2", "py2.py3"):
             found.add("2.7")
-        if item[:1].isdigit():
+        if re.fullmatch(r"\d+\.\d+", item):  # "3.14t" (free-threaded) is another interpreter
             found.add(item)
     return tuple(sorted(found, key=minor_key))
 
@@ -220,7 +221,8 @@ def _mxnet(want: Want, request: Request) -> list[Build]:
         for version in _newest_first(list(published(want.project if request.cpu else "mxnet") or {})):
             found.append(Build("mxnet", "mxnet", version, f"mxnet=={version}", _mx_python(table, version),
                                None, None, "none"))
-    found.sort(key=lambda b: V(b.version), reverse=True)
+    wants_mkl = "mkl" in want.project
+    found.sort(key=lambda b: (V(b.version), ("mkl" in b.variant) == wants_mkl, minor_key(b.cuda or "0")), reverse=True)
     return found
 
 

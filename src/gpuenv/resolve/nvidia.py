@@ -138,6 +138,9 @@ def gpu_by_name(name: str) -> Optional[tuple[str, str]]:
     for normal, cc, display in _gpu_names():
         if normal == wanted:
             return display, cc
+    tail = {(display, cc) for normal, cc, display in _gpu_names() if normal.endswith(" " + wanted)}
+    if len(tail) == 1:  # "3090" -> GeForce RTX 3090, when only one model ends so
+        return tail.pop()
     for normal, cc, display in _gpu_names():
         if wanted.startswith(normal + " ") or wanted.replace(" ", "").startswith(normal.replace(" ", "")):
             if len(normal.replace(" ", "")) >= 2 and _boundary(wanted, normal):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build
@@ -83,6 +84,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
             (b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
     elif system:
         base = cuda_base(tuple(builds), python, target)
+        _check_base_driver(base, target)
         cuda, source = base.cuda, "base-image"
         cudnn = max((b.cudnn for b in system if b.cudnn), key=minor_key, default=None) or _short(base.cudnn)
         min_driver = base.min_driver()
@@ -123,6 +125,17 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         options += [o for o in b.pip_options if o not in options]
     return Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
                 tuple(builds), tuple(reasons), target, request.packages)
+
+
+def _check_base_driver(base: Base, target: Target) -> None:
+    """The base's CUDA release may need more than the oldest release of that CUDA (8.0.61 vs 8.0.44)."""
+    need = base.min_driver()
+    if target.driver and need and V(target.driver) < V(need):
+        runs = nvidia.max_cuda(target.driver) or "none"
+        raise ImpossibleRequest(
+            f"driver {target.driver} runs CUDA <= {runs}; {base.image} holds CUDA {base.toolkit}, which needs "
+            f"driver >= {need}, and no other image of CUDA {base.cuda} is known",
+            code="driver-too-old", alternatives=[f"a driver >= {need}"], hint=f"options: a driver >= {need}")
 
 
 def _short(cudnn: Optional[str]) -> Optional[str]:

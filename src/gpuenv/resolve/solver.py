@@ -237,7 +237,7 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
         best = left[0]
         pythons = sorted({p for b in left for p in b.python}, key=minor_key)
         fix = [f'python = "{pythons[-1]}"'] if pythons else []
-        other = _first(every, python_ok(request.python), arch_ok(target), driver_ok(target))
+        other = _nearest_build(every, group.primary, python_ok(request.python), arch_ok(target), driver_ok(target))
         if other:
             fix.append(f"{_pin(other)} (Python {python_range(_pythons(other, request.python))})")
         return ImpossibleRequest(
@@ -358,6 +358,20 @@ def _source(build: Build) -> str:
 
 def _first(builds: list[Build], *tests: Callable[[Build], bool]) -> Optional[Build]:
     return next((b for b in builds if all(t(b) for t in tests)), None)
+
+
+def _nearest_build(builds: list[Build], w: Want, *tests: Callable[[Build], bool]) -> Optional[Build]:
+    """The passing build whose version is nearest the one asked for (the oldest newer one first)."""
+    passing = [b for b in builds if all(t(b) for t in tests)]
+    if not passing:
+        return None
+    pinned = w.specifier.lstrip("=<>!~ ").split(",")[0]
+    try:
+        asked = V(pinned)
+    except Exception:
+        return passing[0]
+    newer = [b for b in passing if V(b.version) >= asked]
+    return min(newer, key=lambda b: V(b.version)) if newer else max(passing, key=lambda b: V(b.version))
 
 
 def _series(version: str) -> str:
