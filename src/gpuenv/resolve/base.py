@@ -108,8 +108,9 @@ def _cudnn_fits(image: Optional[str], needed: Optional[str]) -> bool:
 
 def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tuple:
     return (
-        _STATUS_RANK.get(row["status"], 3),
-        row["cuda"] != cuda,                                # the exact minor first
+        row["status"] == "deleted",                          # a tag that still exists first
+        row["cuda"] != cuda,                                # then the exact minor: libraries' sonames
+        _STATUS_RANK.get(row["status"], 3),                  # change within 11.x (libcusolver.so.10 -> 11)
         minor_key(row["cuda"]),                              # else the nearest newer one
         (row.get("cudnn") is not None) != (cudnn is not None),  # no cuDNN when none is needed
         _os_python().get(row["os"]) != python,               # an OS that ships the planned Python

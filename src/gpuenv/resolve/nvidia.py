@@ -36,9 +36,14 @@ def toolkit_min_driver(version: str) -> Optional[str]:
     exact = [t for t in toolkits() if t.version == version]
     if exact:
         return exact[0].min_driver
-    same = [t for t in toolkits() if t.cuda == major_minor(version) and t.version.startswith(version)]
-    same = same or [t for t in toolkits() if t.cuda == major_minor(version)]
-    return min((t.min_driver for t in same), key=V) if same else None
+    same = [t for t in toolkits() if t.cuda == major_minor(version)]
+    if not same:
+        return None
+    if version.count(".") < 2:  # "9.0": the first release of that CUDA
+        return min((t.min_driver for t in same), key=V)
+    # a release Table 3 leaves out (12.3.2): the newest listed release of that CUDA before it
+    earlier = [t for t in same if minor_key(t.version) <= minor_key(version)]
+    return max((t.min_driver for t in earlier or same), key=V)
 
 
 def native_min_driver(cuda: str) -> Optional[str]:
