@@ -83,8 +83,9 @@ def cuda_ok(wanted: Optional[str]) -> Callable[[Build], bool]:
     def ok(build: Build) -> bool:
         if not wanted or build.cuda is None:
             return True
-        return (build.cuda_mm == major_minor(wanted)) or (build.cuda_mm == build.cuda and major(build.cuda)
-                                                          == major(wanted))
+        if "." not in build.cuda and major(build.cuda) >= 11:  # a major-only build (JAX "12")
+            return major(build.cuda) == major(wanted)
+        return build.cuda_mm == major_minor(wanted)
     return ok
 
 
@@ -250,9 +251,19 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
         return ImpossibleRequest(
             f"{asked}: no build for CUDA {request.cuda}; builds exist for CUDA {', '.join(cudas)}",
             code=code, alternatives=fix, hint=_options_hint(fix))
+    broader = _broader(group.primary, request)
     if code == "gpu-arch-unsupported":
-        return _arch(group, left, every, request, target)
-    return _driver(group, left, every, request, target, name)
+        return _arch(group, left, broader, request, target)
+    return _driver(group, left, broader, request, target, name)
+
+
+def _broader(w: Want, request: Request) -> list[Build]:
+    """Every build of the family, not only the variant asked for (mxnet-cu90mkl -> every mxnet-cuXY)."""
+    if w.family == "mxnet" and w.project != "mxnet":
+        from dataclasses import replace
+
+        return builds_for(replace(w, project="mxnet", specifier=""), request)
+    return builds_for(w, request)
 
 
 def _no_such_version(group: Group, every: list[Build], request: Request) -> ImpossibleRequest:
@@ -294,7 +305,7 @@ def _driver(group, left, every, request, target, name) -> ImpossibleRequest:
     fix = []
     other = _first(every, python_ok(request.python), cuda_ok(request.cuda), arch_ok(target), driver_ok(target))
     if other:
-        fix.append(f"{name}<={_series(other.version)} (CUDA {_cuda_text(other)})")
+        fix.append(f"{_alt_name(other, group)}<={_series(other.version)} (CUDA {_cuda_text(other)})")
     fix.append(f"a driver >= {need}")
     return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=_options_hint(fix),
                              causes=[f"{target.origin}: driver {driver}"])
@@ -314,12 +325,12 @@ def _arch(group, left, every, request, target) -> ImpossibleRequest:
     runnable = [b for b in covering if driver_ok(target)(b)]
     if runnable:
         oldest = min(runnable, key=lambda b: V(b.version))
-        fix.append(f"{group.primary.project}>={oldest.version} (CUDA {_cuda_text(oldest)})")
+        fix.append(f"{_alt_name(oldest, group)}>={oldest.version} (CUDA {_cuda_text(oldest)})")
     elif covering:
         oldest = min(covering, key=lambda b: V(b.version))
-        fix.append(f"{group.primary.project}>={oldest.version} with a driver >= {oldest.min_driver()}")
+        fix.append(f"{_alt_name(oldest, group)}>={oldest.version} with a driver >= {oldest.min_driver()}")
     rng = nvidia.cuda_range_of(gpu.cc)
-    if rng and rng[1]:
+    if rng and rng[1] and not fix:
         fix.append(f"a GPU newer than {gpu.name} is needed for CUDA > {rng[1]}")
     return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=_options_hint(fix))
 
@@ -372,6 +383,11 @@ def _nearest_build(builds: list[Build], w: Want, *tests: Callable[[Build], bool]
         return passing[0]
     newer = [b for b in passing if V(b.version) >= asked]
     return min(newer, key=lambda b: V(b.version)) if newer else max(passing, key=lambda b: V(b.version))
+
+
+def _alt_name(build: Build, group: Group) -> str:
+    """Name an alternative as the user named the framework; an MXNet variant by its own project."""
+    return build.project if group.family == "mxnet" else group.primary.project
 
 
 def _series(version: str) -> str:
