@@ -1,8 +1,17 @@
 """gpuenv: one short request to a working, verified GPU container for deep learning."""
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("gpuenv")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    """`__version__` is read from the installed metadata on first use (importlib.metadata is slow to load)."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("gpuenv")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module 'gpuenv' has no attribute {name!r}")

@@ -13,7 +13,6 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import click
 
-from gpuenv import __version__
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError
 
@@ -29,6 +28,7 @@ def global_options(fn: F) -> F:
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from gpuenv import __version__
     from gpuenv.kb.refresh import snapshot_date
 
     renderer: Renderer = ctx.obj
@@ -39,7 +39,31 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     ctx.exit(0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Verbs are imported when used: `gpuenv plan torch` loads neither the spec model nor the engine."""
+
+    VERBS = {
+        "init": "gpuenv.cli.init:init",
+        "spec": "gpuenv.cli.spec:spec",
+        "plan": "gpuenv.cli.plan:plan",
+        "matrix": "gpuenv.cli.plan:matrix",
+        "kb": "gpuenv.cli.kb:kb",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        target = self.VERBS.get(cmd_name)
+        if target is None:
+            return None
+        from importlib import import_module
+
+        module, _, attr = target.partition(":")
+        return getattr(import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
               help="Show the version and exit.")
 @global_options
@@ -52,22 +76,11 @@ def cli(**_: Any) -> None:
     """
 
 
-def _register() -> None:
-    from gpuenv.cli import init, kb, plan, spec
-
-    cli.add_command(init.init)
-    cli.add_command(spec.spec)
-    cli.add_command(plan.plan)
-    cli.add_command(plan.matrix)
-    cli.add_command(kb.kb)
-
-
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI on `argv` and return its exit code; prints, never raises (unless --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
     options = args[: args.index("--")] if "--" in args else args
     renderer = Renderer(json_mode="--json" in options, debug="--debug" in options)
-    _register()
     try:
         result = cli.main(args=args, prog_name="gpuenv", standalone_mode=False, obj=renderer)
     except GpuenvError as exc:
