@@ -185,7 +185,7 @@ def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Buil
     """Depth-first over the groups in order, each group's builds best first; the first fit wins."""
     def walk(index: int, chosen: tuple[Build, ...], pythons: set[str]) -> Optional[Choice]:
         if index == len(options):
-            return Choice(chosen, max(pythons, key=minor_key))
+            return Choice(chosen, _choose_python(pythons))
         for build in options[index]:
             common = pythons & set(_pythons(build, wanted))
             if common and all(fits(build, other) for other in chosen + fixed):
@@ -198,6 +198,15 @@ def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Buil
     for build in fixed:
         pythons &= set(build.python)
     return walk(0, (), pythons)
+
+
+def _choose_python(pythons: set[str]) -> str:
+    """The newest common Python that a known base image has (a Python newer than every known base,
+    3.15 today, is taken only when nothing else fits)."""
+    from gpuenv.kb import load_table
+
+    known = {row["python"] for row in load_table("bases")["python_image"]}
+    return max(pythons & known or pythons, key=minor_key)
 
 
 def _all_pythons(options: list[list[Build]]) -> set[str]:
@@ -314,7 +323,7 @@ def _driver(group, left, every, request, target, name) -> ImpossibleRequest:
 def _arch(group, left, every, request, target) -> ImpossibleRequest:
     gpus = [g for g in target.gpus if not all(nvidia.covers(b.gpu_archs(), g.cc) for b in left)]
     gpu = gpus[0] if gpus else target.gpus[0]
-    best = left[0]
+    best = max(left, key=lambda b: max((_split_sm(a) for a in b.gpu_archs()), default=(0, 0)))
     archs = best.gpu_archs()
     span = f"{archs[0]}..{archs[-1]}" if archs else "no GPU architectures"
     sm = "sm_" + gpu.cc.replace(".", "")
@@ -355,6 +364,10 @@ def _conflict(groups: list[Group], options: list[list[Build]], request: Request)
         lines.append(f"{groups[0].text} supports Python {python_range(a.python)}; "
                      f"{groups[-1].text} supports Python {python_range({p for x in options[-1] for p in x.python})}")
         code = "python-conflict"
+    elif a.cuda and b.cuda and major(a.cuda) == major(b.cuda) and not _same_major(a.cudnn, b.cudnn):
+        code = "conflict"
+        lines.append(f"{a.label} needs cuDNN {a.cudnn}; {b.label} needs cuDNN {b.cudnn}; both come from the "
+                     f"same nvidia-cudnn-cu{major(a.cuda)} wheel, so they must share one cuDNN major")
     else:
         code = "conflict"
         lines.append(f"{a.label} needs CUDA {_cuda_text(a)} ({_source(a)}); "
@@ -383,6 +396,11 @@ def _nearest_build(builds: list[Build], w: Want, *tests: Callable[[Build], bool]
         return passing[0]
     newer = [b for b in passing if V(b.version) >= asked]
     return min(newer, key=lambda b: V(b.version)) if newer else max(passing, key=lambda b: V(b.version))
+
+
+def _split_sm(entry: str) -> tuple[int, int]:
+    digits = "".join(ch for ch in entry.split("_", 1)[1] if ch.isdigit())
+    return (int(digits[:-1]), int(digits[-1])) if len(digits) >= 2 else (0, 0)
 
 
 def _alt_name(build: Build, group: Group) -> str:
