@@ -106,9 +106,7 @@ def _named_gpu(name: str, where: str) -> GpuTarget:
 
     found = nvidia.gpu_by_name(name)
     if found is None:
-        import difflib
-
-        near = difflib.get_close_matches(name, nvidia.gpu_names(), n=3, cutoff=0.5)
+        near = nvidia.close_gpu_names(name)
         hint = f"did you mean {', '.join(near)}?" if near else "give its compute capability with --gpu X.Y instead"
         raise BadInput(f"{where}: gpuenv does not know the GPU '{name}'", hint)
     return GpuTarget(found[0], found[1])

@@ -185,3 +185,15 @@ def covers(build_archs: tuple[str, ...], cc: str) -> bool:
 def _split(entry: str) -> tuple[int, int]:
     digits = "".join(ch for ch in entry.split("_", 1)[1] if ch.isdigit())
     return int(digits[:-1]), int(digits[-1])
+
+
+def close_gpu_names(name: str, n: int = 3) -> list[str]:
+    """Known models whose names are close to a misspelt one ("Tesla V999" -> NVIDIA V100)."""
+    import difflib
+
+    by_normal = {normal: display for normal, _, display in _gpu_names()}
+    wanted = _normal(name)
+    found = difflib.get_close_matches(wanted, list(by_normal), n=n * 3, cutoff=0.6)
+    shape = re.sub(r"\d", "#", wanted)  # "v999" has the shape of "v100": same series, another number
+    found += sorted(k for k in by_normal if re.sub(r"\d", "#", k) == shape)
+    return list(dict.fromkeys(by_normal[f] for f in found))[:n]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from gpuenv.errors import ImpossibleRequest
+from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.builds import Build, builds_for
 from gpuenv.resolve.request import Request, Target, Want
@@ -131,8 +131,11 @@ class Choice:
 def solve(request: Request, target: Target) -> Choice:
     groups = groups_of(request.wants)
     if not groups:
-        raise ImpossibleRequest("nothing to plan: no framework was asked for", code="no-such-version",
-                                hint="name one, e.g. `gpuenv plan torch` or `gpuenv plan tensorflow==1.2.1`")
+        others = ", ".join(request.packages)
+        what = f"{others} {'is' if len(request.packages) == 1 else 'are'} no framework" if others else "no framework"
+        raise BadInput(f"nothing to plan: {what} was asked for" if not others else f"nothing to plan: {what}",
+                       "name a framework, e.g. `gpuenv plan torch` or `gpuenv plan tensorflow==1.2.1`; "
+                       "other packages are installed as written")
     fixed = _from_base(request, groups)
     options = []
     for group in groups:
