@@ -22,7 +22,8 @@ def rows_for(framework: str, target: Target, python: Optional[str], show_all: bo
         if not show_all and b.version in seen:
             continue
         seen.add(b.version)
-        rows.append({"version": b.version, "requirement": b.requirement.split(" @")[0], "variant": b.variant,
+        shown = b.requirement if " @ " not in b.requirement else f"{b.project}=={b.version} ({b.variant} wheel URL)"
+        rows.append({"version": b.version, "requirement": shown, "variant": b.variant,
                      "cuda": b.cuda, "cudnn": b.cudnn, "python": python_range(b.python),
                      "min_driver": b.min_driver(), "cuda_source": b.cuda_source,
                      "gpu_archs": list(b.gpu_archs())})
