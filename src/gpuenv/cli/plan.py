@@ -117,7 +117,7 @@ def _show_matrix(console: Console, data: dict[str, Any]) -> None:
     console.print(f"{escape(data['framework'])} on driver {target['driver'] or 'any'}, {escape(gpus)}:")
     table = Table(box=None, pad_edge=False)
     for column in ("version", "install", "cuda", "cudnn", "python", "min driver", "cuda from"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column != "install")
     for row in data["versions"]:
         table.add_row(row["version"], row["requirement"], row["cuda"] or "-", row["cudnn"] or "-",
                       row["python"], row["min_driver"] or "-", row["cuda_source"])
