@@ -108,3 +108,34 @@ def test_the_h200_recording_parses_to_driver_and_compute_capability():
 def test_an_old_driver_without_compute_cap_parses_with_no_cc():
     host = parse_query("index, name, uuid, driver_version\n0, Tesla K80, GPU-1, 384.90\n")
     assert host.driver == "384.90" and host.gpus[0].cc is None
+
+
+def test_this_host_is_read_through_nvidia_smi(tmp_path):
+    """An `nvidia-smi` on PATH that replays the H200 machine's recorded answer stands for that host."""
+    recorded = (H200 / "nvidia-smi-query-gpu.csv").read_text().splitlines()[1]
+    fields = [f.strip() for f in recorded.split(",")]
+    row = ", ".join([fields[0], fields[1], fields[2], fields[4], fields[5]])  # index,name,uuid,compute_cap,driver
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\ncase \"$1\" in --query-gpu=index,name,uuid,compute_cap,driver_version) "
+                    f"echo '{row}';; *) exit 9;; esac\n")
+    fake.chmod(0o755)
+    import os
+
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    run = subprocess.run([sys.executable, "-m", "gpuenv", "plan", "torch==2.11.0", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    target = json.loads(run.stdout)["target"]
+    assert target == {"origin": "this host", "driver": "580.159.04", "max_cuda": "13.x",
+                      "gpus": [{"name": "NVIDIA H200", "cc": "9.0"}]}
+
+
+def test_a_host_without_nvidia_smi_plans_without_a_driver_limit(tmp_path):
+    import os
+
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    run = subprocess.run([sys.executable, "-m", "gpuenv", "plan", "tensorflow==1.2.1", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, env=env)
+    data = json.loads(run.stdout)
+    assert data["target"]["driver"] is None and data["min_driver"] == "375.26"
+    assert any("no driver limit was given" in r for r in data["reasons"])
