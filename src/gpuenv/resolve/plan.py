@@ -11,7 +11,7 @@ from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, solve
-from gpuenv.resolve.versions import V, major_minor, minor_key, python_range
+from gpuenv.resolve.versions import V, minor_key, python_range
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,3 @@ def _arch_reason(gpu: list[Build], archs: tuple[str, ...], target: Target) -> st
         return f"GPU architectures {span}{how}; covers {names}"
     return f"GPU architectures {span}{how}; no GPU was given, so none was checked"
 
-
-def cuda_of(version: str) -> str:
-    return major_minor(version)

@@ -54,8 +54,6 @@ def _version_ok(group: Group) -> Callable[[Build], bool]:
             version = _version_of(build, w.project)
             if version is None or not matches(w.specifier, version):
                 return False
-            if w.project in ("tensorflow-gpu",) and build.project not in ("tensorflow-gpu",) and w.specifier:
-                pass
             if w.family == "mxnet" and w.project != "mxnet" and build.project != w.project:
                 return False
         return True
@@ -242,7 +240,6 @@ def _same_major(a: Optional[str], b: Optional[str]) -> bool:
 
 def explain(code: str, group: Group, left: list[Build], every: list[Build], request: Request,
             target: Target) -> ImpossibleRequest:
-    name = group.primary.project
     asked = group.text
     if code == "no-such-version":
         return _no_such_version(group, every, request)
@@ -266,7 +263,7 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
     broader = _broader(group.primary, request)
     if code == "gpu-arch-unsupported":
         return _arch(group, left, broader, request, target)
-    return _driver(group, left, broader, request, target, name)
+    return _driver(group, left, broader, request, target)
 
 
 def _broader(w: Want, request: Request) -> list[Build]:
@@ -306,7 +303,7 @@ def _nearest(w: Want, versions: list[str]) -> list[str]:
     return below + above if (below or above) else versions[-1:]
 
 
-def _driver(group, left, every, request, target, name) -> ImpossibleRequest:
+def _driver(group, left, every, request, target) -> ImpossibleRequest:
     driver = target.driver
     runs = nvidia.max_cuda(driver) or "none"
     cheapest = min(left, key=lambda b: V(b.min_driver() or "0"))
