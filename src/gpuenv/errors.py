@@ -102,6 +102,8 @@ class ImpossibleRequest(GpuenvError):
         alternatives: Sequence[str] = (),
     ):
         super().__init__(message, hint)
+        if code not in self.CODES:
+            raise ValueError(f"unknown ImpossibleRequest code {code!r}")
         self.causes = tuple(causes)
         self.code = code
         self.alternatives = tuple(alternatives)

@@ -139,7 +139,7 @@ def _tensorflow(want: Want, request: Request) -> list[Build]:
         found.append(Build(
             "tensorflow", project, version, requirement, python,
             None if request.cpu else build["cuda"], None if request.cpu else build["cudnn"], source,
-            variant="" if request.cpu else ("" if not extra else extra),
+            variant=extra or "",
         ))
     return found
 
@@ -154,46 +154,44 @@ def _torch(want: Want, request: Request) -> list[Build]:
     table = load_table("pytorch")
     routes = [r for r in load_table("wheel_routes")["route"] if r["family"] == "torch"]
     found = []
-    releases = sorted(table["release"], key=lambda r: V(r["version"]), reverse=True)
-    for row in releases:
-        version = row["version"]
-        variants = [] if request.cpu else list(row["cuda"])
+    for row in sorted(table["release"], key=lambda r: V(r["version"]), reverse=True):
+        if request.cpu:  # PyPI's Linux torch carries CUDA: the CPU build comes from PyTorch's cpu index
+            found.append(_torch_build(row, None, False, routes, table["archs"]))
+            continue
         default = row.get("pypi_cuda")
-        ordered = ([default] if default in variants else []) + sorted(
-            (c for c in variants if c != default), key=minor_key, reverse=True)
+        ordered = ([default] if default in row["cuda"] else []) + sorted(
+            (c for c in row["cuda"] if c != default), key=minor_key, reverse=True)
         for cuda in ordered:
-            found.append(_torch_build(row, cuda, cuda == default, routes, table["archs"], want))
-        if request.cpu:
-            found.append(Build("torch", "torch", version, f"torch=={version}", tuple(row["python"]),
-                               None, None, "none", companions=_companions(row, want, "")))
+            found.append(_torch_build(row, cuda, cuda == default, routes, table["archs"]))
     return [b for b in found if b is not None]
 
 
-def _torch_build(row, cuda, is_default, routes, arch_rows, want: Want) -> Optional[Build]:
+def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) -> Optional[Build]:
+    """One torch build: PyPI's own (no route), or a variant ("cu118", or "cpu" for cuda None) by its route."""
     version = row["version"]
+    token = _cu(cuda) if cuda else "cpu"
+    source = "wheels" if cuda else "none"
     archs = next((tuple(a["archs"]) for a in arch_rows
                   if a["cuda"] == cuda and matches(a["versions"], version)), None)
-    cudnn = (row.get("cudnn") or {}).get(cuda)
-    python = tuple(row["python"])
+    cudnn = (row.get("cudnn") or {}).get(cuda) if cuda else None
     if is_default:
         python = _pythons(list(row["python"]), "torch", version)
-        return Build("torch", "torch", version, f"torch=={version}", python, cuda, cudnn, "wheels",
-                     archs=archs, companions=_companions(row, want, ""), variant=_cu(cuda))
+        return Build("torch", "torch", version, f"torch=={version}", python, cuda, cudnn, source,
+                     archs=archs, companions=_companions(row, ""), variant=token)
     route = next((r for r in routes if matches(r["versions"], version)), None)
     if route is None:
         return None
-    url = route["url"].replace("{cu}", _cu(cuda)).replace("{version}", version)
+    url = route["url"].replace("{cu}", token).replace("{version}", version)
+    local = f"+{token}" if route["local_version"] else ""
     if route["kind"] == "wheel-url":
         requirement, options = f"torch @ {url}", ()
     else:
-        local = f"+{_cu(cuda)}" if route["local_version"] else ""
         requirement, options = f"torch=={version}{local}", (f"--{route['kind']}", url)
-    local = f"+{_cu(cuda)}" if route["local_version"] else ""
-    return Build("torch", "torch", version, requirement, python, cuda, cudnn, "wheels", archs=archs,
-                 pip_options=options, companions=_companions(row, want, local), variant=_cu(cuda))
+    return Build("torch", "torch", version, requirement, tuple(row["python"]), cuda, cudnn, source, archs=archs,
+                 pip_options=options, companions=_companions(row, local), variant=token)
 
 
-def _companions(row, want: Want, local: str) -> tuple[str, ...]:
+def _companions(row, local: str) -> tuple[str, ...]:
     out = []
     if row.get("torchvision"):
         out.append(f"torchvision=={row['torchvision']}{local}")
@@ -206,21 +204,14 @@ def _companions(row, want: Want, local: str) -> tuple[str, ...]:
 
 def _mxnet(want: Want, request: Request) -> list[Build]:
     table = load_table("mxnet")
-    variants = [v for v in table["variant"] if want.project in ("mxnet", v["package"])]
-    if want.project == "mxnet-mkl" or request.cpu:
-        variants = []
-    found = []
-    for row in sorted(variants, key=lambda r: (r["mkl"] != ("mkl" in want.project), r["package"])):
-        index = published(row["package"])
-        versions = list(index) if index is not None else []
-        for version in _newest_first(versions):
-            if not matches(row["versions"], version):
-                continue
-            found.append(_mxnet_build(table, row, version))
-    if request.cpu or want.project in ("mxnet", "mxnet-mkl") and not found:
-        for version in _newest_first(list(published(want.project if request.cpu else "mxnet") or {})):
-            found.append(Build("mxnet", "mxnet", version, f"mxnet=={version}", _mx_python(table, version),
-                               None, None, "none"))
+    if request.cpu:  # the CPU build is the plain `mxnet` project, whichever variant was named
+        return [Build("mxnet", "mxnet", version, f"mxnet=={version}", _mx_python(table, version), None, None, "none")
+                for version in _newest_first(list(published("mxnet") or {}))]
+    found = [
+        _mxnet_build(table, row, version)
+        for row in table["variant"] if want.project in ("mxnet", row["package"])
+        for version in _newest_first(list(published(row["package"]) or {})) if matches(row["versions"], version)
+    ]
     wants_mkl = "mkl" in want.project
     found.sort(key=lambda b: (V(b.version), ("mkl" in b.variant) == wants_mkl, minor_key(b.cuda or "0")), reverse=True)
     return found

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Optional
 
 from gpuenv.kb import load_table
-from gpuenv.resolve.versions import V, major, major_minor, minor_key
+from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, minor_key, sm_to_cc
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def archs_of_cuda(cuda: str) -> tuple[str, ...]:
     found = []
     for a in archs():
         if minor_key(a.first_cuda) <= key and (a.last_cuda is None or key <= minor_key(a.last_cuda)):
-            found.append("sm_" + a.cc.replace(".", ""))
+            found.append(cc_to_sm(a.cc))
     return tuple(found)
 
 
@@ -172,7 +172,7 @@ def covers(build_archs: tuple[str, ...], cc: str) -> bool:
     """
     gpu = tuple(int(p) for p in cc.split("."))
     for entry in build_archs:
-        a, b = _split(entry)
+        a, b = sm_to_cc(entry)
         if entry.startswith("compute_") and (a, b) <= gpu:
             return True
         if entry.startswith("sm_") and entry[-1].isdigit() and a == gpu[0] and b <= gpu[1]:
@@ -181,10 +181,6 @@ def covers(build_archs: tuple[str, ...], cc: str) -> bool:
             return True
     return False
 
-
-def _split(entry: str) -> tuple[int, int]:
-    digits = "".join(ch for ch in entry.split("_", 1)[1] if ch.isdigit())
-    return int(digits[:-1]), int(digits[-1])
 
 
 def close_gpu_names(name: str, n: int = 3) -> list[str]:

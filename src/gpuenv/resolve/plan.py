@@ -11,7 +11,7 @@ from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, solve
-from gpuenv.resolve.versions import V, minor_key, python_range
+from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
 @dataclass(frozen=True)
@@ -187,12 +187,7 @@ def _common_archs(gpu: list[Build]) -> tuple[str, ...]:
         return ()
     sets = [set(b.gpu_archs()) for b in gpu]
     common = set.intersection(*sets)
-    return tuple(sorted(common, key=lambda s: (not s.startswith("sm_"), _sm_key(s))))
-
-
-def _sm_key(sm: str) -> tuple[int, int]:
-    digits = "".join(ch for ch in sm.split("_", 1)[1] if ch.isdigit())
-    return int(digits[:-1]), int(digits[-1])
+    return tuple(sorted(common, key=lambda s: (not s.startswith("sm_"), sm_to_cc(s))))
 
 
 def _arch_reason(gpu: list[Build], archs: tuple[str, ...], target: Target) -> str:
@@ -201,7 +196,7 @@ def _arch_reason(gpu: list[Build], archs: tuple[str, ...], target: Target) -> st
            if derived else "")
     span = f"{archs[0]}..{archs[-1]}" if archs else "none in common"
     if target.gpus:
-        names = ", ".join(f"{g.name} (sm_{g.cc.replace('.', '')})" for g in target.gpus)
+        names = ", ".join(f"{g.name} ({cc_to_sm(g.cc)})" for g in target.gpus)
         return f"GPU architectures {span}{how}; covers {names}"
     return f"GPU architectures {span}{how}; no GPU was given, so none was checked"
 

@@ -52,7 +52,7 @@ def recognise(image: str) -> Optional[Provided]:
     if repo == "nvidia/cuda":
         found = re.fullmatch(r"(\d+\.\d+(?:\.\d+)?)(?:-cudnn(\d*))?-(base|runtime|devel)(?:-(.+))?", tag)
         if found:
-            cudnn = found.group(2) if found.group(2) not in (None, "") else ("9" if found.group(2) == "" else None)
+            cudnn = {None: None, "": "9"}.get(found.group(2), found.group(2))  # "-cudnn-" (12.4.1 on) is cuDNN 9
             return Provided(image, None, None, major_minor(found.group(1)), cudnn, None, "an NVIDIA CUDA image")
     return None
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from packaging.version import InvalidVersion, Version
+
 from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.builds import Build, builds_for
 from gpuenv.resolve.request import Request, Target, Want
-from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, python_range
+from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, matches, minor_key, python_range, sm_to_cc
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _version_ok(group: Group) -> Callable[[Build], bool]:
             version = _version_of(build, w.project)
             if version is None or not matches(w.specifier, version):
                 return False
-            if w.family == "mxnet" and w.project != "mxnet" and build.project != w.project:
+            if w.family == "mxnet" and w.project != "mxnet" and build.cuda and build.project != w.project:
                 return False
         return True
     return ok
@@ -292,11 +294,17 @@ def _no_such_version(group: Group, every: list[Build], request: Request) -> Impo
         code="no-such-version", alternatives=fix, hint=_options_hint(fix))
 
 
-def _nearest(w: Want, versions: list[str]) -> list[str]:
-    pinned = w.specifier.lstrip("=<>!~ ").split(",")[0]
+def _asked_version(w: Want) -> Optional[Version]:
+    """The version a requirement names first ("==1.2.9" -> 1.2.9, ">=2,<3" -> 2), if any."""
     try:
-        target = V(pinned)
-    except Exception:
+        return V(w.specifier.lstrip("=<>!~ ").split(",")[0])
+    except InvalidVersion:
+        return None
+
+
+def _nearest(w: Want, versions: list[str]) -> list[str]:
+    target = _asked_version(w)
+    if target is None:
         return versions[-2:][::-1]
     below = [v for v in versions if V(v) < target][-1:]
     above = [v for v in versions if V(v) > target][:1]
@@ -323,10 +331,10 @@ def _driver(group, left, every, request, target) -> ImpossibleRequest:
 def _arch(group, left, every, request, target) -> ImpossibleRequest:
     gpus = [g for g in target.gpus if not all(nvidia.covers(b.gpu_archs(), g.cc) for b in left)]
     gpu = gpus[0] if gpus else target.gpus[0]
-    best = max(left, key=lambda b: max((_split_sm(a) for a in b.gpu_archs()), default=(0, 0)))
+    best = max(left, key=lambda b: max((sm_to_cc(a) for a in b.gpu_archs()), default=(0, 0)))
     archs = best.gpu_archs()
     span = f"{archs[0]}..{archs[-1]}" if archs else "no GPU architectures"
-    sm = "sm_" + gpu.cc.replace(".", "")
+    sm = cc_to_sm(gpu.cc)
     message = (f"{gpu.name} is {sm} (compute capability {gpu.cc}); {best.label} has kernels for {span}"
                f"{'' if best.archs is not None else ' (the range CUDA ' + _cuda_text(best) + ' can build for)'}")
     fix = []
@@ -389,18 +397,11 @@ def _nearest_build(builds: list[Build], w: Want, *tests: Callable[[Build], bool]
     passing = [b for b in builds if all(t(b) for t in tests)]
     if not passing:
         return None
-    pinned = w.specifier.lstrip("=<>!~ ").split(",")[0]
-    try:
-        asked = V(pinned)
-    except Exception:
+    asked = _asked_version(w)
+    if asked is None:
         return passing[0]
     newer = [b for b in passing if V(b.version) >= asked]
     return min(newer, key=lambda b: V(b.version)) if newer else max(passing, key=lambda b: V(b.version))
-
-
-def _split_sm(entry: str) -> tuple[int, int]:
-    digits = "".join(ch for ch in entry.split("_", 1)[1] if ch.isdigit())
-    return (int(digits[:-1]), int(digits[-1])) if len(digits) >= 2 else (0, 0)
 
 
 def _alt_name(build: Build, group: Group) -> str:
