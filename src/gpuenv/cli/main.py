@@ -48,6 +48,7 @@ class LazyGroup(click.Group):
         "plan": "gpuenv.cli.plan:plan",
         "matrix": "gpuenv.cli.plan:matrix",
         "kb": "gpuenv.cli.kb:kb",
+        "doctor": "gpuenv.cli.doctor:doctor",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

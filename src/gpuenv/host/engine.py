@@ -1,0 +1,278 @@
+"""The Docker engine as the docker CLI sees it: reachable or why not, what it is, how it builds.
+
+Facts come from `docker info --format '{{json .}}'` and `docker version --format '{{json .}}'` (the
+CLI knows DOCKER_HOST, contexts, TLS and ssh), from every `docker` client on PATH (two are common:
+a new CLI without buildx in front of an old one that builds with BuildKit), and from compose.
+`parse_info` and friends are pure, for recorded outputs; `probe_engine` runs the commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from packaging.version import InvalidVersion, Version
+
+
+@dataclass(frozen=True)
+class Client:
+    path: str
+    version: str = ""
+    buildx: Optional[str] = None        # the buildx plugin's version, when it has one
+
+    @property
+    def builds_with_buildkit(self) -> bool:
+        """Clients before 23.0 build with BuildKit by DOCKER_BUILDKIT=1; later ones need buildx."""
+        return self.buildx is not None or (bool(self.version) and loose_version(self.version) < Version("23"))
+
+
+@dataclass(frozen=True)
+class BuildRoute:
+    client: str
+    how: str                            # "buildx" or "DOCKER_BUILDKIT=1"
+
+
+@dataclass(frozen=True)
+class Compose:
+    command: str                        # "docker compose" or "docker-compose"
+    version: str
+    generation: str                     # "v2" or "v1"
+
+
+@dataclass(frozen=True)
+class Engine:
+    status: str                         # ok | not-installed | not-running | permission | error
+    reason: str = ""                    # what the client said, when not ok
+    endpoint: str = ""
+    context: str = ""
+    remote: bool = False                # its host is not this one: GPUs are probed through a container there
+    name: str = ""                      # the engine host's name
+    version: str = ""
+    api_version: str = ""
+    os: str = ""
+    kernel: str = ""
+    architecture: str = ""
+    storage_driver: str = ""
+    cgroup_version: str = ""
+    cgroup_driver: str = ""
+    runtimes: tuple[str, ...] = ()
+    default_runtime: str = ""
+    rootless: bool = False
+    security_options: tuple[str, ...] = ()
+    root_dir: str = ""
+    mirrors: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
+    cdi_spec_dirs: tuple[str, ...] = ()
+    clients: tuple[Client, ...] = ()
+    buildkit: Optional[BuildRoute] = None
+    compose: tuple[Compose, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def client(self) -> Optional[str]:
+        return self.clients[0].path if self.clients else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- pure parts --------------------------------------------------------------------------------------
+
+def parse_info(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `docker info --format '{{json .}}'` (or GET /info) that gpuenv uses."""
+    registry = data.get("RegistryConfig") or {}
+    insecure = list(registry.get("InsecureRegistryCIDRs") or [])
+    insecure += [name for name, index in (registry.get("IndexConfigs") or {}).items()
+                 if isinstance(index, dict) and index.get("Secure") is False]
+    security = tuple(data.get("SecurityOptions") or ())
+    return dict(
+        name=data.get("Name") or "",
+        version=data.get("ServerVersion") or "",
+        os=data.get("OperatingSystem") or "",
+        kernel=data.get("KernelVersion") or "",
+        architecture=data.get("Architecture") or "",
+        storage_driver=data.get("Driver") or "",
+        cgroup_version=str(data.get("CgroupVersion") or ""),
+        cgroup_driver=data.get("CgroupDriver") or "",
+        runtimes=tuple(sorted(data.get("Runtimes") or {})),
+        default_runtime=data.get("DefaultRuntime") or "",
+        rootless=any("name=rootless" in s for s in security),
+        security_options=security,
+        root_dir=data.get("DockerRootDir") or "",
+        mirrors=tuple(registry.get("Mirrors") or ()),
+        insecure_registries=tuple(insecure),
+        http_proxy=data.get("HttpProxy") or "",
+        https_proxy=data.get("HttpsProxy") or "",
+        no_proxy=data.get("NoProxy") or "",
+        cdi_spec_dirs=tuple(data.get("CDISpecDirs") or ()),
+    )
+
+
+def unreachable_reason(stderr: str) -> tuple[str, str]:
+    """(status, reason) from what `docker info` printed when it could not reach the engine."""
+    text = " ".join(stderr.split())
+    if "permission denied" in text.lower():
+        return "permission", text
+    if re.search(r"Cannot connect to the Docker daemon|Is the docker daemon running|connection refused|"
+                 r"no such file or directory|dial unix", text, re.I):
+        return "not-running", text
+    return "error", text or "docker info failed"
+
+
+def build_route(clients: tuple[Client, ...]) -> Optional[BuildRoute]:
+    """The first client, in PATH order, that builds with BuildKit, and how."""
+    for client in clients:
+        if client.buildx is not None:
+            return BuildRoute(client.path, "buildx")
+        if client.builds_with_buildkit:
+            return BuildRoute(client.path, "DOCKER_BUILDKIT=1")
+    return None
+
+
+def endpoint_from_config(env: Optional[dict[str, str]] = None, home: Optional[Path] = None) -> tuple[str, str]:
+    """(endpoint, context) as the docker CLI picks them: DOCKER_HOST, else the context's endpoint."""
+    env = dict(os.environ) if env is None else env
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"], "DOCKER_HOST"
+    config_dir = Path(env.get("DOCKER_CONFIG") or (home or Path.home()) / ".docker")
+    context = env.get("DOCKER_CONTEXT") or _current_context(config_dir)
+    if context and context != "default":
+        meta = config_dir / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
+        try:
+            host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+            return host, context
+        except (OSError, ValueError, KeyError, TypeError):
+            return "", context
+    return "unix:///var/run/docker.sock", "default"
+
+
+def _current_context(config_dir: Path) -> str:
+    try:
+        return json.loads((config_dir / "config.json").read_text()).get("currentContext", "") or ""
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def is_remote(endpoint: str, engine_name: str, local_name: Optional[str] = None) -> bool:
+    """An engine is remote when its host is not this one: another machine, a VM, or the host of the
+    container gpuenv runs in. The engine's name (its host name) decides when it is known."""
+    if engine_name:
+        return engine_name != (local_name or socket.gethostname())
+    scheme = urlparse(endpoint).scheme
+    host = urlparse(endpoint).hostname or ""
+    return scheme in ("tcp", "ssh", "http", "https") and host not in ("localhost", "127.0.0.1", "::1")
+
+
+def loose_version(text: str) -> Version:
+    """The leading numbers of a version as packages print it ("20.10.24+dfsg1" -> 20.10.24)."""
+    match = re.match(r"\d+(\.\d+)*", text)
+    try:
+        return Version(match.group(0)) if match else Version("0")
+    except InvalidVersion:
+        return Version("0")
+
+
+# -- running the client ------------------------------------------------------------------------------
+
+def clients_on_path(env_path: Optional[str] = None) -> list[str]:
+    """Every `docker` executable on PATH, in order, without duplicates (by real path)."""
+    found, seen = [], set()
+    preferred = os.environ.get("GPUENV_DOCKER")
+    candidates = [preferred] if preferred else []
+    for folder in (env_path if env_path is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        candidates.append(os.path.join(folder or ".", "docker"))
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                found.append(path)
+    return found
+
+
+def _run(argv: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                              errors="replace")
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{' '.join(argv)} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return 127, "", str(exc)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _client(path: str) -> Client:
+    _, out, _ = _run([path, "version", "--format", "{{.Client.Version}}"], 10)
+    code, buildx, _ = _run([path, "buildx", "version"], 10)
+    version = buildx.split()[1] if code == 0 and len(buildx.split()) > 1 else None
+    return Client(path, out.strip(), version)
+
+
+def _compose(client: Optional[str]) -> list[Compose]:
+    found = []
+    if client:
+        code, out, _ = _run([client, "compose", "version", "--short"], 10)
+        if code == 0 and out.strip():
+            found.append(Compose("docker compose", out.strip().lstrip("v"), "v2"))
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        code, out, _ = _run([standalone, "version", "--short"], 15)
+        if code == 0 and out.strip():
+            version = out.strip().lstrip("v")
+            found.append(Compose("docker-compose", version, "v2" if loose_version(version) >= Version("2") else "v1"))
+    return found
+
+
+def probe_engine() -> Engine:
+    """Ask the engine through the docker CLI; never raises."""
+    paths = clients_on_path()
+    endpoint, context = endpoint_from_config()
+    if not paths:
+        return Engine("not-installed", "no docker command on PATH" + (
+            "; dockerd is installed" if shutil.which("dockerd") else ""), endpoint, context)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        info_job = pool.submit(_run, [paths[0], "info", "--format", "{{json .}}"], 20)
+        version_job = pool.submit(_run, [paths[0], "version", "--format", "{{json .Server}}"], 20)
+        client_jobs = [pool.submit(_client, p) for p in paths]
+        compose_job = pool.submit(_compose, paths[0])
+        code, out, err = info_job.result()
+        clients = tuple(job.result() for job in client_jobs)
+        common = dict(endpoint=endpoint, context=context, clients=clients, buildkit=build_route(clients),
+                      compose=tuple(compose_job.result()))
+        if code != 0:
+            status, reason = unreachable_reason(err)
+            if status == "not-running" and not shutil.which("dockerd") and endpoint.startswith("unix://") \
+                    and not os.path.exists(endpoint[len("unix://"):]):
+                status, reason = "not-installed", f"only the docker client is installed ({paths[0]}); no dockerd"
+            return Engine(status, reason, **common)
+        try:
+            facts = parse_info(json.loads(out))
+        except ValueError:
+            return Engine("error", f"`docker info` printed no JSON: {out[:200]}", **common)
+        _, server, _ = version_job.result()
+    api = _json(server).get("ApiVersion", "")
+    return Engine("ok", remote=is_remote(endpoint, facts["name"]), api_version=api, **common, **facts)
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,153 @@
+"""The host probe: one call that sees the engine, the driver and GPUs of the engine's host, the GPU
+paths into containers, and the network. Everything runs concurrently; nothing here raises for a
+broken host (a broken host is what the report describes).
+
+Where the facts come from:
+    engine          the docker CLI (host/engine.py)
+    driver, GPUs    NVML on this host, else nvidia-smi; on a remote engine's host, nvidia-smi run
+                    there in a short-lived container (host/remote.py)
+    system, files   OBSERVATIONS (host/observe.py), here or there
+    network         this host (builds are sent from here)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, Optional
+
+from gpuenv.errors import EngineError
+from gpuenv.host import access, nvidia
+from gpuenv.host.driver_files import DriverFiles, driver_files
+from gpuenv.host.engine import Engine, probe_engine
+from gpuenv.host.network import DOCKER_HUB, Network, extra_cas, intercepting_ca, proxy_env, registry_check, \
+    registry_url
+from gpuenv.host.observe import OBSERVATIONS, Observations, observe_local
+from gpuenv.host.system import System, system
+
+NVIDIA_SMI = ("nvidia-smi-q.xml", "nvidia-smi-query-gpu.csv")
+
+
+@dataclass(frozen=True)
+class HostReport:
+    engine: Engine
+    driver: nvidia.DriverState
+    kernel_module: Optional[str]        # the loaded kernel module's version
+    system: System
+    files: DriverFiles
+    modes: tuple[access.Mode, ...]
+    network: Optional[Network]
+    observed: str                       # which host the driver and system facts are from, and how
+    probe_error: Optional[str] = None   # a remote host that could not be observed
+
+    @property
+    def mode(self) -> access.Mode:
+        return access.best(self.modes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mode"] = self.mode.name
+        return data
+
+
+def from_observations(engine: Engine, obs: Observations, driver: Optional[nvidia.DriverState] = None,
+                      network: Optional[Network] = None, probe_error: Optional[str] = None) -> HostReport:
+    """Evaluate observations (live, remote or recorded) into a report. Pure."""
+    if driver is None or not driver.ok:
+        seen = nvidia.from_observations(obs)
+        driver = seen if seen.ok or driver is None or _missing(driver) else driver
+    module = nvidia.kernel_module_version(obs)
+    files = driver_files(obs, driver.version or module)
+    found = system(obs)
+    return HostReport(engine, driver, module, found, files, access.modes(engine, found, driver, files), network,
+                      obs.where, probe_error)
+
+
+def _missing(driver: nvidia.DriverState) -> bool:
+    return bool(driver.error and driver.error.startswith("no NVIDIA driver"))
+
+
+def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Optional[bool] = None) -> HostReport:
+    """Probe the host. `through_engine`: True always observes through a container on the engine,
+    False never, None when the engine is remote."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        engine_job = pool.submit(probe_engine)
+        nvml_job = pool.submit(nvidia.read_nvml)
+        local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI])
+        engine = engine_job.result()
+        net_job: Optional[Future[Network]] = pool.submit(probe_network, engine, index_host) if network else None
+        remote = engine.ok and (engine.remote if through_engine is None else through_engine)
+        if remote:
+            obs, error = _observe_through(engine)
+            report = from_observations(engine, obs, None, None, error)
+        else:
+            nvml = nvml_job.result()
+            obs = local_job.result()
+            if nvml is None or not nvml.ok:
+                obs = _merged(obs, observe_local(NVIDIA_SMI))
+            obs = _with_docker_root(obs, engine)
+            report = from_observations(engine, obs, nvml)
+        return replace(report, network=net_job.result() if net_job else None)
+
+
+def _observe_through(engine: Engine) -> tuple[Observations, Optional[str]]:
+    try:
+        from gpuenv.host.remote import observe_remote
+
+        return observe_remote(engine.client or "docker", engine.root_dir or "/var/lib/docker"), None
+    except EngineError as exc:
+        return Observations({}, "the engine's host (not observed)"), exc.message
+
+
+def _merged(first: Observations, more: Observations) -> Observations:
+    return Observations({**first.outputs, **more.outputs}, first.where)
+
+
+def _with_docker_root(obs: Observations, engine: Engine) -> Observations:
+    """Free space under the Docker root, measured here (df of the engine's root dir)."""
+    from gpuenv.host.observe import Output
+
+    if not engine.root_dir:
+        return obs
+    probe_dir = engine.root_dir
+    while probe_dir != "/" and not os.path.exists(probe_dir):
+        probe_dir = os.path.dirname(probe_dir)
+    try:
+        usage = shutil.disk_usage(probe_dir)
+    except OSError:
+        return obs
+    text = f"Filesystem 1024-blocks Used Available Capacity Mounted\nroot - - {usage.free // 1024} - {probe_dir}\n"
+    return Observations({**obs.outputs, "docker-root-df.txt": Output(text, 0)}, obs.where)
+
+
+def probe_network(engine: Engine, index_host: str = "pypi.org") -> Network:
+    """Proxies and CAs of this host; whether TLS to the package index is intercepted; whether Docker
+    Hub and the engine's mirrors answer (through the engine's proxy, as its pulls would)."""
+    cas = extra_cas()
+    proxy = engine.https_proxy or proxy_env().get("https_proxy")
+    urls = [registry_url(m) for m in engine.mirrors] + [DOCKER_HUB]
+    with ThreadPoolExecutor(max_workers=len(urls) + 1) as pool:
+        intercept: Future[tuple[Optional[str], str]] = pool.submit(intercepting_ca, index_host, cas)
+        checks: list[Future[Any]] = [pool.submit(registry_check, url, proxy) for url in urls]
+        ca, what = intercept.result()
+        return Network(proxy_env(), cas, ca, what, tuple(c.result() for c in checks))
+
+
+def driver_for_planning(probe_driver: Optional[Callable[[], Optional[nvidia.DriverState]]] = None
+                        ) -> Optional[nvidia.DriverState]:
+    """This host's driver and GPUs for `gpuenv plan`: NVML, else nvidia-smi's CSV query (fast)."""
+    found = (probe_driver or nvidia.read_nvml)()
+    if found is not None and found.ok:
+        return found
+    from gpuenv.host.observe import run_sh
+
+    out = run_sh("nvidia-smi --query-gpu=" + nvidia.QUERY + " --format=csv", 10)
+    if not out.ok:
+        out = run_sh("nvidia-smi --query-gpu=index,name,uuid,driver_version --format=csv", 10)
+    answer = nvidia.parse_query(out.stdout) if out.ok else None
+    if answer is None:
+        return None
+    gpus = tuple(nvidia.Gpu(g.index, g.name, g.uuid, g.cc) for g in answer.gpus)
+    return nvidia.DriverState(answer.driver, None, gpus, "nvidia-smi")
