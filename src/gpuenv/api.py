@@ -78,17 +78,30 @@ def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True) -> Targ
         return Target(driver, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
     if not probe:
         return Target(None, (), "no machine (no limits)")
-    from gpuenv.host.nvidia_smi import probe as probe_nvidia
-
-    host = probe_nvidia()
+    host, origin = _this_host()
     if host is None:
-        return Target(None, (), "this host (no NVIDIA driver)")
+        return Target(None, (), f"{origin} (no NVIDIA driver)")
     gpus = []
     for gpu in host.gpus:
         cc = gpu.cc or (nvidia.gpu_by_name(gpu.name) or (None, None))[1]
         if cc:
             gpus.append(GpuTarget(gpu.name, cc))
-    return Target(host.driver, tuple(gpus), "this host")
+    return Target(host.version, tuple(gpus), origin)
+
+
+def _this_host() -> tuple[Any, str]:
+    """The driver and GPUs containers will get: this host's, or a remote engine's host's."""
+    from urllib.parse import urlparse
+
+    from gpuenv.host.engine import endpoint_from_config
+    from gpuenv.host.probe import driver_for_planning, probe
+
+    endpoint, _ = endpoint_from_config()
+    url = urlparse(endpoint)
+    if url.scheme in ("tcp", "ssh", "http", "https") and url.hostname not in ("localhost", "127.0.0.1", "::1"):
+        report = probe(network=False)
+        return (report.driver if report.driver.ok else None), f"the engine's host ({endpoint})"
+    return driver_for_planning(), "this host"
 
 
 _DRIVER = re.compile(r"\d{3}(\.\d{1,3}){0,2}")

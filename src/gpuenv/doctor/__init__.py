@@ -77,7 +77,7 @@ def smoke_finding(ctx: Context, result: SmokeResult) -> Optional[Finding]:
         return None
     if not result.ran:
         return Finding(SMOKE, "warning", f"the GPU smoke test did not run: {result.detail}",
-                       f"`docker image ls` on the engine; none of the first images has python3",
+                       "`docker image ls` on the engine; none of the first images has python3",
                        ("gpuenv doctor --smoke-image IMAGE   # any image on the engine with python3",
                         "docker pull python:3.12-slim   # where a registry answers"))
     return Finding(SMOKE, "error", f"a container in '{result.mode}' mode could not use the GPU: {result.detail}",

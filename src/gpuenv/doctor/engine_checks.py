@@ -113,7 +113,7 @@ def docker_cli_old(ctx: Context) -> Optional[Finding]:
 @check("compose", "docker compose can start GPU services")
 def compose(ctx: Context) -> Optional[Finding]:
     engine = ctx.report.engine
-    if not engine.ok:
+    if not engine.ok or not engine.clients:     # compose is looked for next to the clients
         return None
     fix = ctx.by_family([ctx.sudo("apt-get install -y docker-compose-plugin   # Docker's apt repository"),
                          ctx.sudo("apt-get install -y docker-compose          # or Debian/Ubuntu's own (v1.29)")],

@@ -59,7 +59,7 @@ def load_cuda():
     try:
         return ctypes.CDLL("libcuda.so.1")
     except OSError as exc:
-        raise CudaError("libcuda.so.1 cannot be loaded in the container: " + str(exc))
+        raise CudaError("libcuda.so.1 cannot be loaded in the container: " + str(exc)) from None
 
 
 def call(cuda, name, *args):

@@ -1,2 +1,14 @@
-"""Probing the host. For now: the NVIDIA driver and GPUs through `nvidia-smi` (the planning needs them);
-the full probe (NVML, the engine, the GPU path into containers) is issue 4's."""
+"""The host as it is: the Docker engine, the NVIDIA driver and GPUs of the engine's host, how GPUs can
+reach containers there, and the network builds will meet. Probes sit behind observations
+(observe.py) so that the evaluation is pure and tested on real recorded outputs.
+
+    observe.py       named shell observations: run here, in a container on a remote engine's host
+                     (remote.py), or replayed from a recording
+    nvidia.py        driver and GPUs: NVML (nvidia-ml-py), else nvidia-smi -q -x / --query-gpu
+    driver_files.py  the driver's libraries, tools and device nodes (for the `devices` mode)
+    system.py        distribution, cgroups, SELinux, WSL, toolkit, CDI specs, daemon.json
+    engine.py        the Docker engine and clients, through the docker CLI
+    network.py       proxies, extra CAs, TLS interception, registries that answer
+    access.py        the GPU modes (toolkit, cdi, devices, none) and their `docker run` arguments
+    probe.py         all of it at once: HostReport
+"""

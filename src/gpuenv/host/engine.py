@@ -124,6 +124,15 @@ def parse_info(data: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def engine_from_info(info: dict[str, Any], version: Optional[dict[str, Any]] = None, endpoint: str = "",
+                     local_name: Optional[str] = None) -> Engine:
+    """An answering engine from its `docker info` (and `docker version`) JSON, as recorded."""
+    facts = parse_info(info)
+    server = (version or {}).get("Server") or {}
+    return Engine("ok", endpoint=endpoint, api_version=server.get("ApiVersion", ""),
+                  remote=is_remote(endpoint, facts["name"], local_name or facts["name"]), **facts)
+
+
 def unreachable_reason(stderr: str) -> tuple[str, str]:
     """(status, reason) from what `docker info` printed when it could not reach the engine."""
     text = " ".join(stderr.split())

@@ -49,7 +49,7 @@ OBSERVATIONS: dict[str, str] = {
                    "nvidia-container-runtime nvidia-container-cli; do command -v $t; done; "
                    "nvidia-container-cli --version 2>/dev/null | head -1",
     "cdi-specs.txt": "for f in /etc/cdi/* /var/run/cdi/*; do [ -f \"$f\" ] && printf '### %s\\n' \"$f\" "
-                     "&& cat \"$f\"; done",
+                     "&& cat \"$f\"; done; true",
     "daemon-json.txt": "cat /etc/docker/daemon.json",
     "services.txt": "for s in nvidia-persistenced nvidia-fabricmanager docker; do "
                     "printf '%s %s\\n' $s \"$(systemctl is-active $s 2>/dev/null || echo unknown)\"; done",
