@@ -66,3 +66,66 @@ def engine() -> Iterator[Engine]:
         yield made
     finally:
         made.clean_up()
+
+
+@dataclass
+class SecondEngine:
+    """A second dockerd on this machine with its own data root and socket (and a TCP endpoint on
+    127.0.0.1): a remote engine, an offline server, or an engine to stop, without touching the first."""
+
+    root: str
+    client: str
+    tcp: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> str:
+        return f"unix://{self.root}/docker.sock"
+
+    def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        run = subprocess.run([self.client, "-H", self.socket, *args], capture_output=True, **kw)
+        if check and run.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed: {run.stderr!r}")
+        return run
+
+    def start(self, config: dict | None = None) -> None:
+        import json
+        import time
+
+        with open(f"{self.root}/daemon.json", "w") as f:
+            json.dump(config or {}, f)
+        log = open(f"{self.root}/dockerd.log", "ab")
+        self.process = subprocess.Popen(
+            ["dockerd", "--data-root", f"{self.root}/data", "--exec-root", f"{self.root}/exec",
+             "--pidfile", f"{self.root}/docker.pid", "-H", self.socket, "-H", self.tcp,
+             "--config-file", f"{self.root}/daemon.json", "--bridge=none", "--iptables=false"],
+            stdout=log, stderr=log, start_new_session=True)
+        for _ in range(120):
+            if self.docker("info", check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the second dockerd did not start: see {self.root}/dockerd.log")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+        self.process = None
+
+
+@pytest.fixture
+def second_engine(engine: Engine) -> Iterator[SecondEngine]:
+    import socket
+    import tempfile
+
+    if shutil.which("dockerd") is None:
+        pytest.fail("no dockerd: run the tests through scripts/test")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    made = SecondEngine(tempfile.mkdtemp(prefix="gpuenv-2nd-", dir="/tmp"), engine.client, f"tcp://127.0.0.1:{port}")
+    try:
+        yield made
+    finally:
+        made.stop()
+        subprocess.run(["rm", "-rf", made.root], check=False)

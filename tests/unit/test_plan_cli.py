@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuenv.host.nvidia_smi import parse_query
+from gpuenv.host.nvidia import parse_query
 
 ROOT = Path(__file__).resolve().parents[2]
 H200 = ROOT / "tests/fixtures/hosts/h200-firecracker-2026-11-22"
