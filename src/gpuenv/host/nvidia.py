@@ -226,14 +226,16 @@ class QueryAnswer:
 def parse_query(text: str) -> Optional[QueryAnswer]:
     """Parse `nvidia-smi --query-gpu=<fields> --format=csv` (with or without its header line)."""
     rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r]
-    if rows and rows[0] and rows[0][0].strip().lower() == "index":
-        header = [h.split(" [", 1)[0].strip() for h in rows[0]]
-        rows = rows[1:]
+    names = [h.split(" [", 1)[0].strip().lower() for h in rows[0]] if rows else []
+    if {"index", "name", "driver_version", "uuid"} & set(names):      # a header line, fields in any order
+        header, rows = names, rows[1:]
     else:
         header = QUERY.split(",")
     gpus, driver = [], None
     for row in rows:
         item = dict(zip(header, (c.strip() for c in row)))
+        if not re.fullmatch(r"\d+", item.get("index", "0")) or not re.match(r"\d+\.", item.get("driver_version", "")):
+            continue        # not an answer: an error message, or a field this nvidia-smi does not know
         driver = item.get("driver_version") or driver
         cc = item.get("compute_cap")
         gpus.append(QueryRow(int(item.get("index", len(gpus))), item.get("name", "?"), item.get("uuid", ""),

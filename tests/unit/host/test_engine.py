@@ -60,3 +60,19 @@ def test_remote_means_another_host():
     assert not is_remote("tcp://127.0.0.1:2375", "vm", "vm")
     assert is_remote("unix:///var/run/docker.sock", "docker-desktop", "laptop")
     assert is_remote("ssh://me@gpu-server", "", "laptop") and not is_remote("tcp://localhost:2375", "", "x")
+
+
+def test_docker_desktop_registers_the_nvidia_runtime_without_a_gpu():
+    """The runtime alone is no GPU: with no driver, toolkit mode is not usable."""
+    from gpuenv.host import access
+    from gpuenv.host.driver_files import DriverFiles
+    from gpuenv.host.engine import engine_from_info
+    from gpuenv.host.nvidia import DriverState
+    from gpuenv.host.system import System
+
+    info = json.loads((HOSTS / "upstream-docker-info-desktop-wsl2-28" / "docker-info.json").read_text())
+    desktop = engine_from_info(info, endpoint="unix:///var/run/docker.sock", local_name="laptop")
+    assert desktop.remote, "Docker Desktop's engine runs in its own VM"
+    modes = access.modes(desktop, System(), DriverState(error="no NVIDIA driver: nvidia-smi is not installed"),
+                         DriverFiles())
+    assert access.best(modes).name == "none"

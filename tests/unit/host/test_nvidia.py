@@ -67,3 +67,27 @@ def test_the_h200_query_csv_and_an_old_driver_without_compute_cap():
     assert answer.driver == "580.159.04" and [(g.name, g.cc) for g in answer.gpus] == [("NVIDIA H200", "9.0")]
     old = parse_query("index, name, uuid, driver_version\n0, Tesla K80, GPU-1, 384.90\n")
     assert old.driver == "384.90" and old.gpus[0].cc is None
+
+
+def test_a_query_with_fields_in_another_order_and_two_generations():
+    answer = parse_query((HOSTS / "upstream-triton-titanv-rtx5880-570" / "nvidia-smi-query-gpu.csv").read_text())
+    assert answer.driver == "570.86.15"
+    assert [(g.index, g.name, g.cc) for g in answer.gpus] == [(0, "NVIDIA TITAN V", "7.0"),
+                                                             (1, "NVIDIA RTX 5880 Ada Generation", "8.9")]
+
+
+def test_a_query_of_every_field():
+    answer = parse_query((HOSTS / "upstream-nvgpuexporter-l40s-595" / "nvidia-smi-query-gpu.csv").read_text())
+    assert answer.driver == "595.80" and [(g.name, g.cc) for g in answer.gpus] == [("NVIDIA L40S", "8.9")]
+
+
+def test_an_nvidia_smi_too_old_for_compute_cap_is_no_answer():
+    """nvidia-smi 470 refuses the field (then the probe asks again without it)."""
+    out = (HOSTS / "upstream-inference-snaps-smi470-on-driver580" / "nvidia-smi-query-gpu.out").read_text()
+    assert parse_query(out) is None
+
+
+def test_a_desktop_gpu_with_graphics_processes():
+    state = parse_xml((HOSTS / "upstream-telegraf-gt1030-470" / "nvidia-smi-q.xml").read_text())
+    assert (state.version, state.cuda) == ("470.74", "11.4")
+    assert state.gpus[0].name == "NVIDIA GeForce GT 1030" and len(state.gpus[0].processes) == 10
