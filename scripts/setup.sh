@@ -53,6 +53,7 @@ docker_client() {
 engine_answers() { "${SUDO[@]}" "$(docker_client)" info >/dev/null 2>&1; }
 
 ensure_engine() {
+  command -v ip >/dev/null || apt_install iproute2   # the tests give a second engine its own bridge
   engine_answers || start_engine
   "$(docker_client)" info >/dev/null 2>&1 || die "the Docker engine runs, but $(id -un) may not use it" \
     "sudo usermod -aG docker $(id -un), then log in again (or run as root)"

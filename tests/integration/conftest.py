@@ -76,6 +76,7 @@ class SecondEngine:
     root: str
     client: str
     tcp: str
+    bridge: str
     process: subprocess.Popen | None = None
 
     @property
@@ -98,7 +99,8 @@ class SecondEngine:
         self.process = subprocess.Popen(
             ["dockerd", "--data-root", f"{self.root}/data", "--exec-root", f"{self.root}/exec",
              "--pidfile", f"{self.root}/docker.pid", "-H", self.socket, "-H", self.tcp,
-             "--config-file", f"{self.root}/daemon.json", "--bridge=none", "--iptables=false"],
+             "--config-file", f"{self.root}/daemon.json", f"--bridge={self.bridge}", "--iptables=false",
+             "--ip-masq=false", "--ip-forward=false", "--userland-proxy=false"],
             stdout=log, stderr=log, start_new_session=True)
         for _ in range(120):
             if self.docker("info", check=False).returncode == 0:
@@ -123,9 +125,17 @@ def second_engine(engine: Engine) -> Iterator[SecondEngine]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    made = SecondEngine(tempfile.mkdtemp(prefix="gpuenv-2nd-", dir="/tmp"), engine.client, f"tcp://127.0.0.1:{port}")
+    # its own bridge: `dockerd --bridge=none` would delete the first engine's docker0 (moby removes the
+    # default bridge interface when the bridge is disabled), and the default would collide with it
+    bridge = f"gpe{port}"
+    for cmd in (["ip", "link", "add", bridge, "type", "bridge"], ["ip", "addr", "add", "10.213.77.1/24", "dev", bridge],
+                ["ip", "link", "set", bridge, "up"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    made = SecondEngine(tempfile.mkdtemp(prefix="gpuenv-2nd-", dir="/tmp"), engine.client, f"tcp://127.0.0.1:{port}",
+                        bridge)
     try:
         yield made
     finally:
         made.stop()
         subprocess.run(["rm", "-rf", made.root], check=False)
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
