@@ -21,14 +21,16 @@ MARK = "@@gpuenv@@"
 PREFERRED = re.compile(r"(^|/)(busybox|alpine|debian|ubuntu|gpuenv[^:]*)(:|$)")
 
 
-def script(cmds: dict[str, str]) -> str:
-    """A sh script that runs each command in the host's root and prints it between markers."""
+def script(cmds: dict[str, str], root: str = "/host", scratch: str = "/tmp") -> str:
+    """A sh script that runs each command in `root` (through chroot; "/" runs it here) and prints its
+    output between markers; `scratch` is a writable folder outside that root."""
+    enter = "" if root == "/" else f"chroot {root} "
     lines = []
     for name, cmd in cmds.items():
         quoted = "'" + cmd.replace("'", "'\"'\"'") + "'"
-        lines.append(f"chroot /host /bin/sh -c {quoted} >/tmp/o 2>/tmp/e; rc=$?; "
-                     f"echo '{MARK} {name}'; cat /tmp/o; "
-                     f"if [ $rc != 0 ]; then cat /tmp/e; fi; echo; echo \"{MARK} exit $rc\"")
+        lines.append(f"{enter}/bin/sh -c {quoted} >{scratch}/o 2>{scratch}/e; rc=$?; "
+                     f"echo '{MARK} {name}'; cat {scratch}/o; "
+                     f"if [ $rc != 0 ]; then cat {scratch}/e; fi; echo; echo \"{MARK} exit $rc\"")
     return "\n".join(lines) + "\n"
 
 
@@ -40,7 +42,7 @@ def split(text: str, where: str) -> Observations:
         match = re.search(rf"\n?{MARK} exit (\d+)\s*$", body)
         if not match:
             continue
-        outputs[name] = Output(body[:match.start()] + ("\n" if body[:match.start()] else ""), int(match.group(1)))
+        outputs[name] = Output(body[:match.start()], int(match.group(1)))
     return Observations(outputs, where)
 
 
