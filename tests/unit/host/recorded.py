@@ -13,7 +13,8 @@ from gpuenv.host.observe import load_recording
 from gpuenv.host.probe import HostReport, from_observations
 
 HOSTS = Path(__file__).resolve().parents[2] / "fixtures" / "hosts"
-H200 = HOSTS / "h200-firecracker-2026-11-22"
+H200 = HOSTS / "h200-docker-2026-11-22"       # with a Docker engine there (scripts/gpu/doctor-run)
+H200_FIRST = HOSTS / "h200-firecracker-2026-11-22"
 NOGPU = HOSTS / "debian12-nogpu-2026-11-22"
 
 

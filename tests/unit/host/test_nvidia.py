@@ -14,7 +14,7 @@ def test_the_h200_xml_gives_driver_cuda_and_the_gpu():
     state = parse_xml((H200 / "nvidia-smi-q.xml").read_text())
     assert (state.version, state.cuda, state.source) == ("580.159.04", "13.0", "nvidia-smi")
     (gpu,) = state.gpus
-    assert (gpu.name, gpu.uuid, gpu.minor) == ("NVIDIA H200", "GPU-2a5377fa-7273-2140-6d2b-a5b8a7b3f692", 0)
+    assert (gpu.name, gpu.uuid, gpu.minor) == ("NVIDIA H200", "GPU-c39c349a-86ea-57c7-e966-38b014692ced", 0)
     assert (gpu.memory_total_mib, gpu.compute_mode, gpu.persistence_mode) == (143771, "Default", "Enabled")
     assert (gpu.mig, gpu.fabric_state, gpu.processes, gpu.pci_bus_id) == (False, "N/A", (), "00000000:00:06.0")
     assert gpu.cc is None   # the XML does not carry it

@@ -29,7 +29,8 @@ def test_the_script_round_trips_every_observation(tmp_path):
 
 def test_an_output_without_a_final_newline_and_a_failure(tmp_path):
     cmds = {"a.txt": "printf abc", "b.txt": "echo out; echo err >&2; exit 3"}
-    done = subprocess.run(["/bin/sh", "-c", script(cmds, root="/", scratch=str(tmp_path))], capture_output=True, text=True,
+    text = script(cmds, root="/", scratch=str(tmp_path))
+    done = subprocess.run(["/bin/sh", "-c", text], capture_output=True, text=True,
                           check=True)
     found = split(done.stdout, "here")
     assert found.outputs["a.txt"].stdout == "abc" and found.outputs["a.txt"].ok
