@@ -136,3 +136,18 @@ def _cc_gpu(cc: str, where: str) -> GpuTarget:
 
 def plan(request: Request, target: Target) -> Plan:
     return resolve(request, target)
+
+
+def probe_host(network: bool = True, through_engine: Optional[bool] = None) -> Any:
+    """The host as it is (gpuenv.host.probe.HostReport): engine, driver and GPUs, GPU modes, network."""
+    from gpuenv.host.probe import probe
+
+    return probe(network=network, through_engine=through_engine)
+
+
+def doctor(report: Any = None, spec: Any = None, skip: tuple[str, ...] = (), smoke: bool = True,
+           smoke_image: Optional[str] = None) -> Any:
+    """Diagnose a probed host (default: probe this one now): gpuenv.doctor.Diagnosis, never printed."""
+    from gpuenv.doctor import diagnose
+
+    return diagnose(report if report is not None else probe_host(), spec, None, skip, smoke, smoke_image)

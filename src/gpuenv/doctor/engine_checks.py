@@ -46,9 +46,10 @@ def engine_running(ctx: Context) -> Optional[Finding]:
         return None
     local = engine.endpoint.startswith("unix://") or not engine.endpoint
     if not local:
+        fix = (("echo $DOCKER_HOST   # is it the engine you meant?", "unset DOCKER_HOST   # for this host's engine")
+               if engine.context == "DOCKER_HOST" else ("docker context ls", "docker context use default"))
         return Finding("engine-running", "error", f"the Docker engine at {engine.endpoint} does not answer",
-                       f"`docker info` ({engine.context}) said: {engine.reason}",
-                       ("docker context ls", "docker context use default"),
+                       f"`docker info` ({engine.context}) said: {engine.reason}", fix,
                        "start the engine on that host, or point DOCKER_HOST / the docker context at one that runs.")
     systemd = ctx.report.system.services.get("docker", "unknown") != "unknown"
     fix = (ctx.sudo("systemctl start docker"), "docker info") if systemd else (

@@ -183,9 +183,11 @@ def test_systemd_or_not_changes_how_the_engine_is_started():
 
 def test_a_remote_engine_that_does_not_answer_says_where():
     report = replace(down("not-running", "error during connect: dial tcp 10.0.0.5:2375: connect: connection refused"),
-                     engine=Engine("not-running", "connection refused", "tcp://10.0.0.5:2375", "DOCKER_HOST"))
+                     engine=Engine("not-running", "connection refused", "tcp://10.0.0.5:2375", "gpu-server"))
     finding = run("engine-running", report)
     assert "tcp://10.0.0.5:2375" in finding.problem and "docker context" in finding.fix[0]
+    by_variable = run("engine-running", replace(report, engine=replace(report.engine, context="DOCKER_HOST")))
+    assert "DOCKER_HOST" in by_variable.fix[1]
 
 
 def test_the_ca_setting_none_makes_interception_a_warning():
