@@ -261,6 +261,10 @@ def probe_engine() -> Engine:
         client_jobs = [pool.submit(_client, p) for p in paths]
         compose_job = pool.submit(_compose, paths[0])
         code, out, err = info_job.result()
+        data = _json(out)
+        if code == 0 and (data.get("ServerErrors") or not data.get("ServerVersion")):
+            # the 20.10 CLI exits 0 with --format and puts "Cannot connect ..." in ServerErrors
+            code, err = 1, " ".join(data.get("ServerErrors") or [err or "`docker info` printed no engine"])
         clients = tuple(job.result() for job in client_jobs)
         common = dict(endpoint=endpoint, context=context, clients=clients, buildkit=build_route(clients),
                       compose=tuple(compose_job.result()))
@@ -270,10 +274,7 @@ def probe_engine() -> Engine:
                     and not os.path.exists(endpoint[len("unix://"):]):
                 status, reason = "not-installed", f"only the docker client is installed ({paths[0]}); no dockerd"
             return Engine(status, reason, **common)
-        try:
-            facts = parse_info(json.loads(out))
-        except ValueError:
-            return Engine("error", f"`docker info` printed no JSON: {out[:200]}", **common)
+        facts = parse_info(data)
         _, server, _ = version_job.result()
     api = _json(server).get("ApiVersion", "")
     return Engine("ok", remote=is_remote(endpoint, facts["name"]), api_version=api, **common, **facts)
