@@ -12,16 +12,16 @@ Writes benchmarks/results/doctor-probe-<date>.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_file import write  # noqa: E402
 
 LIMIT_S = 1.0
 
@@ -50,19 +50,8 @@ def main() -> int:
         rows.append({"command": f"gpuenv {name}", "median_s": round(median, 4), "max_s": round(max(times), 4),
                      "ratio_to_docker_info": round(median / statistics.median(floor), 2),
                      "under_limit": median < LIMIT_S})
-    result = {
-        "benchmark": "doctor probe on a host without GPU",
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}",
-        "python": platform.python_version(),
-        "runs": args.runs,
-        "docker_info_median_s": round(statistics.median(floor), 4),
-        "limit_s": LIMIT_S,
-        "variants": rows,
-    }
-    out = Path(__file__).parent / "results" / f"doctor-probe-{result['date']}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write("doctor-probe", "doctor probe on a host without GPU", args.runs,
+          docker_info_median_s=round(statistics.median(floor), 4), limit_s=LIMIT_S, variants=rows)
     return 0 if all(r["under_limit"] for r in rows) else 1
 
 

@@ -10,16 +10,16 @@ ratio stays meaningful on another machine. Writes benchmarks/results/plan-cold-s
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_file import write  # noqa: E402
 
 REQUESTS = [
     ["tensorflow==1.2.1"],
@@ -51,19 +51,8 @@ def main() -> int:
         median = statistics.median(times)
         rows.append({"request": " ".join(request), "median_s": round(median, 4), "max_s": round(max(times), 4),
                      "ratio_to_bare_python": round(median / bare, 2), "under_limit": median < LIMIT_S})
-    result = {
-        "benchmark": "plan cold start",
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}",
-        "python": platform.python_version(),
-        "runs": args.runs,
-        "bare_python_median_s": round(bare, 4),
-        "limit_s": LIMIT_S,
-        "requests": rows,
-    }
-    out = Path(__file__).parent / "results" / f"plan-cold-start-{result['date']}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write("plan-cold-start", "plan cold start", args.runs, bare_python_median_s=round(bare, 4), limit_s=LIMIT_S,
+          requests=rows)
     return 0 if all(r["under_limit"] for r in rows) else 1
 
 
