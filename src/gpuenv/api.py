@@ -91,14 +91,11 @@ def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True) -> Targ
 
 def _this_host() -> tuple[Any, str]:
     """The driver and GPUs containers will get: this host's, or a remote engine's host's."""
-    from urllib.parse import urlparse
-
-    from gpuenv.host.engine import endpoint_from_config
+    from gpuenv.host.engine import endpoint_from_config, remote_endpoint
     from gpuenv.host.probe import driver_for_planning, probe
 
     endpoint, _ = endpoint_from_config()
-    url = urlparse(endpoint)
-    if url.scheme in ("tcp", "ssh", "http", "https") and url.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if remote_endpoint(endpoint):
         report = probe(network=False)
         return (report.driver if report.driver.ok else None), f"the engine's host ({endpoint})"
     return driver_for_planning(), "this host"

@@ -112,12 +112,9 @@ def test_an_old_driver_without_compute_cap_parses_with_no_cc():
 
 def test_this_host_is_read_through_nvidia_smi(tmp_path):
     """An `nvidia-smi` on PATH that replays the H200 machine's recorded answer stands for that host."""
-    recorded = (H200 / "nvidia-smi-query-gpu.csv").read_text().splitlines()[1]
-    fields = [f.strip() for f in recorded.split(",")]
-    row = ", ".join([fields[0], fields[1], fields[2], fields[4], fields[5]])  # index,name,uuid,compute_cap,driver
     fake = tmp_path / "nvidia-smi"
-    fake.write_text(f"#!/bin/sh\ncase \"$1\" in --query-gpu=index,name,uuid,compute_cap,driver_version) "
-                    f"echo '{row}';; *) exit 9;; esac\n")
+    fake.write_text(f"#!/bin/sh\ncase \"$*\" in *--query-gpu=*) cat '{H200 / 'nvidia-smi-query-gpu.csv'}';; "
+                    f"*) exit 9;; esac\n")
     fake.chmod(0o755)
     import os
 
@@ -139,3 +136,25 @@ def test_a_host_without_nvidia_smi_plans_without_a_driver_limit(tmp_path):
     data = json.loads(run.stdout)
     assert data["target"]["driver"] is None and data["min_driver"] == "375.26"
     assert any("no driver limit was given" in r for r in data["reasons"])
+
+
+def test_an_nvidia_smi_without_compute_cap_is_asked_again_and_the_gpu_found_by_name(tmp_path):
+    """nvidia-smi before R510 refuses the field (its real message, published upstream); the probe
+    asks again without it and the knowledge base knows the GPU by its name."""
+    refusal = H200.parent / "upstream-inference-snaps-smi470-on-driver580" / "nvidia-smi-query-gpu.out"
+    recorded = (H200 / "nvidia-smi-query-gpu.csv").read_text().splitlines()
+    keep = [i for i, name in enumerate(recorded[0].split(", ")) if name != "compute_cap"]
+    without_cc = "\n".join(", ".join(line.split(", ")[i] for i in keep) for line in recorded) + "\n"
+    (tmp_path / "answer.csv").write_text(without_cc)
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\ncase \"$*\" in *compute_cap*) cat '{refusal}'; exit 2;; "
+                    f"*--query-gpu=*) cat '{tmp_path / 'answer.csv'}';; *) exit 9;; esac\n")
+    fake.chmod(0o755)
+    import os
+
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    run = subprocess.run([sys.executable, "-m", "gpuenv", "plan", "torch==2.11.0", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    target = json.loads(run.stdout)["target"]
+    assert target["driver"] == "580.159.04" and target["gpus"] == [{"name": "NVIDIA H200", "cc": "9.0"}]

@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
@@ -130,7 +130,7 @@ def engine_from_info(info: dict[str, Any], version: Optional[dict[str, Any]] = N
     facts = parse_info(info)
     server = (version or {}).get("Server") or {}
     return Engine("ok", endpoint=endpoint, api_version=server.get("ApiVersion", ""),
-                  remote=is_remote(endpoint, facts["name"], local_name or facts["name"]), **facts)
+                  remote=is_remote(endpoint, facts["name"], local_name), **facts)
 
 
 def unreachable_reason(stderr: str) -> tuple[str, str]:
@@ -178,14 +178,19 @@ def _current_context(config_dir: Path) -> str:
         return ""
 
 
+def remote_endpoint(endpoint: str) -> bool:
+    """A tcp/ssh endpoint that is not on loopback: another machine, by the address alone."""
+    url = urlparse(endpoint)
+    return url.scheme in ("tcp", "ssh", "http", "https") and (url.hostname or "") not in ("localhost", "127.0.0.1",
+                                                                                          "::1")
+
+
 def is_remote(endpoint: str, engine_name: str, local_name: Optional[str] = None) -> bool:
-    """An engine is remote when its host is not this one: another machine, a VM, or the host of the
-    container gpuenv runs in. The engine's name (its host name) decides when it is known."""
-    if engine_name:
-        return engine_name != (local_name or socket.gethostname())
-    scheme = urlparse(endpoint).scheme
-    host = urlparse(endpoint).hostname or ""
-    return scheme in ("tcp", "ssh", "http", "https") and host not in ("localhost", "127.0.0.1", "::1")
+    """An engine is remote when its host is not this one: reached over the network, or named other
+    than this host (a VM such as Docker Desktop's, or the host of the container gpuenv runs in). Host
+    names alone are not enough: servers called "ubuntu" or "localhost" are many."""
+    named_other = bool(engine_name) and engine_name != (local_name or socket.gethostname())
+    return remote_endpoint(endpoint) or named_other
 
 
 def loose_version(text: str) -> Version:
@@ -226,11 +231,13 @@ def _run(argv: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def _client(path: str) -> Client:
-    _, out, _ = _run([path, "version", "--format", "{{.Client.Version}}"], 10)
+def _client(path: str) -> tuple[Client, dict[str, Any]]:
+    """A client, and what its `docker version` says of the engine (its Server part, {} when down)."""
+    _, out, _ = _run([path, "version", "--format", "{{json .}}"], 10)
+    version = _json(out)
     code, buildx, _ = _run([path, "buildx", "version"], 10)
-    version = buildx.split()[1] if code == 0 and len(buildx.split()) > 1 else None
-    return Client(path, out.strip(), version)
+    plugin = buildx.split()[1] if code == 0 and len(buildx.split()) > 1 else None
+    return Client(path, (version.get("Client") or {}).get("Version", ""), plugin), version.get("Server") or {}
 
 
 def _compose(client: Optional[str]) -> list[Compose]:
@@ -257,7 +264,6 @@ def probe_engine() -> Engine:
             "; dockerd is installed" if shutil.which("dockerd") else ""), endpoint, context)
     with ThreadPoolExecutor(max_workers=6) as pool:
         info_job = pool.submit(_run, [paths[0], "info", "--format", "{{json .}}"], 20)
-        version_job = pool.submit(_run, [paths[0], "version", "--format", "{{json .Server}}"], 20)
         client_jobs = [pool.submit(_client, p) for p in paths]
         compose_job = pool.submit(_compose, paths[0])
         code, out, err = info_job.result()
@@ -265,7 +271,8 @@ def probe_engine() -> Engine:
         if code == 0 and (data.get("ServerErrors") or not data.get("ServerVersion")):
             # the 20.10 CLI exits 0 with --format and puts "Cannot connect ..." in ServerErrors
             code, err = 1, " ".join(data.get("ServerErrors") or [err or "`docker info` printed no engine"])
-        clients = tuple(job.result() for job in client_jobs)
+        answers = [job.result() for job in client_jobs]
+        clients = tuple(client for client, _ in answers)
         common = dict(endpoint=endpoint, context=context, clients=clients, buildkit=build_route(clients),
                       compose=tuple(compose_job.result()))
         if code != 0:
@@ -274,10 +281,8 @@ def probe_engine() -> Engine:
                     and not os.path.exists(endpoint[len("unix://"):]):
                 status, reason = "not-installed", f"only the docker client is installed ({paths[0]}); no dockerd"
             return Engine(status, reason, **common)
-        facts = parse_info(data)
-        _, server, _ = version_job.result()
-    api = _json(server).get("ApiVersion", "")
-    return Engine("ok", remote=is_remote(endpoint, facts["name"]), api_version=api, **common, **facts)
+    engine = engine_from_info(data, {"Server": answers[0][1]}, endpoint)
+    return replace(engine, **{k: v for k, v in common.items() if k != "endpoint"})
 
 
 def _json(text: str) -> dict[str, Any]:

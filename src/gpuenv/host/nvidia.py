@@ -149,9 +149,12 @@ def from_observations(obs: Observations) -> DriverState:
     xml = obs.text("nvidia-smi-q.xml")
     if xml is None:
         return DriverState(source="nvidia-smi", error=_smi_error(obs.raw("nvidia-smi-q.xml")))
-    state = parse_xml(xml)
-    query = obs.text("nvidia-smi-query-gpu.csv")
-    by_uuid = {g.uuid: g for g in (parse_query(query).gpus if query and parse_query(query) else ())}
+    try:
+        state = parse_xml(xml)
+    except ET.ParseError as exc:
+        return DriverState(source="nvidia-smi", error=f"nvidia-smi -q -x printed no valid XML: {exc}")
+    query = parse_query(obs.text("nvidia-smi-query-gpu.csv") or "")
+    by_uuid = {g.uuid: g for g in (query.gpus if query else ())}
     gpus = tuple(replace(g, cc=g.cc or (by_uuid[g.uuid].cc if g.uuid in by_uuid else None)) for g in state.gpus)
     return replace(state, gpus=gpus)
 

@@ -26,9 +26,11 @@ LDCONFIG = "{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p; }"
 OBSERVATIONS: dict[str, str] = {
     # the driver and GPUs (nvidia-smi: the fallback for NVML, and the only source on a remote host)
     "nvidia-smi-q.xml": "nvidia-smi -q -x",
-    "nvidia-smi-query-gpu.csv": "nvidia-smi --format=csv --query-gpu=index,name,uuid,pci.bus_id,compute_cap,"
-                                "driver_version,memory.total,memory.used,utilization.gpu,compute_mode,"
-                                "persistence_mode",
+    # (compute_cap is known from R510 on: an older nvidia-smi is asked again without it)
+    "nvidia-smi-query-gpu.csv": "q=index,name,uuid,pci.bus_id,driver_version,memory.total,memory.used,"
+                                "utilization.gpu,compute_mode,persistence_mode; "
+                                "a=$(nvidia-smi --format=csv --query-gpu=$q,compute_cap 2>&1) && printf '%s\\n' \"$a\" "
+                                "|| nvidia-smi --format=csv --query-gpu=$q",
     "proc-driver-nvidia-version.txt": "cat /proc/driver/nvidia/version",
     # the driver's user-space files: the linker cache, and where each entry really points
     "ldconfig-p.txt": LDCONFIG,
@@ -121,13 +123,13 @@ def load_recording(folder: Path) -> Observations:
         path = folder / name
         if not path.exists():
             continue
-        err = folder / f"{name}.err"
-        code = 0
-        if err.exists():
-            last = err.read_text().strip().splitlines()[-1:] or [""]
-            code = int(last[0].split()[1]) if last[0].startswith("exit ") else 0
         text = path.read_text(errors="replace")
-        outputs[name] = Output(text if code == 0 else text + (err.read_text() if err.exists() else ""), code)
+        err = folder / f"{name}.err"
+        lines = err.read_text(errors="replace").rstrip("\n").split("\n") if err.exists() else []
+        if lines and lines[-1].startswith("exit "):
+            outputs[name] = Output(text + "".join(line + "\n" for line in lines[:-1]), int(lines[-1].split()[1]))
+        else:
+            outputs[name] = Output(text)
     return Observations(outputs, f"the recording {folder.name}")
 
 

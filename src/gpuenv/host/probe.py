@@ -12,11 +12,9 @@ Where the facts come from:
 
 from __future__ import annotations
 
-import os
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from gpuenv.errors import EngineError
 from gpuenv.host import access, nvidia
@@ -28,6 +26,7 @@ from gpuenv.host.observe import OBSERVATIONS, Observations, observe_local
 from gpuenv.host.system import System, system
 
 NVIDIA_SMI = ("nvidia-smi-q.xml", "nvidia-smi-query-gpu.csv")
+DOCKER_ROOT = "docker-root-df.txt"     # needs the engine's root dir: run once the engine has answered
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Op
     with ThreadPoolExecutor(max_workers=4) as pool:
         engine_job = pool.submit(probe_engine)
         nvml_job = pool.submit(nvidia.read_nvml)
-        local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI])
+        local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI + (DOCKER_ROOT,)])
         engine = engine_job.result()
         net_job: Optional[Future[Network]] = pool.submit(probe_network, engine, index_host) if network else None
         remote = engine.ok and (engine.remote if through_engine is None else through_engine)
@@ -84,10 +83,9 @@ def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Op
             report = from_observations(engine, obs, None, None, error)
         else:
             nvml = nvml_job.result()
-            obs = local_job.result()
-            if nvml is None or not nvml.ok:
-                obs = _merged(obs, observe_local(NVIDIA_SMI))
-            obs = _with_docker_root(obs, engine)
+            more = (DOCKER_ROOT,) if engine.root_dir else ()
+            more += NVIDIA_SMI if nvml is None or not nvml.ok else ()
+            obs = _merged(local_job.result(), observe_local(more, docker_root=engine.root_dir or "/"))
             report = from_observations(engine, obs, nvml)
         return replace(report, network=net_job.result() if net_job else None)
 
@@ -105,23 +103,6 @@ def _merged(first: Observations, more: Observations) -> Observations:
     return Observations({**first.outputs, **more.outputs}, first.where)
 
 
-def _with_docker_root(obs: Observations, engine: Engine) -> Observations:
-    """Free space under the Docker root, measured here (df of the engine's root dir)."""
-    from gpuenv.host.observe import Output
-
-    if not engine.root_dir:
-        return obs
-    probe_dir = engine.root_dir
-    while probe_dir != "/" and not os.path.exists(probe_dir):
-        probe_dir = os.path.dirname(probe_dir)
-    try:
-        usage = shutil.disk_usage(probe_dir)
-    except OSError:
-        return obs
-    text = f"Filesystem 1024-blocks Used Available Capacity Mounted\nroot - - {usage.free // 1024} - {probe_dir}\n"
-    return Observations({**obs.outputs, "docker-root-df.txt": Output(text, 0)}, obs.where)
-
-
 def probe_network(engine: Engine, index_host: str = "pypi.org") -> Network:
     """Proxies and CAs of this host; whether TLS to the package index is intercepted; whether Docker
     Hub and the engine's mirrors answer (through the engine's proxy, as its pulls would)."""
@@ -135,18 +116,12 @@ def probe_network(engine: Engine, index_host: str = "pypi.org") -> Network:
         return Network(proxy_env(), cas, ca, what, tuple(c.result() for c in checks))
 
 
-def driver_for_planning(probe_driver: Optional[Callable[[], Optional[nvidia.DriverState]]] = None
-                        ) -> Optional[nvidia.DriverState]:
+def driver_for_planning() -> Optional[nvidia.DriverState]:
     """This host's driver and GPUs for `gpuenv plan`: NVML, else nvidia-smi's CSV query (fast)."""
-    found = (probe_driver or nvidia.read_nvml)()
+    found = nvidia.read_nvml()
     if found is not None and found.ok:
         return found
-    from gpuenv.host.observe import run_sh
-
-    out = run_sh("nvidia-smi --query-gpu=" + nvidia.QUERY + " --format=csv", 10)
-    if not out.ok:
-        out = run_sh("nvidia-smi --query-gpu=index,name,uuid,driver_version --format=csv", 10)
-    answer = nvidia.parse_query(out.stdout) if out.ok else None
+    answer = nvidia.parse_query(observe_local(["nvidia-smi-query-gpu.csv"]).text("nvidia-smi-query-gpu.csv") or "")
     if answer is None:
         return None
     gpus = tuple(nvidia.Gpu(g.index, g.name, g.uuid, g.cc) for g in answer.gpus)

@@ -22,7 +22,7 @@ def engine_of(folder: Path, **changes: Any) -> Engine:
     info = json.loads((folder / "docker-info.json").read_text())
     version = folder / "docker-version.json"
     engine = engine_from_info(info, json.loads(version.read_text()) if version.exists() else None,
-                              "unix:///var/run/docker.sock")
+                              "unix:///var/run/docker.sock", local_name=info["Name"])   # seen from its own host
     return replace(engine, **changes)
 
 

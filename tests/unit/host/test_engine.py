@@ -60,6 +60,7 @@ def test_remote_means_another_host():
     assert not is_remote("tcp://127.0.0.1:2375", "vm", "vm")
     assert is_remote("unix:///var/run/docker.sock", "docker-desktop", "laptop")
     assert is_remote("ssh://me@gpu-server", "", "laptop") and not is_remote("tcp://localhost:2375", "", "x")
+    assert is_remote("tcp://10.0.0.5:2375", "ubuntu", "ubuntu"), "the same host name is no proof of the same host"
 
 
 def test_docker_desktop_registers_the_nvidia_runtime_without_a_gpu():
