@@ -19,3 +19,13 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ["GPUENV_KB_DIR"] = tempfile.mkdtemp(prefix="gpuenv-kb-")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite tests/golden/ from the current output (then review the diff)")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))

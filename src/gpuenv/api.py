@@ -148,3 +148,46 @@ def doctor(report: Any = None, spec: Any = None, skip: tuple[str, ...] = (), smo
     from gpuenv.doctor import diagnose
 
     return diagnose(report if report is not None else probe_host(), spec, None, skip, smoke, smoke_image)
+
+
+def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
+             flags: TargetFlags = TargetFlags()) -> Any:
+    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
+    Returns (gpuenv.render.Rendered, the paths written, the SSH private key to log in with or None)."""
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+
+    request, spec = request_from_spec(spec_file)
+    out = (out or spec_file.parent).resolve()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
+    result = plan(request, target_for(flags, spec))
+    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), out)
+    rendered = render(result, spec, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    return rendered, write(rendered, out, force), private_key
+
+
+def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
+    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the CA bundle,
+    the SSH key, the workspace relative to `out`), and the SSH private key that goes with the key."""
+    import os
+    import secrets
+
+    from gpuenv.host import user
+    from gpuenv.render.envfile import TOKENS
+    from gpuenv.render.recipe import Inputs
+    from gpuenv.render.write import existing_tokens
+
+    uid, gid = user.ids(spec.workspace.user)
+    tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
+    key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
+    workspace = (spec_dir / Path(spec.workspace.host).expanduser()).resolve()
+    relative = os.path.relpath(workspace, out)
+    shown = relative if relative == "." or relative.startswith("..") else f"./{relative}"
+    return (Inputs(
+        workspace=str(workspace) if Path(spec.workspace.host).expanduser().is_absolute() else shown,
+        uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
+        ca_bundle=user.ca_bundle(spec.network.ca_certificates), ssh_key=key.public if key else "",
+        ssh_key_text=(key.text or "") if key else "", tokens=tokens,
+    ), key.private if key else None)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from gpuenv.spec import EnvSpec, parse_spec
-from gpuenv.spec.model import Access, Gateway, Gpu, Jupyter, Network, Ssh, Workspace
+from gpuenv.spec.model import Access, Gateway, Gpu, Jupyter, Network, Run, Ssh, Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -25,7 +25,7 @@ def test_the_spec_block_is_a_valid_spec():
 
 def test_the_spec_block_shows_every_key():
     block = spec_block()
-    for model in (EnvSpec, Gpu, Access, Jupyter, Gateway, Ssh, Workspace, Network):
+    for model in (EnvSpec, Gpu, Access, Jupyter, Gateway, Ssh, Workspace, Network, Run):
         for name in model.model_fields:
             assert re.search(rf"^#? ?{name} = |^\[(access\.)?{name}\]", block, re.M), name
 

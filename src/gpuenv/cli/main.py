@@ -49,6 +49,7 @@ class LazyGroup(click.Group):
         "matrix": "gpuenv.cli.plan:matrix",
         "kb": "gpuenv.cli.kb:kb",
         "doctor": "gpuenv.cli.doctor:doctor",
+        "generate": "gpuenv.cli.generate:generate",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -141,6 +141,8 @@ SCHEMAS["pypi"] = {
 SCHEMAS["bases"] = {
     "python_image": {"python": "str", "image": "str", "os": "str"},  # docker.io/library/python slim tags
     "os_python": {"os": "str", "python": "str"},  # the python3 an OS release ships ("ubuntu16.04" -> "3.5")
+    # the CPython release gpuenv builds when the base lacks the planned Python, and pip's last fit
+    "python_release": {"python": "str", "version": "str", "pip_below": "str?"},
 }
 
 # How pip reaches a non-PyPI build of a framework (PyTorch's own wheel index), per version range.

@@ -152,6 +152,27 @@ class Network(_Table):
     ca_certificates: Annotated[Union[str, list[str]], PlainValidator(v.ca_certificates)] = Field(
         "auto", examples=[["/usr/local/share/ca-certificates/corp.crt"]], description='"auto" = the host\'s extra CAs'
     )
+    ca_in_image: bool = Field(
+        False, examples=[True], description="also install the CAs into the image's trust store, for pip at run time"
+    )
+
+
+class Run(_Table):
+    """How the container runs: shared memory for DataLoader workers, restart policy, the compose GPU form."""
+
+    shm_size: Annotated[str, AfterValidator(v.size)] = Field(
+        "8g", examples=["16g"], description="size of /dev/shm (PyTorch DataLoader workers share tensors there)"
+    )
+    ipc: Literal["private", "host"] = Field(
+        "private", examples=["host"], description='"host" shares the host\'s /dev/shm instead of shm_size'
+    )
+    restart: Literal["no", "unless-stopped", "always", "on-failure"] = Field(
+        "unless-stopped", examples=["no"], description="restart policy"
+    )
+    compose_gpu: Literal["deploy", "runtime"] = Field(
+        "deploy", examples=["runtime"],
+        description='"deploy" (deploy.resources.reservations.devices) or "runtime" (runtime: nvidia, old compose)',
+    )
 
 
 class EnvSpec(_Table):
@@ -172,3 +193,4 @@ class EnvSpec(_Table):
     access: Access = Field(default_factory=Access, examples=[{"bind": "127.0.0.1"}])
     workspace: Workspace = Field(default_factory=Workspace, examples=[{"mount": "/workspace"}])
     network: Network = Field(default_factory=Network, examples=[{"pip_index": "https://pypi.org/simple"}])
+    run: Run = Field(default_factory=Run, examples=[{"shm_size": "16g"}])

@@ -288,6 +288,13 @@ def unique_projects(requirements: list[str]) -> list[str]:
     return unique(requirements, key=lambda text: Requirement(text).name)
 
 
+def size(value: str) -> str:
+    """A size as Docker takes it: a number with b, k, m or g ("8g", "512m")."""
+    if not re.fullmatch(r"[1-9]\d{0,5}[bkmg]", value):
+        raise ValueError("must be a size such as \"8g\" or \"512m\" (a whole number and b, k, m or g)")
+    return value
+
+
 def ca_certificates(value: Any) -> Any:
     """"auto" (the host's extra CAs), "none", or a list of CA certificate files on the host."""
     if value in ("auto", "none"):

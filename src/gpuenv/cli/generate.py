@@ -1,0 +1,86 @@
+"""`gpuenv generate`: a gpuenv.toml to plain files (Dockerfile, compose.yaml, .env, devcontainer.json),
+then how to reach the environment: the Jupyter URL, Hydrogen's gateway settings, the ssh command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Result
+
+
+@click.command()
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path),
+              help="The spec (default ./gpuenv.toml; a folder means its gpuenv.toml).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path),
+              help="Write the files into this folder (default: the spec's folder).")
+@click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
+@global_options
+def generate(file: Optional[Path], out: Optional[Path], force: bool, **_: Any) -> Result:
+    """Write Dockerfile, compose.yaml, .env and .devcontainer/ for a gpuenv.toml.
+
+    \b
+    gpuenv generate                        files next to ./gpuenv.toml
+    gpuenv generate -f examples/torch --out /tmp/torch-env
+    The files work without gpuenv: docker compose up -d (or docker-compose up -d).
+    Tokens go to .env (mode 600, added to .gitignore) and are kept when you generate again.
+    """
+    from gpuenv import api
+    from gpuenv.spec import spec_path
+
+    rendered, written, private_key = api.generate(spec_path(file), out, force)
+    data = describe(rendered, written, private_key, (out or spec_path(file).parent).resolve())
+    return Result(data, lambda console: _show(console, data))
+
+
+def describe(rendered: Any, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
+    r = rendered.recipe
+    spec, tokens = r.spec, r.inputs.tokens
+    host = "127.0.0.1" if spec.access.bind in ("0.0.0.0", "::") else spec.access.bind
+    access: dict[str, Any] = {}
+    if spec.access.jupyter:
+        j = spec.access.jupyter
+        page = "lab" if j.mode == "lab" else "tree"
+        query = f"?token={tokens['JUPYTER_TOKEN']}" if j.auth == "token" else ""
+        access["jupyter_url"] = f"http://{host}:{j.port}/{page}{query}"
+    if spec.access.gateway:
+        access["hydrogen_gateways"] = [{"name": f"{r.name} (gpuenv)", "options": {
+            "baseUrl": f"http://{host}:{spec.access.gateway.port}", "token": tokens["GPUENV_GATEWAY_TOKEN"]}}]
+    if spec.access.ssh:
+        access.update(_ssh(r.name, host, spec.access.ssh.port, private_key))
+    return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
+            "services": [s.name for s in r.services], "access": access}
+
+
+def _ssh(name: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
+    identity = f" -i {private_key}" if private_key else ""
+    entry = [f"Host gpuenv-{name}", f"    HostName {host}", f"    Port {port}", "    User gpuenv"]
+    if private_key:
+        entry.append(f"    IdentityFile {private_key}")
+    entry += ["    StrictHostKeyChecking accept-new", f"    HostKeyAlias gpuenv-{name}"]
+    return {"ssh_command": f"ssh -p {port}{identity} gpuenv@{host}", "ssh_config": "\n".join(entry) + "\n"}
+
+
+def _show(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"[bold]wrote[/bold]    {escape(data['out'])}/  " + escape(", ".join(data["files"])))
+    console.print(f"[bold]plan[/bold]     {escape(data['plan'])}")
+    console.print(f"[bold]base[/bold]     {escape(data['base'])}")
+    console.print(f"[bold]start[/bold]    cd {escape(data['out'])} && docker compose up -d   "
+                  "(compose v1: docker-compose up -d)")
+    access = data["access"]
+    if "jupyter_url" in access:
+        console.print(f"[bold]jupyter[/bold]  {escape(access['jupyter_url'])}")
+    if "hydrogen_gateways" in access:
+        console.print("[bold]hydrogen[/bold] paste into Hydrogen's settings, \"Kernel Gateways\":")
+        console.print(escape(json.dumps(access["hydrogen_gateways"], indent=2)), soft_wrap=True)
+    if "ssh_command" in access:
+        console.print(f"[bold]ssh[/bold]      {escape(access['ssh_command'])}")
+        console.print("[bold]~/.ssh/config[/bold] entry (for an IDE's remote interpreter):")
+        console.print(escape(access["ssh_config"]), end="", soft_wrap=True)
+    console.print("[dim].env holds the tokens: mode 600, listed in .gitignore; keep it out of git.[/dim]")

@@ -1,0 +1,117 @@
+"""Who the environment is for: the host user's UID/GID, their SSH public key, the CA bundle builds
+trust. Facts of this host, read when files are written (render/ itself reads nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gpuenv.errors import BadInput
+from gpuenv.host.network import CA_ENV, SYSTEM_BUNDLES
+
+DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+@dataclass(frozen=True)
+class SshKey:
+    public: str                  # the file mounted as authorized_keys (or a path relative to the output)
+    private: Optional[str]       # for the printed ssh command; None when gpuenv does not know it
+    text: Optional[str] = None   # a key given inline in the spec, to be written to `public`
+
+
+def ids(spec_user: str) -> tuple[int, int]:
+    """The UID/GID the container runs as: the spec's "UID:GID", else the host user's (under sudo, the
+    user who ran sudo)."""
+    if spec_user != "host":
+        uid, gid = spec_user.split(":")
+        return int(uid), int(gid)
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0 and os.environ.get("SUDO_UID", "").isdigit():
+        return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
+    return uid, gid
+
+
+def user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(ids("host")[0]).pw_name
+    except KeyError:
+        return str(ids("host")[0])
+
+
+def project_name(env_name: str, folder: Path) -> str:
+    """A compose project name unique per user and folder: two users on one server never collide."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:6]
+    name = re.sub(r"[^a-z0-9_-]+", "-", f"{env_name}-{user_name()}".lower()).strip("-_")
+    return f"{name}-{digest}"
+
+
+def ca_bundle(setting: Any, cache: Optional[Path] = None) -> str:
+    """The PEM bundle builds trust: a bundle the environment names (SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+    PIP_CERT), else the system's; with CA files listed in the spec, the system's plus those."""
+    named = [os.environ[n] for n in CA_ENV if os.path.isfile(os.environ.get(n, ""))]
+    system = next((b for b in SYSTEM_BUNDLES if os.path.isfile(b)), None)
+    base = named[0] if named and setting == "auto" else system
+    if base is None:
+        raise BadInput("this host has no CA bundle (none of " + ", ".join(SYSTEM_BUNDLES) + ")",
+                       "install ca-certificates, or set SSL_CERT_FILE to a PEM bundle")
+    if not isinstance(setting, list):
+        return base
+    return str(_combined(base, setting, cache or Path.home() / ".cache" / "gpuenv"))
+
+
+def _combined(base: str, files: list[str], cache: Path) -> Path:
+    parts = [Path(base).read_bytes()]
+    for name in files:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise BadInput(f"network.ca_certificates: no file at {path}", "list PEM files that exist on this host")
+        parts.append(path.read_bytes())
+    data = b"\n".join(parts)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"ca-bundle-{hashlib.sha256(data).hexdigest()[:12]}.pem"
+    target.write_bytes(data)
+    return target
+
+
+def ssh_key(setting: str, spec_dir: Path) -> SshKey:
+    """The public key sshd accepts: the spec's file or key, else yours (~/.ssh/id_*.pub), else a key
+    made for gpuenv (~/.ssh/gpuenv_ed25519) when you have none."""
+    if setting == "auto":
+        return _own_key()
+    if " " in setting:
+        return SshKey(".gpuenv/authorized_keys", None, setting.strip() + "\n")
+    path = (spec_dir / Path(setting).expanduser()).resolve()
+    if not path.is_file():
+        raise BadInput(f"access.ssh.authorized_key: no file at {path}",
+                       'give the path of your public key, e.g. "~/.ssh/id_ed25519.pub", or "auto"')
+    private = path.with_suffix("") if path.suffix == ".pub" else None
+    return SshKey(str(path), str(private) if private and private.is_file() else None)
+
+
+def _own_key() -> SshKey:
+    folder = Path.home() / ".ssh"
+    for name in DEFAULT_KEYS:
+        if (folder / f"{name}.pub").is_file():
+            private = folder / name
+            return SshKey(str(folder / f"{name}.pub"), str(private) if private.is_file() else None)
+    return _made_key(folder / "gpuenv_ed25519")
+
+
+def _made_key(private: Path) -> SshKey:
+    if not private.with_suffix(".pub").is_file():
+        if shutil.which("ssh-keygen") is None:
+            raise BadInput("you have no SSH key and ssh-keygen is not installed",
+                           "install openssh-client, or set access.ssh.authorized_key to a public key file")
+        private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gpuenv", "-f", str(private)],
+                       check=True, capture_output=True)
+    return SshKey(str(private.with_suffix(".pub")), str(private))

@@ -1,0 +1,44 @@
+""".env (what compose substitutes into compose.yaml: tokens, your UID/GID, the image tag), and the
+ignore files that keep it out of git and keep the build context small.
+"""
+
+from __future__ import annotations
+
+from gpuenv import __version__
+from gpuenv.render.recipe import Recipe
+
+TOKENS = ("JUPYTER_TOKEN", "GPUENV_GATEWAY_TOKEN")
+
+
+def env_file(r: Recipe) -> str:
+    i = r.inputs
+    lines = [
+        f"# Written by gpuenv {__version__} (gpuenv generate) for \"{r.name}\". It holds secrets (the tokens):",
+        "# mode 600, listed in .gitignore; never commit it. compose reads it for the ${...} in compose.yaml.",
+        f"COMPOSE_PROJECT_NAME={i.project or r.name}",
+        f"GPUENV_IMAGE=gpuenv-{r.name}:{r.spec_hash[:12]}",
+        f"GPUENV_UID={i.uid}",
+        f"GPUENV_GID={i.gid}",
+        f"GPUENV_CA_BUNDLE={i.ca_bundle}",
+    ]
+    names = {s.name for s in r.services}
+    if "jupyter" in names and r.spec.access.jupyter.auth == "token":
+        lines.append(f"JUPYTER_TOKEN={i.tokens['JUPYTER_TOKEN']}")
+    if "gateway" in names:
+        lines.append(f"GPUENV_GATEWAY_TOKEN={i.tokens['GPUENV_GATEWAY_TOKEN']}")
+    if "ssh" in names:
+        lines.append(f"GPUENV_SSH_AUTHORIZED_KEY={i.ssh_key}")
+    return "\n".join(lines) + "\n"
+
+
+def dockerignore(r: Recipe) -> str:
+    return "\n".join([
+        f"# Written by gpuenv {__version__} (gpuenv generate): the build needs only its support files, so the",
+        "# workspace (data, checkpoints, .env) never travels to the engine.",
+        "*",
+        "!.gpuenv/",
+        "",
+    ])
+
+
+GITIGNORE_LINES = (".env",)

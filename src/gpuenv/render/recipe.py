@@ -1,0 +1,274 @@
+"""What the files must say, decided once from a plan and a spec: the build plan every writer reads.
+
+The Dockerfile, compose.yaml, .env and devcontainer.json writers only format a `Recipe`; every choice
+(which Python, which packages in which layer, which services, which labels) is made here, in small
+steps that each add one part. No I/O: the caller gives the host facts (`Inputs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Optional
+
+from gpuenv import __version__
+from gpuenv.kb import load_table
+from gpuenv.resolve import nvidia
+from gpuenv.resolve.plan import Plan
+from gpuenv.resolve.versions import minor_key
+
+HOME = "/home/gpuenv"          # the environment's user is always called gpuenv; its UID/GID are the host user's
+USER = "gpuenv"
+SUPPORT = ".gpuenv"            # support files next to the Dockerfile (build context)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Host facts the files need; the CLI finds them, tests fix them."""
+
+    workspace: str = "."                 # the workspace folder, relative to the output folder
+    uid: int = 1000
+    gid: int = 1000
+    project: str = ""                    # COMPOSE_PROJECT_NAME; "" = the environment's name
+    ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
+    ssh_key: str = ""                    # the public key file mounted for sshd
+    ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys
+    tokens: dict[str, str] = field(default_factory=dict)   # JUPYTER_TOKEN, GPUENV_GATEWAY_TOKEN
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str                 # compose service: jupyter, gateway, ssh, shell
+    command: tuple[str, ...]
+    port: Optional[int]       # inside the container
+    host_port: Optional[int]
+    health: Optional[tuple[str, int]]   # ("http", 8888) / ("ssh", 2222)
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Python:
+    version: str              # "3.6"
+    method: str               # "image" (the base has it, with pip) | "apt" (the OS's python3) | "source"
+    release: Optional[str]    # "3.6.15" when built from source
+    pip_below: Optional[str]  # the newest pip that runs on it is below this
+    command: str              # python3 (python for 2.7)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    spec_hash: str
+    base: str                      # FROM, through the registry mirror when there is one
+    base_planned: str              # the plan's own reference
+    os: str                        # "ubuntu16.04", "debian12", "(unknown)"
+    nvidia_base: bool
+    python: Python
+    system_apt: tuple[str, ...]
+    frameworks: tuple[str, ...]
+    pip_options: tuple[str, ...]
+    user_apt: tuple[str, ...]
+    tools: tuple[str, ...]
+    user_packages: tuple[str, ...]
+    cuda_from_wheels: bool
+    gpu: bool
+    env: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+    services: tuple[Service, ...]
+    workspace_mount: str
+    args: tuple[tuple[str, str], ...]  # build arguments with their defaults (mirrors, indexes)
+    ca_in_image: bool
+    plan: Plan
+    spec: Any
+    inputs: Inputs
+    summary: str
+
+    @property
+    def main(self) -> Service:
+        return self.services[0]
+
+
+def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
+    python = _python(plan)
+    gpu = plan.cuda_source != "none" and spec.gpu.devices != "none"
+    services = tuple(_services(spec))
+    return Recipe(
+        name=spec.name or "gpuenv", spec_hash=spec_hash(spec), base=mirrored(plan.base.image, spec.network),
+        base_planned=plan.base.image, os=plan.base.os, nvidia_base=_nvidia_base(plan),
+        python=python, system_apt=_system_apt(python, spec), frameworks=plan.packages,
+        pip_options=plan.pip_options, user_apt=tuple(spec.apt), tools=_tools(spec),
+        user_packages=plan.user_packages, cuda_from_wheels=plan.cuda_source == "wheels" and gpu, gpu=gpu,
+        env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec)), services=services,
+        workspace_mount=spec.workspace.mount, args=tuple(_args(spec.network)),
+        ca_in_image=spec.network.ca_in_image, plan=plan, spec=spec, inputs=inputs, summary=_summary(plan),
+    )
+
+
+def spec_hash(spec: Any) -> str:
+    """sha256 of the spec's normal form: two files that mean the same thing hash the same."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mirrored(image: str, network: Any) -> str:
+    """A Docker Hub image through the registry mirror (pull-through cache layout: library/ for
+    official images); images of other registries stay as they are."""
+    mirror = network.registry_mirror
+    if not mirror or _registry_of(image):
+        return image
+    host = mirror.split("://", 1)[-1].rstrip("/")
+    path = image if "/" in image.split(":", 1)[0] else f"library/{image}"
+    return f"{host}/{path}"
+
+
+def _registry_of(image: str) -> Optional[str]:
+    first = image.split("/", 1)[0]
+    if "/" in image and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def _nvidia_base(plan: Plan) -> bool:
+    return plan.base.cuda is not None or _repository(plan.base.image).endswith("nvidia/cuda")
+
+
+@lru_cache(maxsize=None)
+def _releases() -> dict[str, dict]:
+    return {r["python"]: r for r in load_table("bases")["python_release"]}
+
+
+def _python(plan: Plan) -> Python:
+    """Where the planned Python comes from: the image itself (python:* images, a framework's own
+    image), the OS's python3 (nvidia/cuda images carry none), or a build from source."""
+    version, base = plan.python, plan.base
+    command = "python" if version.startswith("2") else "python3"
+    row = _releases().get(version, {})
+    if base.python_in_base == version:
+        method = "image" if _repository(base.image).endswith("python") else "apt"
+    elif base.os in ("(unknown)", "(from the image)"):
+        method = "apt" if _nvidia_base(plan) else "image"
+    elif row:
+        return Python(version, "source", row["version"], row.get("pip_below"), command)
+    else:
+        from gpuenv.errors import ImpossibleRequest
+
+        raise ImpossibleRequest(f"gpuenv does not know how to build Python {version} for {base.image}",
+                                code="python-conflict", hint="set `python` to one that the base ships")
+    return Python(version, method, None, row.get("pip_below"), command)
+
+
+def _repository(image: str) -> str:
+    return image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+
+
+def _system_apt(python: Python, spec: Any) -> tuple[str, ...]:
+    packages = ["ca-certificates"]
+    if python.method == "apt":
+        packages += ["python3", "python3-pip"] if python.command == "python3" else ["python", "python-pip"]
+    if spec.access.ssh is not None:
+        packages.append("openssh-server")
+    return tuple(packages)
+
+
+def _tools(spec: Any) -> tuple[str, ...]:
+    access = spec.access
+    tools = []
+    if access.jupyter is not None:
+        tools.append("jupyterlab" if access.jupyter.mode == "lab" else "notebook")
+    if access.gateway is not None:
+        tools.append("jupyter_kernel_gateway")
+    if not tools:
+        tools.append("ipykernel")        # VS Code and PyCharm run notebooks through it
+    return tuple(tools)
+
+
+def _services(spec: Any) -> list[Service]:
+    access, services = spec.access, []
+    if access.jupyter is not None:
+        env = [("JUPYTER_TOKEN", "${JUPYTER_TOKEN:?run gpuenv generate to write .env}")]
+        if access.jupyter.auth == "password":
+            env = [("GPUENV_JUPYTER_PASSWORD_HASH", access.jupyter.password_hash.replace("$", "$$"))]
+        services.append(Service("jupyter", ("jupyter", access.jupyter.mode), 8888, access.jupyter.port,
+                                ("http", 8888), tuple(env)))
+    if access.gateway is not None:
+        env = (("KG_AUTH_TOKEN", "${GPUENV_GATEWAY_TOKEN:?run gpuenv generate to write .env}"),)
+        services.append(Service("gateway", ("jupyter", "kernelgateway"), 8889, access.gateway.port,
+                                ("http", 8889), env))
+    if access.ssh is not None:
+        services.append(Service("ssh", ("/usr/local/lib/gpuenv/start-sshd.sh",), 2222, access.ssh.port,
+                                ("ssh", 2222)))
+    if not services:
+        services.append(Service("shell", ("sleep", "infinity"), None, None, None))
+    return services
+
+
+def _args(network: Any) -> list[tuple[str, str]]:
+    return [
+        ("APT_MIRROR", network.apt_mirror or ""),
+        ("PIP_INDEX_URL", network.pip_index or "https://pypi.org/simple"),
+        ("PIP_EXTRA_INDEX_URL", " ".join(network.pip_extra_indexes)),
+        ("PIP_TRUSTED_HOST", " ".join(network.pip_trusted_hosts)),
+    ]
+
+
+def _env(plan: Plan, gpu: bool) -> list[tuple[str, str]]:
+    if not gpu:
+        return []
+    env = [("NVIDIA_VISIBLE_DEVICES", "all"), ("NVIDIA_DRIVER_CAPABILITIES", "compute,utility")]
+    cuda = _required_cuda(plan)
+    if cuda:
+        env.append(("NVIDIA_REQUIRE_CUDA", f"cuda>={cuda}"))
+    if plan.min_driver:
+        env.append(("NVIDIA_REQUIRE_DRIVER", f"driver>={plan.min_driver}"))
+    return env
+
+
+def _required_cuda(plan: Plan) -> Optional[str]:
+    """The CUDA the driver must run: the base's, or for wheels what the minimum driver runs (12.0 for
+    525.60.13: CUDA minor-version compatibility lets any 12.x wheel run there)."""
+    if plan.cuda_source == "base-image" and plan.base.cuda:
+        return plan.base.cuda
+    runs = nvidia.max_cuda(plan.min_driver) if plan.min_driver else None
+    if runs is None:
+        return None
+    return f"{runs[:-2]}.0" if runs.endswith(".x") else runs
+
+
+def _labels(plan: Plan, spec: Any) -> list[tuple[str, str]]:
+    frameworks = ",".join(f"{b.project}=={b.version}" for b in plan.builds if b.family != "base")
+    return [
+        ("org.opencontainers.image.title", spec.name or "gpuenv"),
+        ("org.opencontainers.image.description", _summary(plan)),
+        ("org.opencontainers.image.base.name", plan.base.image),
+        ("io.gpuenv.version", __version__),
+        ("io.gpuenv.spec-sha256", spec_hash(spec)),
+        ("io.gpuenv.frameworks", frameworks),
+        ("io.gpuenv.python", plan.python),
+        ("io.gpuenv.cuda", plan.cuda or ""),
+        ("io.gpuenv.cuda-source", plan.cuda_source),
+        ("io.gpuenv.cudnn", plan.cudnn or ""),
+        ("io.gpuenv.min-driver", plan.min_driver or ""),
+        ("io.gpuenv.gpu-archs", ",".join(plan.gpu_archs)),
+    ]
+
+
+def _summary(plan: Plan) -> str:
+    names = ", ".join(b.label for b in plan.builds if b.family != "base") or "no framework"
+    if plan.cuda:
+        where = "the base image" if plan.cuda_source == "base-image" else "the wheels"
+        cuda = f"CUDA {plan.cuda} from {where}" + (f", cuDNN {plan.cudnn}" if plan.cudnn else "")
+    else:
+        cuda = "CPU only"
+    driver = f", driver >= {plan.min_driver}" if plan.min_driver else ""
+    archs = f", {plan.gpu_archs[0]}..{plan.gpu_archs[-1]}" if plan.gpu_archs else ""
+    return f"{names} on Python {plan.python}; {cuda}{driver}{archs}"
+
+
+def os_release(os_name: str) -> tuple[str, tuple[int, ...]]:
+    """("ubuntu", (16, 4)) from "ubuntu16.04"; ("debian", (12,)) from "debian12"."""
+    for family in ("ubuntu", "debian"):
+        if os_name.startswith(family):
+            return family, minor_key(os_name[len(family):])
+    return "", ()

@@ -1,0 +1,95 @@
+"""Writing a rendered folder: the only I/O of render/. All or nothing, and never over a user's own file.
+
+A file gpuenv did not write (its first lines do not say "gpuenv generate") is never replaced unless
+asked (`force`); the tokens already in an .env are kept, so that regenerating never logs anyone out;
+.gitignore gets an `.env` line (added to, never rewritten). Every file is first written next to its
+place and then renamed, so an error leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from gpuenv.errors import BadInput
+from gpuenv.render import File, Rendered
+from gpuenv.render.envfile import GITIGNORE_LINES, TOKENS
+from gpuenv.render.recipe import SUPPORT
+
+MARK = "gpuenv generate"
+
+
+def existing_tokens(out: Path) -> dict[str, str]:
+    """Tokens of an .env gpuenv wrote before (kept on regeneration)."""
+    path = out / ".env"
+    if not path.is_file():
+        return {}
+    found = dict(re.findall(r"^([A-Z_]+)=(\S+)$", path.read_text(errors="replace"), re.M))
+    return {k: v for k, v in found.items() if k in TOKENS}
+
+
+def foreign_files(rendered: Rendered, out: Path) -> list[str]:
+    """Files in `out` that rendering would replace but gpuenv did not write."""
+    return [f.path for f in rendered.files if (out / f.path).is_file() and not _ours(out, f.path)]
+
+
+def _ours(out: Path, relative: str) -> bool:
+    if relative.startswith(f"{SUPPORT}/"):
+        return True                      # the support folder is gpuenv's own
+    text = (out / relative).read_text(errors="replace")
+    if relative.endswith("devcontainer.json"):
+        return "(gpuenv)" in text
+    return MARK in "".join(text.splitlines(keepends=True)[:3])
+
+
+def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
+    """Write every file of `rendered` into `out`; returns the paths written (relative)."""
+    foreign = [] if force else foreign_files(rendered, out)
+    if foreign:
+        raise BadInput(f"{out} already has files that gpuenv did not write: {', '.join(foreign)}",
+                       "move them away, choose another folder with --out, or replace them with --force")
+    files = list(rendered.files) + [_gitignore(out)]
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for f in files:
+            staged.append((_stage(out, f), out / f.path))
+        for temp, final in staged:
+            os.replace(temp, final)
+    finally:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+    return [f.path for f in files]
+
+
+def _stage(out: Path, f: File) -> Path:
+    final = out / f.path
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f.text)
+    os.chmod(name, f.mode)
+    return Path(name)
+
+
+def _gitignore(out: Path) -> File:
+    path = out / ".gitignore"
+    text = path.read_text() if path.is_file() else ""
+    missing = [line for line in GITIGNORE_LINES if line not in text.splitlines()]
+    if missing:
+        text = (text if not text or text.endswith("\n") else text + "\n")
+        text += "# gpuenv generate: .env holds the Jupyter and gateway tokens\n" + "\n".join(missing) + "\n"
+    return File(".gitignore", text, _mode(path, 0o644))
+
+
+def _mode(path: Path, default: int) -> int:
+    return path.stat().st_mode & 0o777 if path.exists() else default
+
+
+def with_tokens(inputs, tokens: dict[str, str], fresh: Optional[dict[str, str]] = None):
+    """Inputs whose tokens are the kept ones, else fresh ones."""
+    merged = dict(fresh or {}) | tokens
+    return replace(inputs, tokens=merged)
