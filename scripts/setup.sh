@@ -4,6 +4,7 @@
 #   ensure_engine        a Docker engine that answers (installs docker.io, starts dockerd)
 #   ensure_base_images   local base images the tests build FROM (no registry is reachable)
 #   ensure_registry      a local registry on 127.0.0.1:5000 without auth
+#   ensure_tools         validators the tests run: docker-compose (compose v1, Debian's 1.29.2)
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
@@ -71,6 +72,12 @@ start_engine() {
   fi
   for _ in $(seq 60); do engine_answers && return; sleep 1; done
   die "the Docker engine did not answer within 60 s" "see /var/log/gpuenv-dockerd.log"
+}
+
+# docker-compose (compose v1) checks the generated compose files with `config`; hadolint comes with the test extras.
+ensure_tools() {
+  command -v docker-compose >/dev/null || apt_install docker-compose
+  docker-compose version >/dev/null 2>&1 || die "docker-compose is installed but does not run" "see /tmp/gpuenv-apt.log"
 }
 
 ensure_base_images() {
