@@ -169,8 +169,7 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
 
 
 def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
-    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the CA bundle,
-    the SSH key, the workspace relative to `out`), and the SSH private key that goes with the key."""
+    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the workspace relative to `out`), and the SSH private key that goes with the key."""
     import os
     import secrets
 
@@ -188,6 +187,6 @@ def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
     return (Inputs(
         workspace=str(workspace) if Path(spec.workspace.host).expanduser().is_absolute() else shown,
         uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
-        ca_bundle=user.ca_bundle(spec.network.ca_certificates), ssh_key=key.public if key else "",
+        ssh_key=key.public if key else "",
         ssh_key_text=(key.text or "") if key else "", tokens=tokens,
     ), key.private if key else None)

@@ -23,6 +23,7 @@ _SECRETS = ("--mount=type=secret,id=ca", "--mount=type=secret,id=netrc,target=/r
 # of the RUN trusts it; without it they use the image's own roots.
 _USE_CA = ("if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca "
            "REQUESTS_CA_BUNDLE=/run/secrets/ca CURL_CA_BUNDLE=/run/secrets/ca; fi")
+_SHELL = "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]"   # said in every stage: linters read stages alone
 _PIN_APT = ("# Versions come from the base OS release (and the mirror); pinning them would break the build\n"
             "# whenever the release ships a security update.\n# hadolint ignore=DL3008")
 _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact versions.\n"
@@ -30,10 +31,10 @@ _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact ver
 
 
 def dockerfile(r: Recipe) -> str:
-    parts = [_header(r)]
+    parts = [_header(r), _system(r), _apt(r)]
     if r.python.method == "source":
         parts.append(_python_build_stage(r))
-    parts += [_base(r), _apt(r), _python(r), _frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
+    parts += [_final(r), _python(r), _frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
               _pip(r, r.user_packages, "packages"), _ca(r), _user(r), _config(r), _finish(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -55,12 +56,28 @@ def _stage_args(r: Recipe, names: tuple[str, ...]) -> list[str]:
     return [f"ARG {k}={shlex.quote(v) if v else ''}" for k, v in r.args if k in names]
 
 
-def _base(r: Recipe) -> str:
-    lines = [f"FROM {r.base}", "", "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]",
-             "ARG DEBIAN_FRONTEND=noninteractive"]
-    lines += _stage_args(r, ("APT_MIRROR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"))
-    lines.append("ENV LANG=C.UTF-8 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore")
-    return "\n".join(lines) + "\n"
+def _system(r: Recipe) -> str:
+    """Stage `system`: the base with apt set up and the OS packages every later stage needs."""
+    return "\n".join([
+        "# Stage `system`: the base image, apt through APT_MIRROR, the OS packages.",
+        f"FROM {r.base} AS system",
+        _SHELL,
+        "ARG DEBIAN_FRONTEND=noninteractive",
+        *_stage_args(r, ("APT_MIRROR",)),
+        "ENV LANG=C.UTF-8 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore",
+        "",
+    ])
+
+
+def _final(r: Recipe) -> str:
+    return "\n".join([
+        "# The environment: Python, the framework, your packages, your user, the settings.",
+        "FROM system",
+        _SHELL,
+        "ARG DEBIAN_FRONTEND=noninteractive",
+        *_stage_args(r, ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")),
+        "",
+    ])
 
 
 def _apt_setup(r: Recipe) -> str:
@@ -92,7 +109,7 @@ def _sources_files(os_name: str) -> str:
 
 
 def _apt(r: Recipe) -> str:
-    comment = ["# apt through APT_MIRROR when one is set, in this OS's own sources file."]
+    comment = [f"# APT_MIRROR, when set, replaces the OS's servers in its own sources file ({_sources_files(r.os)})."]
     if r.nvidia_base:
         comment.append("# NVIDIA's CUDA apt lists are dropped: nothing is installed from them, and in images made "
                        "before\n# April 2022 they name the retired key 7fa2af80 (NO_PUBKEY A4B469963BF863CC "
@@ -109,17 +126,15 @@ def _apt_install(packages: tuple[str, ...]) -> str:
 
 def _python_build_stage(r: Recipe) -> str:
     py = r.python
-    deps = ("build-essential curl ca-certificates libssl-dev zlib1g-dev libbz2-dev libffi-dev liblzma-dev "
+    deps = ("build-essential curl libssl-dev zlib1g-dev libbz2-dev libffi-dev liblzma-dev "
             "libsqlite3-dev libreadline-dev libgdbm-dev uuid-dev")
     return "\n".join([
-        f"# Python {py.version}: {r.os} does not ship it, so this stage builds CPython {py.release} from source",
-        "# (PYTHON_MIRROR: python.org, or a copy of its ftp/python folder); only /opt/python leaves it.",
-        f"FROM {r.base} AS python-build",
-        "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]",
+        f"# Stage `python-build`: {r.os} does not ship Python {py.version}, so CPython {py.release} is built from",
+        "# source (PYTHON_MIRROR: python.org's ftp/python, or a copy of it); only /opt/python leaves the stage.",
+        "FROM system AS python-build",
+        _SHELL,
         "ARG DEBIAN_FRONTEND=noninteractive",
-        *_stage_args(r, ("APT_MIRROR",)),
         "ARG PYTHON_MIRROR=https://www.python.org/ftp/python",
-        f"RUN {_apt_setup(r)}",
         _apt_install(tuple(deps.split())).rstrip(),
         f"COPY {SUPPORT}/build-python.sh /usr/local/bin/build-python.sh",
         "RUN " + " \\\n    ".join(_SECRETS[:1]) + f" \\\n    {_USE_CA} \\\n"

@@ -19,7 +19,6 @@ def env_file(r: Recipe) -> str:
         f"GPUENV_IMAGE=gpuenv-{r.name}:{r.spec_hash[:12]}",
         f"GPUENV_UID={i.uid}",
         f"GPUENV_GID={i.gid}",
-        f"GPUENV_CA_BUNDLE={i.ca_bundle}",
     ]
     names = {s.name for s in r.services}
     if "jupyter" in names and r.spec.access.jupyter.auth == "token":

@@ -32,7 +32,6 @@ class Inputs:
     uid: int = 1000
     gid: int = 1000
     project: str = ""                    # COMPOSE_PROJECT_NAME; "" = the environment's name
-    ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
     ssh_key: str = ""                    # the public key file mounted for sshd
     ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys
     tokens: dict[str, str] = field(default_factory=dict)   # JUPYTER_TOKEN, GPUENV_GATEWAY_TOKEN

@@ -8,6 +8,8 @@ version the build PyPI serves before the other variants. Choosing is the solver'
 
 from __future__ import annotations
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -75,8 +77,20 @@ def _pypi() -> dict[str, dict[str, tuple[str, ...]]]:
         return {}
     index: dict[str, dict[str, tuple[str, ...]]] = {}
     for row in rows:
-        index.setdefault(row["project"], {})[row["version"]] = _expand(row["python"])
+        index.setdefault(row["project"], {})[row["version"]] = _allowed(_expand(row["python"]),
+                                                                      row.get("requires_python"))
     return index
+
+
+def _allowed(pythons: tuple[str, ...], requires: Optional[str]) -> tuple[str, ...]:
+    """A pure wheel (py3) runs only on the Pythons its Requires-Python admits (jax 0.12: >=3.12)."""
+    if not requires:
+        return pythons
+    try:
+        spec = SpecifierSet(requires)
+    except InvalidSpecifier:
+        return pythons
+    return tuple(p for p in pythons if spec.contains(p))
 
 
 def _expand(pythons: list[str]) -> tuple[str, ...]:
@@ -241,8 +255,8 @@ def _jax(want: Want, request: Request) -> list[Build]:
     found = []
     for version in _newest_first(list(published("jax") or {})):
         if request.cpu:
-            found.append(Build("jax", "jax", version, f"jax=={version}", _pythons(list(ALL_PYTHONS), "jax", version),
-                               None, None, "none"))
+            pythons = _pythons(list(_pythons(list(ALL_PYTHONS), "jax", version)), "jaxlib", version)
+            found.append(Build("jax", "jax", version, f"jax=={version}", pythons, None, None, "none"))
             continue
         for row in variants:
             if not matches(row["versions"], version):
