@@ -54,6 +54,16 @@ class Engine:
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
+    yield from _engine()
+
+
+@pytest.fixture(scope="module")
+def module_engine() -> Iterator[Engine]:
+    """The same engine for a module whose tests share what they built (an image that takes a minute)."""
+    yield from _engine()
+
+
+def _engine() -> Iterator[Engine]:
     client = os.environ.get("GPUENV_DOCKER") or shutil.which("docker")
     if client is None:
         pytest.fail("no docker client: run the tests through scripts/test, which sets up the engine")

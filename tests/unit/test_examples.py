@@ -13,9 +13,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "gpuenv.toml").is_file())
 
 
-def test_the_six_examples_exist():
+def test_the_examples_exist():
     assert NAMES == sorted(
-        ["mxnet-cu90", "tf-1.2.1-py3", "tf-pycharm", "tf-latest-py3", "tf-cuda9-old-driver", "torch"]
+        ["mxnet-cu90", "tf-1.2.1-py3", "tf-pycharm", "tf-latest-py3", "tf-cuda9-old-driver", "torch", "jax-cpu"]
     )
 
 
