@@ -169,7 +169,8 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
 
 
 def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
-    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the workspace relative to `out`), and the SSH private key that goes with the key."""
+    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
+    workspace relative to `out`), and the SSH private key that goes with the key."""
     import os
     import secrets
 

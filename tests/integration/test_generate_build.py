@@ -87,9 +87,16 @@ def mirror_ns(module_engine) -> str:
     return f"{module_engine.registry}/{module_engine.unique('mirror')}"
 
 
-def push_standin(engine, mirror: str, path: str, dockerfile: str) -> None:
+def push_standin(engine, mirror: str, path: str, dockerfile: str, files: dict[str, str] | None = None) -> None:
+    """Build a stand-in base (a Dockerfile and its context files), push it into the mirror, drop it here."""
+    import tempfile
+
     ref = engine.track_image(f"{mirror}/{path}")
-    engine.docker("build", "-t", ref, "-", input=dockerfile.encode())
+    with tempfile.TemporaryDirectory() as context:
+        (Path(context) / "Dockerfile").write_text(dockerfile)
+        for name, text in (files or {}).items():
+            (Path(context) / name).write_text(text)
+        engine.docker("build", "-t", ref, context)
     engine.docker("push", ref)
     engine.docker("image", "rm", ref)              # the build must pull it through the mirror
 
@@ -122,9 +129,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def jax_env(module_engine, apt_mirror, mirror_ns, tmp_path_factory) -> dict:
-    push_standin(module_engine, mirror_ns, "library/python:3.11-slim-bookworm", STANDIN_PYTHON.format(
-        base=module_engine.base_image))
+def python_standin(module_engine, mirror_ns) -> None:
+    push_standin(module_engine, mirror_ns, "library/python:3.11-slim-bookworm",
+                 STANDIN_PYTHON.format(base=module_engine.base_image), {"debian.sources": DEBIAN_SOURCES})
+
+
+@pytest.fixture(scope="module")
+def jax_env(module_engine, apt_mirror, mirror_ns, python_standin, tmp_path_factory) -> dict:
     port = free_port()
 
     def edit(data: dict) -> None:
@@ -138,16 +149,32 @@ def jax_env(module_engine, apt_mirror, mirror_ns, tmp_path_factory) -> dict:
     return {"folder": folder, "env": env, "image": env["GPUENV_IMAGE"], "log": run.stderr.decode(), "port": port}
 
 
-STANDIN_PYTHON = """FROM {base}
-RUN printf 'Types: deb\\nURIs: http://deb.debian.org/debian\\nSuites: bookworm bookworm-updates\\nComponents: main\\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n\\nTypes: deb\\nURIs: http://deb.debian.org/debian-security\\nSuites: bookworm-security\\nComponents: main\\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' > /etc/apt/sources.list.d/debian.sources \\
- && rm -f /etc/apt/sources.list && apt-get update && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \\
- && rm -rf /var/lib/apt/lists/* /usr/lib/python3*/EXTERNALLY-MANAGED \\
- && ln -s /usr/bin/python3 /usr/local/bin/python && ln -s /usr/bin/pip3 /usr/local/bin/pip
+STANDIN_PYTHON = "\n".join([
+    "FROM {base}",
+    "COPY debian.sources /etc/apt/sources.list.d/debian.sources",
+    "RUN rm -f /etc/apt/sources.list && apt-get update \\",
+    " && apt-get install -y --no-install-recommends python3 python3-pip ca-certificates \\",
+    " && rm -rf /var/lib/apt/lists/* /usr/lib/python3*/EXTERNALLY-MANAGED \\",
+    " && ln -s /usr/bin/python3 /usr/local/bin/python && ln -s /usr/bin/pip3 /usr/local/bin/pip",
+    "",
+])
+DEBIAN_SOURCES = """Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 
 
 def test_the_base_comes_through_the_registry_mirror_and_apt_through_the_apt_mirror(jax_env, apt_mirror, mirror_ns):
-    assert f"FROM {mirror_ns}/library/python:3.11-slim-bookworm AS system" in (jax_env["folder"] / "Dockerfile").read_text()
+    dockerfile = (jax_env["folder"] / "Dockerfile").read_text()
+    assert f"FROM {mirror_ns}/library/python:3.11-slim-bookworm AS system" in dockerfile
     assert any(p.startswith("/debian/dists/bookworm") for p in apt_mirror.paths), apt_mirror.paths
 
 
@@ -259,10 +286,14 @@ def test_pip_through_the_proxy_fails_without_the_ca_secret(module_engine, jax_en
     assert failed.returncode != 0 and b"CERTIFICATE_VERIFY_FAILED" in failed.stderr
 
 
-STANDIN_CUDA = """FROM {base}
-RUN printf 'deb [signed-by=/usr/share/keyrings/cuda-retired-7fa2af80.gpg] http://deb.debian.org/debian bookworm-backports main\\n' > /etc/apt/sources.list.d/cuda.list \\
- && printf 'not a key\\n' > /usr/share/keyrings/cuda-retired-7fa2af80.gpg
-"""
+KEY_TEXT = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdwdWVudi10ZXN0LWtleS1ub3QtcmVhbA gpuenv-test"
+STANDIN_CUDA = "\n".join([
+    "FROM {base}",
+    "RUN echo 'deb [signed-by=/usr/share/keyrings/cuda-retired-7fa2af80.gpg] http://deb.debian.org/debian \\",
+    "bookworm-backports main' > /etc/apt/sources.list.d/cuda.list \\",
+    " && echo 'not a key' > /usr/share/keyrings/cuda-retired-7fa2af80.gpg",
+    "",
+])
 
 
 def test_a_legacy_cuda_base_gets_its_system_stage_past_the_key_rotation(module_engine, apt_mirror, mirror_ns,
@@ -276,7 +307,7 @@ def test_a_legacy_cuda_base_gets_its_system_stage_past_the_key_rotation(module_e
 
     def edit(data: dict) -> None:
         data["network"] = {"registry_mirror": mirror_ns, "apt_mirror": apt_mirror.url}
-        data["access"]["ssh"]["authorized_key"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdwdWVudi10ZXN0LWtleS1ub3QtcmVhbA gpuenv-test"
+        data["access"]["ssh"]["authorized_key"] = KEY_TEXT
 
     folder = generate_copy("tf-cuda9-old-driver", tmp_path / "env", edit)
     assert f"FROM {mirror_ns}/{path} AS system" in (folder / "Dockerfile").read_text()
@@ -288,3 +319,48 @@ def test_a_legacy_cuda_base_gets_its_system_stage_past_the_key_rotation(module_e
                                 + " /etc/apt/sources.list")
     lines = sshd.stdout.decode().split()
     assert lines[0] == "/usr/sbin/sshd" and "cuda.list" not in lines and int(lines[-1]) >= 1
+
+
+def test_ssh_mode_logs_in_with_a_key_only_and_runs_python(module_engine, apt_mirror, mirror_ns, python_standin,
+                                                          tmp_path):
+    import shutil
+    import subprocess
+
+    assert shutil.which("ssh") and shutil.which("ssh-keygen"), "openssh-client is needed for this test"
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    port = free_port()
+
+    def edit(data: dict) -> None:
+        data["network"] = {"registry_mirror": mirror_ns, "apt_mirror": apt_mirror.url}
+        data["access"] = {"ssh": {"port": port, "authorized_key": str(key) + ".pub"}}
+
+    folder = generate_copy("jax-cpu", tmp_path / "env", edit)
+    image = module_engine.unique("ssh")
+    build(module_engine, folder, image)
+    (folder / ".env").write_text((folder / ".env").read_text().replace("GPUENV_IMAGE=", f"GPUENV_IMAGE={image}\n#"))
+    compose = lambda *a: subprocess.run([shutil.which("docker-compose"), *a], cwd=folder,  # noqa: E731
+                                        capture_output=True, timeout=300)
+    ssh = ["ssh", "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+    try:
+        assert compose("up", "-d", "--no-build").returncode == 0
+        answer = _retry(lambda: subprocess.run(ssh + ["-i", str(key), "gpuenv@127.0.0.1", "python3", "-c",
+                                                      "'import os, jax; print(os.getuid(), jax.__name__)'"],
+                                               capture_output=True, timeout=30), 60)
+        assert answer.stdout.decode().split() == [str(UID), "jax"], answer.stderr.decode()
+        stranger = tmp_path / "stranger"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+        refused = subprocess.run(ssh + ["-i", str(stranger), "gpuenv@127.0.0.1", "true"], capture_output=True)
+        assert refused.returncode == 255 and b"Permission denied" in refused.stderr
+    finally:
+        compose("down", "--volumes")
+
+
+def _retry(attempt, seconds: float):
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(2)

@@ -34,7 +34,8 @@ def _header(r: Recipe) -> str:
         "# Behind a TLS-inspecting proxy, build with the CA as a secret first (compose v1 cannot pass one),",
         "# then `up` uses that image:",
         "#   DOCKER_BUILDKIT=1 docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt \\",
-        "#     --build-arg USER_UID=$(id -u) --build-arg USER_GID=$(id -g) -t \"$(sed -n 's/^GPUENV_IMAGE=//p' .env)\" .",
+        "#     --build-arg USER_UID=$(id -u) --build-arg USER_GID=$(id -g) \\",
+        "#     -t \"$(sed -n 's/^GPUENV_IMAGE=//p' .env)\" .",
         "",
     ])
 

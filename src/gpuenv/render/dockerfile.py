@@ -166,7 +166,8 @@ def _python(r: Recipe) -> str:
         f"# Python {py.release}, built in the python-build stage, with the OS libraries its modules link against.",
         "COPY --from=python-build /opt/python /opt/python",
         _apt_install(()).rstrip().replace(
-            " && apt-get install", " && xargs --no-run-if-empty --arg-file=/opt/python/runtime-packages apt-get install"),
+            " && apt-get install",
+            " && xargs --no-run-if-empty --arg-file=/opt/python/runtime-packages apt-get install"),
         f"RUN {link}",
         f"RUN {_PIP_CACHE} \\\n    {_SECRETS[0]} \\\n    {_USE_CA} \\\n"
         f" && {cmd} -m pip install --upgrade {pip_pin}",
@@ -271,8 +272,8 @@ def _finish(r: Recipe) -> str:
     if main.port:
         lines.append(f"EXPOSE {main.port}")
         kind, port = main.health
-        lines.append("HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \\\n"
-                     f"    CMD [\"{r.python.command}\", \"/usr/local/lib/gpuenv/healthcheck.py\", \"{kind}\", \"{port}\"]")
+        check = f"[\"{r.python.command}\", \"/usr/local/lib/gpuenv/healthcheck.py\", \"{kind}\", \"{port}\"]"
+        lines.append(f"HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \\\n    CMD {check}")
     labels = " \\\n      ".join(f"{k}={_label_value(v)}" for k, v in r.labels)
     lines.append(f"LABEL {labels}")
     lines.append("CMD [" + ", ".join(f"\"{c}\"" for c in main.command) + "]")
