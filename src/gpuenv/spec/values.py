@@ -110,6 +110,9 @@ def url(*schemes: str) -> Callable[[str], str]:
         if not _is_url(value, schemes):
             wanted = " or ".join(f"{s}://" for s in schemes)
             raise ValueError(f"must be a URL starting with {wanted} and naming a host")
+        if urlsplit(value).password is not None:
+            raise ValueError("must not hold a password (a spec is meant to be committed): put the login in "
+                             "~/.netrc or the environment (HTTPS_PROXY); builds get it as a secret")
         return value
 
     return check
