@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from gpuenv.errors import BadInput
 from gpuenv.render import File, Rendered
@@ -88,8 +86,3 @@ def _gitignore(out: Path) -> File:
 def _mode(path: Path, default: int) -> int:
     return path.stat().st_mode & 0o777 if path.exists() else default
 
-
-def with_tokens(inputs, tokens: dict[str, str], fresh: Optional[dict[str, str]] = None):
-    """Inputs whose tokens are the kept ones, else fresh ones."""
-    merged = dict(fresh or {}) | tokens
-    return replace(inputs, tokens=merged)
