@@ -8,12 +8,12 @@ version the build PyPI serves before the other variants. Choosing is the solver'
 
 from __future__ import annotations
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Optional
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from gpuenv.kb import KbError, load_table
 from gpuenv.resolve import nvidia

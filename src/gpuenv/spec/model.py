@@ -22,7 +22,7 @@ class _Table(BaseModel):
 
 
 Port = Annotated[int, AfterValidator(v.port)]
-HttpUrl = Annotated[str, AfterValidator(v.url("http", "https"))]
+HttpUrl = Annotated[str, AfterValidator(v.url("http", "https", login=False))]
 ProxyUrl = Annotated[str, AfterValidator(v.url("http", "https", "socks5", "socks5h"))]
 Framework = Annotated[str, AfterValidator(v.framework_requirement)]
 Package = Annotated[str, AfterValidator(v.package_requirement)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import typing
 from typing import Any, Optional
 
@@ -118,5 +119,5 @@ def toml_inline(value: Any) -> str:
 
 
 def _shown(value: Any, limit: int = 60) -> str:
-    text = toml_inline(value)
+    text = re.sub(r"(://[^/:@\s]*:)[^/@\s]+@", r"\1***@", toml_inline(value))   # a URL's password never echoed
     return text if len(text) <= limit else text[: limit - 3] + "..."

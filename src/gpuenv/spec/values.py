@@ -103,16 +103,17 @@ def ip_address(value: str) -> str:
         raise ValueError("must be an IP address of this host, such as \"127.0.0.1\" or \"0.0.0.0\"") from None
 
 
-def url(*schemes: str) -> Callable[[str], str]:
-    """A check for URLs with one of `schemes` and a host."""
+def url(*schemes: str, login: bool = True) -> Callable[[str], str]:
+    """A check for URLs with one of `schemes` and a host; `login=False` refuses a password in it (an
+    index or mirror URL becomes a build argument, which the image's history keeps)."""
 
     def check(value: str) -> str:
         if not _is_url(value, schemes):
             wanted = " or ".join(f"{s}://" for s in schemes)
             raise ValueError(f"must be a URL starting with {wanted} and naming a host")
-        if urlsplit(value).password is not None:
-            raise ValueError("must not hold a password (a spec is meant to be committed): put the login in "
-                             "~/.netrc or the environment (HTTPS_PROXY); builds get it as a secret")
+        if not login and urlsplit(value).password is not None:
+            raise ValueError("must not hold a password: it would stay in the image's history; put the login "
+                             "in ~/.netrc (builds get it as the `netrc` secret)")
         return value
 
     return check
