@@ -61,7 +61,6 @@ class Recipe:
     name: str
     spec_hash: str
     base: str                      # FROM, through the registry mirror when there is one
-    base_planned: str              # the plan's own reference
     os: str                        # "ubuntu16.04", "debian12", "(unknown)"
     nvidia_base: bool
     python: Python
@@ -93,15 +92,16 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
     python = _python(plan)
     gpu = plan.cuda_source != "none" and spec.gpu.devices != "none"
     services = tuple(_services(spec))
+    digest, summary = spec_hash(spec), _summary(plan)
     return Recipe(
-        name=spec.name or "gpuenv", spec_hash=spec_hash(spec), base=mirrored(plan.base.image, spec.network),
-        base_planned=plan.base.image, os=plan.base.os, nvidia_base=_nvidia_base(plan),
+        name=spec.name or "gpuenv", spec_hash=digest, base=mirrored(plan.base.image, spec.network),
+        os=plan.base.os, nvidia_base=_nvidia_base(plan),
         python=python, system_apt=_system_apt(python, spec), frameworks=plan.packages,
         pip_options=plan.pip_options, user_apt=tuple(spec.apt), tools=_tools(spec),
         user_packages=plan.user_packages, cuda_from_wheels=plan.cuda_source == "wheels" and gpu, gpu=gpu,
-        env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec)), services=services,
+        env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec, digest, summary)), services=services,
         workspace_mount=spec.workspace.mount, args=tuple(_args(spec.network)),
-        ca_in_image=spec.network.ca_in_image, plan=plan, spec=spec, inputs=inputs, summary=_summary(plan),
+        ca_in_image=spec.network.ca_in_image, plan=plan, spec=spec, inputs=inputs, summary=summary,
     )
 
 
@@ -235,14 +235,14 @@ def _required_cuda(plan: Plan) -> Optional[str]:
     return f"{runs[:-2]}.0" if runs.endswith(".x") else runs
 
 
-def _labels(plan: Plan, spec: Any) -> list[tuple[str, str]]:
+def _labels(plan: Plan, spec: Any, digest: str, summary: str) -> list[tuple[str, str]]:
     frameworks = ",".join(f"{b.project}=={b.version}" for b in plan.builds if b.family != "base")
     return [
         ("org.opencontainers.image.title", spec.name or "gpuenv"),
-        ("org.opencontainers.image.description", _summary(plan)),
+        ("org.opencontainers.image.description", summary),
         ("org.opencontainers.image.base.name", plan.base.image),
         ("io.gpuenv.version", __version__),
-        ("io.gpuenv.spec-sha256", spec_hash(spec)),
+        ("io.gpuenv.spec-sha256", digest),
         ("io.gpuenv.frameworks", frameworks),
         ("io.gpuenv.python", plan.python),
         ("io.gpuenv.cuda", plan.cuda or ""),

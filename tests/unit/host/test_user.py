@@ -1,0 +1,55 @@
+"""Who the files are for: UID/GID (sudo included), the SSH key gpuenv picks or makes, the CA bundle."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from gpuenv.errors import BadInput
+from gpuenv.host import user
+
+
+def test_ids_are_the_specs_or_the_sudo_callers(monkeypatch):
+    assert user.ids("1234:99") == (1234, 99)
+    if os.getuid() == 0:
+        monkeypatch.setenv("SUDO_UID", "1500")
+        monkeypatch.setenv("SUDO_GID", "1600")
+        assert user.ids("host") == (1500, 1600)
+    monkeypatch.delenv("SUDO_UID", raising=False)
+    assert user.ids("host") == (os.getuid(), os.getgid())
+
+
+def test_project_names_differ_per_folder(tmp_path):
+    a, b = user.project_name("Torch Env", tmp_path / "a"), user.project_name("Torch Env", tmp_path / "b")
+    assert a != b and a.startswith("torch-env-") and a == a.lower()
+
+
+def test_a_user_without_keys_gets_one_made_for_gpuenv(tmp_path, monkeypatch):
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is needed (openssh-client)")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    made = user.ssh_key("auto", tmp_path)
+    assert made.public == str(tmp_path / ".ssh" / "gpuenv_ed25519.pub")
+    assert (tmp_path / ".ssh" / "gpuenv_ed25519.pub").read_text().startswith("ssh-ed25519 ")
+    assert user.ssh_key("auto", tmp_path) == made           # made once, then found
+
+
+def test_a_users_own_key_is_preferred_and_a_missing_file_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa.pub").write_text("ssh-rsa AAAA me\n")
+    assert user.ssh_key("auto", tmp_path).public == str(tmp_path / ".ssh" / "id_rsa.pub")
+    with pytest.raises(BadInput, match="no file at"):
+        user.ssh_key("keys/missing.pub", tmp_path)
+
+
+def test_listed_cas_are_appended_to_the_system_bundle(tmp_path):
+    corp = tmp_path / "corp.crt"
+    corp.write_text("-----BEGIN CERTIFICATE-----\ncorp\n-----END CERTIFICATE-----\n")
+    bundle = user.ca_bundle([str(corp)], cache=tmp_path / "cache")
+    text = open(bundle).read()
+    assert text.endswith(corp.read_text()) and len(text) > len(corp.read_text())
+    with pytest.raises(BadInput, match="no file at"):
+        user.ca_bundle([str(tmp_path / "nope.crt")], cache=tmp_path / "cache")
