@@ -59,8 +59,9 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
     return request, spec
 
 
-def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True) -> Target:
-    """The machine to plan for: flags first, then the spec's [gpu] table, then this host."""
+def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True, driver: Any = False) -> Target:
+    """The machine to plan for: flags first, then the spec's [gpu] table, then this host (`driver`: its
+    DriverState from a probe already made, or None for no driver; left out, the host is asked now)."""
     from gpuenv.resolve import nvidia
 
     if flags.driver or flags.gpu_names or flags.gpu_ccs:
@@ -78,7 +79,7 @@ def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True) -> Targ
         return Target(driver, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
     if not probe:
         return Target(None, (), "no machine (no limits)")
-    host, origin = _this_host()
+    host, origin = _this_host() if driver is False else (driver if driver and driver.ok else None, "this host")
     if host is None:
         return Target(None, (), f"{origin} (no NVIDIA driver)")
     gpus = []

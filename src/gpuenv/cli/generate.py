@@ -40,31 +40,11 @@ def generate(file: Optional[Path], out: Optional[Path], force: bool, **_: Any) -
 
 
 def describe(rendered: Any, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
+    from gpuenv.run.reach import reach, spec_ports
+
     r = rendered.recipe
-    spec, tokens = r.spec, r.inputs.tokens
-    host = "127.0.0.1" if spec.access.bind in ("0.0.0.0", "::") else spec.access.bind
-    access: dict[str, Any] = {}
-    if spec.access.jupyter:
-        j = spec.access.jupyter
-        page = "lab" if j.mode == "lab" else "tree"
-        query = f"?token={tokens['JUPYTER_TOKEN']}" if j.auth == "token" else ""
-        access["jupyter_url"] = f"http://{host}:{j.port}/{page}{query}"
-    if spec.access.gateway:
-        access["hydrogen_gateways"] = [{"name": f"{r.name} (gpuenv)", "options": {
-            "baseUrl": f"http://{host}:{spec.access.gateway.port}", "token": tokens["GPUENV_GATEWAY_TOKEN"]}}]
-    if spec.access.ssh:
-        access.update(_ssh(r.name, host, spec.access.ssh.port, private_key))
     return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
-            "services": [s.name for s in r.services], "access": access}
-
-
-def _ssh(name: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
-    identity = f" -i {private_key}" if private_key else ""
-    entry = [f"Host gpuenv-{name}", f"    HostName {host}", f"    Port {port}", "    User gpuenv"]
-    if private_key:
-        entry.append(f"    IdentityFile {private_key}")
-    entry += ["    StrictHostKeyChecking accept-new", f"    HostKeyAlias gpuenv-{name}"]
-    return {"ssh_command": f"ssh -p {port}{identity} gpuenv@{host}", "ssh_config": "\n".join(entry) + "\n"}
+            "services": [s.name for s in r.services], "access": reach(r, spec_ports(r), private_key)}
 
 
 def _show(console: Console, data: dict[str, Any]) -> None:
@@ -73,7 +53,11 @@ def _show(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]base[/bold]     {escape(data['base'])}")
     console.print(f"[bold]start[/bold]    cd {escape(data['out'])} && docker compose up -d   "
                   "(compose v1: docker-compose up -d)")
-    access = data["access"]
+    show_access(console, data["access"])
+    console.print("[dim].env holds the tokens: mode 600, listed in .gitignore; keep it out of git.[/dim]")
+
+
+def show_access(console: Console, access: dict[str, Any]) -> None:
     if "jupyter_url" in access:
         console.print(f"[bold]jupyter[/bold]  {escape(access['jupyter_url'])}")
     if "hydrogen_gateways" in access:
@@ -83,4 +67,3 @@ def _show(console: Console, data: dict[str, Any]) -> None:
         console.print(f"[bold]ssh[/bold]      {escape(access['ssh_command'])}")
         console.print("[bold]~/.ssh/config[/bold] entry (for an IDE's remote interpreter):")
         console.print(escape(access["ssh_config"]), end="", soft_wrap=True)
-    console.print("[dim].env holds the tokens: mode 600, listed in .gitignore; keep it out of git.[/dim]")

@@ -53,43 +53,55 @@ _FLAGS: dict[tuple[str, ...], str] = {
 }
 
 
+_SPEC_OPTIONS = [
+    click.option("--name", help="Environment name (default: the folder's name)."),
+    click.option("--python", help="Python version, e.g. 3.6 (default: resolved)."),
+    click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token."),
+    click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token."),
+    click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888]."),
+    click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels)."),
+    click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889]."),
+    click.option("--ssh", is_flag=True, help="An SSH server with your public key."),
+    click.option("--ssh-port", type=int, help="Host port of SSH [2222]."),
+    click.option("--ssh-key", help="Public key file allowed to log in [auto]."),
+    click.option("--port", "ports", multiple=True, help="More ports: 6006 or HOST:CONTAINER. Repeatable."),
+    click.option("--tensorboard", is_flag=True, help="Publish TensorBoard's port 6006."),
+    click.option("--bind", help="Host address the ports listen on [127.0.0.1]."),
+    click.option("-p", "--package", "packages", multiple=True, help="More pip packages. Repeatable."),
+    click.option("--requirements", help="A requirements.txt, relative to the spec's folder."),
+    click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable."),
+    click.option("--base", help="Base image, instead of the resolved one."),
+    click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas."),
+    click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host]."),
+    click.option("--gpu-name", help="Plan for this GPU model [auto: this host]."),
+    click.option("--gpu", "compute_capability", help="Plan for these compute capabilities, e.g. 7.0,8.6."),
+    click.option("--cuda", help="Build for this CUDA version, e.g. 9.0 [auto]."),
+    click.option("--workspace", help="Host folder to mount [.]."),
+    click.option("--mount", help="Where the workspace appears in the container [/workspace]."),
+    click.option("--pip-index", help="pip index URL (a mirror)."),
+    click.option("--pip-extra-index", multiple=True, help="Extra pip index URL. Repeatable."),
+    click.option("--pip-trusted-host", multiple=True, help="pip trusted host. Repeatable."),
+    click.option("--apt-mirror", help="apt mirror URL."),
+    click.option("--registry-mirror", help="Registry mirror for base images."),
+    click.option("--http-proxy", help="HTTP proxy URL."),
+    click.option("--https-proxy", help="HTTPS proxy URL."),
+    click.option("--ca", "ca_certificates", multiple=True, help="CA certificate file; 'auto' or 'none'. Repeatable."),
+]
+
+
+def spec_options(fn: Any) -> Any:
+    """The flags that stand for spec fields (shared by `gpuenv init` and `gpuenv up REQUEST`)."""
+    for option in reversed(_SPEC_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.argument("request", nargs=-1)
 @click.option("-f", "--file", "file", type=click.Path(path_type=Path), default=Path(SPEC_FILE),
               show_default=True, help="Where to write; '-' prints it instead.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--name", help="Environment name (default: the folder's name).")
-@click.option("--python", help="Python version, e.g. 3.6 (default: resolved).")
-@click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token.")
-@click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token.")
-@click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888].")
-@click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels).")
-@click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889].")
-@click.option("--ssh", is_flag=True, help="An SSH server with your public key.")
-@click.option("--ssh-port", type=int, help="Host port of SSH [2222].")
-@click.option("--ssh-key", help="Public key file allowed to log in [auto].")
-@click.option("--port", "ports", multiple=True, help="More ports: 6006 or HOST:CONTAINER. Repeatable.")
-@click.option("--tensorboard", is_flag=True, help="Publish TensorBoard's port 6006.")
-@click.option("--bind", help="Host address the ports listen on [127.0.0.1].")
-@click.option("-p", "--package", "packages", multiple=True, help="More pip packages. Repeatable.")
-@click.option("--requirements", help="A requirements.txt, relative to the spec's folder.")
-@click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable.")
-@click.option("--base", help="Base image, instead of the resolved one.")
-@click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas.")
-@click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host].")
-@click.option("--gpu-name", help="Plan for this GPU model [auto: this host].")
-@click.option("--gpu", "compute_capability", help="Plan for these compute capabilities, e.g. 7.0,8.6.")
-@click.option("--cuda", help="Build for this CUDA version, e.g. 9.0 [auto].")
-@click.option("--workspace", help="Host folder to mount [.].")
-@click.option("--mount", help="Where the workspace appears in the container [/workspace].")
-@click.option("--pip-index", help="pip index URL (a mirror).")
-@click.option("--pip-extra-index", multiple=True, help="Extra pip index URL. Repeatable.")
-@click.option("--pip-trusted-host", multiple=True, help="pip trusted host. Repeatable.")
-@click.option("--apt-mirror", help="apt mirror URL.")
-@click.option("--registry-mirror", help="Registry mirror for base images.")
-@click.option("--http-proxy", help="HTTP proxy URL.")
-@click.option("--https-proxy", help="HTTPS proxy URL.")
-@click.option("--ca", "ca_certificates", multiple=True, help="CA certificate file; 'auto' or 'none'. Repeatable.")
+@spec_options
 @global_options
 def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Result:
     """Write a gpuenv.toml from a short REQUEST and flags.
@@ -104,13 +116,18 @@ def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Res
     target = Path.cwd() / SPEC_FILE if to_stdout else file
     if not to_stdout and target.exists() and not force:
         raise BadInput(f"{target} already exists", "pass --force to overwrite it, or --file OTHER.toml")
-    data = _merge(parse_request(list(request)), _from_flags(flags))
-    spec = validate_spec(data, "the command line", target.parent, _flag_of, _HINT)
+    spec = spec_from_request(request, flags, target.parent)
     text = _HEADER + to_toml(spec_data(spec, full=False))
     if not to_stdout:
         _write_atomically(target, text)
     result = {"file": None if to_stdout else str(target), "spec": spec_data(spec, full=True)}
     return Result(result, lambda console: _show(console, target, text, to_stdout))
+
+
+def spec_from_request(request: tuple[str, ...], flags: dict[str, Any], folder: Path) -> Any:
+    """The EnvSpec a request and the spec flags describe (SpecError naming the flag for a bad value)."""
+    data = _merge(parse_request(list(request)), _from_flags(flags))
+    return validate_spec(data, "the command line", folder, _flag_of, _HINT)
 
 
 _HINT = "fix the flags or request words listed; nothing was written. `gpuenv init --help` lists the flags"

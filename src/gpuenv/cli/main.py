@@ -50,6 +50,16 @@ class LazyGroup(click.Group):
         "kb": "gpuenv.cli.kb:kb",
         "doctor": "gpuenv.cli.doctor:doctor",
         "generate": "gpuenv.cli.generate:generate",
+        "build": "gpuenv.cli.up:build",
+        "up": "gpuenv.cli.up:up",
+        "verify": "gpuenv.cli.verify:verify",
+        "ls": "gpuenv.cli.env:ls",
+        "status": "gpuenv.cli.env:status",
+        "logs": "gpuenv.cli.env:logs",
+        "shell": "gpuenv.cli.env:shell",
+        "exec": "gpuenv.cli.env:exec_",
+        "down": "gpuenv.cli.env:down",
+        "rm": "gpuenv.cli.env:rm",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

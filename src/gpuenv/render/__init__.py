@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -34,6 +35,12 @@ class Rendered:
     def text(self, path: str) -> str:
         return next(f.text for f in self.files if f.path == path)
 
+    @property
+    def image(self) -> str:
+        """The image tag .env names (GPUENV_IMAGE)."""
+        return next(line.split("=", 1)[1] for line in self.text(".env").splitlines()
+                    if line.startswith("GPUENV_IMAGE="))
+
 
 def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
     from gpuenv.render.compose import compose
@@ -42,13 +49,23 @@ def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
     from gpuenv.render.envfile import dockerignore, env_file
 
     r = recipe(plan, spec, inputs)
-    files = [File("Dockerfile", dockerfile(r)), File("compose.yaml", compose(r)),
-             File(".env", env_file(r), 0o600), File(".dockerignore", dockerignore(r)),
-             File(".devcontainer/devcontainer.json", devcontainer(r))]
-    files += [File(f"{SUPPORT}/{name}", text, mode) for name, text, mode in _support(r)]
+    context = [File("Dockerfile", dockerfile(r)), File(".dockerignore", dockerignore(r))]
+    context += [File(f"{SUPPORT}/{name}", text, mode) for name, text, mode in _support(r)]
     if inputs.ssh_key_text:
-        files.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
+        context.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
+    files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
+             context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), *context[2:]]
     return Rendered(r, tuple(files))
+
+
+def image_tag(r: Recipe, context: list[File]) -> str:
+    """The image's name and content tag: a hash of everything the build reads (the Dockerfile, the
+    support files, your UID/GID), so an unchanged environment is never built twice and a changed one
+    never reuses a stale image."""
+    digest = hashlib.sha256(f"{r.inputs.uid}:{r.inputs.gid}".encode())
+    for f in sorted(context, key=lambda f: f.path):
+        digest.update(f"\0{f.path}\0{f.mode:o}\0".encode() + f.text.encode())
+    return f"gpuenv-{r.name}:{digest.hexdigest()[:12]}"
 
 
 def _support(r: Recipe) -> list[tuple[str, str, int]]:

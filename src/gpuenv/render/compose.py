@@ -52,7 +52,7 @@ def _service(r: Recipe, s: Service, main: bool) -> dict[str, Any]:
     svc["volumes"] = _volumes(r, s)
     svc["working_dir"] = r.workspace_mount
     gpu = _gpu(r)
-    env = dict(s.environment) | _proxy_env(r) | gpu.pop("environment", {})
+    env = dict(s.environment) | proxy_environment(r) | gpu.pop("environment", {})
     if env:
         svc["environment"] = env
     svc.update(_ipc(r))
@@ -65,7 +65,7 @@ def _service(r: Recipe, s: Service, main: bool) -> dict[str, Any]:
 
 def _build(r: Recipe) -> dict[str, Any]:
     args = {"USER_UID": "${GPUENV_UID:-1000}", "USER_GID": "${GPUENV_GID:-1000}"}
-    args |= {k: v for k, v in _proxy_env(r).items()}
+    args |= {k: v for k, v in proxy_environment(r).items()}
     return {"context": ".", "dockerfile": "Dockerfile", "args": args}
 
 
@@ -86,7 +86,7 @@ def _volumes(r: Recipe, s: Service) -> list[str]:
     return volumes
 
 
-def _proxy_env(r: Recipe) -> dict[str, str]:
+def proxy_environment(r: Recipe) -> dict[str, str]:
     net = r.spec.network
     env = {}
     if net.http_proxy:

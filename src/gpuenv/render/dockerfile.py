@@ -31,7 +31,7 @@ _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact ver
 
 
 def dockerfile(r: Recipe) -> str:
-    parts = [_header(r), _system(r), _apt(r)]
+    parts = [_header(r), _system(r), _apt(r) if (r.system_apt or r.user_apt or r.python.method == "source") else ""]
     if r.python.method == "source":
         parts.append(_python_build_stage(r))
     parts += [_final(r), _python(r), _frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
@@ -114,7 +114,7 @@ def _apt(r: Recipe) -> str:
         comment.append("# NVIDIA's CUDA apt lists are dropped: nothing is installed from them, and in images made "
                        "before\n# April 2022 they name the retired key 7fa2af80 (NO_PUBKEY A4B469963BF863CC "
                        "breaks apt-get update).")
-    return "\n".join(comment + [f"RUN {_apt_setup(r)}", "", _apt_install(r.system_apt)])
+    return "\n".join(comment + [f"RUN {_apt_setup(r)}", "", _apt_install(r.system_apt) if r.system_apt else ""])
 
 
 def _apt_install(packages: tuple[str, ...]) -> str:
@@ -204,7 +204,7 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
     if not packages:
         return ""
     if what == "tools":
-        return "# How you reach the environment (Jupyter, the kernel gateway, a kernel for IDEs).\n" + \
+        return "# How you reach the environment (Jupyter, the kernel gateway).\n" + \
             f"{_PIN_PIP}\n" + _pip_run(r, packages)
     return f"# The spec's pip packages, after the framework: changing them never reinstalls it.\n{_PIN_PIP}\n" + \
         _pip_run(r, packages)

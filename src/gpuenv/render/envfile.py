@@ -10,13 +10,13 @@ from gpuenv.render.recipe import Recipe
 TOKENS = ("JUPYTER_TOKEN", "GPUENV_GATEWAY_TOKEN")
 
 
-def env_file(r: Recipe) -> str:
+def env_file(r: Recipe, image: str) -> str:
     i = r.inputs
     lines = [
         f"# Written by gpuenv {__version__} (gpuenv generate) for \"{r.name}\". It holds secrets (the tokens):",
         "# mode 600, listed in .gitignore; never commit it. compose reads it for the ${...} in compose.yaml.",
         f"COMPOSE_PROJECT_NAME={i.project or r.name}",
-        f"GPUENV_IMAGE=gpuenv-{r.name}:{r.spec_hash[:12]}",
+        f"GPUENV_IMAGE={image}",
         f"GPUENV_UID={i.uid}",
         f"GPUENV_GID={i.gid}",
     ]

@@ -96,7 +96,9 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
     return Recipe(
         name=spec.name or "gpuenv", spec_hash=digest, base=mirrored(plan.base.image, spec.network),
         os=plan.base.os, nvidia_base=_nvidia_base(plan),
-        python=python, system_apt=_system_apt(python, spec), frameworks=plan.packages,
+        python=python, system_apt=_system_apt(python, spec, bool(plan.packages or plan.user_packages)
+                                              or spec.access.jupyter is not None or spec.access.gateway is not None),
+        frameworks=plan.packages,
         pip_options=plan.pip_options, user_apt=tuple(spec.apt), tools=_tools(spec),
         user_packages=plan.user_packages, cuda_from_wheels=plan.cuda_source == "wheels" and gpu, gpu=gpu,
         env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec, digest, summary)), services=services,
@@ -162,8 +164,10 @@ def _repository(image: str) -> str:
     return image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
 
 
-def _system_apt(python: Python, spec: Any) -> tuple[str, ...]:
-    packages = ["ca-certificates"]
+def _system_apt(python: Python, spec: Any, downloads: bool) -> tuple[str, ...]:
+    """The OS packages the build needs: none at all on a base that already holds everything (an image
+    made from a server's own Python and framework builds offline, with no apt in it)."""
+    packages = ["ca-certificates"] if downloads or python.method != "image" else []
     if python.method == "apt":
         packages += ["python3", "python3-pip"] if python.command == "python3" else ["python", "python-pip"]
     if spec.access.ssh is not None:
@@ -178,8 +182,8 @@ def _tools(spec: Any) -> tuple[str, ...]:
         tools.append("jupyterlab" if access.jupyter.mode == "lab" else "notebook")
     if access.gateway is not None:
         tools.append("jupyter_kernel_gateway")
-    if not tools:
-        tools.append("ipykernel")        # VS Code and PyCharm run notebooks through it
+    # A shell-only environment gets no kernel: VS Code's and PyCharm's notebooks install ipykernel when
+    # first opened, and an offline server could not download it (docs/decisions.md, issue 6).
     return tuple(tools)
 
 
@@ -244,6 +248,7 @@ def _labels(plan: Plan, spec: Any, digest: str, summary: str) -> list[tuple[str,
         ("io.gpuenv.version", __version__),
         ("io.gpuenv.spec-sha256", digest),
         ("io.gpuenv.frameworks", frameworks),
+        ("io.gpuenv.families", ",".join(dict.fromkeys(b.family for b in plan.builds if b.family != "base"))),
         ("io.gpuenv.python", plan.python),
         ("io.gpuenv.cuda", plan.cuda or ""),
         ("io.gpuenv.cuda-source", plan.cuda_source),

@@ -1,0 +1,101 @@
+"""Getting the base image onto the engine: already there, pulled, or built here from an apt mirror.
+
+When no registry gives the planned base (Docker Hub blocked, an air-gapped server), and the plan needs no
+system CUDA, gpuenv builds the base itself: a minimal root filesystem of the planned Debian/Ubuntu
+release from the apt mirror (build/bootstrap.py), imported as `gpuenv-base/<os>:<codename>`. The plan is
+then made again on it: Python from the release's own python3 (unless the spec names another), CUDA from
+the framework's wheels. The decision is remembered (~/.cache/gpuenv/bases.json), so that the next
+`gpuenv up` does not wait for a pull that cannot work; `--pull` tries the registry again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from gpuenv.errors import EngineError, GpuenvError
+from gpuenv.run.docker import Docker
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    image: str                   # what FROM will say
+    how: str                     # present | pulled | bootstrapped | remembered
+    note: str = ""               # said to the user when the base is not the planned one
+    os: str = ""
+    python: Optional[str] = None  # the python3 of a bootstrapped base
+
+
+def memo_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "bases.json"
+
+
+def _memo() -> dict:
+    try:
+        return json.loads(memo_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(planned: str, local: str, why: str) -> None:
+    data = _memo()
+    data[planned] = {"use": local, "why": why, "when": time.strftime("%Y-%m-%d")}
+    path = memo_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bootstrap_allowed: Optional[str],
+           pull: bool, say: Callable[[str], None]) -> BaseChoice:
+    """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
+    `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
+    from gpuenv.build import bootstrap
+
+    if docker.image(planned):
+        return BaseChoice(planned, "present")
+    release = bootstrap.release(os_name)
+    local = bootstrap.local_tag(os_name) if release else None
+    memo = _memo().get(planned)
+    if not pull and local and bootstrap_allowed is None and memo and memo.get("use") == local and docker.image(local):
+        return BaseChoice(local, "remembered", _note(planned, local, memo.get("why", ""), memo.get("when")),
+                          os_name, release.python)
+    say(f"pulling {planned}")
+    done = docker.run("pull", planned, check=False, timeout=3600)
+    if done.returncode == 0:
+        return BaseChoice(planned, "pulled")
+    why = _pull_error(done.stderr or done.stdout)
+    if bootstrap_allowed is not None or release is None or local is None:
+        reason = bootstrap_allowed or f"gpuenv cannot build a base of {os_name} itself"
+        raise EngineError(f"the base image {planned} cannot be pulled: {why}", _no_base_hint(reason))
+    if not docker.image(local):
+        tool = bootstrap.tool()
+        if tool is None:
+            raise GpuenvError(f"the base image {planned} cannot be pulled ({why}), and gpuenv cannot build one "
+                              "here: neither mmdebstrap nor debootstrap is installed", bootstrap.missing_tool_hint())
+        source = mirror or release.mirror
+        say(f"{planned} cannot be pulled ({why}); building the base {local} from {source} with {tool.name} "
+            "(once; later builds reuse it)")
+        bootstrap.bootstrap([docker.client], os_name, mirror, local, say)
+    _remember(planned, local, why)
+    return BaseChoice(local, "bootstrapped", _note(planned, local, why, None), os_name, release.python)
+
+
+def _note(planned: str, local: str, why: str, when: Optional[str]) -> str:
+    seen = f" (seen {when})" if when else ""
+    return (f"the base is {local}, built here from the apt mirror: {planned} cannot be pulled{seen}: {why}. "
+            "Python comes from the OS release, CUDA from the framework's wheels. `--pull` tries the registry again")
+
+
+def _pull_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else "no answer")[:300]
+
+
+def _no_base_hint(reason: str) -> str:
+    return (f"{reason}. Options: a registry mirror that has it (network.registry_mirror in gpuenv.toml, or "
+            "dockerd's registry-mirrors), `docker load` of a saved copy (gpuenv load), or `base` in gpuenv.toml "
+            "naming an image this engine has")

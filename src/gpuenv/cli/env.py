@@ -1,0 +1,165 @@
+"""The verbs on a running environment: ls, status, logs, shell, exec, down, rm. ENV is an environment's
+name (or project); left out, the one of this folder, or your only one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Renderer, Result
+
+
+def _docker() -> Any:
+    from gpuenv.host.engine import probe_engine
+    from gpuenv.run.docker import Docker
+
+    return Docker.connect(probe_engine())
+
+
+def _owner() -> int:
+    from gpuenv.host.user import ids
+
+    return ids("host")[0]
+
+
+def _find(docker: Any, name: Optional[str]) -> Any:
+    from gpuenv.run.envs import find
+
+    return find(docker, name, _owner(), Path.cwd())
+
+
+@click.command(name="ls")
+@click.option("--all", "everyone", is_flag=True, help="Every user's environments, not only yours.")
+@global_options
+def ls(everyone: bool, **_: Any) -> Result:
+    """Your environments on this engine: state, GPUs, ports (read from container labels)."""
+    from gpuenv.run.envs import environments
+
+    envs = environments(_docker(), None if everyone else _owner())
+    data = {"environments": [e.to_dict() for e in envs]}
+    return Result(data, lambda c: _table(c, envs))
+
+
+def _table(console: Console, envs: list[Any]) -> None:
+    if not envs:
+        console.print("no environments here (gpuenv up starts one)")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "STATE", "GPU", "PORTS", "IMAGE", "WORKSPACE"):
+        table.add_column(column)
+    for e in envs:
+        ports = ", ".join(f"{s if s != 'jupyter' else 'jupyter'} {h}:{p}" for s, h, p, _ in e.ports())
+        gpu = e.label("gpu-mode") + ("" if e.label("gpus") in ("", "none") else f" ({e.label('gpus')})")
+        table.add_row(escape(e.name), e.state, gpu, escape(ports), escape(e.image), escape(e.label("workspace")))
+    console.print(table)
+
+
+@click.command()
+@click.argument("env", required=False)
+@global_options
+def status(env: Optional[str], **_: Any) -> Result:
+    """One environment in detail: containers, health, ports, GPU mode, files."""
+    found = _find(_docker(), env)
+    data = found.to_dict()
+
+    def show(c: Console) -> None:
+        c.print(f"[bold]{escape(found.name)}[/bold]  {found.state}" + (f" ({found.health()})" if found.health() else ""))
+        for key in ("project", "image", "gpu_mode", "gpus", "files", "workspace"):
+            c.print(f"  {key:<10} {escape(str(data[key]))}")
+        for p in data["ports"]:
+            c.print(f"  port       {p['service']}: {p['host']}:{p['port']} -> {p['container_port']}")
+        c.print(f"  containers {escape(', '.join(data['containers']))}")
+    return Result(data, show)
+
+
+@click.command()
+@click.argument("env", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", default="200", show_default=True, help="Lines from the end ('all' for every line).")
+@click.option("--service", help="Another service's log (jupyter, gateway, ssh).")
+def logs(env: Optional[str], follow: bool, tail: str, service: Optional[str]) -> int:
+    """The environment's log (its main service, or --service)."""
+    docker = _docker()
+    found = _find(docker, env)
+    name = _container(found, service)
+    return docker.interactive("logs", "--tail", tail, *(["--follow"] if follow else []), name)
+
+
+@click.command()
+@click.argument("env", required=False)
+@click.option("--service", help="Another service's container.")
+def shell(env: Optional[str], service: Optional[str]) -> int:
+    """A bash shell inside the environment, as your user, in the workspace."""
+    docker = _docker()
+    found = _find(docker, env)
+    tty = ["-it"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
+    return docker.interactive("exec", *tty, _container(found, service), "bash", "-l")
+
+
+@click.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-e", "--env", "env", help="The environment (default: this folder's, or your only one).")
+@click.option("--service", help="Another service's container.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(env: Optional[str], service: Optional[str], command: tuple[str, ...]) -> int:
+    """Run COMMAND inside the environment; its exit code is gpuenv's.
+
+    \b
+    gpuenv exec python train.py --epochs 3
+    gpuenv exec -e vision -- nvidia-smi
+    """
+    docker = _docker()
+    found = _find(docker, env)
+    tty = ["-it"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
+    return docker.interactive("exec", *tty, _container(found, service), *command)
+
+
+@click.command()
+@click.argument("env", required=False)
+@click.option("--volumes", is_flag=True, help="Also remove its volumes (sshd's host keys).")
+@global_options
+def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
+    """Stop and remove the environment's containers (the image and your files stay)."""
+    from gpuenv import environment
+
+    docker = _docker()
+    found = _find(docker, env)
+    removed = environment.down(docker, found, volumes)
+    data = {"name": found.name, "removed": removed}
+    return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] is down: removed "
+                                          + escape(", ".join(removed))))
+
+
+@click.command()
+@click.argument("env", required=False)
+@global_options
+def rm(env: Optional[str], **_: Any) -> Result:
+    """Remove the environment: its containers, volumes and images (your files and workspace stay)."""
+    from gpuenv import environment
+
+    docker = _docker()
+    found = _find(docker, env)
+    removed = environment.down(docker, found, volumes=True)
+    removed += environment.remove_images(docker, found)
+    data = {"name": found.name, "removed": removed}
+    return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] removed: " + escape(", ".join(removed))))
+
+
+def _container(found: Any, service: Optional[str]) -> str:
+    from gpuenv.errors import BadInput
+
+    if service is None:
+        return found.main_name
+    for c in found.containers:
+        if found.label("service", c) == service:
+            return c.get("Name", "").lstrip("/")
+    names = ", ".join(found.label("service", c) for c in found.containers)
+    raise BadInput(f"{found.name} has no service '{service}'", f"its services: {names}")
+
+

@@ -1,0 +1,175 @@
+"""`gpuenv build` and `gpuenv up`: a gpuenv.toml (or a short request) to an image, then to a running
+environment that answers, with how to reach it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from gpuenv.cli.init import spec_options
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Renderer, Result
+from gpuenv.errors import BadInput
+
+
+def source_options(fn: Any) -> Any:
+    fn = click.option("--pull", is_flag=True, help="Try the registry for the base again, even when gpuenv "
+                      "built one here before.")(fn)
+    fn = click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")(fn)
+    fn = click.option("-o", "--out", "out", type=click.Path(path_type=Path),
+                      help="Write the files into this folder (default: the spec's folder).")(fn)
+    fn = click.option("-f", "--file", "file", type=click.Path(path_type=Path),
+                      help="The spec (default ./gpuenv.toml; a folder means its gpuenv.toml).")(fn)
+    return click.argument("request", nargs=-1)(fn)
+
+
+@click.command()
+@source_options
+@click.option("--no-cache", is_flag=True, help="Build every step again.")
+@spec_options
+@global_options
+@click.pass_obj
+def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
+          pull: bool, no_cache: bool, **flags: Any) -> Result:
+    """Build the environment's image (BuildKit), unless an identical one is there.
+
+    \b
+    gpuenv build                          the image of ./gpuenv.toml
+    gpuenv build torch --jupyter          a short request (files kept in ~/.local/state/gpuenv)
+    The image is tagged by content: an unchanged spec never rebuilds. Behind a TLS-inspecting proxy the
+    host's CA bundle goes to the build as a secret, never into a layer.
+    """
+    from gpuenv import environment
+
+    spec_file = spec_source(request, file, flags)
+    report, docker = engine()
+    prepared = environment.prepare(spec_file, report, docker, _say(renderer), out, force, pull)
+    log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
+    data = {"image": prepared.image, "built": log is not None, "folder": str(prepared.folder),
+            "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base,
+            "summary": _summary(log)}
+    return Result(data, lambda c: c.print(
+        f"[bold]image[/bold]  {escape(data['image'])}  "
+        + ("(built: " + escape(data["summary"]) + ")" if log is not None else "(up to date: nothing to build)")))
+
+
+@click.command()
+@source_options
+@click.option("--no-wait", is_flag=True, help="Return once started, without waiting for it to answer.")
+@spec_options
+@global_options
+@click.pass_obj
+def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
+       pull: bool, no_wait: bool, **flags: Any) -> Result:
+    """Plan, write, build when needed, start, and wait until the environment answers.
+
+    \b
+    gpuenv up                             ./gpuenv.toml
+    gpuenv up torch                       a short request: JupyterLab unless it asks another way in
+    gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
+    Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
+    """
+    from gpuenv import environment
+
+    spec_file = spec_source(request, file, flags)
+    report, docker = engine()
+    say = _say(renderer)
+    prepared = environment.prepare(spec_file, report, docker, say, out, force, pull)
+    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+    started = environment.up(prepared, docker, report, say, wait=not no_wait)
+    data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
+            "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
+            "containers": list(started.containers), "reused": started.reused,
+            "ports": [{"service": s, "wanted": p.wanted, "port": p.got, "taken_by": p.taken_by or None}
+                      for s, p in started.ports], "access": started.access,
+            "plan": prepared.rendered.recipe.summary}
+    return Result(data, lambda c: _show_up(c, data))
+
+
+def engine() -> tuple[Any, Any]:
+    """This host, probed without the network, and the docker client (EngineError when unusable)."""
+    from gpuenv.host.probe import probe
+    from gpuenv.run.docker import Docker
+
+    report = probe(network=False)
+    return report, Docker.connect(report.engine)
+
+
+def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
+    """The spec file a build or up means: -f, a request (written to the state folder), ./gpuenv.toml."""
+    from gpuenv.spec import spec_path
+
+    flags = {k: v for k, v in flags.items() if k not in ("json_mode", "debug")}
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, False, (), [])]
+    if request:
+        if file is not None:
+            raise BadInput("give a REQUEST or --file, not both", "gpuenv up torch, or gpuenv up -f gpuenv.toml")
+        return _request_spec(request, flags)
+    if given:
+        raise BadInput(f"{', '.join(given)} describe a request, and none was given",
+                       "give the request too (gpuenv up torch --jupyter), or edit gpuenv.toml")
+    path = spec_path(file)
+    if not path.is_file():
+        raise BadInput(f"{path} does not exist", "write one with `gpuenv init torch --jupyter`, or give a request: "
+                       "gpuenv up torch")
+    return path
+
+
+def state_root() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuenv" / "envs"
+
+
+def _request_spec(request: tuple[str, ...], flags: dict[str, Any]) -> Path:
+    """A request's spec, kept in the state folder of this working folder; the workspace is this folder."""
+    import hashlib
+
+    from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request
+    from gpuenv.spec.values import name_from_folder
+    from gpuenv.spec.write import spec_data, to_toml
+
+    cwd = Path.cwd().resolve()
+    name = flags.get("name") or name_from_folder(cwd.name) or "env"
+    folder = state_root() / f"{name}-{hashlib.sha256(str(cwd).encode()).hexdigest()[:6]}"
+    flags = {**flags, "name": name, "workspace": flags.get("workspace") or str(cwd)}
+    spec = spec_from_request(request, flags, folder)
+    if not (spec.access.jupyter or spec.access.gateway or spec.access.ssh):
+        spec = spec_from_request(request, {**flags, "jupyter": "lab"}, folder)
+    _write_atomically(folder / "gpuenv.toml", _HEADER + to_toml(spec_data(spec, full=False)))
+    return folder / "gpuenv.toml"
+
+
+def _say(renderer: Renderer) -> Any:
+    def say(text: str) -> None:
+        renderer.stderr.print("[bold cyan]gpuenv:[/bold cyan] ", end="")
+        renderer.stderr.print(text, markup=False)
+    return say
+
+
+def _live(renderer: Renderer) -> bool:
+    return renderer.stderr.is_terminal and not renderer.json_mode
+
+
+def _summary(log: Any) -> str:
+    if log is None:
+        return ""
+    summary = getattr(log, "summary", None)
+    return str(summary() if callable(summary) else summary or "")
+
+
+def _show_up(console: Console, data: dict[str, Any]) -> None:
+    from gpuenv.cli.generate import show_access
+
+    state = "already running" if data["reused"] else "running"
+    console.print(f"[bold green]{escape(data['name'])}[/bold green] {state}: {escape(data['plan'])}")
+    console.print(f"[bold]image[/bold]    {escape(data['image'])}" + ("  (built now)" if data["built"] else ""))
+    console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}")
+    console.print(f"[bold]files[/bold]    {escape(data['folder'])}")
+    show_access(console, data["access"])
+    console.print(f"[dim]gpuenv verify {escape(data['name'])} checks it; gpuenv down {escape(data['name'])} "
+                  "stops it.[/dim]")
+

@@ -1,0 +1,308 @@
+"""An environment's life, from a gpuenv.toml to running containers, in the order it happens:
+
+    prepare   plan for the host the probe saw; when the image is not built yet, get its base (there,
+              pulled, or built here from the apt mirror: build/base.py); render and write the files
+    build     the image under its content tag (build/image.py): an unchanged environment never rebuilds
+    up        one container per service (run/container.py), GPU in the probe's mode, free ports
+              (run/ports.py); wait until each answers (run/ready.py)
+    down, rm  by the labels the containers carry (run/envs.py)
+
+The CLI prints; this module decides and drives. `say` carries what the user must be told on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from gpuenv import api
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.run.docker import Docker
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec_file: Path
+    folder: Path                     # where the files are
+    spec: Any
+    plan: Any
+    rendered: Any                    # gpuenv.render.Rendered
+    written: tuple[str, ...]
+    private_key: Optional[str]
+    base: Any = None                 # build.base.BaseChoice when the base was checked
+
+    @property
+    def image(self) -> str:
+        return self.rendered.image
+
+
+def prepare(spec_file: Path, report: Any, docker: Docker, say: Say, out: Optional[Path] = None,
+            force: bool = False, pull: bool = False) -> Prepared:
+    from gpuenv.build.base import ensure
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+
+    request, spec = api.request_from_spec(spec_file)
+    folder = (out or spec_file.parent).resolve()
+    target = api.target_for(api.TargetFlags(), spec, driver=report.driver if report.driver.ok else None)
+    plan = api.plan(request, target)
+    inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    rendered = render(plan, spec, inputs)
+    base = None
+    if not docker.image(rendered.image):
+        base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
+                      _no_bootstrap(plan, spec), pull, say)
+        if base.how in ("bootstrapped", "remembered"):
+            plan = _on_local_base(request, target, plan, base)
+            rendered = render(plan, spec, inputs)
+            say(base.note)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = write(rendered, folder, force)
+    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base)
+
+
+def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
+    """Why a base built from the apt mirror cannot stand in for the planned one (None: it can)."""
+    if spec.base:
+        return f"gpuenv.toml names its own base ({spec.base})"
+    if plan.cuda_source == "base-image":
+        return (f"the plan needs the system CUDA {plan.cuda} of {plan.base.image}, which a base built from the "
+                "OS's apt mirror cannot hold (NVIDIA's CUDA repository is not an OS mirror)")
+    return None
+
+
+def _on_local_base(request: Any, target: Any, plan: Any, base: Any) -> Any:
+    """The plan again on a base built here: the OS's python3 unless the spec names a Python."""
+    from gpuenv.resolve.base import Base
+
+    again = plan
+    if request.python is None and base.python and base.python != plan.python:
+        try:
+            again = api.plan(replace(request, python=base.python), target)
+        except ImpossibleRequest:
+            again = plan                  # the planned Python is then built from source on it
+    local = Base(base.image, base.os, base.python, reasons=(base.note,))
+    return replace(again, base=local, reasons=tuple(again.reasons) + (base.note,))
+
+
+def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache: bool = False) -> Optional[Any]:
+    """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
+    from gpuenv.build.image import BuildSpec, build as run_build, secrets
+
+    if not no_cache and docker.image(prepared.image):
+        return None
+    r = prepared.rendered.recipe
+    args = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
+    args += tuple(_proxy_args(prepared.spec))
+    spec = BuildSpec(prepared.folder, prepared.image, args, secrets(prepared.spec.network.ca_certificates),
+                     no_cache=no_cache)
+    return run_build(docker, spec, console, live, log_dir() / f"{r.inputs.project or r.name}-build.log")
+
+
+def _proxy_args(spec: Any) -> list[tuple[str, str]]:
+    """Proxies reach a build as Docker's predefined arguments (not kept in the image's history)."""
+    net, args = spec.network, []
+    for name, value in (("http_proxy", net.http_proxy), ("https_proxy", net.https_proxy),
+                        ("no_proxy", ",".join(net.no_proxy))):
+        if value:
+            args += [(name, value), (name.upper(), value)]
+    return args
+
+
+def log_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "logs"
+
+
+@dataclass(frozen=True)
+class Started:
+    project: str
+    containers: tuple[str, ...]
+    ports: tuple[Any, ...]           # run.ports.Port, with the service: (service, Port)
+    gpu_mode: str
+    reused: bool
+    waited: float
+    access: dict
+
+
+def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = True) -> Started:
+    """Start (or keep) one container per service of a built environment and wait until each answers."""
+    import time
+
+    from gpuenv.host import access as gpu_access
+    from gpuenv.run import container, ports as host_ports, ready
+    from gpuenv.run.reach import reach
+
+    r = prepared.rendered.recipe
+    mode = report.mode.name if r.gpu else "none"
+    if r.gpu and mode == "none":
+        say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
+            "`gpuenv doctor` says why")
+    gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
+    image = docker.image(prepared.image)
+    project = r.inputs.project or r.name
+    old = docker.containers(f"{container.LABEL}.project={project}")
+    wanted = [(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]
+    wanted += [("*", p.container, p.host) for p in prepared.spec.access.ports]
+    host = container.Host(prepared.folder, prepared.image, container.image_env(image), gpu, mode,
+                          container.gpus_text(prepared.spec.gpu.devices, mode), (), r.inputs.uid,
+                          report.system.selinux == "enforcing")
+    plans = container.launches(r, host)
+    reused = _reusable(old, plans)
+    if reused:
+        chosen = [(svc, host_ports.Port(want, got)) for svc, want, got in _published(old, wanted)]
+    else:
+        _remove(docker, old)
+        address = r.spec.access.bind
+        picked = host_ports.choose(address, [w[2] for w in wanted], _published_by_others(docker, project))
+        chosen = [(w[0], p) for w, p in zip(wanted, picked)]
+        for (svc, port) in chosen:
+            if port.moved:
+                say(f"port {port.wanted} on {address} is taken (by {port.taken_by}): {_what(svc)} is on "
+                    f"{port.got} instead")
+        host = replace(host, ports=tuple((w[0], w[1], p.got) for w, p in zip(wanted, picked)))
+        plans = container.launches(r, host)
+        try:
+            for launch in plans:
+                docker.run("run", *launch.argv, timeout=300)
+        except BaseException:
+            _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
+            raise
+    start = time.monotonic()
+    if wait:
+        for s in r.services:
+            port = next((p.got for svc, p in chosen if svc == s.name), None)
+            if s.health and port:
+                bind = r.spec.access.bind
+                ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port,
+                           lambda name=container.container_name(r, s.name): _gone(docker, name))
+    service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
+    return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
+                   reach(r, service_ports, prepared.private_key))
+
+
+def _what(service: str) -> str:
+    return {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", "*": "that port"}.get(service, service)
+
+
+def _reusable(old: list[dict], plans: list[Any]) -> bool:
+    """The environment already runs exactly as it would be started now."""
+    from gpuenv.run.container import LABEL
+
+    if len(old) != len(plans):
+        return False
+    by_name = {c.get("Name", "").lstrip("/"): c for c in old}
+    for launch in plans:
+        c = by_name.get(launch.name)
+        if c is None or not (c.get("State") or {}).get("Running"):
+            return False
+        if ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.config") != launch.config:
+            return False
+    return True
+
+
+def _published(old: list[dict], wanted: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(service, wanted host port, host port it has) of running containers."""
+    from gpuenv.run.container import LABEL
+
+    found = []
+    for svc, inside, want in wanted:
+        for c in old:
+            labels = (c.get("Config") or {}).get("Labels") or {}
+            if svc not in (labels.get(f"{LABEL}.service"), "*" if labels.get(f"{LABEL}.main") == "true" else None):
+                continue
+            bindings = ((c.get("HostConfig") or {}).get("PortBindings") or {}).get(f"{inside}/tcp") or []
+            if bindings:
+                found.append((svc, want, int(bindings[0].get("HostPort") or want)))
+    return found
+
+
+def _published_by_others(docker: Docker, project: str) -> Callable[[], dict[int, str]]:
+    def lookup() -> dict[int, str]:
+        from gpuenv.run.ports import published_ports
+
+        ids = docker.run("ps", "-q", "--no-trunc").stdout.split()
+        return published_ports(c for c in docker.inspect("container", *ids))
+    return lookup
+
+
+def _gone(docker: Docker, name: str) -> Optional[str]:
+    found = docker.inspect("container", name)
+    state = (found[0].get("State") or {}) if found else {}
+    if state.get("Running"):
+        return None
+    if not found:
+        return "it was removed"
+    tail = docker.run("logs", "--tail", "25", name, check=False)
+    log = (tail.stdout + tail.stderr).strip()
+    return f"{name} exited with code {state.get('ExitCode')}" + (f"; its last lines:\n{log}" if log else "")
+
+
+def _remove(docker: Docker, containers: list[dict]) -> None:
+    names = [c.get("Name", "").lstrip("/") for c in containers]
+    if names:
+        docker.run("rm", "-f", *names, timeout=120)
+
+
+def down(docker: Docker, env: Any, volumes: bool = False) -> list[str]:
+    """Remove an environment's containers (and with `volumes` its named volumes: sshd's host keys)."""
+    names = [c.get("Name", "").lstrip("/") for c in env.containers]
+    found = sorted({m["Name"] for c in env.containers for m in c.get("Mounts") or () if m.get("Type") == "volume"})
+    if names:
+        docker.run("rm", "-f", *names, timeout=120)
+    if volumes and found:
+        docker.run("volume", "rm", "-f", *found)
+    return names + (found if volumes else [])
+
+
+def remove_images(docker: Docker, env: Any) -> list[str]:
+    """Every image of this environment's name (gpuenv-NAME:*) that no other container uses."""
+    from gpuenv.errors import EngineError
+
+    repository = env.image.rsplit(":", 1)[0]
+    tags = [t for t in docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
+            if not t.endswith(":<none>")]
+    removed = []
+    for tag in tags:
+        try:
+            docker.run("rmi", tag)
+            removed.append(tag)
+        except EngineError:
+            pass                              # in use by another container: kept
+    return removed
+
+
+def verify(docker: Docker, env: Any, report: Any) -> tuple[Any, dict]:
+    """Run the check program inside the environment's main container; (Verdict, its data)."""
+    from gpuenv.errors import GpuenvError
+    from gpuenv.run import verify as check
+
+    if not env.running:
+        raise GpuenvError(f"{env.name} is not running ({env.state})", f"start it: gpuenv up (in {env.label('files')})")
+    labels = ((docker.image(env.image) or {}).get("Config") or {}).get("Labels") or {}
+    families = [f for f in labels.get("io.gpuenv.families", "").split(",") if f]
+    archs = [a for a in labels.get("io.gpuenv.gpu-archs", "").split(",") if a]
+    gpus = _given_gpus(report, env.label("gpu-mode"), env.label("gpus"))
+    python = env.label("python-command") or "python3"
+    done = docker.run("exec", "-i", env.main_name, python, "-", *families, "--expect-gpus", str(len(gpus)),
+                      check=False, timeout=600, stdin=check.program_text())
+    if done.returncode not in (0, 1) and check.MARK not in done.stdout:
+        raise GpuenvError(f"the check could not run in {env.main_name}: {(done.stderr or done.stdout).strip()[-800:]}")
+    result = check.parse_output(done.stdout)
+    verdict = check.evaluate(result, families, gpus, archs)
+    data = {"name": env.name, "image": env.image, "gpu_mode": env.label("gpu-mode"), **verdict.to_dict(),
+            "result": result}
+    return verdict, data
+
+
+def _given_gpus(report: Any, mode: str, chosen: str) -> list[tuple[int, str, str]]:
+    """(index, name, compute capability) of the host GPUs the environment was given."""
+    if mode in ("", "none") or not report.driver.ok:
+        return []
+    wanted = None if chosen in ("", "all") else set(chosen.split(","))
+    return [(g.index, g.name, g.cc or "") for g in report.driver.gpus
+            if wanted is None or str(g.index) in wanted or g.uuid in wanted]

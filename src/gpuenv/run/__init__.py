@@ -1,0 +1,1 @@
+"""Running environments: containers, readiness, listing, verification."""

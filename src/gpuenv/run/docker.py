@@ -1,0 +1,103 @@
+"""The docker CLI as gpuenv drives it: one client, its errors turned into gpuenv's.
+
+gpuenv runs the `docker` command rather than the engine's API so that everything the user set up for
+their own CLI (DOCKER_HOST, contexts, TLS, ssh://, credential helpers, proxies) holds for gpuenv too.
+Which client builds with BuildKit is the probe's business (host/engine.py); this module runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from gpuenv.errors import EngineError
+from gpuenv.host.engine import BuildRoute, Engine, unreachable_reason
+
+DOWN_HINTS = {
+    "not-installed": "install Docker (Debian/Ubuntu: sudo apt-get install docker.io), then `gpuenv doctor`",
+    "not-running": "start it (sudo systemctl start docker, or sudo dockerd &), then `gpuenv doctor`",
+    "permission": "sudo usermod -aG docker $USER, then log in again (or run gpuenv with sudo)",
+    "error": "run `gpuenv doctor` for what is wrong and how to fix it",
+}
+
+
+@dataclass(frozen=True)
+class Docker:
+    client: str                              # the docker executable every command runs
+    build: Optional[BuildRoute] = None       # how to build with BuildKit here (None: no client can)
+
+    @classmethod
+    def connect(cls, engine: Engine) -> "Docker":
+        """The client of an engine that answers; EngineError (exit 1) with the fix when it does not."""
+        if not engine.ok:
+            raise EngineError(f"the Docker engine is not usable: {engine.reason or engine.status}",
+                              DOWN_HINTS.get(engine.status, DOWN_HINTS["error"]))
+        return cls(engine.client or "docker", engine.buildkit)
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.client, *args]
+
+    def run(self, *args: str, check: bool = True, timeout: Optional[float] = 120,
+            stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+        """Run a docker command, capturing its output; EngineError when it fails and `check`."""
+        try:
+            done = subprocess.run(self.argv(*args), capture_output=True, text=True, errors="replace",
+                                  timeout=timeout, input=stdin,
+                                  stdin=None if stdin is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise EngineError(f"`docker {args[0]}` did not finish within {timeout:g} s",
+                              "the engine may be overloaded or hung: `gpuenv doctor`") from None
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.client}: {exc}", DOWN_HINTS["not-installed"]) from None
+        if check and done.returncode != 0:
+            raise engine_error(args, done.stderr or done.stdout)
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout or "null")
+
+    def inspect(self, kind: str, *names: str) -> list[dict[str, Any]]:
+        """`docker KIND inspect` of the names that exist (the others are left out)."""
+        if not names:
+            return []
+        done = self.run(kind, "inspect", *names, check=False)
+        try:
+            found = json.loads(done.stdout or "[]")
+        except ValueError:
+            found = []
+        if not found and done.returncode != 0 and not _missing(done.stderr):
+            raise engine_error((kind, "inspect"), done.stderr)
+        return [item for item in found if item]
+
+    def image(self, ref: str) -> Optional[dict[str, Any]]:
+        found = self.inspect("image", ref)
+        return found[0] if found else None
+
+    def containers(self, *labels: str) -> list[dict[str, Any]]:
+        """Every container (running or not) carrying all of `labels` ("key" or "key=value"), inspected."""
+        filters = [f for label in labels for f in ("--filter", f"label={label}")]
+        ids = self.run("ps", "-a", "-q", "--no-trunc", *filters).stdout.split()
+        return self.inspect("container", *ids)
+
+    def interactive(self, *args: str) -> int:
+        """Run a docker command attached to this terminal; its exit code."""
+        try:
+            return subprocess.call(self.argv(*args))
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.client}: {exc}", DOWN_HINTS["not-installed"]) from None
+
+
+def _missing(stderr: str) -> bool:
+    return "No such" in stderr or "no such" in stderr
+
+
+def engine_error(args: Sequence[str], stderr: str) -> EngineError:
+    """A failed docker command as an EngineError: an engine that went away says how to bring it back."""
+    text = " ".join(stderr.split()) or "no output"
+    status, _ = unreachable_reason(text)
+    if status in ("not-running", "permission") and ("daemon" in text or "docker.sock" in text):
+        return EngineError(f"the Docker engine is not usable: {text}", DOWN_HINTS[status])
+    return EngineError(f"`docker {' '.join(args[:2])}` failed: {text}")
+

@@ -1,0 +1,111 @@
+"""This user's environments on this engine, read from the labels their containers carry (nothing else
+is kept anywhere), and finding the one a command means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gpuenv.errors import BadInput
+from gpuenv.run.container import LABEL
+from gpuenv.run.docker import Docker
+
+
+@dataclass(frozen=True)
+class Env:
+    project: str
+    containers: tuple[dict[str, Any], ...]
+
+    def label(self, key: str, container: Optional[dict[str, Any]] = None) -> str:
+        labels = ((container or self.main).get("Config") or {}).get("Labels") or {}
+        return labels.get(f"{LABEL}.{key}", "")
+
+    @property
+    def main(self) -> dict[str, Any]:
+        for c in self.containers:
+            if (c.get("Config") or {}).get("Labels", {}).get(f"{LABEL}.main") == "true":
+                return c
+        return self.containers[0]
+
+    @property
+    def name(self) -> str:
+        return self.label("env")
+
+    @property
+    def main_name(self) -> str:
+        return self.main.get("Name", "").lstrip("/")
+
+    @property
+    def image(self) -> str:
+        return (self.main.get("Config") or {}).get("Image", "")
+
+    @property
+    def state(self) -> str:
+        states = sorted({(c.get("State") or {}).get("Status", "?") for c in self.containers})
+        return states[0] if len(states) == 1 else "+".join(states)
+
+    @property
+    def running(self) -> bool:
+        return all((c.get("State") or {}).get("Running") for c in self.containers)
+
+    def ports(self) -> list[tuple[str, str, int, int]]:
+        """(service, host address, host port, container port) of every published port."""
+        found = []
+        for c in self.containers:
+            bindings = ((c.get("HostConfig") or {}).get("PortBindings") or {})
+            for inside, outside in bindings.items():
+                for b in outside or ():
+                    found.append((self.label("service", c), b.get("HostIp") or "0.0.0.0",
+                                  int(b.get("HostPort") or 0), int(inside.split("/")[0])))
+        return sorted(found)
+
+    def health(self) -> str:
+        status = ((self.main.get("State") or {}).get("Health") or {}).get("Status")
+        return status or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "project": self.project, "state": self.state, "image": self.image,
+                "gpu_mode": self.label("gpu-mode"), "gpus": self.label("gpus"), "files": self.label("files"),
+                "workspace": self.label("workspace"), "health": self.health(),
+                "containers": [c.get("Name", "").lstrip("/") for c in self.containers],
+                "ports": [{"service": s, "host": h, "port": p, "container_port": i} for s, h, p, i in self.ports()]}
+
+
+def environments(docker: Docker, owner: Optional[int]) -> list[Env]:
+    """Environments on this engine (of the user `owner`, or everyone's with None), by project."""
+    labels = [f"{LABEL}.project"] + ([f"{LABEL}.owner={owner}"] if owner is not None else [])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in docker.containers(*labels):
+        project = ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.project", "")
+        groups.setdefault(project, []).append(c)
+    return [Env(p, tuple(sorted(cs, key=lambda c: c.get("Name", "")))) for p, cs in sorted(groups.items())]
+
+
+def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Optional[Path] = None) -> Env:
+    """The environment a command means: by name (or project); with none given, the one whose files
+    or workspace are this folder, else the only one there is."""
+    envs = environments(docker, owner)
+    if name:
+        chosen = [e for e in envs if name in (e.name, e.project)]
+        if len(chosen) > 1:
+            here = [e for e in chosen if _here(e, cwd, files)]
+            chosen = here or chosen
+    else:
+        chosen = [e for e in envs if _here(e, cwd, files)] or (envs if len(envs) == 1 else [])
+        if not chosen and envs:
+            raise BadInput("several environments run here and none belongs to this folder: "
+                           + ", ".join(e.name for e in envs), "name one: gpuenv COMMAND NAME (gpuenv ls lists them)")
+    if not chosen:
+        what = f"no environment named '{name}'" if name else "no environment of yours on this engine"
+        raise BadInput(what, "gpuenv ls lists yours; gpuenv up starts one")
+    if len(chosen) > 1:
+        raise BadInput(f"'{name}' names several environments: " + ", ".join(e.project for e in chosen),
+                       "give the project name instead (gpuenv ls shows it)")
+    return chosen[0]
+
+
+def _here(env: Env, cwd: Path, files: Optional[Path]) -> bool:
+    places = {env.label("files"), env.label("workspace")}
+    return str(cwd.resolve()) in places or (files is not None and str(files.resolve()) in places)

@@ -1,0 +1,40 @@
+"""How to reach an environment: the Jupyter URL with its token, Hydrogen's "Kernel Gateways" setting,
+the ssh command and a ~/.ssh/config entry for IDEs. The same words for `gpuenv generate` (the spec's
+ports) and `gpuenv up` (the ports it got).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def reach(r: Any, ports: dict[str, int], private_key: Optional[str]) -> dict[str, Any]:
+    """`ports`: host port per service (jupyter, gateway, ssh)."""
+    spec, tokens = r.spec, r.inputs.tokens
+    host = "127.0.0.1" if spec.access.bind in ("0.0.0.0", "::") else spec.access.bind
+    host = f"[{host}]" if ":" in host else host
+    access: dict[str, Any] = {}
+    if spec.access.jupyter and "jupyter" in ports:
+        j = spec.access.jupyter
+        page = "lab" if j.mode == "lab" else "tree"
+        query = f"?token={tokens['JUPYTER_TOKEN']}" if j.auth == "token" else ""
+        access["jupyter_url"] = f"http://{host}:{ports['jupyter']}/{page}{query}"
+    if spec.access.gateway and "gateway" in ports:
+        access["hydrogen_gateways"] = [{"name": f"{r.name} (gpuenv)", "options": {
+            "baseUrl": f"http://{host}:{ports['gateway']}", "token": tokens["GPUENV_GATEWAY_TOKEN"]}}]
+    if spec.access.ssh and "ssh" in ports:
+        access.update(_ssh(r.name, host, ports["ssh"], private_key))
+    return access
+
+
+def spec_ports(r: Any) -> dict[str, int]:
+    return {s.name: s.host_port for s in r.services if s.host_port}
+
+
+def _ssh(name: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
+    identity = f" -i {private_key}" if private_key else ""
+    entry = [f"Host gpuenv-{name}", f"    HostName {host.strip('[]')}", f"    Port {port}", "    User gpuenv"]
+    if private_key:
+        entry.append(f"    IdentityFile {private_key}")
+    entry += ["    StrictHostKeyChecking accept-new", f"    HostKeyAlias gpuenv-{name}"]
+    return {"ssh_command": f"ssh -p {port}{identity} gpuenv@{host.strip('[]')}", "ssh_config": "\n".join(entry) + "\n"}
