@@ -33,6 +33,7 @@ class Prepared:
     written: tuple[str, ...]
     private_key: Optional[str]
     base: Any = None                 # build.base.BaseChoice when the base was checked
+    image_info: Optional[dict] = None  # `docker image inspect` of the image when it was already built
 
     @property
     def image(self) -> str:
@@ -52,16 +53,18 @@ def prepare(spec_file: Path, report: Any, docker: Docker, say: Say, out: Optiona
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     rendered = render(plan, spec, inputs)
     base = None
-    if not docker.image(rendered.image):
+    info = docker.image(rendered.image)
+    if not info:
         base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
                       _no_bootstrap(plan, spec), pull, say)
         if base.how in ("bootstrapped", "remembered"):
             plan = _on_local_base(request, target, plan, base)
             rendered = render(plan, spec, inputs)
+            info = docker.image(rendered.image)
             say(base.note)
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
-    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base)
+    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
 
 def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
@@ -92,7 +95,7 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
     """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
     from gpuenv.build.image import BuildSpec, build as run_build, secrets
 
-    if not no_cache and docker.image(prepared.image):
+    if not no_cache and prepared.image_info:
         return None
     r = prepared.rendered.recipe
     args = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
@@ -143,7 +146,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
     gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
-    image = docker.image(prepared.image)
+    image = prepared.image_info or docker.image(prepared.image)
     project = r.inputs.project or r.name
     old = docker.containers(f"{container.LABEL}.project={project}")
     wanted = [(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]

@@ -81,7 +81,7 @@ def command(route: BuildRoute, spec: BuildSpec) -> tuple[list[str], dict[str, st
 
 def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_file: Path) -> Any:
     """Build, showing progress; the finished BuildLog. Failure: GpuenvError with the failing step."""
-    from gpuenv.build.progress import follow
+    from gpuenv.build.progress_view import follow
 
     if docker.build is None:
         raise EngineError("no docker client here can build with BuildKit (gpuenv's Dockerfiles use its cache and "
@@ -131,7 +131,7 @@ def _failure(result: Any, log_file: Path, code: int) -> GpuenvError:
     else:
         text = f"the build failed at {failure.step}: {failure.message}" if failure.step else \
             f"the build failed: {failure.message}"
-        lines = list(failure.lines)
+        lines = list(failure.logs)
     body = "\n".join(lines[-15:])
     hint = next((h for key, h in HINTS if key in body or key in text), None)
     where = f"the whole log: {log_file}"

@@ -157,8 +157,7 @@ def _live(renderer: Renderer) -> bool:
 def _summary(log: Any) -> str:
     if log is None:
         return ""
-    summary = getattr(log, "summary", None)
-    return str(summary() if callable(summary) else summary or "")
+    return log.summary().describe()
 
 
 def _show_up(console: Console, data: dict[str, Any]) -> None:

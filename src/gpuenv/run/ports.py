@@ -31,6 +31,7 @@ def free(address: str, port: int) -> bool:
     """True when a listener could bind `address:port` now."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as servers bind: TIME_WAIT is no owner
         try:
             sock.bind((address, port))
         except OSError as exc:

@@ -37,11 +37,13 @@ def answers(kind: str, host: str, port: int, timeout: float = 1.0) -> bool:
 def wait(kind: str, host: str, port: int, alive: Callable[[], Optional[str]], limit: float = 180.0) -> float:
     """Wait until it answers; seconds waited. `alive` returns None while the container runs, else why not."""
     start = time.monotonic()
-    delay = 0.05
+    delay, checked = 0.05, start
     while True:
         if answers(kind, host, port):
             return time.monotonic() - start
-        gone = alive()
+        gone = None
+        if time.monotonic() - checked >= 1.0:                 # the container, once a second
+            checked, gone = time.monotonic(), alive()
         if gone is not None:
             raise GpuenvError(f"the container stopped before it answered: {gone}",
                               "its log above says why; `gpuenv logs` shows all of it")
@@ -49,7 +51,7 @@ def wait(kind: str, host: str, port: int, alive: Callable[[], Optional[str]], li
             raise GpuenvError(f"nothing answered on {host}:{port} within {limit:g} s",
                               "`gpuenv logs` shows what the container is doing; `gpuenv doctor` checks the host")
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
+        delay = min(delay * 1.5, 0.2)
 
 
 def _host(host: str) -> str:
