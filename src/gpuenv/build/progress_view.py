@@ -17,7 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from gpuenv.build.progress import CACHED, DONE, ERROR, RUNNING, BuildLog, BuildSummary, Step
+from gpuenv.build.progress import CACHED, DONE, ERROR, RUNNING, BuildLog, Step, human_bytes
 
 _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _ENDED = {DONE: "done", CACHED: "cached", ERROR: "failed"}
@@ -106,21 +106,6 @@ class PlainPrinter:
         line = Text(f"{what:<8}{took:>7}  ", style="red" if what == "failed" else "")
         line.append(_one_line(step.name))
         self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
-
-
-def describe(summary: BuildSummary) -> str:
-    """One line for after a build: `8 steps (1 cached, 7 built) in 27.1s, 38.8 MB downloaded, image sha256:...`."""
-    image = f", image {summary.image_id[:19]}" if summary.image_id else ""
-    return (f"{summary.steps} steps ({summary.cached} cached, {summary.built} built) in {summary.elapsed:.1f}s, "
-            f"{human_bytes(summary.downloaded)} downloaded{image}")
-
-
-def human_bytes(count: float) -> str:
-    """Decimal, as BuildKit, apt and pip print sizes: `38.8 MB`."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{int(count)} B"
 
 
 def _one_line(name: str) -> str:

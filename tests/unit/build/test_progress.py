@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from gpuenv.build.progress import CACHED, CANCELED, DONE, ERROR, BuildLog, clean_error, size_of
-from gpuenv.build.progress_view import describe, follow, render
+from gpuenv.build.progress_view import follow, render
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "buildkit"
 ENGINES = ["docker-20.10", "buildx-0.13"]
@@ -81,7 +81,7 @@ def test_a_cold_build_has_its_dockerfile_steps_bytes_and_image(engine: str) -> N
                                                                               else "bx-cold"),)
     assert summary.elapsed > 0 and log.error() is None and log.current() is None
     assert re.fullmatch(r"8 steps \(1 cached, 7 built\) in \d+\.\ds, 38\.8 MB downloaded, image sha256:[0-9a-f]{12}",
-                        describe(summary))
+                        summary.describe())
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -179,6 +179,25 @@ def test_a_failure_cancels_the_parallel_step() -> None:
     failure = log.error()
     assert failure.step.startswith("[broken 1/1]") and failure.exit_code == 3
     assert failure.logs == ("downloading weights", "checksum mismatch")
+
+
+@pytest.mark.parametrize("name", sorted(str(path.relative_to(FIXTURES)) for path in FIXTURES.glob("*/*.log")))
+def test_lines_read_with_universal_newlines_give_the_same_log(name: str) -> None:
+    """A runner reading the pipe in text mode splits apt's \r progress into lines of their own."""
+    log = BuildLog(clock=Ticks())
+    for line in io.StringIO((FIXTURES / name).read_bytes().decode("utf-8"), newline=None):
+        log.feed(line)
+    log.close()
+    expected = parsed(name)
+    assert log.error() == expected.error() and log.downloaded == expected.downloaded
+    assert [(step.name, step.status) for step in log.steps()] == [(s.name, s.status) for s in expected.steps()]
+
+
+def test_an_error_printed_by_a_running_step_is_not_the_builds() -> None:
+    log = BuildLog()
+    for line in ["#5 [2/2] RUN ./download.sh", "#5 0.512 retrying\r", "error: mirror 1 timed out", "#5 DONE 3.0s"]:
+        log.feed(line)
+    assert log.error() is None and log.steps()[0].status == DONE
 
 
 def test_buildx_names_its_builder() -> None:
