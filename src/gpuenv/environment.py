@@ -47,6 +47,8 @@ def prepare(spec_file: Path, report: Any, docker: Docker, say: Say, out: Optiona
     from gpuenv.render.write import write
 
     request, spec = api.request_from_spec(spec_file)
+    if spec.base:
+        request = _look_inside(docker, request, spec, say)
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=report.driver if report.driver.ok else None)
     plan = api.plan(request, target)
@@ -65,6 +67,31 @@ def prepare(spec_file: Path, report: Any, docker: Docker, say: Say, out: Optiona
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:
+    """The spec's own base, pulled when missing, and what its Python already holds (build/holds.py)."""
+    from gpuenv.build import holds
+    from gpuenv.errors import EngineError
+    from gpuenv.kb.frameworks import family_of
+    from gpuenv.render.recipe import mirrored
+
+    image = mirrored(spec.base, spec.network)
+    if not docker.image(image):
+        say(f"pulling {image} (gpuenv.toml's base)")
+        done = docker.run("pull", image, check=False, timeout=3600)
+        if done.returncode != 0:
+            raise EngineError(f"the base image {image} that gpuenv.toml names is not on this engine and cannot be "
+                              f"pulled: {(done.stderr or done.stdout).strip()[-300:]}",
+                              "load it (docker load / gpuenv load), or name another `base`")
+    facts = holds.inspect(docker, image)
+    if not facts:
+        return request
+    families = {family_of(w.project) for w in request.wants} - {None}
+    found = holds.held(image, facts, families)   # type: ignore[arg-type]
+    for p in found:
+        say(f"{image} already holds {p.family} {p.version} in Python {p.python}: it is used, not installed again")
+    return replace(request, base_holds=found, python=request.python or facts.get("python"))
 
 
 def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
@@ -101,7 +128,7 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
     args = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
     args += tuple(_proxy_args(prepared.spec))
     spec = BuildSpec(prepared.folder, prepared.image, args, secrets(prepared.spec.network.ca_certificates),
-                     no_cache=no_cache)
+                     no_cache=no_cache, network="" if docker.has_bridge() else "host")
     return run_build(docker, spec, console, live, log_dir() / f"{r.inputs.project or r.name}-build.log")
 
 
@@ -151,9 +178,16 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
     old = docker.containers(f"{container.LABEL}.project={project}")
     wanted = [(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]
     wanted += [("*", p.container, p.host) for p in prepared.spec.access.ports]
+    network = "" if docker.has_bridge() else "none"
+    if network and wanted:
+        from gpuenv.errors import GpuenvError
+
+        raise GpuenvError("this engine has no bridge network (dockerd --bridge=none), so no port can be published",
+                          "start dockerd with its default bridge, or use an environment without ports "
+                          "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
     host = container.Host(prepared.folder, prepared.image, container.image_env(image), gpu, mode,
                           container.gpus_text(prepared.spec.gpu.devices, mode), (), r.inputs.uid,
-                          report.system.selinux == "enforcing")
+                          report.system.selinux == "enforcing", network)
     plans = container.launches(r, host)
     reused = _reusable(old, plans)
     if reused:

@@ -139,8 +139,8 @@ def test_down_leaves_nothing_running(module_engine, torch_env):
     run = gpuenv("down", "--volumes", "--json", cwd=torch_env["folder"], env=torch_env["env"])
     assert run.returncode == 0, run.stderr
     assert project_containers(module_engine, project) == []
-    again = gpuenv("down", cwd=torch_env["folder"], env=torch_env["env"])
-    assert again.returncode == 2 and "no environment" in again.stderr
+    again = gpuenv("down", project, cwd=torch_env["folder"], env=torch_env["env"])
+    assert again.returncode == 2 and f"no environment named '{project}'" in again.stderr
 
 
 def test_a_stopped_engine_is_a_clear_error(tmp_path):

@@ -42,6 +42,7 @@ class BuildSpec:
     secrets: tuple[tuple[str, str], ...] = ()    # (id, file)
     target: Optional[str] = None
     no_cache: bool = False
+    network: str = ""                            # "host" where the engine has no bridge for RUN steps
 
 
 def secrets(ca_setting: Any) -> tuple[tuple[str, str], ...]:
@@ -75,6 +76,8 @@ def command(route: BuildRoute, spec: BuildSpec) -> tuple[list[str], dict[str, st
         argv += ["--target", spec.target]
     if spec.no_cache:
         argv.append("--no-cache")
+    if spec.network:
+        argv += ["--network", spec.network]
     argv += ["-t", spec.tag, str(spec.folder)]
     return argv, env
 

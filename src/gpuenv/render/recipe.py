@@ -147,7 +147,8 @@ def _python(plan: Plan) -> Python:
     command = "python" if version.startswith("2") else "python3"
     row = _releases().get(version, {})
     if base.python_in_base == version:
-        method = "image" if _repository(base.image).endswith("python") else "apt"
+        own = _repository(base.image).endswith("python") or base.os == "(from the image)"
+        method = "image" if own else "apt"
     elif base.os in ("(unknown)", "(from the image)"):
         method = "apt" if _nvidia_base(plan) else "image"
     elif row:

@@ -129,11 +129,11 @@ def _tag(row: dict) -> str:
     return "-".join(parts)
 
 
-def given_base(image: str, builds: tuple[Build, ...], python: str) -> Base:
-    """The spec's own `base`, with what gpuenv can tell of it from its name."""
+def given_base(image: str, builds: tuple[Build, ...], python: str, holds: tuple = ()) -> Base:
+    """The spec's own `base`, with what gpuenv found inside it (`holds`) or can tell from its name."""
     from gpuenv.resolve.provided import recognise
 
-    held = recognise(image)
+    held = holds[0] if holds else recognise(image)
     if held is None:
         return Base(image, "(unknown)", None, reasons=(
             f"base {image}: given by the spec; gpuenv cannot tell its CUDA or Python from its name, "

@@ -76,7 +76,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
     gpu = [b for b in builds if b.cuda is not None]
     system = [b for b in gpu if b.cuda_source == "base-image"]
     if request.base:
-        base = given_base(request.base, builds, python)
+        base = given_base(request.base, builds, python, request.base_holds)
         cuda = base.cuda or max((b.cuda for b in gpu if b.cuda), key=minor_key, default=None)
         source = "base-image" if base.cuda else ("wheels" if gpu else "none")
         cudnn = base.cudnn or next((b.cudnn for b in gpu if b.cudnn), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -36,6 +36,7 @@ class Request:
     base: Optional[str] = None      # spec `base`
     cpu: bool = False               # gpu.devices = "none"
     packages: tuple[str, ...] = ()  # other pip packages, as written
+    base_holds: tuple[Any, ...] = ()  # frameworks found inside the spec's base (provided.Provided)
 
 
 @dataclass(frozen=True)

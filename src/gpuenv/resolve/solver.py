@@ -8,7 +8,7 @@ is the reason given, and the alternatives are found by lifting that one constrai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -159,18 +159,22 @@ def solve(request: Request, target: Target) -> Choice:
 
 
 def _from_base(request: Request, groups: list[Group]) -> list[Build]:
-    """What the spec's base image already holds: its framework (not reinstalled) or its system CUDA."""
-    from gpuenv.resolve.builds import ALL_PYTHONS
+    """What the spec's base image already holds: its frameworks (not reinstalled) or its system CUDA,
+    found inside it when it was looked at (request.base_holds), else read from its name."""
     from gpuenv.resolve.provided import recognise
 
     if not request.base:
         return []
-    held = recognise(request.base)
-    if held is None:
-        return []
+    found = request.base_holds or tuple(x for x in (recognise(request.base),) if x is not None)
+    return [_held_build(held, groups) for held in found]
+
+
+def _held_build(held: Any, groups: list[Group]) -> Build:
+    from gpuenv.resolve.builds import ALL_PYTHONS
+
     pythons = (held.python,) if held.python else ALL_PYTHONS
     if held.family is None:
-        return [Build("base", "", "", "", pythons, held.cuda, held.cudnn, "base-image", provided_by=held.image)]
+        return Build("base", "", "", "", pythons, held.cuda, held.cudnn, "base-image", provided_by=held.image)
     group = next((g for g in groups if g.family == held.family), None)
     if group is not None and held.version is not None:
         for w in group.wants:
@@ -179,9 +183,9 @@ def _from_base(request: Request, groups: list[Group]) -> list[Build]:
                     f"the base image {held.image} holds {held.family} {held.version}; the request asks {w.text}",
                     code="conflict", alternatives=[f"{w.project}=={held.version}", "another `base`"],
                     hint=f"options: {w.project}=={held.version}; or a base image without {held.family}")
-    return [Build(held.family, held.family, held.version or "(as in the image)", "", pythons, held.cuda, held.cudnn,
-                  "base-image", provided_by=held.image, notes=(f"{held.family} comes from {held.what} "
-                                                              f"{held.image}: nothing is reinstalled",))]
+    return Build(held.family, held.family, held.version or "(as in the image)", "", pythons, held.cuda, held.cudnn,
+                 "base-image", provided_by=held.image, notes=(f"{held.family} comes from {held.what} "
+                                                             f"{held.image}: nothing is reinstalled",))
 
 
 def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Build, ...] = ()) -> Optional[Choice]:

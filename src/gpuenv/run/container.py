@@ -42,6 +42,7 @@ class Host:
     ports: tuple[tuple[str, int, int], ...]   # (service, container port, host port)
     owner: int
     selinux: bool = False
+    network: str = ""             # "none" on an engine without a bridge network (dockerd --bridge=none)
 
 
 def launches(r: Recipe, host: Host) -> list[Launch]:
@@ -61,6 +62,8 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     args = ["--detach", "--name", name, "--hostname", r.name, "--init", "--restart", r.spec.run.restart]
     args += _ipc(r)
     args += ["--security-opt", "no-new-privileges:true"]
+    if host.network:
+        args += ["--network", host.network]
     if host.selinux and host.gpu.flags:
         args += ["--security-opt", "label=disable"]          # failure-modes row 16: device labels
     args += ["--volume", f"{_workspace(r, host)}:{r.workspace_mount}", "--workdir", r.workspace_mount]

@@ -75,6 +75,10 @@ class Docker:
         found = self.inspect("image", ref)
         return found[0] if found else None
 
+    def has_bridge(self) -> bool:
+        """Whether the engine has its default bridge network (dockerd --bridge=none has not)."""
+        return self.run("network", "inspect", "bridge", check=False).returncode == 0
+
     def containers(self, *labels: str) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of `labels` ("key" or "key=value"), inspected."""
         filters = [f for label in labels for f in ("--filter", f"label={label}")]
