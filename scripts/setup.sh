@@ -5,6 +5,7 @@
 #   ensure_base_images   local base images the tests build FROM (no registry is reachable)
 #   ensure_registry      a local registry on 127.0.0.1:5000 without auth
 #   ensure_tools         validators the tests run: docker-compose (compose v1, Debian's 1.29.2)
+#   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
@@ -123,4 +124,10 @@ YML
   "${SUDO[@]}" sh -c "setsid docker-registry serve '$STATE_DIR/registry.yml' >'$STATE_DIR/registry.log' 2>&1 </dev/null &"
   for _ in $(seq 30); do registry_answers && return; sleep 0.5; done
   die "the registry did not answer on $TEST_REGISTRY" "is the port taken? see $STATE_DIR/registry.log"
+}
+
+# gpuenv builds a base image itself from the apt mirror when no registry has the planned one (Docker
+# Hub is unreachable here): it needs mmdebstrap (or debootstrap) on the host.
+ensure_bootstrapper() {
+  command -v mmdebstrap >/dev/null || command -v debootstrap >/dev/null || apt_install mmdebstrap
 }
