@@ -40,20 +40,24 @@ class Prepared:
         return self.rendered.image
 
 
-def prepare(spec_file: Path, report: Any, docker: Docker, say: Say, out: Optional[Path] = None,
+def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
             force: bool = False, pull: bool = False) -> Prepared:
+    """`host()` gives the probe's report and the docker client; it is asked for only once the plan
+    needs them, so a probe started beforehand runs while the spec is read and planned."""
     from gpuenv.build.base import ensure
+    from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
 
     request, spec = api.request_from_spec(spec_file)
     if spec.base:
-        request = _look_inside(docker, request, spec, say)
+        request = _look_inside(host()[1], request, spec, say)
     folder = (out or spec_file.parent).resolve()
-    target = api.target_for(api.TargetFlags(), spec, driver=report.driver if report.driver.ok else None)
+    target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan(request, target)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     rendered = render(plan, spec, inputs)
+    report, docker = host()
     base = None
     info = docker.image(rendered.image)
     if not info:

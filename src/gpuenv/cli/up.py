@@ -4,6 +4,7 @@ environment that answers, with how to reach it."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,8 +48,10 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     from gpuenv import environment
 
     spec_file = spec_source(request, file, flags)
-    report, docker = engine()
-    prepared = environment.prepare(spec_file, report, docker, _say(renderer), out, force, pull)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(engine)
+        prepared = environment.prepare(spec_file, probing.result, _say(renderer), out, force, pull)
+        report, docker = probing.result()
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
     data = {"image": prepared.image, "built": log is not None, "folder": str(prepared.folder),
             "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base,
@@ -77,9 +80,11 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     from gpuenv import environment
 
     spec_file = spec_source(request, file, flags)
-    report, docker = engine()
     say = _say(renderer)
-    prepared = environment.prepare(spec_file, report, docker, say, out, force, pull)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(engine)                 # the probe runs while the spec is planned
+        prepared = environment.prepare(spec_file, probing.result, say, out, force, pull)
+        report, docker = probing.result()
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
     started = environment.up(prepared, docker, report, say, wait=not no_wait)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
