@@ -153,3 +153,29 @@ def test_a_stopped_engine_is_a_clear_error(tmp_path):
         assert "hint:" in run.stderr
     assert not (tmp_path / "Dockerfile").exists()
 
+
+
+def test_up_from_a_short_request_with_no_spec(module_engine, tmp_path):
+    """`gpuenv up REQUEST` in a folder with no gpuenv.toml: JupyterLab by default, the folder mounted,
+    the spec and files kept in the state folder, not in the user's folder."""
+    folder = tmp_path / "my project"
+    folder.mkdir()
+    os.chown(folder, UID, UID)
+    env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    run = gpuenv("up", "jax", "--python", "3.11", "--devices", "none", "--json", cwd=folder, env=env)
+    data = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
+    try:
+        assert run.returncode == 0, run.stderr[-3000:]
+        module_engine.images.append(data["image"])
+        assert data["name"] == "my-project" and "jupyter_url" in data["access"]
+        files = Path(data["folder"])
+        assert files.parent == tmp_path / "state" / "gpuenv" / "envs" and (files / "gpuenv.toml").is_file()
+        assert sorted(p.name for p in folder.iterdir()) == []
+        base, token = data["access"]["jupyter_url"].split("/lab?token=")
+        assert status(f"{base}/api/status?token={token}") == 200
+        made = gpuenv("exec", "--", "python3", "-c", "import os; print(os.getcwd())", cwd=folder, env=env)
+        assert made.stdout.strip() == "/workspace"
+    finally:
+        gpuenv("down", "--volumes", cwd=folder, env=env)
+    assert project_containers(module_engine, data.get("project", "none")) == []
