@@ -155,3 +155,23 @@ SCHEMAS["wheel_routes"] = {
         "local_version": "bool",  # pins carry "+cu118"
     },
 }
+
+# The Debian/Ubuntu releases gpuenv can build a base image of itself from an apt mirror (build/bootstrap.py).
+SCHEMAS["os_releases"] = {
+    "release": {
+        "os": "str",               # as gpuenv writes it: "debian12", "ubuntu22.04"
+        "family": "str",           # "debian" | "ubuntu"
+        "codename": "str",         # the suite: "bookworm", "jammy"
+        "version": "str",          # "12", "22.04"
+        "mirror": "str",           # the archive that serves it by default, "http://deb.debian.org/debian"
+        "security_mirror": "str",  # the archive of its security updates, "http://deb.debian.org/debian-security"
+        "security_suite": "str",   # "bookworm-security", "buster/updates"
+        "components": "list[str]",  # what the official image's sources enable: ["main"], Ubuntu's four
+        "python": "str",           # the python3 it ships, "3.11"
+        "deb822": "bool",          # sources in sources.list.d/<family>.sources (Debian 12+, Ubuntu 24.04+)
+        "keyrings": "list[str]",   # keyring files that verify its archive on the building host
+        "keyring_package": "str",  # the package that installs the first keyring
+        "tools": "list[str]",      # bootstrappers that build it, best first: "mmdebstrap", "debootstrap"
+        "archived": "bool",        # moved to archive.debian.org / old-releases.ubuntu.com
+    },
+}
