@@ -127,7 +127,11 @@ YML
 }
 
 # gpuenv builds a base image itself from the apt mirror when no registry has the planned one (Docker
-# Hub is unreachable here): it needs mmdebstrap (or debootstrap) on the host.
+# Hub is unreachable here): mmdebstrap, or debootstrap (the only one that makes Ubuntu 16.04); the tests
+# build with both.
 ensure_bootstrapper() {
-  command -v mmdebstrap >/dev/null || command -v debootstrap >/dev/null || apt_install mmdebstrap
+  local missing=()
+  command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }

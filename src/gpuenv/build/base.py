@@ -72,14 +72,14 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
         reason = bootstrap_allowed or f"gpuenv cannot build a base of {os_name} itself"
         raise EngineError(f"the base image {planned} cannot be pulled: {why}", _no_base_hint(reason))
     if not docker.image(local):
-        tool = bootstrap.tool()
+        tool = bootstrap.tool(os_name)
         if tool is None:
             raise GpuenvError(f"the base image {planned} cannot be pulled ({why}), and gpuenv cannot build one "
-                              "here: neither mmdebstrap nor debootstrap is installed", bootstrap.missing_tool_hint())
+                              "here: neither mmdebstrap nor debootstrap is installed", bootstrap.missing_tool_hint(os_name))
         source = mirror or release.mirror
         say(f"{planned} cannot be pulled ({why}); building the base {local} from {source} with {tool.name} "
             "(once; later builds reuse it)")
-        bootstrap.bootstrap([docker.client], os_name, mirror, local, say)
+        bootstrap.bootstrap([docker.client], os_name, mirror, local, lambda line: None, using=tool)
     _remember(planned, local, why)
     return BaseChoice(local, "bootstrapped", _note(planned, local, why, None), os_name, release.python)
 
