@@ -20,7 +20,7 @@ def _docker() -> Any:
     from gpuenv.host.engine import probe_engine
     from gpuenv.run.docker import Docker
 
-    return Docker.connect(probe_engine())
+    return Docker.connect(probe_engine(compose=False))
 
 
 def _owner() -> int:

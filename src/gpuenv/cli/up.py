@@ -101,7 +101,7 @@ def engine() -> tuple[Any, Any]:
     from gpuenv.host.probe import probe
     from gpuenv.run.docker import Docker
 
-    report = probe(network=False)
+    report = probe(network=False, compose=False)
     return report, Docker.connect(report.engine)
 
 

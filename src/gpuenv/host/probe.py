@@ -68,11 +68,12 @@ def _missing(driver: nvidia.DriverState) -> bool:
     return bool(driver.error and driver.error.startswith("no NVIDIA driver"))
 
 
-def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Optional[bool] = None) -> HostReport:
+def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Optional[bool] = None,
+          compose: bool = True) -> HostReport:
     """Probe the host. `through_engine`: True always observes through a container on the engine,
-    False never, None when the engine is remote."""
+    False never, None when the engine is remote. `compose=False`: compose's version is not asked."""
     with ThreadPoolExecutor(max_workers=4) as pool:
-        engine_job = pool.submit(probe_engine)
+        engine_job = pool.submit(probe_engine, compose)
         nvml_job = pool.submit(nvidia.read_nvml)
         local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI + (DOCKER_ROOT,)])
         engine = engine_job.result()

@@ -26,3 +26,12 @@ c.NotebookApp.notebook_dir = workspace
 c.IdentityProvider.token = "" if password else token
 if password:
     c.PasswordIdentityProvider.hashed_password = password
+
+# The language-server extension only scans for servers at start (half a second on a small machine);
+# it is loaded when one is installed (python-lsp-server, the common one), else left off.
+try:
+    from importlib.util import find_spec
+    if find_spec("pylsp") is None and find_spec("jedi_language_server") is None:
+        c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
+except ImportError:                         # Python 2: no importlib.util, and no jupyter_lsp either
+    pass
