@@ -4,7 +4,7 @@
 #   ensure_engine        a Docker engine that answers (installs docker.io, starts dockerd)
 #   ensure_base_images   local base images the tests build FROM (no registry is reachable)
 #   ensure_registry      a local registry on 127.0.0.1:5000 without auth
-#   ensure_tools         validators the tests run: docker-compose (compose v1, Debian's 1.29.2)
+#   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests)
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,6 +79,7 @@ start_engine() {
 ensure_tools() {
   command -v docker-compose >/dev/null || apt_install docker-compose
   docker-compose version >/dev/null 2>&1 || die "docker-compose is installed but does not run" "see /tmp/gpuenv-apt.log"
+  [ -x /usr/bin/chromium ] || apt_install chromium   # Playwright drives it: its own browser download fails here
 }
 
 ensure_base_images() {
