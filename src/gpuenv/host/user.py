@@ -97,8 +97,21 @@ def ssh_key(setting: str, spec_dir: Path) -> SshKey:
     return SshKey(str(path), str(private) if private and private.is_file() else None)
 
 
+def home() -> Path:
+    """The home of the user the environment is for: under sudo, the caller's (sudo sets HOME to root's)."""
+    import pwd
+
+    uid = ids("host")[0]
+    if os.getuid() == 0 and uid != 0:
+        try:
+            return Path(pwd.getpwuid(uid).pw_dir)
+        except KeyError:
+            pass
+    return Path.home()
+
+
 def _own_key() -> SshKey:
-    folder = Path.home() / ".ssh"
+    folder = home() / ".ssh"
     for name in DEFAULT_KEYS:
         if (folder / f"{name}.pub").is_file():
             private = folder / name
@@ -111,7 +124,12 @@ def _made_key(private: Path) -> SshKey:
         if shutil.which("ssh-keygen") is None:
             raise BadInput("you have no SSH key and ssh-keygen is not installed",
                            "install openssh-client, or set access.ssh.authorized_key to a public key file")
+        made = not private.parent.exists()
         private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gpuenv", "-f", str(private)],
                        check=True, capture_output=True)
+        uid, gid = ids("host")
+        if os.getuid() == 0 and uid != 0:       # made by root for the sudo caller: theirs, or useless to them
+            for path in ([private.parent] if made else []) + [private, private.with_suffix(".pub")]:
+                os.chown(path, uid, gid)
     return SshKey(str(private.with_suffix(".pub")), str(private))

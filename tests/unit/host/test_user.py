@@ -53,3 +53,17 @@ def test_listed_cas_are_appended_to_the_system_bundle(tmp_path):
     assert text.endswith(corp.read_text()) and len(text) > len(corp.read_text())
     with pytest.raises(BadInput, match="no file at"):
         user.ca_bundle([str(tmp_path / "nope.crt")], cache=tmp_path / "cache")
+
+
+def test_a_key_made_under_sudo_belongs_to_the_caller(tmp_path, monkeypatch):
+    """Found by the access tests: under sudo the key was made root's, so the caller's ssh could not read it."""
+    from pathlib import Path
+
+    if os.getuid() != 0:
+        pytest.skip("needs root, as sudo would be")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SUDO_UID", "4321")
+    monkeypatch.setenv("SUDO_GID", "4322")
+    key = user.ssh_key("auto", tmp_path)
+    for path in (tmp_path / ".ssh", Path(key.private), Path(key.public)):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322), path
