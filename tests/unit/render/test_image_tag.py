@@ -1,0 +1,40 @@
+"""The image tag in .env is a hash of what the build reads: the same files give the same tag, and any
+change to the Dockerfile, a support file or the UID/GID gives another (an image is never reused stale)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gpuenv.render import File, image_tag, render
+from tests.unit.render.test_goldens import rendered_example
+
+
+def context(rendered):
+    return [f for f in rendered.files if f.path in ("Dockerfile", ".dockerignore") or f.path.startswith(".gpuenv/")]
+
+
+def test_the_tag_is_the_hash_of_the_build_context():
+    first = rendered_example("jax-cpu")
+    again = rendered_example("jax-cpu")
+    assert first.image == again.image == image_tag(first.recipe, context(first))
+    assert first.image.startswith("gpuenv-jax-cpu:") and len(first.image.split(":")[1]) == 12
+
+
+def test_any_change_to_what_the_build_reads_changes_the_tag():
+    r = rendered_example("jax-cpu")
+    files = context(r)
+    base = image_tag(r.recipe, files)
+    edited = [File(f.path, f.text + "# edited\n", f.mode) if f.path == "Dockerfile" else f for f in files]
+    assert image_tag(r.recipe, edited) != base
+    support = [replace(f, text=f.text + "\n") if f.path == ".gpuenv/jupyter_config.py" else f for f in files]
+    assert image_tag(r.recipe, support) != base
+    other_user = replace(r.recipe, inputs=replace(r.recipe.inputs, uid=r.recipe.inputs.uid + 1))
+    assert image_tag(other_user, files) != base
+
+
+def test_tokens_do_not_change_the_tag():
+    """The tokens are in .env and compose.yaml only: a new token must not cost a rebuild."""
+    r = rendered_example("jax-cpu")
+    other = render(r.recipe.plan, r.recipe.spec, replace(r.recipe.inputs, tokens={"JUPYTER_TOKEN": "x" * 48,
+                                                                                  "GPUENV_GATEWAY_TOKEN": "y" * 48}))
+    assert other.image == r.image and other.text(".env") != r.text(".env")
