@@ -13,6 +13,7 @@ The CLI prints; this module decides and drives. `say` carries what the user must
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -220,14 +221,15 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
             if s.health and port:
                 bind = r.spec.access.bind
                 ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port,
-                           lambda name=container.container_name(r, s.name): _gone(docker, name))
+                           partial(_gone, docker, container.container_name(r, s.name)))
     service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
     return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
                    reach(r, service_ports, prepared.private_key))
 
 
 def _what(service: str) -> str:
-    return {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", "*": "that port"}.get(service, service)
+    names = {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", "*": "that port"}
+    return names.get(service, service)
 
 
 def _reusable(old: list[dict], plans: list[Any]) -> bool:

@@ -120,7 +120,7 @@ def test_ls_and_status_read_the_labels(torch_env):
     mine = [e for e in envs if e["project"] == torch_env["data"]["project"]]
     assert len(mine) == 1 and mine[0]["state"] == "running" and mine[0]["gpu_mode"] == "none"
     assert mine[0]["workspace"] == str(torch_env["folder"])
-    status_run = gpuenv("status", "torch", "--json", cwd=ROOT, env=torch_env["env"])
+    status_run = gpuenv("status", torch_env["data"]["project"], "--json", cwd=ROOT, env=torch_env["env"])
     assert json.loads(status_run.stdout)["project"] == torch_env["data"]["project"]
 
 

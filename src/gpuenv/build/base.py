@@ -75,7 +75,8 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
         tool = bootstrap.tool(os_name)
         if tool is None:
             raise GpuenvError(f"the base image {planned} cannot be pulled ({why}), and gpuenv cannot build one "
-                              "here: neither mmdebstrap nor debootstrap is installed", bootstrap.missing_tool_hint(os_name))
+                              "here: neither mmdebstrap nor debootstrap is installed",
+                              bootstrap.missing_tool_hint(os_name))
         source = mirror or release.mirror
         say(f"{planned} cannot be pulled ({why}); building the base {local} from {source} with {tool.name} "
             "(once; later builds reuse it)")

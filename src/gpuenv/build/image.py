@@ -23,8 +23,9 @@ NO_BUILDKIT_HINT = ("install the buildx plugin (Debian/Ubuntu: docker-buildx or 
 
 # Known build failures and their fix (row numbers of research/failure-modes.md).
 HINTS = (
-    ("CERTIFICATE_VERIFY_FAILED", "a TLS-inspecting proxy's CA is not trusted (failure-modes row 36): gpuenv passes "
-     "the host's CA bundle as a secret; name the proxy's CA in gpuenv.toml, network.ca_certificates = [\"/path/ca.crt\"]"),
+    ("CERTIFICATE_VERIFY_FAILED", "a TLS-inspecting proxy's CA is not trusted (failure-modes row 36): gpuenv "
+     "passes the host's CA bundle as a secret; name the proxy's CA in gpuenv.toml, "
+     "network.ca_certificates = [\"/path/ca.crt\"]"),
     ("Temporary failure resolving", "the build cannot resolve a host (row 38): set network.apt_mirror / "
      "network.http_proxy in gpuenv.toml, or give dockerd a DNS server"),
     ("Read timed out", "the package index is slow or blocked (row 37): set network.pip_index to a mirror"),

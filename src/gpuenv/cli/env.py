@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuenv.cli.main import global_options
-from gpuenv.cli.output import Renderer, Result
+from gpuenv.cli.output import Result
 
 
 def _docker() -> Any:
@@ -55,7 +55,7 @@ def _table(console: Console, envs: list[Any]) -> None:
     for column in ("NAME", "STATE", "GPU", "PORTS", "IMAGE", "WORKSPACE"):
         table.add_column(column)
     for e in envs:
-        ports = ", ".join(f"{s if s != 'jupyter' else 'jupyter'} {h}:{p}" for s, h, p, _ in e.ports())
+        ports = ", ".join(f"{s} {h}:{p}" for s, h, p, _ in e.ports())
         gpu = e.label("gpu-mode") + ("" if e.label("gpus") in ("", "none") else f" ({e.label('gpus')})")
         table.add_row(escape(e.name), e.state, gpu, escape(ports), escape(e.image), escape(e.label("workspace")))
     console.print(table)
@@ -70,7 +70,8 @@ def status(env: Optional[str], **_: Any) -> Result:
     data = found.to_dict()
 
     def show(c: Console) -> None:
-        c.print(f"[bold]{escape(found.name)}[/bold]  {found.state}" + (f" ({found.health()})" if found.health() else ""))
+        health = f" ({found.health()})" if found.health() else ""
+        c.print(f"[bold]{escape(found.name)}[/bold]  {found.state}{health}")
         for key in ("project", "image", "gpu_mode", "gpus", "files", "workspace"):
             c.print(f"  {key:<10} {escape(str(data[key]))}")
         for p in data["ports"]:

@@ -266,7 +266,7 @@ def probe_engine(compose: bool = True) -> Engine:
     with ThreadPoolExecutor(max_workers=6) as pool:
         info_job = pool.submit(_run, [paths[0], "info", "--format", "{{json .}}"], 20)
         client_jobs = [pool.submit(_client, p) for p in paths]
-        compose_job = pool.submit(_compose, paths[0] if compose else None) if compose else None
+        compose_job = pool.submit(_compose, paths[0]) if compose else None
         code, out, err = info_job.result()
         data = _json(out)
         if code == 0 and (data.get("ServerErrors") or not data.get("ServerVersion")):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Iterable, Optional
 
 from gpuenv.kb import load_table
-from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, minor_key, sm_to_cc
+from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, minor_key
 
 
 @dataclass(frozen=True)
@@ -164,22 +164,47 @@ def gpu_names() -> list[str]:
     return sorted({display for _, _, display in _gpu_names()})
 
 
-def covers(build_archs: tuple[str, ...], cc: str) -> bool:
-    """Does a build with these archs run on a GPU of compute capability `cc`?
+def arch_parts(arch: str) -> Optional[tuple[str, int, int, str]]:
+    """("sm", 9, 0, "a") for sm_90a; "8.6" (TensorFlow's own spelling) reads as sm_86; None for others."""
+    dotted = re.fullmatch(r"(\d+)\.(\d)", arch.strip())
+    if dotted:
+        return "sm", int(dotted[1]), int(dotted[2]), ""
+    found = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch.strip())
+    return (found[1], int(found[2]), int(found[3]), found[4]) if found else None
 
-    SASS for sm_XY runs on X.Z with Z >= Y (same major); PTX (compute_XY) is compiled at load for any
-    GPU of capability >= X.Y. Architecture-specific targets (sm_90a) run only on their own GPU.
+
+def covering(archs: Iterable[str], cc: str) -> Optional[str]:
+    """The first of a build's architectures whose code runs on a GPU of compute capability `cc`.
+
+    NVIDIA CUDA C++ Programming Guide, "Binary Compatibility" and "Application Compatibility", and the
+    Hopper and Blackwell compatibility guides: a cubin for sm_XY runs on X.Z for Z >= Y, never on another
+    major; PTX for compute_XY is JIT-compiled by the driver for any X.Y or newer. Architecture-specific
+    code (sm_90a) runs on X.Y only; family-specific code (sm_100f, CUDA 12.9) on the major's later minors.
     """
-    gpu = tuple(int(p) for p in cc.split("."))
-    for entry in build_archs:
-        a, b = sm_to_cc(entry)
-        if entry.startswith("compute_") and (a, b) <= gpu:
-            return True
-        if entry.startswith("sm_") and entry[-1].isdigit() and a == gpu[0] and b <= gpu[1]:
-            return True
-        if entry.startswith("sm_") and not entry[-1].isdigit() and (a, b) == gpu:
-            return True
-    return False
+    gpu = re.fullmatch(r"(\d+)\.(\d+)", cc.strip())
+    if not gpu:
+        return None
+    major, minor = int(gpu[1]), int(gpu[2])
+    for arch in archs:
+        parts = arch_parts(arch)
+        if parts is None:
+            continue
+        kind, a, b, suffix = parts
+        if suffix == "a" and (a, b) == (major, minor):
+            return arch
+        if suffix != "a" and kind == "sm" and a == major and b <= minor:
+            return arch
+        if suffix == "f" and kind == "compute" and a == major and b <= minor:
+            return arch
+        if not suffix and kind == "compute" and (a, b) <= (major, minor):
+            return arch
+    return None
+
+
+def covers(archs: Iterable[str], cc: str) -> bool:
+    """Does a build with these archs run on a GPU of compute capability `cc`? (the plan and `gpuenv
+    verify` share this rule)"""
+    return covering(archs, cc) is not None
 
 
 

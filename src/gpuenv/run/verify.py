@@ -12,12 +12,13 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from rich.markup import escape
 from rich.table import Table
 
 from gpuenv.errors import GpuenvError
+from gpuenv.resolve.nvidia import arch_parts, covering, covers  # noqa: F401 (one rule for the plan and verify)
 
 MARK = "@@gpuenv-verify@@"
 CPU_NOTE = "no GPU: checked the CPU path"
@@ -132,49 +133,6 @@ def parse_output(stdout: str) -> dict[str, Any]:
     if not isinstance(result, dict) or "frameworks" not in result:
         raise GpuenvError(f"the verification program's result has no frameworks: {marked[-1][:200]}")
     return result
-
-
-# --- architectures -------------------------------------------------------------------------------------
-
-def arch_parts(arch: str) -> Optional[tuple[str, int, int, str]]:
-    """("sm", 9, 0, "a") for sm_90a; "8.6" (TensorFlow's own spelling) reads as sm_86; None for others."""
-    dotted = re.fullmatch(r"(\d+)\.(\d)", arch.strip())
-    if dotted:
-        return "sm", int(dotted[1]), int(dotted[2]), ""
-    found = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch.strip())
-    return (found[1], int(found[2]), int(found[3]), found[4]) if found else None
-
-
-def covering(archs: Iterable[str], cc: str) -> Optional[str]:
-    """The first of a build's architectures whose code runs on a GPU of compute capability `cc`.
-
-    NVIDIA CUDA C++ Programming Guide, "Binary Compatibility" and "Application Compatibility", and the
-    Hopper and Blackwell compatibility guides: a cubin for sm_XY runs on X.Z for Z >= Y, never on another
-    major; PTX for compute_XY is JIT-compiled by the driver for any X.Y or newer. Architecture-specific
-    code (sm_90a) runs on X.Y only; family-specific code (sm_100f, CUDA 12.9) on the major's later minors.
-    """
-    gpu = re.fullmatch(r"(\d+)\.(\d+)", cc.strip())
-    if not gpu:
-        return None
-    major, minor = int(gpu[1]), int(gpu[2])
-    for arch in archs:
-        parts = arch_parts(arch)
-        if parts is None:
-            continue
-        kind, a, b, suffix = parts
-        if suffix == "a" and (a, b) == (major, minor):
-            return arch
-        if suffix != "a" and kind == "sm" and a == major and b <= minor:
-            return arch
-        if suffix == "f" and kind == "compute" and a == major and b <= minor:
-            return arch
-        if not suffix and kind == "compute" and (a, b) <= (major, minor):
-            return arch
-    return None
-
-
-def covers(archs: Iterable[str], cc: str) -> bool:
-    return covering(archs, cc) is not None
 
 
 # --- causes ---------------------------------------------------------------------------------------------
