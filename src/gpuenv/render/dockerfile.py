@@ -28,6 +28,7 @@ _PIN_APT = ("# Versions come from the base OS release (and the mirror); pinning 
             "# whenever the release ships a security update.\n# hadolint ignore=DL3008")
 _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact versions.\n"
             "# hadolint ignore=DL3013")
+_PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
 
 
 def dockerfile(r: Recipe) -> str:
@@ -206,8 +207,21 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
     if what == "tools":
         return "# How you reach the environment (Jupyter, the kernel gateway).\n" + \
             f"{_PIN_PIP}\n" + _pip_run(r, packages)
-    return f"# The spec's pip packages, after the framework: changing them never reinstalls it.\n{_PIN_PIP}\n" + \
-        _pip_run(r, packages)
+    head = ("# The spec's pip packages, after the framework: changing them never reinstalls it.\n"
+            "# One step per package, in the spec's order, each naming those before it too: a package\n"
+            "# added at the end installs alone, and pip still resolves them all together.\n")
+    steps = [_pip_run(r, packages[:end]) for end in package_steps(len(packages))]
+    return head + f"{_PIN_PIP}\n" + _PIN_AGAIN.join(steps)
+
+
+def package_steps(count: int, single: int = 12, chunk: int = 8) -> list[int]:
+    """Where each pip step of the spec's packages ends: one package a step for the first `single`,
+    then `chunk` a step, so a long list stays a few dozen layers and appending one reruns one step."""
+    ends = list(range(1, min(count, single) + 1))
+    ends += list(range(single + chunk, count, chunk)) if count > single else []
+    if count > single:
+        ends.append(count)
+    return ends
 
 
 def _ca(r: Recipe) -> str:
