@@ -68,7 +68,8 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
             plan = _on_local_base(request, target, plan, base)
             rendered = render(plan, spec, inputs)
             info = docker.image(rendered.image)
-            say(base.note)
+            if not info or base.how == "bootstrapped":
+                say(base.note)            # said when it shapes a build, not on every `up` of a built image
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)

@@ -28,6 +28,8 @@ _PIN_APT = ("# Versions come from the base OS release (and the mirror); pinning 
             "# whenever the release ships a security update.\n# hadolint ignore=DL3008")
 _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact versions.\n"
             "# hadolint ignore=DL3013")
+# Distributions the Jupyter tools pull in that only slow every start: (distribution, module).
+_SLOW_TO_IMPORT = (("rfc3987-syntax", "rfc3987_syntax"),)
 _PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
 
 
@@ -205,8 +207,15 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
     if not packages:
         return ""
     if what == "tools":
-        return "# How you reach the environment (Jupyter, the kernel gateway).\n" + \
-            f"{_PIN_PIP}\n" + _pip_run(r, packages)
+        py = r.python.command
+        trim = " \\\n && ".join(
+            f"if {py} -c \"import importlib.util as u, sys; sys.exit(u.find_spec('{module}') is None)\"; "
+            f"then {py} -m pip uninstall --yes {dist}; fi" for dist, module in _SLOW_TO_IMPORT)
+        return ("# How you reach the environment (Jupyter, the kernel gateway). Then rfc3987-syntax, which\n"
+                "# jsonschema's format-nongpl extra brings, goes: it compiles ~35 grammars whenever jsonschema\n"
+                "# is imported, 0.7-1 s of every Jupyter start, for an `iri` format no Jupyter schema uses\n"
+                "# (jupyter-server/jupyter_server#1559). Name it in `packages` and it is installed again.\n"
+                f"{_PIN_PIP}\n" + _pip_run(r, packages, after=trim))
     head = ("# The spec's pip packages, after the framework: changing them never reinstalls it.\n"
             "# One step per package, in the spec's order, each naming those before it too: a package\n"
             "# added at the end installs alone, and pip still resolves them all together.\n")
