@@ -84,6 +84,15 @@ def test_init_bad_flags_name_the_flag_and_write_nothing(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("verb", ["init", "up", "build"])
+def test_a_bad_request_points_at_the_help_of_the_verb_that_was_run(tmp_path, verb):
+    run = gpuenv(verb, "tensorflwo", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "did you mean 'tensorflow'?" in run.stderr
+    assert run.stderr.splitlines()[-1].endswith(f"`gpuenv {verb} --help` lists the flags")
+    assert not list(tmp_path.iterdir())
+
+
 def test_init_to_stdout(tmp_path):
     run = gpuenv("init", "torch", "jupyter", "-f", "-", cwd=tmp_path)
     assert run.returncode == 0 and 'frameworks = ["torch"]' in run.stdout

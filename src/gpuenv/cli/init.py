@@ -127,10 +127,14 @@ def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Res
 def spec_from_request(request: tuple[str, ...], flags: dict[str, Any], folder: Path) -> Any:
     """The EnvSpec a request and the spec flags describe (SpecError naming the flag for a bad value)."""
     data = _merge(parse_request(list(request)), _from_flags(flags))
-    return validate_spec(data, "the command line", folder, _flag_of, _HINT)
+    return validate_spec(data, "the command line", folder, _flag_of, _hint())
 
 
-_HINT = "fix the flags or request words listed; nothing was written. `gpuenv init --help` lists the flags"
+def _hint() -> str:
+    """Names the verb that was run (`gpuenv up --help`), not always init."""
+    context = click.get_current_context(silent=True)
+    verb = context.info_name if context is not None and context.info_name else "init"
+    return f"fix the flags or request words listed; nothing was written. `gpuenv {verb} --help` lists the flags"
 
 _HEADER = (
     "# gpuenv environment spec: check it with `gpuenv spec check`.\n"
