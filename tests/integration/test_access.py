@@ -377,13 +377,14 @@ def test_ctrl_c_during_a_build_stops_it_cleanly_and_the_next_build_reuses_the_fi
     # its own (an ARG of the first stage, so in every step's cache key), and the spec's packages name a
     # version no package has (a no-op for pip). So the steps before the interrupted one are built by the
     # interrupted build itself, and no concurrent build of the example (--no-cache or not) is merged
-    # with them.
+    # with them. The marker is on the first package: its step (matplotlib and its dependencies) is the
+    # slow one, so Ctrl-C lands while it runs (each spec package has a step of its own).
     mirror = "http://" + "".join(c.upper() if rand.random() < 0.5 else c for c in "deb.debian.org")
     marker = f"0.0.{rand.randrange(10**8, 10**9)}"
     folder = tmp_path_factory.mktemp("sigint-project")
     spec = (ROOT / "examples/jax-cpu/gpuenv.toml").read_text()
     spec = spec.replace('name = "jax-cpu"', f'name = "{name}"').replace(
-        'packages = ["matplotlib"]', f'packages = ["matplotlib", "pandas!={marker}"]')
+        'packages = ["matplotlib"]', f'packages = ["matplotlib!={marker}", "pandas"]')
     spec += f'\n[network]\napt_mirror = "{mirror}"\n'
     assert marker in spec and name in spec
     (folder / "gpuenv.toml").write_text(spec)
