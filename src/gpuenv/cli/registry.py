@@ -114,7 +114,7 @@ def pull(renderer: Renderer, ref: Optional[str], username: Optional[str], passwo
     mismatch = user_mismatch(pulled.info, ids("host"))
     if mismatch:
         renderer.stderr.print("[yellow]note:[/yellow] ", end="")
-        renderer.stderr.print(mismatch.message, markup=False)
+        renderer.stderr.print(mismatch.message, markup=False, emoji=False)
     data = {"source": pulled.source, "pinned": pulled.pinned, "digest": pulled.digest, "image_id": pulled.image_id,
             "tag": pulled.tag, "user_mismatch": mismatch.to_dict() if mismatch else None}
     return Result(data, lambda c: _show_pull(c, data))

@@ -16,7 +16,7 @@ def failure(action: str, ref: Ref, output: str, username: Optional[str]) -> Gpue
     said = _last_line(output)
     low = text.lower()
     host = ref.host
-    if "server gave http response to https client" in low:
+    if "server gave http response to https client" in low or "does not look like a tls handshake" in low:
         return EngineError(f"the registry {host} answers plain HTTP, and the engine speaks only TLS to it ({said})",
                            f"serve the registry over TLS, or add \"insecure-registries\": [\"{host}\"] to "
                            "/etc/docker/daemon.json and restart dockerd (only on a network you trust; 127.0.0.0/8 "

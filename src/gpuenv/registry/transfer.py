@@ -98,12 +98,15 @@ def content_tag(image: str) -> str:
 
 
 def labelled_tag(info: dict, ref: Ref) -> Optional[str]:
-    """gpuenv-NAME:TAG from the image's title label and REF's tag, when that tag is a content tag."""
+    """gpuenv-NAME:TAG from the image's title label and REF's tag, when that tag is a content tag (or
+    the one the image has already here, pulled by digest)."""
     labels = (info.get("Config") or {}).get("Labels") or {}
     name = labels.get("org.opencontainers.image.title")
-    if not labels.get("io.gpuenv.spec-sha256") or not name or not CONTENT_TAG.match(ref.tag or ""):
+    if not labels.get("io.gpuenv.spec-sha256") or not name:
         return None
-    return f"gpuenv-{name}:{ref.tag}"
+    if CONTENT_TAG.match(ref.tag or ""):
+        return f"gpuenv-{name}:{ref.tag}"
+    return next((t for t in info.get("RepoTags") or [] if t.startswith(f"gpuenv-{name}:")), None)
 
 
 def built_for(info: dict) -> Optional[tuple[int, int]]:
