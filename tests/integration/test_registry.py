@@ -74,11 +74,17 @@ def image_id(engine, ref: str) -> str:
     return found.stdout.decode().strip() if found.returncode == 0 else ""
 
 
-def repo(engine, registry: str, name: str) -> str:
-    """A repository of its own in `registry`; every local reference to it is removed afterwards."""
-    path = f"{registry}/gpuenv-registry-test/{name}"
-    engine.images.append(path)
-    return path
+@pytest.fixture
+def repo(engine) -> Iterator:
+    """A repository of the test's own in a registry; every local reference to it is removed afterwards."""
+    made: list[str] = []
+
+    def named(registry: str, name: str) -> str:
+        made.append(f"{registry}/gpuenv-registry-test/{name}")
+        return made[-1]
+    yield named
+    for repository in made:
+        drop_repository(engine, repository)
 
 
 def references(engine, repository: str) -> list[str]:
@@ -109,8 +115,8 @@ def auth() -> dict[str, str]:
             "password": Path(password_file).read_text().strip()}
 
 
-def test_push_then_pull_after_removing_the_image_gives_the_same_image_and_content_tag(engine, tiny, home, tmp_path):
-    target = repo(engine, engine.registry, tiny["name"])
+def test_push_then_pull_after_removing_the_image_gives_the_same_image_and_content_tag(engine, repo, tiny, home, tmp_path):
+    target = repo(engine.registry, tiny["name"])
     pushed = run("push", tiny["image"], target, "--json", cwd=tmp_path, env=home)
     assert pushed.returncode == 0, pushed.stderr
     data = json.loads(pushed.stdout)
@@ -148,13 +154,13 @@ packages = [{{ name = "jax", version = "0.4.30", hashes = ["sha256:00"] }}]
 """
 
 
-def test_push_records_the_digest_in_the_lock_and_pull_without_ref_uses_it(engine, tiny, home, tmp_path):
+def test_push_records_the_digest_in_the_lock_and_pull_without_ref_uses_it(engine, repo, tiny, home, tmp_path):
     folder = tmp_path / "env"
     folder.mkdir()
     (folder / "gpuenv.toml").write_text((ROOT / "examples/jax-cpu/gpuenv.toml").read_text())
     before = LOCK.format(**tiny)
     (folder / "gpuenv.lock").write_text(before)
-    target = repo(engine, engine.registry, tiny["name"])
+    target = repo(engine.registry, tiny["name"])
 
     pushed = run("push", target, "--json", cwd=folder, env=home)      # no ENV: ./gpuenv.toml's, found by its lock
     assert pushed.returncode == 0, pushed.stderr
@@ -175,8 +181,8 @@ def test_push_records_the_digest_in_the_lock_and_pull_without_ref_uses_it(engine
     assert image_id(engine, tiny["image"]) == tiny["id"]
 
 
-def test_a_lock_for_another_image_is_refused_on_pull_and_nothing_stays(engine, tiny, home, tmp_path):
-    target = repo(engine, engine.registry, tiny["name"])
+def test_a_lock_for_another_image_is_refused_on_pull_and_nothing_stays(engine, repo, tiny, home, tmp_path):
+    target = repo(engine.registry, tiny["name"])
     data = json.loads(run("push", tiny["image"], target, "--json", cwd=tmp_path, env=home).stdout)
     forget(engine, tiny["image"], data["reference"], data["pinned"])
     lock = LOCK.format(**{**tiny, "id": "sha256:" + "0" * 64}).replace("repo_digests = []",
@@ -187,8 +193,8 @@ def test_a_lock_for_another_image_is_refused_on_pull_and_nothing_stays(engine, t
     assert image_id(engine, tiny["id"]) == "" and references(engine, target) == []
 
 
-def test_an_image_built_for_another_uid_is_pulled_with_a_clear_note(engine, tiny, home, tmp_path):
-    target = repo(engine, engine.registry, tiny["name"])
+def test_an_image_built_for_another_uid_is_pulled_with_a_clear_note(engine, repo, tiny, home, tmp_path):
+    target = repo(engine.registry, tiny["name"])
     data = json.loads(run("push", tiny["image"], target, "--json", cwd=tmp_path, env=home).stdout)
     pulled = run("pull", data["reference"], "--json", cwd=tmp_path, env={**home, "SUDO_UID": "1234", "SUDO_GID": "1234"})
     assert pulled.returncode == 0
@@ -208,8 +214,8 @@ def watch_process_list(needle: str, stop: threading.Event, seen: list[str]) -> N
         time.sleep(0.01)
 
 
-def test_with_auth_the_right_password_works_and_no_credential_stays_anywhere(engine, tiny, home, auth, tmp_path):
-    target = repo(engine, auth["registry"], tiny["name"])
+def test_with_auth_the_right_password_works_and_no_credential_stays_anywhere(engine, repo, tiny, home, auth, tmp_path):
+    target = repo(auth["registry"], tiny["name"])
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=watch_process_list, args=(auth["password"], stop, seen), daemon=True)
     watcher.start()
@@ -242,8 +248,8 @@ def test_with_auth_the_right_password_works_and_no_credential_stays_anywhere(eng
     assert list(Path(home["TMPDIR"]).iterdir()) == []
 
 
-def test_with_auth_a_wrong_or_missing_password_is_refused_and_leaves_nothing(engine, tiny, home, auth, tmp_path):
-    target = repo(engine, auth["registry"], tiny["name"])
+def test_with_auth_a_wrong_or_missing_password_is_refused_and_leaves_nothing(engine, repo, tiny, home, auth, tmp_path):
+    target = repo(auth["registry"], tiny["name"])
     wrong = run("push", tiny["image"], target, "-u", auth["user"], "--password-stdin", cwd=tmp_path, env=home,
                 stdin="not-the-password")
     assert wrong.returncode == 1
@@ -261,7 +267,7 @@ def test_with_auth_a_wrong_or_missing_password_is_refused_and_leaves_nothing(eng
     assert no_password.returncode == 2 and "needs a password" in no_password.stderr
 
 
-def test_no_such_tag_and_an_unknown_registry_are_said_clearly(engine, home, tmp_path):
+def test_no_such_tag_and_an_unknown_registry_are_said_clearly(engine, repo, home, tmp_path):
     missing = f"{engine.registry}/gpuenv-registry-test/none-{uuid.uuid4().hex[:8]}:0123456789ab"
     absent = run("pull", missing, cwd=tmp_path, env=home)
     assert absent.returncode == 1 and f"{missing} is not in the registry" in absent.stderr
@@ -299,10 +305,49 @@ def plain_http_registry(engine) -> Iterator[str]:
     server.shutdown()
 
 
-def test_a_registry_the_engine_must_reach_over_tls_is_said_so_and_no_tag_stays(engine, tiny, home, plain_http_registry,
+def test_a_registry_the_engine_must_reach_over_tls_is_said_so_and_no_tag_stays(engine, repo, tiny, home, plain_http_registry,
                                                                                  tmp_path):
-    target = repo(engine, plain_http_registry, tiny["name"])
+    target = repo(plain_http_registry, tiny["name"])
     pushed = run("push", tiny["image"], target, cwd=tmp_path, env=home)
     assert pushed.returncode == 1, pushed.stdout
     assert f"the registry {plain_http_registry} answers plain HTTP" in pushed.stderr
     assert "insecure-registries" in pushed.stderr and references(engine, target) == []
+
+
+def test_gpuenv_build_takes_its_base_from_the_registry_mirror_and_a_pulled_image_is_not_built_again(
+        engine, repo, home, tmp_path):
+    """The base jax-cpu plans (python:3.11-slim-bookworm) exists only in the local registry, under the
+    name the mirror gives it; `gpuenv build` pulls it from there. The built image then goes to a
+    registry and comes back: `gpuenv build` in the folder finds it and builds nothing."""
+    from test_generate_build import DEBIAN_SOURCES, STANDIN_PYTHON, push_standin   # its stand-in base
+
+    mirror = f"{engine.registry}/{engine.unique('registry-mirror')}"
+    push_standin(engine, mirror, "library/python:3.11-slim-bookworm", STANDIN_PYTHON.format(base=engine.base_image),
+                 {"debian.sources": DEBIAN_SOURCES})
+    folder = tmp_path / "jax"
+    folder.mkdir()
+    spec = (ROOT / "examples/jax-cpu/gpuenv.toml").read_text().replace('name = "jax-cpu"', 'name = "registry-jax"')
+    (folder / "gpuenv.toml").write_text(spec + f'\n[network]\nregistry_mirror = "{mirror}"\n')
+
+    built = run("build", "--json", cwd=folder, env=home, timeout=1800)
+    data = json.loads(built.stdout) if built.stdout.startswith("{") else {}
+    if data.get("image"):
+        engine.track_image(data["image"])
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert data["built"] is True and data["base"] == f"{mirror}/library/python:3.11-slim-bookworm"
+    assert f"pulling {mirror}/library/python:3.11-slim-bookworm" in built.stderr
+
+    target = repo(engine.registry, "registry-jax")
+    pushed = run("push", target, "--json", cwd=folder, env=home)      # ./gpuenv.toml's image (its .env names it)
+    assert pushed.returncode == 0, pushed.stderr
+    sent = json.loads(pushed.stdout)
+    assert sent["image"] == data["image"]
+    image = image_id(engine, data["image"])
+    forget(engine, data["image"], sent["reference"], sent["pinned"])
+    assert image_id(engine, data["image"]) == ""
+    pulled = run("pull", sent["reference"], "--json", cwd=folder, env=home)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["tag"] == data["image"] and image_id(engine, data["image"]) == image
+    again = run("build", "--json", cwd=folder, env=home, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["built"] is False and json.loads(again.stdout)["image"] == data["image"]
