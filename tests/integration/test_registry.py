@@ -34,11 +34,12 @@ def home(tmp_path: Path) -> dict[str, str]:
     """A home and a temp folder of the test's own: what gpuenv leaves in them is checked."""
     (tmp_path / "home").mkdir()
     (tmp_path / "tmp").mkdir()
-    return {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-            "XDG_STATE_HOME": str(tmp_path / "state"), "SUDO_UID": str(UID), "SUDO_GID": str(UID)}
+    return {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "SUDO_UID": str(UID), "SUDO_GID": str(UID)}
 
 
-def gpuenv(*args: str, cwd: Path, env: dict, stdin: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+def gpuenv(*args: str, cwd: Path, env: dict) -> subprocess.Popen:
     full = {k: v for k, v in os.environ.items() if k != "GPUENV_REGISTRY_PASSWORD"}
     return subprocess.Popen([sys.executable, "-m", "gpuenv", *args], cwd=cwd, env={**full, **env}, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -115,7 +116,8 @@ def auth() -> dict[str, str]:
             "password": Path(password_file).read_text().strip()}
 
 
-def test_push_then_pull_after_removing_the_image_gives_the_same_image_and_content_tag(engine, repo, tiny, home, tmp_path):
+def test_push_then_pull_after_removing_the_image_gives_the_same_image_and_content_tag(engine, repo, tiny, home,
+                                                                                      tmp_path):
     target = repo(engine.registry, tiny["name"])
     pushed = run("push", tiny["image"], target, "--json", cwd=tmp_path, env=home)
     assert pushed.returncode == 0, pushed.stderr
@@ -196,7 +198,8 @@ def test_a_lock_for_another_image_is_refused_on_pull_and_nothing_stays(engine, r
 def test_an_image_built_for_another_uid_is_pulled_with_a_clear_note(engine, repo, tiny, home, tmp_path):
     target = repo(engine.registry, tiny["name"])
     data = json.loads(run("push", tiny["image"], target, "--json", cwd=tmp_path, env=home).stdout)
-    pulled = run("pull", data["reference"], "--json", cwd=tmp_path, env={**home, "SUDO_UID": "1234", "SUDO_GID": "1234"})
+    stranger = {**home, "SUDO_UID": "1234", "SUDO_GID": "1234"}
+    pulled = run("pull", data["reference"], "--json", cwd=tmp_path, env=stranger)
     assert pulled.returncode == 0
     assert json.loads(pulled.stdout)["user_mismatch"] == {"built_for": f"{UID}:{UID}", "you": "1234:1234"}
     assert f"built for UID:GID {UID}:{UID} and you are 1234:1234" in pulled.stderr
@@ -305,8 +308,8 @@ def plain_http_registry(engine) -> Iterator[str]:
     server.shutdown()
 
 
-def test_a_registry_the_engine_must_reach_over_tls_is_said_so_and_no_tag_stays(engine, repo, tiny, home, plain_http_registry,
-                                                                                 tmp_path):
+def test_a_registry_the_engine_must_reach_over_tls_is_said_so_and_no_tag_stays(engine, repo, tiny, home,
+                                                                                plain_http_registry, tmp_path):
     target = repo(plain_http_registry, tiny["name"])
     pushed = run("push", tiny["image"], target, cwd=tmp_path, env=home)
     assert pushed.returncode == 1, pushed.stdout

@@ -74,8 +74,8 @@ def _record(lock: Optional[Path], pushed: Any, image: str) -> Optional[dict[str,
     if locked is None:
         return None
     if locked.id != pushed.image_id and (locked.id or locked.tag != image):
-        return {"file": str(lock), "state": "another image",
-                "note": f"{lock} locks another image ({locked.tag or locked.id}): not changed; gpuenv lock makes it again"}
+        note = f"{lock} locks another image ({locked.tag or locked.id}): not changed; gpuenv lock makes it again"
+        return {"file": str(lock), "state": "another image", "note": note}
     added = add_repo_digest(lock, pushed.pinned)
     return {"file": str(lock), "state": "added" if added else "already there"}
 

@@ -79,7 +79,7 @@ def _newest_first(docker: Docker, repository: Optional[str], label: Optional[str
     found = docker.inspect("image", *tags)
     mine = [i for i in found if (i.get("Config") or {}).get("User") == f"{user[0]}:{user[1]}"] or found
     mine.sort(key=lambda i: i.get("Created", ""), reverse=True)
-    return [next(t for t in i.get("RepoTags") or [] if t in tags) for i in mine if set(i.get("RepoTags") or []) & set(tags)]
+    return [next(t for t in i["RepoTags"] if t in tags) for i in mine if set(i.get("RepoTags") or []) & set(tags)]
 
 
 def _env_file_image(path: Path) -> str:

@@ -149,6 +149,6 @@ def _docker(docker: Docker, env: dict[str, str], *args: str) -> subprocess.Compl
                               stdin=subprocess.DEVNULL, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         raise EngineError(f"`docker {args[0]}` did not finish within {TIMEOUT // 3600} h",
-                          "the link to the registry may be stalled; run it again (layers already sent are kept)") from None
+                          "the link to the registry may be stalled; run it again (layers sent are kept)") from None
     except OSError as exc:
         raise EngineError(f"cannot run {docker.client}: {exc}", "install Docker, then `gpuenv doctor`") from None
