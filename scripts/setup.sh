@@ -4,6 +4,7 @@
 #   ensure_engine        a Docker engine that answers (installs docker.io, starts dockerd)
 #   ensure_base_images   local base images the tests build FROM (no registry is reachable)
 #   ensure_registry      a local registry on 127.0.0.1:5000 without auth
+#   ensure_auth_registry a second local registry on 127.0.0.1:5001 with basic auth (htpasswd)
 #   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests)
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
 
@@ -12,6 +13,9 @@ STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
 DEBIAN_MIRROR=${GPUENV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 TEST_BASE_IMAGE=${GPUENV_TEST_BASE_IMAGE:-gpuenv-test/debian:bookworm}
 TEST_REGISTRY=${GPUENV_TEST_REGISTRY:-127.0.0.1:5000}
+AUTH_REGISTRY=${GPUENV_TEST_AUTH_REGISTRY:-127.0.0.1:5001}
+AUTH_REGISTRY_USER=gpuenv-test
+AUTH_REGISTRY_DIR="$STATE_DIR/auth-registry"
 
 if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo --preserve-env=http_proxy,https_proxy,no_proxy); fi
 
@@ -97,13 +101,18 @@ ensure_base_images() {
   "${SUDO[@]}" rm -rf "$root"
 }
 
+# registry_answers [HOST:PORT [STATUS]]: the registry's /v2/ answers with STATUS (200; 401 when it needs a login)
 registry_answers() {
-  python3 - "$TEST_REGISTRY" <<'PY'
-import sys, urllib.request
+  python3 - "${1:-$TEST_REGISTRY}" "${2:-200}" <<'PY'
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 try:
-    urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=2)
+    status = opener.open(f"http://{sys.argv[1]}/v2/", timeout=2).status
+except urllib.error.HTTPError as error:
+    status = error.code
 except Exception:
     sys.exit(1)
+sys.exit(status != int(sys.argv[2]))
 PY
 }
 
@@ -125,6 +134,41 @@ YML
   "${SUDO[@]}" sh -c "setsid docker-registry serve '$STATE_DIR/registry.yml' >'$STATE_DIR/registry.log' 2>&1 </dev/null &"
   for _ in $(seq 30); do registry_answers && return; sleep 0.5; done
   die "the registry did not answer on $TEST_REGISTRY" "is the port taken? see $STATE_DIR/registry.log"
+}
+
+# A registry that needs a login (the push/pull tests prove right, wrong and missing passwords): user
+# gpuenv-test, a random password made once into $AUTH_REGISTRY_DIR/password (mode 600, owned by the user
+# who runs the tests; never in the repository), bcrypt in its htpasswd file.
+ensure_auth_registry() {
+  registry_answers "$AUTH_REGISTRY" 401 && { say "registry with basic auth on $AUTH_REGISTRY answers"; return; }
+  command -v docker-registry >/dev/null || apt_install docker-registry
+  command -v htpasswd >/dev/null || apt_install apache2-utils
+  local dir=$AUTH_REGISTRY_DIR
+  "${SUDO[@]}" mkdir -p "$dir/data" && "${SUDO[@]}" chmod 700 "$dir"
+  if ! "${SUDO[@]}" test -s "$dir/password"; then
+    python3 -c 'import secrets; print(secrets.token_urlsafe(24))' | "${SUDO[@]}" sh -c "umask 077; cat > '$dir/password'"
+    "${SUDO[@]}" sh -c "htpasswd -iBc '$dir/htpasswd' $AUTH_REGISTRY_USER < '$dir/password'" 2>/dev/null \
+      || die "htpasswd could not write $dir/htpasswd"
+  fi
+  "${SUDO[@]}" chown "$(id -u):$(id -g)" "$dir/password"
+  "${SUDO[@]}" tee "$dir/registry.yml" >/dev/null <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: $AUTH_REGISTRY
+auth:
+  htpasswd:
+    realm: gpuenv-test
+    path: $dir/htpasswd
+YML
+  say "starting a registry with basic auth on $AUTH_REGISTRY (log: $dir/registry.log)"
+  "${SUDO[@]}" sh -c "setsid docker-registry serve '$dir/registry.yml' >'$dir/registry.log' 2>&1 </dev/null &"
+  for _ in $(seq 30); do registry_answers "$AUTH_REGISTRY" 401 && return; sleep 0.5; done
+  die "the registry did not answer on $AUTH_REGISTRY" "is the port taken? see $dir/registry.log"
 }
 
 # gpuenv builds a base image itself from the apt mirror when no registry has the planned one (Docker

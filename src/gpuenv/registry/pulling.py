@@ -1,0 +1,72 @@
+"""What `gpuenv pull` pulls: REF as given, or the digests ./gpuenv.lock pins (each registry in turn);
+and whether the image's user matches this one.
+
+An image built for another UID/GID runs, but files it writes in the workspace belong to that UID and
+`gpuenv up` here plans another content tag (the tag hashes UID/GID). `user_mismatch` is the seam where
+a retarget step (rebuilding only the user layer for this UID/GID) plugs in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from gpuenv.errors import BadInput, GpuenvError
+from gpuenv.registry import ref as refs
+from gpuenv.registry.lockfile import LockedImage
+from gpuenv.registry.login import Login
+from gpuenv.registry.transfer import Pulled, built_for, pull
+from gpuenv.run.docker import Docker
+
+
+@dataclass(frozen=True)
+class UserMismatch:
+    built_for: tuple[int, int]
+    you: tuple[int, int]
+
+    @property
+    def message(self) -> str:
+        b, y = (f"{u}:{g}" for u, g in (self.built_for, self.you))
+        return (f"the image was built for UID:GID {b} and you are {y}: files it writes in your workspace will "
+                f"belong to {b}, and `gpuenv up` here plans an image for {y} (it builds that one)")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"built_for": "%d:%d" % self.built_for, "you": "%d:%d" % self.you}
+
+
+def user_mismatch(info: dict[str, Any], you: tuple[int, int]) -> Optional[UserMismatch]:
+    built = built_for(info)
+    return UserMismatch(built, you) if built and built != you else None
+
+
+def by_ref(docker: Docker, text: str, login: Optional[Login], locked: Optional[LockedImage]) -> Pulled:
+    """REF; when ./gpuenv.lock pins that digest, its [image] id is checked and its tag given."""
+    ref = refs.parse(text)
+    pinned = bool(locked and ref.digest and ref.pinned() in locked.repo_digests)
+    pulled = pull(docker, ref, login, locked.id if pinned else "", locked.tag if pinned and locked.tag else None)
+    if locked and locked.tag and not pinned and locked.id == pulled.image_id and pulled.tag != locked.tag:
+        docker.run("tag", pulled.image_id, locked.tag)
+        pulled = Pulled(pulled.source, pulled.pinned, pulled.digest, pulled.image_id, locked.tag, pulled.info)
+    return pulled
+
+
+def by_lock(docker: Docker, login: Optional[Login], locked: Optional[LockedImage], path: Path) -> Pulled:
+    """The first of the lock's repo_digests that pulls, checked against its [image] id and tagged."""
+    if locked is None:
+        raise BadInput(f"no REF given and no [image] in {path}",
+                       "gpuenv pull REGISTRY/REPO:TAG, or run it in the folder of an environment's gpuenv.lock")
+    if not locked.repo_digests:
+        raise BadInput(f"{path} pins no registry digest ([image].repo_digests is empty)",
+                       "push it first (gpuenv push REF records the digest), or gpuenv pull REF")
+    failed = []
+    for entry in locked.repo_digests:
+        try:
+            return pull(docker, refs.parse(entry), login, locked.id, locked.tag or None)
+        except GpuenvError as exc:
+            failed.append((entry, exc))
+    if len(failed) == 1:
+        raise failed[0][1]
+    raise GpuenvError("no registry of gpuenv.lock gave the image: "
+                      + "; ".join(f"{entry}: {exc.message}" for entry, exc in failed),
+                      failed[-1][1].hint)
