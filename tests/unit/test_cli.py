@@ -183,3 +183,10 @@ def test_paths_with_brackets_are_printed_as_they_are(tmp_path):
     assert gpuenv("init", "torch", cwd=folder).returncode == 0
     run = gpuenv("spec", "check", str(folder))
     assert run.returncode == 0 and run.stdout.startswith(f"ok: {folder / 'gpuenv.toml'} is a valid spec")
+
+
+def test_messages_are_printed_as_written_never_as_emoji(tmp_path):
+    # rich turns `:name:` into an emoji unless told not to; paths and uid:gid pairs hold such pairs of colons
+    run = gpuenv("up", "-f", "a:cd:b/gpuenv.toml", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "a:cd:b/gpuenv.toml does not exist" in run.stderr

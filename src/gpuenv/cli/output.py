@@ -31,8 +31,8 @@ class Result:
 class Renderer:
     json_mode: bool = False
     debug: bool = False
-    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
-    stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True, emoji=False))
+    stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True, emoji=False))
 
     def result(self, result: Result) -> int:
         if self.json_mode:
