@@ -68,6 +68,19 @@ def ca_bundle(setting: Any, cache: Optional[Path] = None) -> str:
     return str(_combined(base, setting, cache or Path.home() / ".cache" / "gpuenv"))
 
 
+def run_ca_bundle(setting: Any) -> str:
+    """The bundle running containers get (mounted read-only): the one builds get, as a real path; "" for
+    ca_certificates = "none", or when "auto" finds no bundle on this host."""
+    if setting == "none":
+        return ""
+    try:
+        return os.path.realpath(ca_bundle(setting))
+    except BadInput:
+        if setting == "auto":
+            return ""
+        raise
+
+
 def _combined(base: str, files: list[str], cache: Path) -> Path:
     parts = [Path(base).read_bytes()]
     for name in files:
