@@ -99,7 +99,8 @@ def _fix(a: Answer, spec: Any) -> tuple[str, ...]:
 def _elsewhere(a: Answer, key: str, spec: Any) -> tuple[str, ...]:
     """Blocked or slow: another mirror, a preset, or the proxy."""
     preset = getattr(getattr(spec, "network", None), "preset", None)
-    value = '["<a mirror closer to this server>"]' if key == "pip_extra_indexes" else '"<a mirror closer to this server>"'
+    value = '"<a mirror closer to this server>"'
+    value = f"[{value}]" if key == "pip_extra_indexes" else value
     fixes = [f"# gpuenv.toml: [network] {key} = {value}"]
     if not preset:
         fixes.append('# in mainland China: [network] preset = "cn" (TUNA for apt and PyPI, NJU for PyTorch wheels; '
