@@ -126,8 +126,9 @@ def _scan(stream, needles: dict[str, bytes], found: dict[str, list[str]], where:
 @pytest.mark.docker
 def test_no_ca_password_or_token_is_in_any_layer(built, project, module_engine):
     needles = {f"ca{i}": body for i, body in enumerate(ca_bodies())}
+    support = (ROOT / "src/gpuenv/render/files/healthcheck.py").read_bytes().splitlines()
     needles |= {"netrc": project["password"].encode(), "token": built["token"].encode(),
-                "control": b"gpuenv:x:"}          # /etc/passwd's line for the user: proves files are read
+                "control": max(support, key=len)}   # a line of a file COPY'd into a layer: proves files are read
     save = subprocess.Popen([module_engine.client, "save", built["image"]], stdout=subprocess.PIPE)
     found: dict[str, list[str]] = {}
     try:

@@ -133,13 +133,13 @@ class TrustStores:
 
 def public_roots() -> ssl.SSLContext:
     """This host's CA bundle without the CAs an administrator added to it: what an image trusts."""
-    from gpuenv.host.user import ca_bundle
+    from gpuenv.host.user import ca_bundle, pem_blocks
 
     added = set()
     for path in host_network.extra_cas({}):
         if path.startswith(host_network.CA_ANCHOR_DIRS):
-            added |= set(_pem_blocks(_text(path)))
-    blocks = [b for b in _pem_blocks(_text(ca_bundle("none"))) if b not in added]
+            added |= set(pem_blocks(_text(path)))
+    blocks = [b for b in pem_blocks(_text(ca_bundle("none"))) if b not in added]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)       # verifies names and chains; trusts only these
     if blocks:
         context.load_verify_locations(cadata="\n".join(blocks))
@@ -149,15 +149,6 @@ def public_roots() -> ssl.SSLContext:
 def _text(path: str) -> str:
     with open(path, encoding="ascii", errors="replace") as handle:
         return handle.read()
-
-
-def _pem_blocks(text: str) -> list[str]:
-    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
-    out = []
-    for part in text.split(begin)[1:]:
-        body = part.split(end, 1)[0]
-        out.append(f"{begin}\n{''.join(body.split())}\n{end}")
-    return out
 
 
 def probe(source: Source, trust: TrustStores, proxy: str = "", timeout: float = TIMEOUT_S) -> Answer:
