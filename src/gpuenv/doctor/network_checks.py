@@ -105,6 +105,11 @@ def _elsewhere(a: Answer, key: str, spec: Any) -> tuple[str, ...]:
     if not preset:
         fixes.append('# in mainland China: [network] preset = "cn" (TUNA for apt and PyPI, NJU for PyTorch wheels; '
                      "`gpuenv spec check` shows what it fills)")
+    elif "from preset" in a.source.setting:
+        from gpuenv.kb.mirrors import presets
+
+        others = ", ".join(f'"{p}"' for p in presets() if p != preset)
+        fixes.append(f'# the preset "{preset}" filled it; an explicit {key} wins, or try another preset: {others}')
     if a.status == "blocked" and key != "registry_mirror":
         fixes.append('# behind a firewall with a proxy: [network] https_proxy = "http://proxy.example.com:3128"')
     return tuple(fixes)

@@ -76,7 +76,10 @@ def sources(spec: Any, env: Optional[dict[str, str]] = None) -> list[Source]:
 
 def _http(kind: str, net: Any, key: str, default: str, path: str) -> Source:
     value = getattr(net, key, None)
-    return Source(kind, f"network.{key}" if value else "(default)", (value or default).rstrip("/") + path)
+    setting = f"network.{key}" if value else "(default)"
+    if key in getattr(net, "filled", {}):
+        setting += f", from preset \"{net.preset}\""
+    return Source(kind, setting, (value or default).rstrip("/") + path)
 
 
 def _wants_torch(spec: Any) -> bool:

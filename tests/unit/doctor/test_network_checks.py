@@ -73,3 +73,22 @@ def test_the_report_fails_only_on_errors_and_honours_skip():
     assert report(answers, spec()).ok
     bad = [answer("apt-mirror", "http", detail="HTTP 404")]
     assert not report(bad, spec()).ok and report(bad, spec(), ("net-apt-mirror",)).ok
+
+
+def test_a_source_the_preset_filled_says_so_and_names_the_other_presets():
+    s = spec('[network]\npreset = "cn"\n')
+    pip = next(x for x in sources(s, env={}) if x.id == "pip-index")
+    assert pip.setting == 'network.pip_index, from preset "cn"'
+    f = finding(Answer(pip, "blocked", None, "the name does not resolve"), s)
+    assert any('"cn-aliyun"' in line for line in f.fix)
+
+
+@pytest.mark.parametrize("args, said", [(["--offline"], "--offline forbids it"),
+                                        (["--skip", "net-pip"], "did you mean net-pip-index?")])
+def test_bad_flags_are_refused_before_anything_is_tried(args, said, tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "gpuenv", "doctor", "--network", *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and said in run.stderr and "Traceback" not in run.stderr
