@@ -191,4 +191,5 @@ def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
         uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
         ssh_key=key.public if key else "",
         ssh_key_text=(key.text or "") if key else "", tokens=tokens,
+        ca_bundle=user.run_ca_bundle(spec.network.ca_certificates),
     ), key.private if key else None)

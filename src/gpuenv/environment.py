@@ -193,7 +193,10 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
                           "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
     host = container.Host(prepared.folder, prepared.image, container.image_env(image), gpu, mode,
                           container.gpus_text(prepared.spec.gpu.devices, mode), (), r.inputs.uid,
-                          report.system.selinux == "enforcing", network)
+                          report.system.selinux == "enforcing", network, report.engine.remote)
+    if report.engine.remote and container.run_ca(r):
+        say("the engine is remote: this host's CA bundle is not mounted into its containers (pip there trusts "
+            "the image's roots only; network.ca_in_image = true puts the CA in the image)")
     plans = container.launches(r, host)
     reused = _reusable(old, plans)
     if reused:

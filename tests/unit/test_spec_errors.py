@@ -100,9 +100,9 @@ CASES = [
     ('[network]\nhttps_proxy = "ftp://proxy:21"', "gpuenv.toml:2", "network.https_proxy",
      'must be a URL starting with http:// or https:// or socks5:// or socks5h:// and naming a host '
      '(got "ftp://proxy:21")', 'https_proxy = "http://proxy.example.com:3128"'),
-    ('[network]\nca_certificates = []', "gpuenv.toml:2", "network.ca_certificates",
-     'must be "auto" (the host\'s CAs), "none", or a list of CA certificate files such as '
-     '["/usr/local/share/ca-certificates/corp.crt"] (got [])',
+    ('[network]\nca_certificates = [""]', "gpuenv.toml:2", "network.ca_certificates",
+     'must be "auto" (the host\'s CAs), "none" (or []), or a list of CA certificate files such as '
+     '["/usr/local/share/ca-certificates/corp.crt"] (got [""])',
      'ca_certificates = ["/usr/local/share/ca-certificates/corp.crt"]'),
     ('[network]\nregistry_mirror = "https://mirror example"', "gpuenv.toml:2", "network.registry_mirror",
      'must be a registry such as "registry.example.com:5000" or "https://mirror.example.com" '

@@ -23,9 +23,10 @@ NO_BUILDKIT_HINT = ("install the buildx plugin (Debian/Ubuntu: docker-buildx or 
 
 # Known build failures and their fix (row numbers of research/failure-modes.md).
 HINTS = (
-    ("CERTIFICATE_VERIFY_FAILED", "a TLS-inspecting proxy's CA is not trusted (failure-modes row 36): gpuenv "
-     "passes the host's CA bundle as a secret; name the proxy's CA in gpuenv.toml, "
-     "network.ca_certificates = [\"/path/ca.crt\"]"),
+    ("CERTIFICATE_VERIFY_FAILED", "a TLS-inspecting proxy's CA is not trusted (failure-modes row 36): in "
+     "gpuenv.toml set network.ca_certificates = \"auto\" (the default: the host's CA bundle reaches the build as "
+     "a secret, never a layer), or name the proxy's CA file: network.ca_certificates = [\"/path/ca.crt\"]; "
+     "`gpuenv doctor --network` says which source fails TLS"),
     ("Temporary failure resolving", "the build cannot resolve a host (row 38): set network.apt_mirror / "
      "network.http_proxy in gpuenv.toml, or give dockerd a DNS server"),
     ("Read timed out", "the package index is slow or blocked (row 37): set network.pip_index to a mirror"),
@@ -51,7 +52,7 @@ def secrets(ca_setting: Any) -> tuple[tuple[str, str], ...]:
     from gpuenv.host.user import ca_bundle
 
     found = []
-    bundle = ca_bundle(ca_setting)
+    bundle = ca_bundle(ca_setting) if ca_setting != "none" else None    # "none": the image's own roots only
     if bundle:
         found.append(("ca", bundle))
     netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc")

@@ -26,23 +26,30 @@ MARKS = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "
               show_default=True, help="Where to look for GPUs: this host, or the engine's host through a "
                                       "container (auto: the engine's when it is remote).")
 @click.option("--offline", is_flag=True, help="Do not try Docker Hub, mirrors or the package index.")
+@click.option("--network", "network", is_flag=True,
+              help="Only the network: try every source the spec uses (pip index, extra indexes, PyTorch wheels, apt "
+                   "mirror, registry mirror, Docker Hub, proxy) and say which is slow, blocked or fails TLS.")
 @click.option("--list", "list_checks", is_flag=True, help="List the checks and their ids, then exit.")
 @global_options
 def doctor(skip: tuple[str, ...], file: Optional[Path], no_smoke: bool, smoke_image: Optional[str],
-           probe_where: str, offline: bool, list_checks: bool, **_: Any) -> Result:
+           probe_where: str, offline: bool, network: bool, list_checks: bool, **_: Any) -> Result:
     """Diagnose this host for GPU containers: the engine, the driver and GPUs, the GPU path into
     containers, the network. Each problem comes with how it was detected and the commands that fix it.
 
     \b
     gpuenv doctor
     gpuenv doctor --skip docker-hub,shm-size --json
+    gpuenv doctor --network -f gpuenv.toml
     Exit code 1 when an error was found (warnings and notes leave it 0).
     """
     from gpuenv import doctor as diagnosis
 
     if list_checks:
         return _checks_result(diagnosis)
-    skips = diagnosis.validate_skips([s.strip() for item in skip for s in item.split(",") if s.strip()])
+    wanted = [s.strip() for item in skip for s in item.split(",") if s.strip()]
+    if network:
+        return _network(file, wanted, offline)
+    skips = diagnosis.validate_skips(wanted)
     spec, spec_file = _spec(file)
     from gpuenv.host.probe import probe
 
@@ -52,6 +59,42 @@ def doctor(skip: tuple[str, ...], file: Optional[Path], no_smoke: bool, smoke_im
     result = diagnosis.diagnose(report, spec, spec_file, skips, smoke=not no_smoke, smoke_image=smoke_image)
     data = result.to_dict()
     return Result(data, lambda console: _show(console, result), 0 if result.ok else EXIT_FAILURE)
+
+
+def _network(file: Optional[Path], skip: list[str], offline: bool) -> Result:
+    import difflib
+
+    from gpuenv.doctor import network_checks
+    from gpuenv.doctor.network_probe import probe_all
+    from gpuenv.errors import BadInput
+
+    if offline:
+        raise BadInput("--network tries the network and --offline forbids it", "give one of them")
+    for item in skip:
+        if item not in network_checks.IDS:
+            near = difflib.get_close_matches(item, network_checks.IDS, n=1)
+            raise BadInput(f"--skip: there is no network check '{item}'",
+                           f"did you mean {near[0]}?" if near else "network checks: " + ", ".join(network_checks.IDS))
+    spec, _ = _spec(file)
+    found = network_checks.report(probe_all(spec), spec, tuple(skip))
+    return Result(found.to_dict(), lambda console: _show_network(console, found), 0 if found.ok else EXIT_FAILURE)
+
+
+_STATE = {"ok": ("ok", "green"), "slow": ("slow", "yellow"), "blocked": ("blocked", "red"),
+          "tls": ("TLS failure", "red"), "http": ("HTTP error", "red")}
+
+
+def _show_network(console: Console, found: Any) -> None:
+    for a in found.answers:
+        took = f"{a.seconds:.2f} s" if a.seconds is not None else a.detail
+        via = f" via {a.proxy}" if a.proxy else ""
+        word, color = _STATE[a.status]
+        console.print(f"[{color}]{word:<12}[/]{a.source.id:<17}{escape(a.source.url)}{escape(via)}  "
+                      f"[dim]{escape(took)}; {escape(a.source.setting)}[/]", soft_wrap=True)
+    if not found.findings:
+        console.print("\n[green]every source answers[/]")
+    for finding in found.findings:
+        _show_finding(console, finding)
 
 
 def _spec(file: Optional[Path]) -> tuple[Any, Optional[str]]:

@@ -62,6 +62,10 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
         request = api.request_from_words(list(requirements), python)
     result = api.plan(request, api.target_for(flags, spec))
     data = result.to_dict()
+    if spec is not None and spec.network.preset:
+        from gpuenv.kb.mirrors import report
+
+        data["network_preset"] = report(spec.network)
     return Result(data, lambda console: _show_plan(console, data))
 
 
@@ -82,6 +86,11 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     console.print("[bold]why[/bold]")
     for reason in data["reasons"]:
         console.print(f"  - {escape(reason)}")
+    if data.get("network_preset"):
+        from gpuenv.kb.mirrors import report_lines
+
+        for text in report_lines(data["network_preset"]):
+            console.print(escape(text))
 
 
 @click.command()

@@ -29,13 +29,21 @@ def check(file: Optional[Path], **_: Any) -> Result:
 
     Every problem is listed at once with its line and a valid example; exit code 2 when any.
     """
+    from gpuenv.kb.mirrors import report
+
     path = spec_path(file)
-    data = spec_data(load_spec(path), full=True)
-    return Result({"file": str(path), "spec": data}, lambda console: _show(console, path, data))
+    spec = load_spec(path)
+    data, preset = spec_data(spec, full=True), report(spec.network)
+    result = {"file": str(path), "spec": data} | ({"network_preset": preset} if preset else {})
+    return Result(result, lambda console: _show(console, path, data, preset))
 
 
-def _show(console: Console, path: Path, data: dict[str, Any]) -> None:
+def _show(console: Console, path: Path, data: dict[str, Any], preset: dict[str, Any]) -> None:
+    from gpuenv.kb.mirrors import report_lines
+
     console.print(f"[green]ok:[/green] {escape(str(path))} is a valid spec; normalized, with defaults:")
+    for line in report_lines(preset):
+        console.print(f"# {line}", markup=False)
     text = to_toml(data)
     if console.is_terminal:
         console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default"))

@@ -56,16 +56,48 @@ def project_name(env_name: str, folder: Path) -> str:
 
 def ca_bundle(setting: Any, cache: Optional[Path] = None) -> str:
     """The PEM bundle builds trust: a bundle the environment names (SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
-    PIP_CERT), else the system's; with CA files listed in the spec, the system's plus those."""
+    PIP_CERT), else the system's, plus ("auto") any CA in the system's extra CA folder that bundle lacks
+    (added without update-ca-certificates); with CA files listed in the spec, the system's plus those."""
     named = [os.environ[n] for n in CA_ENV if os.path.isfile(os.environ.get(n, ""))]
     system = next((b for b in SYSTEM_BUNDLES if os.path.isfile(b)), None)
     base = named[0] if named and setting == "auto" else system
     if base is None:
         raise BadInput("this host has no CA bundle (none of " + ", ".join(SYSTEM_BUNDLES) + ")",
                        "install ca-certificates, or set SSL_CERT_FILE to a PEM bundle")
+    if setting == "auto":
+        missing = _anchors_missing_from(base)
+        return str(_combined(base, missing, cache or Path.home() / ".cache" / "gpuenv")) if missing else base
     if not isinstance(setting, list):
         return base
     return str(_combined(base, setting, cache or Path.home() / ".cache" / "gpuenv"))
+
+
+def _anchors_missing_from(bundle: str) -> list[str]:
+    """CA files in the distribution's extra CA folders whose certificates `bundle` does not hold."""
+    from gpuenv.host import network
+
+    held = set(pem_blocks(Path(bundle).read_text("ascii", errors="replace")))
+    return [path for path in network.extra_cas({}) if path.startswith(network.CA_ANCHOR_DIRS)
+            and not set(pem_blocks(Path(path).read_text("ascii", errors="replace"))) <= held]
+
+
+def pem_blocks(text: str) -> list[str]:
+    """The certificates of a PEM text, each normalized (no blank or wrapped-line differences)."""
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    return [f"{begin}\n{''.join(part.split(end, 1)[0].split())}\n{end}" for part in text.split(begin)[1:]]
+
+
+def run_ca_bundle(setting: Any) -> str:
+    """The bundle running containers get (mounted read-only): the one builds get, as a real path; "" for
+    ca_certificates = "none", or when "auto" finds no bundle on this host."""
+    if setting == "none":
+        return ""
+    try:
+        return os.path.realpath(ca_bundle(setting))
+    except BadInput:
+        if setting == "auto":
+            return ""
+        raise
 
 
 def _combined(base: str, files: list[str], cache: Path) -> Path:

@@ -175,3 +175,13 @@ SCHEMAS["os_releases"] = {
         "archived": "bool",        # moved to archive.debian.org / old-releases.ubuntu.com
     },
 }
+
+# Region presets of mirrors (`[network] preset = "cn"`): kb/mirrors.py reads them.
+SCHEMAS["mirrors"] = {
+    "preset": {"name": "str", "description": "str"},
+    "mirror": {
+        "preset": "str",           # a [[preset]] name
+        "setting": "str",          # the [network] key it fills: pip_index, apt_mirror, pytorch_wheels, registry_mirror
+        "url": "str",              # "" = this preset deliberately sets none (`note` says why)
+    },
+}

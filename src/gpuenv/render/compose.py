@@ -52,7 +52,7 @@ def _service(r: Recipe, s: Service, main: bool) -> dict[str, Any]:
     svc["volumes"] = _volumes(r, s)
     svc["working_dir"] = r.workspace_mount
     gpu = _gpu(r)
-    env = dict(s.environment) | proxy_environment(r) | gpu.pop("environment", {})
+    env = dict(s.environment) | runtime_environment(r) | gpu.pop("environment", {})
     if env:
         svc["environment"] = env
     svc.update(_ipc(r))
@@ -80,6 +80,8 @@ def _ports(r: Recipe, s: Service, main: bool) -> list[str]:
 
 def _volumes(r: Recipe, s: Service) -> list[str]:
     volumes = [f"{r.inputs.workspace}:{r.workspace_mount}"]
+    if run_ca(r):
+        volumes.append("${GPUENV_CA_BUNDLE:?run gpuenv generate to write .env}:" + CA_IN_CONTAINER + ":ro")
     if s.name == "ssh":
         volumes += ["${GPUENV_SSH_AUTHORIZED_KEY:?run gpuenv generate to write .env}:/etc/gpuenv/authorized_keys:ro",
                     f"ssh-host-keys:{HOME}/.ssh-host"]
@@ -95,6 +97,32 @@ def proxy_environment(r: Recipe) -> dict[str, str]:
         env["https_proxy"] = env["HTTPS_PROXY"] = net.https_proxy
     if net.no_proxy:
         env["no_proxy"] = env["NO_PROXY"] = ",".join(net.no_proxy)
+    return env
+
+
+# The host's CA bundle, mounted read-only into every running container (never copied into the image), and
+# the variables that make pip, requests, curl and OpenSSL trust it: pip in a notebook works behind a
+# TLS-inspecting proxy as the build did.
+CA_IN_CONTAINER = "/etc/gpuenv/ca-bundle.pem"
+CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def run_ca(r: Recipe) -> bool:
+    return bool(r.inputs.ca_bundle) and r.spec.network.ca_certificates != "none"
+
+
+def runtime_environment(r: Recipe) -> dict[str, str]:
+    """The network policy inside a running container: proxies, the pip index the build used, the CA."""
+    net = r.spec.network
+    env = proxy_environment(r)
+    if net.pip_index:
+        env["PIP_INDEX_URL"] = net.pip_index
+    if net.pip_extra_indexes:
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(net.pip_extra_indexes)
+    if net.pip_trusted_hosts:
+        env["PIP_TRUSTED_HOST"] = " ".join(net.pip_trusted_hosts)
+    if run_ca(r):
+        env |= {name: CA_IN_CONTAINER for name in CA_VARIABLES}
     return env
 
 

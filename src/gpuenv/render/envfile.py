@@ -27,6 +27,8 @@ def env_file(r: Recipe, image: str) -> str:
         lines.append(f"GPUENV_GATEWAY_TOKEN={i.tokens['GPUENV_GATEWAY_TOKEN']}")
     if "ssh" in names:
         lines.append(f"GPUENV_SSH_AUTHORIZED_KEY={i.ssh_key}")
+    if i.ca_bundle and r.spec.network.ca_certificates != "none":
+        lines.append(f"GPUENV_CA_BUNDLE={i.ca_bundle}")
     return "\n".join(lines) + "\n"
 
 

@@ -35,6 +35,7 @@ class Inputs:
     ssh_key: str = ""                    # the public key file mounted for sshd
     ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys
     tokens: dict[str, str] = field(default_factory=dict)   # JUPYTER_TOKEN, GPUENV_GATEWAY_TOKEN
+    ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"   # mounted read-only at run time; "" = none
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
         os=plan.base.os, nvidia_base=_nvidia_base(plan),
         python=python, system_apt=_system_apt(python, spec, bool(plan.packages or plan.user_packages)
                                               or spec.access.jupyter is not None or spec.access.gateway is not None),
-        frameworks=plan.packages,
-        pip_options=plan.pip_options, user_apt=tuple(spec.apt), tools=_tools(spec),
+        frameworks=_wheels(plan.packages, spec.network),
+        pip_options=_wheels(plan.pip_options, spec.network), user_apt=tuple(spec.apt), tools=_tools(spec),
         user_packages=plan.user_packages, cuda_from_wheels=plan.cuda_source == "wheels" and gpu, gpu=gpu,
         env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec, digest, summary)), services=services,
         workspace_mount=spec.workspace.mount, args=tuple(_args(spec.network)),
@@ -129,6 +130,13 @@ def _registry_of(image: str) -> Optional[str]:
     if "/" in image and ("." in first or ":" in first or first == "localhost"):
         return first
     return None
+
+
+def _wheels(words: tuple[str, ...], network: Any) -> tuple[str, ...]:
+    """PyTorch's download.pytorch.org URLs (index, find-links page, wheel) through network.pytorch_wheels."""
+    from gpuenv.kb.mirrors import mirrored_wheel_url
+
+    return tuple(mirrored_wheel_url(w, network.pytorch_wheels or "") for w in words)
 
 
 def _nvidia_base(plan: Plan) -> bool:

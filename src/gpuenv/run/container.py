@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from gpuenv.host.access import RunArgs
-from gpuenv.render.compose import proxy_environment
+from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
 from gpuenv.render.recipe import HOME, Recipe, Service
 
 LABEL = "io.gpuenv"
@@ -43,6 +43,7 @@ class Host:
     owner: int
     selinux: bool = False
     network: str = ""             # "none" on an engine without a bridge network (dockerd --bridge=none)
+    remote: bool = False          # the engine runs on another host: this host's files cannot be mounted
 
 
 def launches(r: Recipe, host: Host) -> list[Launch]:
@@ -67,6 +68,8 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     if host.selinux and host.gpu.flags:
         args += ["--security-opt", "label=disable"]          # failure-modes row 16: device labels
     args += ["--volume", f"{_workspace(r, host)}:{r.workspace_mount}", "--workdir", r.workspace_mount]
+    if run_ca(r) and not host.remote:     # --mount: a bundle gone from the host is an error, not an empty folder
+        args += ["--mount", f"type=bind,source={r.inputs.ca_bundle},target={CA_IN_CONTAINER},readonly"]
     if s.name == "ssh":
         args += ["--volume", f"{_path(host.files, r.inputs.ssh_key)}:/etc/gpuenv/authorized_keys:ro",
                  "--volume", f"{volume_name(r)}:{HOME}/.ssh-host"]
@@ -125,7 +128,7 @@ def _environment(r: Recipe, host: Host, s: Service) -> list[tuple[str, str]]:
             env.append(("JUPYTER_TOKEN", tokens["JUPYTER_TOKEN"]))
     if s.name == "gateway":
         env.append(("KG_AUTH_TOKEN", tokens["GPUENV_GATEWAY_TOKEN"]))
-    env += list(proxy_environment(r).items())
+    env += [(k, v) for k, v in runtime_environment(r).items() if not (host.remote and k in CA_VARIABLES)]
     env += list(host.gpu.env)
     image_env = dict(host.image_env)
     for key, value in host.gpu.prepend:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_serializer, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, model_serializer,
+                      model_validator)
 
 from gpuenv.spec import values as v
 
@@ -133,6 +134,12 @@ class Workspace(_Table):
 
 
 class Network(_Table):
+    """One network policy for builds and the running containers alike. A `preset` (kb/data/mirrors.toml)
+    fills the mirrors this table leaves unset; `filled` says which it filled."""
+
+    preset: Optional[Annotated[str, AfterValidator(v.network_preset)]] = Field(
+        None, examples=["cn"], description="region preset of mirrors; explicit settings win"
+    )
     pip_index: Optional[HttpUrl] = Field(None, examples=["https://pypi.tuna.tsinghua.edu.cn/simple"])
     pip_extra_indexes: list[HttpUrl] = Field(
         default_factory=list, examples=[["https://download.pytorch.org/whl/cu121"]]
@@ -141,6 +148,10 @@ class Network(_Table):
         default_factory=list, examples=[["pypi.douban.com"]]
     )
     apt_mirror: Optional[HttpUrl] = Field(None, examples=["http://mirrors.aliyun.com"])
+    pytorch_wheels: Optional[HttpUrl] = Field(
+        None, examples=["https://mirrors.nju.edu.cn/pytorch/whl"],
+        description="a copy of https://download.pytorch.org/whl (same layout) that PyTorch's wheels come from",
+    )
     registry_mirror: Optional[Annotated[str, AfterValidator(v.registry_mirror)]] = Field(
         None, examples=["registry.example.com:5000"]
     )
@@ -155,6 +166,35 @@ class Network(_Table):
     ca_in_image: bool = Field(
         False, examples=[True], description="also install the CAs into the image's trust store, for pip at run time"
     )
+    _filled: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> "Network":
+        if self.preset is None:
+            return self
+        from gpuenv.kb.mirrors import preset
+
+        filled = []
+        for setting, url in preset(self.preset).fills().items():
+            if setting not in self.model_fields_set:
+                object.__setattr__(self, setting, url)
+                filled.append(setting)
+        self._filled = tuple(filled)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """The keys added in issue 7 appear only when set: a spec that does not use them keeps its hash."""
+        data = handler(self)
+        for key in ("preset", "pytorch_wheels"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    @property
+    def filled(self) -> dict[str, str]:
+        """The settings the preset filled, with their values (explicit settings are never among them)."""
+        return {name: getattr(self, name) for name in self._filled}
 
 
 class Run(_Table):

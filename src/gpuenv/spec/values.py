@@ -300,13 +300,23 @@ def size(value: str) -> str:
 
 
 def ca_certificates(value: Any) -> Any:
-    """"auto" (the host's extra CAs), "none", or a list of CA certificate files on the host."""
+    """"auto" (the host's CAs), "none" (also written []: the image's own roots only), or a list of CA
+    certificate files on the host."""
     if value in ("auto", "none"):
         return value
+    if value == []:
+        return "none"
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(i, str) and i and "\n" not in i for i in items):
         raise ValueError(
-            "must be \"auto\" (the host's CAs), \"none\", or a list of CA certificate files such as "
+            "must be \"auto\" (the host's CAs), \"none\" (or []), or a list of CA certificate files such as "
             "[\"/usr/local/share/ca-certificates/corp.crt\"]"
         )
     return unique(items)
+
+
+def network_preset(value: str) -> str:
+    """A region preset of mirrors named in kb/data/mirrors.toml."""
+    from gpuenv.kb.mirrors import preset
+
+    return preset(value).name

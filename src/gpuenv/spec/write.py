@@ -11,12 +11,16 @@ _WIDTH = 88
 
 
 def spec_data(spec: EnvSpec, full: bool = True) -> dict[str, Any]:
-    """The spec as plain data: every field (`full`), or only what differs from the defaults.
+    """The spec as plain data: every field (`full`, with what a network preset filled), or only what
+    differs from the defaults (and the preset's name, not its mirrors).
 
     Without `full`, an enabled Jupyter, gateway or SSH table is still written whole, so that the file
     shows its mode, port and authentication.
     """
     data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=not full)
+    if not full:                      # a network preset's mirrors come from the preset, not the file
+        for name in spec.network.filled:
+            data.get("network", {}).pop(name, None)
     access = spec.access.model_dump(mode="json", exclude_none=True)
     for switch in ("jupyter", "gateway", "ssh"):
         if switch in access:

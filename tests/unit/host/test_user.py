@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,26 @@ def test_a_key_made_under_sudo_belongs_to_the_caller(tmp_path, monkeypatch):
     key = user.ssh_key("auto", tmp_path)
     for path in (tmp_path / ".ssh", Path(key.private), Path(key.public)):
         assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322), path
+
+
+def _pem(body: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
+def test_auto_adds_an_extra_ca_the_bundle_lacks(tmp_path, monkeypatch):
+    """A CA put in the system's extra CA folder without update-ca-certificates still reaches builds."""
+    from gpuenv.host import network
+    from gpuenv.host.user import ca_bundle
+
+    anchors, bundle = tmp_path / "anchors", tmp_path / "bundle.pem"
+    anchors.mkdir()
+    bundle.write_text(_pem("UFVCTElDUk9PVA=="))
+    (anchors / "proxy.crt").write_text(_pem("UFJPWFlDQQ=="))
+    monkeypatch.setattr(network, "CA_ANCHOR_DIRS", (str(anchors),))
+    for name in network.CA_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    combined = Path(ca_bundle("auto", cache=tmp_path / "cache"))
+    assert combined != bundle and "UFJPWFlDQQ==" in combined.read_text() and "UFVCTElDUk9PVA==" in combined.read_text()
+    bundle.write_text(_pem("UFVCTElDUk9PVA==") + "\n" + _pem("UFJP\nWFlDQQ=="))      # merged, wrapped otherwise
+    assert ca_bundle("auto", cache=tmp_path / "cache") == str(bundle)
