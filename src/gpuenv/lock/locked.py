@@ -67,7 +67,7 @@ def _short(image_id: str) -> str:
     return image_id.split(":", 1)[-1][:12] or "no ID"
 
 
-_MISMATCH = re.compile(r"^\s*(\S+?)==(\S+) from (\S+?):?\s*$", re.M)
+_MISMATCH = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) from (\S+?):?\s*$", re.M)
 
 
 def explain(error: GpuenvError, log_text: str = "") -> GpuenvError:
