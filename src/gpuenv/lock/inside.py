@@ -17,23 +17,40 @@ MARK = "@@gpuenv-lock@@"
 # The first distribution of a name on sys.path is the one Python imports (pip upgraded over Debian's).
 PROGRAM = r"""
 import json, os, platform, sys
-from importlib import metadata
+from email.parser import Parser
+def found():
+    try:
+        from importlib import metadata
+    except ImportError:                      # before Python 3.8: the metadata files themselves
+        metadata = None
+    if metadata is not None:
+        for d in metadata.distributions():
+            yield d.metadata, d.version, d.read_text("INSTALLER") or ""
+        return
+    for folder in sys.path:
+        if not folder or not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            for suffix, name in ((".dist-info", "METADATA"), (".egg-info", "PKG-INFO")):
+                path = os.path.join(folder, entry, name)
+                if entry.endswith(suffix) and os.path.isfile(path):
+                    meta = Parser().parse(open(path))
+                    installer = os.path.join(folder, entry, "INSTALLER")
+                    yield meta, meta["Version"], open(installer).read() if os.path.isfile(installer) else ""
 seen, dists = set(), []
-for d in metadata.distributions():
-    name = d.metadata["Name"]
-    if not name:
-        continue
-    key = name.lower().replace("_", "-").replace(".", "-")
-    if key in seen:
+for meta, version, installer in found():
+    name = meta["Name"]
+    key = (name or "").lower().replace("_", "-").replace(".", "-")
+    if not name or key in seen:
         continue
     seen.add(key)
-    dists.append({"name": name, "version": d.version, "requires": d.metadata.get_all("Requires-Dist") or [],
-                  "installer": (d.read_text("INSTALLER") or "").strip()})
-impl = sys.implementation
-v = impl.version
-iv = "%d.%d.%d" % (v.major, v.minor, v.micro) + ("" if v.releaselevel == "final" else v.releaselevel[0] + str(v.serial))
-env = {"implementation_name": impl.name, "implementation_version": iv, "os_name": os.name,
-       "platform_machine": platform.machine(), "platform_release": platform.release(),
+    dists.append({"name": name, "version": version, "requires": meta.get_all("Requires-Dist") or [],
+                  "installer": installer.strip()})
+impl = getattr(sys, "implementation", None)
+v = impl.version if impl else sys.version_info
+iv = "%d.%d.%d" % (v[0], v[1], v[2]) + ("" if v[3] == "final" else v[3][0] + str(v[4]))
+env = {"implementation_name": impl.name if impl else "cpython", "implementation_version": iv,
+       "os_name": os.name, "platform_machine": platform.machine(), "platform_release": platform.release(),
        "platform_system": platform.system(), "platform_version": platform.version(),
        "python_full_version": platform.python_version(), "platform_python_implementation":
        platform.python_implementation(), "python_version": ".".join(platform.python_version_tuple()[:2]),
@@ -57,7 +74,8 @@ def distributions(docker: Docker, image: str, python: str = "python3") -> Holds:
     for line in done.stdout.splitlines():
         if line.startswith(MARK):
             data = json.loads(line[len(MARK):])
-            dists = tuple(Dist(d["name"], d["version"], tuple(d["requires"]), d.get("installer", "")) for d in data["dists"])
+            dists = tuple(Dist(d["name"], d["version"], tuple(d["requires"]), d.get("installer", ""))
+                          for d in data["dists"])
             return Holds(dists, data["env"])
     raise GpuenvError(f"cannot read the Python distributions of {image} with its {python}: "
                       f"{(done.stderr or done.stdout).strip()[-400:] or f'exit {done.returncode}'}",

@@ -219,7 +219,7 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
 def _value(hint: Any, value: Any) -> Any:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
+    if origin is typing.Union or origin is getattr(types, "UnionType", typing.Union):
         return _value(args[0], value)
     if origin is tuple:
         return tuple(_value(args[0], v) for v in value)

@@ -76,3 +76,17 @@ def test_extra_indexes_from_pip_options() -> None:
     assert _extra_urls(("--extra-index-url", "https://download.pytorch.org/whl/cu118",
                         "--extra-index-url=https://x.example/simple")) == \
         ["https://download.pytorch.org/whl/cu118", "https://x.example/simple"]
+
+
+def test_an_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
+    """The real index client, pointed at a port where nothing listens: no traceback, the index named."""
+    from gpuenv.kb.index import IndexAccessError
+    from gpuenv.lock.hashes import indexes_for
+    from gpuenv.spec import load_spec
+
+    (tmp_path / "gpuenv.toml").write_text('name = "x"\n[network]\npip_index = "https://127.0.0.1:9/simple"\n')
+    spec = load_spec(tmp_path / "gpuenv.toml")
+    indexes = indexes_for(spec.network, (), tmp_path)
+    with pytest.raises(IndexAccessError, match="127.0.0.1:9") as failed:
+        indexes.all([("six", "1.16.0")])
+    assert failed.value.hint
