@@ -67,7 +67,8 @@ def _short(image_id: str) -> str:
     return image_id.split(":", 1)[-1][:12] or "no ID"
 
 
-_MISMATCH = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) from (\S+?):?\s*$", re.M)
+# pip 24-26: "    NAME==VERSION from URL (from -r FILE (line N)):", then "Expected sha256 ..." / "Got ..."
+_MISMATCH = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) from ((?:https?|file)://\S+)")
 
 
 def explain(error: GpuenvError, log_text: str = "") -> GpuenvError:
@@ -82,4 +83,4 @@ def explain(error: GpuenvError, log_text: str = "") -> GpuenvError:
     return GpuenvError(f"the locked build stopped: the file pip downloaded for {names} does not match the hashes "
                        f"in {LOCK_NAME} (the index now serves other bytes under that version, or the lock was edited)",
                        "if the lock was edited, restore it from version control; if the index changed the file, "
-                       "check why, then lock again: gpuenv lock")
+                       "check why, then lock again: gpuenv lock" + (f"; {error.hint}" if error.hint else ""))
