@@ -43,10 +43,11 @@ def collect(prepared: Any, docker: Any, say: Callable[[str], None], indexes: Any
 
 
 def base_ref(docker: Any, image: str) -> BaseRef:
+    """The base by ID, and by registry digest of its own repository when a pull or push gave it one (a
+    digest of another repository the same image was pushed to is not the base's: it may go away)."""
     info = docker.image(image) or {}
-    digests = info.get("RepoDigests") or []
     repository = image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    digest = next((d for d in digests if d.split("@", 1)[0] == repository), digests[0] if digests else "")
+    digest = next((d for d in info.get("RepoDigests") or [] if d.split("@", 1)[0] == repository), "")
     return BaseRef(image, digest, info.get("Id", ""))
 
 

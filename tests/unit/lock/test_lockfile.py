@@ -143,3 +143,36 @@ def test_a_hash_mismatch_names_the_package() -> None:
     assert "matplotlib==3.9.2" in error.message and "gpuenv.lock" in error.message
     other = GpuenvError("the build failed: no space left on device")
     assert locked.explain(other, "") is other
+
+
+class _Engine:
+    def __init__(self, images: dict) -> None:
+        self.images = images
+
+    def image(self, ref: str):
+        return self.images.get(ref)
+
+
+def test_the_base_is_pinned_by_its_own_repositorys_digest() -> None:
+    from gpuenv.lock.collect import base_ref
+
+    engine = _Engine({"python:3.11-slim": {"Id": "sha256:1", "RepoDigests": ["127.0.0.1:5000/other@sha256:9",
+                                                                             "python@sha256:5"]},
+                      "gpuenv-base/debian:bookworm": {"Id": "sha256:2", "RepoDigests": ["127.0.0.1:5000/x@sha256:9"]}})
+    assert base_ref(engine, "python:3.11-slim").digest == "python@sha256:5"
+    assert base_ref(engine, "gpuenv-base/debian:bookworm").digest == ""       # only pushed elsewhere
+    assert base_ref(engine, "gpuenv-base/debian:bookworm").id == "sha256:2"
+
+
+def test_locked_checks_a_base_without_digest_by_id() -> None:
+    plan_, spec = _planned("jax-cpu")
+    lock = _lock(plan_, spec)
+    assert locked.pinned_base(lock, _Engine({"gpuenv-base/debian:bookworm": {"Id": "sha256:ff"}})) == \
+        "gpuenv-base/debian:bookworm"
+    with pytest.raises(GpuenvError, match="not sha256:ff|, not ff") as other:
+        locked.pinned_base(lock, _Engine({"gpuenv-base/debian:bookworm": {"Id": "sha256:0123456789abcdef"}}))
+    assert "0123456789ab" in other.value.message and "gpuenv lock" in other.value.hint
+    with pytest.raises(GpuenvError, match="not on this engine"):
+        locked.pinned_base(lock, _Engine({}))
+    digested = dataclasses.replace(lock, base=BaseRef("python:3.11-slim", "python@sha256:5", "sha256:1"))
+    assert locked.pinned_base(digested, _Engine({})) == "python@sha256:5"
