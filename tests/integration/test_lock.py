@@ -103,6 +103,52 @@ def test_a_rebuild_without_cache_from_the_lock_holds_exactly_the_lock(locked_env
     assert "--no-deps --require-hashes -r /tmp/gpuenv-lock/frameworks.txt" in dockerfile
 
 
+def test_up_locked_starts_the_locked_image(locked_env) -> None:
+    spec_file, _ = locked_env
+    built = answer(gpuenv("build", "--locked", "-f", str(spec_file)))
+    done = gpuenv("up", "--locked", "--no-wait", "-f", str(spec_file), timeout=300)
+    try:
+        data = answer(done)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert data["image"] == built["image"] and not data["built"]     # the locked image, not built again
+        docker = Docker(os.environ.get("GPUENV_DOCKER", "docker"))
+        running = docker.inspect("container", *data["containers"])
+        assert [c["Config"]["Image"] for c in running] == [built["image"]]
+    finally:
+        name = re.search(r'name = "([^"]+)"', spec_file.read_text()).group(1)
+        client = os.environ.get("GPUENV_DOCKER", "docker")
+        ids = subprocess.run([client, "ps", "-aq", "--filter", f"name={name}-"], capture_output=True, text=True)
+        for found in ids.stdout.split():
+            subprocess.run([client, "rm", "-f", found], capture_output=True)
+
+
+def test_a_base_pinned_by_registry_digest_is_built_from_the_digest(locked_env, module_engine) -> None:
+    """The lock of a host whose base came from a registry: FROM names REPO@sha256:..., pulled by digest
+    from the local registry (this engine's tag and digest reference are removed first)."""
+    spec_file, _ = locked_env
+    path = spec_file.parent / "gpuenv.lock"
+    original = path.read_text()
+    lock = read(path)
+    repo = f"{module_engine.registry}/{module_engine.unique('lock-base')}/debian"
+    module_engine.docker("tag", lock.base.image, f"{repo}:bookworm")
+    try:
+        module_engine.docker("push", f"{repo}:bookworm")
+        digests = Docker(os.environ.get("GPUENV_DOCKER", "docker")).image(f"{repo}:bookworm")["RepoDigests"]
+        digest = next(d for d in digests if d.startswith(repo + "@"))
+        module_engine.docker("image", "rm", f"{repo}:bookworm")          # its digest reference goes with it
+        assert digest not in (Docker(os.environ.get("GPUENV_DOCKER", "docker")).image(lock.base.image)
+                              .get("RepoDigests") or [])
+        path.write_text(original.replace(f'[base]\nimage = "{lock.base.image}"\ndigest = ""',
+                                         f'[base]\nimage = "{repo}:bookworm"\ndigest = "{digest}"'))
+        assert read(path).base.digest == digest
+        done = gpuenv("build", "--locked", "-f", str(spec_file))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"FROM {digest} AS system" in (spec_file.parent / "Dockerfile").read_text()
+    finally:
+        path.write_text(original)
+        module_engine.docker("image", "rm", f"{repo}:bookworm", check=False)
+
+
 def test_an_altered_hash_stops_the_locked_build_naming_the_package(locked_env) -> None:
     spec_file, _ = locked_env
     path = spec_file.parent / "gpuenv.lock"

@@ -102,10 +102,19 @@ class Indexes:
         return [], "no index of the spec has files of this version (a local build or the base's own)"
 
     @staticmethod
-    def _files(client: Any, name: str) -> FileHashes:
-        from gpuenv.kb.index import ACCEPT
+    def _files(client: Any, name: str, tries: int = 3) -> FileHashes:
+        import time
 
-        answer = client.get(client.page_url(canonicalize_name(name)), {"Accept": ACCEPT})
+        from gpuenv.kb.index import ACCEPT, IndexUnreachableError
+
+        for attempt in range(tries):      # a resolver that is briefly overwhelmed (EAI_AGAIN) gets more tries
+            try:
+                answer = client.get(client.page_url(canonicalize_name(name)), {"Accept": ACCEPT})
+                break
+            except IndexUnreachableError:
+                if attempt + 1 == tries:
+                    raise
+                time.sleep(1.0 + attempt)
         if answer.status == 404:
             return []
         kind = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -114,7 +123,7 @@ class Indexes:
             return json_files(text, answer.url)
         return html_files(text)
 
-    def all(self, pins: list[tuple[str, str]], workers: int = 8) -> dict[tuple[str, str], tuple[list[str], str]]:
+    def all(self, pins: list[tuple[str, str]], workers: int = 6) -> dict[tuple[str, str], tuple[list[str], str]]:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             answers = list(pool.map(lambda pin: self.hashes(*pin), pins))
         return dict(zip(pins, answers))
