@@ -31,6 +31,9 @@ _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact ver
 # Distributions the Jupyter tools pull in that only slow every start: (distribution, module).
 _SLOW_TO_IMPORT = (("rfc3987-syntax", "rfc3987_syntax"),)
 _PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
+_PIN_LOCKED = ("# `gpuenv build --locked`: each pip step installs exactly what gpuenv.lock lists for it, with\n"
+               "# --no-deps (and --require-hashes when the index gave hashes), from .gpuenv/lock/<step>.txt.\n"
+               "# hadolint ignore=DL3013")
 
 
 def dockerfile(r: Recipe) -> str:
@@ -225,13 +228,17 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
                 "# jsonschema's format-nongpl extra brings, goes: it compiles ~35 grammars whenever jsonschema\n"
                 "# is imported, 0.7-1 s of every Jupyter start, for an `iri` format no Jupyter schema uses\n"
                 "# (jupyter-server/jupyter_server#1559). Name it in `packages` and it is installed again.\n"
-                f"{_PIN_PIP}\n" + _pip_run(r, packages, after=trim, step="tools"))
+                f"{_pin_comment(r)}\n" + _pip_run(r, packages, after=trim, step="tools"))
     head = ("# The spec's pip packages, after the framework: changing them never reinstalls it.\n"
             "# One step per package, in the spec's order, each naming those before it too: a package\n"
             "# added at the end installs alone, and pip still resolves them all together.\n")
     steps = [_pip_run(r, packages[:end], step=f"packages-{i}")
              for i, end in enumerate(package_steps(len(packages)), 1)]
-    return head + f"{_PIN_PIP}\n" + _PIN_AGAIN.join(steps)
+    return head + f"{_pin_comment(r)}\n" + _PIN_AGAIN.join(steps)
+
+
+def _pin_comment(r: Recipe) -> str:
+    return _PIN_LOCKED if r.inputs.locked else _PIN_PIP
 
 
 PYTHON_STEP = "python"
