@@ -21,9 +21,10 @@ from gpuenv.errors import EXIT_FAILURE
               help="The spec (default ./gpuenv.toml; a folder means its gpuenv.toml).")
 @click.option("--check", is_flag=True, help="Report drift from gpuenv.lock (exit 1 when anything drifted).")
 @click.option("--pull", is_flag=True, help="Try the registry for the base again (as `gpuenv build --pull`).")
+@click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
 @global_options
 @click.pass_obj
-def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, **_: Any) -> Result:
+def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, force: bool, **_: Any) -> Result:
     """Pin the environment: base image digest, every package's exact version and hashes.
 
     \b
@@ -36,10 +37,10 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, **_:
     spec_file = spec_source((), file, {})
     if check:
         return _check(spec_file)
-    return _lock(renderer, spec_file, pull)
+    return _lock(renderer, spec_file, pull, force)
 
 
-def _lock(renderer: Renderer, spec_file: Path, pull: bool) -> Result:
+def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Result:
     from gpuenv import environment
     from gpuenv.cli.up import _live, _say, engine
     from gpuenv.lock import LOCK_NAME
@@ -49,7 +50,7 @@ def _lock(renderer: Renderer, spec_file: Path, pull: bool) -> Result:
     say = _say(renderer)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
-        prepared = environment.prepare(spec_file, probing.result, say, None, False, pull)
+        prepared = environment.prepare(spec_file, probing.result, say, None, force, pull)
         _, docker = probing.result()
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
     made = collect(prepared, docker, say)
