@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gpuenv import api
-from gpuenv.errors import ImpossibleRequest
+from gpuenv.errors import GpuenvError, ImpossibleRequest
 from gpuenv.run.docker import Docker
 
 Say = Callable[[str], None]
@@ -35,6 +35,7 @@ class Prepared:
     private_key: Optional[str]
     base: Any = None                 # build.base.BaseChoice when the base was checked
     image_info: Optional[dict] = None  # `docker image inspect` of the image when it was already built
+    locked: bool = False             # rendered from gpuenv.lock (`--locked`)
 
     @property
     def image(self) -> str:
@@ -42,14 +43,17 @@ class Prepared:
 
 
 def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
-            force: bool = False, pull: bool = False) -> Prepared:
+            force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
-    needs them, so a probe started beforehand runs while the spec is read and planned."""
+    needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
+    no planning; the files come from gpuenv.lock (lock/locked.py)."""
     from gpuenv.build.base import ensure
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
 
+    if locked:
+        return _prepare_locked(spec_file, host, out, force)
     request, spec = api.request_from_spec(spec_file)
     if spec.base:
         request = _look_inside(host()[1], request, spec, say)
@@ -73,6 +77,29 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _prepare_locked(spec_file: Path, host: Callable[[], tuple[Any, Docker]], out: Optional[Path],
+                    force: bool) -> Prepared:
+    """The files rendered from the lock's plan, each pip step pinned to its locked distributions."""
+    from gpuenv.lock import locked
+    from gpuenv.lock.lockfile import plan_from_data
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+    from gpuenv.spec import load_spec
+
+    spec = load_spec(spec_file)
+    lock = locked.lock_for(spec_file, spec)
+    plan = plan_from_data(lock.plan)
+    folder = (out or spec_file.parent).resolve()
+    inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    docker = host()[1]
+    inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
+    rendered = render(plan, spec, inputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = write(rendered, folder, force)
+    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, None,
+                    docker.image(rendered.image), locked=True)
 
 
 def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:
@@ -135,7 +162,15 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
     args += tuple(_proxy_args(prepared.spec))
     spec = BuildSpec(prepared.folder, prepared.image, args, secrets(prepared.spec.network.ca_certificates),
                      no_cache=no_cache, network="" if docker.has_bridge() else "host")
-    return run_build(docker, spec, console, live, log_dir() / f"{r.inputs.project or r.name}-build.log")
+    log = log_dir() / f"{r.inputs.project or r.name}-build.log"
+    try:
+        return run_build(docker, spec, console, live, log)
+    except GpuenvError as exc:
+        if not prepared.locked:
+            raise
+        from gpuenv.lock.locked import explain
+
+        raise explain(exc, log.read_text(errors="replace") if log.is_file() else "") from None
 
 
 def _proxy_args(spec: Any) -> list[tuple[str, str]]:

@@ -52,6 +52,7 @@ class LazyGroup(click.Group):
         "generate": "gpuenv.cli.generate:generate",
         "build": "gpuenv.cli.up:build",
         "up": "gpuenv.cli.up:up",
+        "lock": "gpuenv.cli.lock:lock",
         "verify": "gpuenv.cli.verify:verify",
         "ls": "gpuenv.cli.env:ls",
         "status": "gpuenv.cli.env:status",

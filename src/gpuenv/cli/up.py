@@ -29,14 +29,20 @@ def source_options(fn: Any) -> Any:
     return click.argument("request", nargs=-1)(fn)
 
 
+def locked_option(fn: Any) -> Any:
+    return click.option("--locked", is_flag=True, help="No planning: build exactly gpuenv.lock (its plan, base "
+                        "digest and every package's version and hashes); refused without a lock of this spec.")(fn)
+
+
 @click.command()
 @source_options
 @click.option("--no-cache", is_flag=True, help="Build every step again.")
+@locked_option
 @spec_options
 @global_options
 @click.pass_obj
 def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-          pull: bool, no_cache: bool, **flags: Any) -> Result:
+          pull: bool, no_cache: bool, locked: bool, **flags: Any) -> Result:
     """Build the environment's image (BuildKit), unless an identical one is there.
 
     \b
@@ -50,7 +56,7 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     spec_file = spec_source(request, file, flags)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
-        prepared = environment.prepare(spec_file, probing.result, _say(renderer), out, force, pull)
+        prepared = environment.prepare(spec_file, probing.result, _say(renderer), out, force, pull, locked)
         report, docker = probing.result()
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
     data = {"image": prepared.image, "built": log is not None, "folder": str(prepared.folder),
@@ -64,11 +70,12 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
 @click.command()
 @source_options
 @click.option("--no-wait", is_flag=True, help="Return once started, without waiting for it to answer.")
+@locked_option
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-       pull: bool, no_wait: bool, **flags: Any) -> Result:
+       pull: bool, no_wait: bool, locked: bool, **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -83,7 +90,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     say = _say(renderer)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)                 # the probe runs while the spec is planned
-        prepared = environment.prepare(spec_file, probing.result, say, out, force, pull)
+        prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
         report, docker = probing.result()
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
     started = environment.up(prepared, docker, report, say, wait=not no_wait)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from gpuenv.render.dockerfile import locked_file
 from gpuenv.render.recipe import SUPPORT, Inputs, Recipe, recipe
 
 
@@ -53,6 +54,7 @@ def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
     context += [File(f"{SUPPORT}/{name}", text, mode) for name, text, mode in _support(r)]
     if inputs.ssh_key_text:
         context.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
+    context += [File(locked_file(step), text) for step, text in inputs.locked]
     files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
              context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), *context[2:]]
     return Rendered(r, tuple(files))

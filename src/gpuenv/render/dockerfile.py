@@ -31,6 +31,9 @@ _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact ver
 # Distributions the Jupyter tools pull in that only slow every start: (distribution, module).
 _SLOW_TO_IMPORT = (("rfc3987-syntax", "rfc3987_syntax"),)
 _PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
+_PIN_LOCKED = ("# `gpuenv build --locked`: each pip step installs exactly what gpuenv.lock lists for it, with\n"
+               "# --no-deps (and --require-hashes when the index gave hashes), from .gpuenv/lock/<step>.txt.\n"
+               "# hadolint ignore=DL3013")
 
 
 def dockerfile(r: Recipe) -> str:
@@ -152,11 +155,14 @@ def _python(r: Recipe) -> str:
     pip_pin = f"\"pip<{py.pip_below}\"" if py.pip_below else "pip"
     if py.method == "image":
         return ""
+    mount, pinned = "", _locked_words(r, PYTHON_STEP)
+    if pinned:
+        mount, pip_pin = f" \\\n    {_bind(PYTHON_STEP)}", " ".join(pinned)
     if py.method == "apt":
         return "\n".join([
             f"# Python {py.version} is the OS's own; pip is brought up to the newest that runs on it, and the",
             "# OS's PEP 668 marker is dropped: this image is the environment.",
-            f"RUN {_PIP_CACHE} \\\n    {_SECRETS[0]} \\\n    {_USE_CA} \\\n"
+            f"RUN {_PIP_CACHE} \\\n    {_SECRETS[0]}{mount} \\\n    {_USE_CA} \\\n"
             f" && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \\\n"
             f" && {cmd} -m pip install --upgrade {pip_pin} \\\n"
             f" && ln -sf \"$(command -v {cmd})\" /usr/local/bin/python",
@@ -172,15 +178,22 @@ def _python(r: Recipe) -> str:
             " && apt-get install",
             " && xargs --no-run-if-empty --arg-file=/opt/python/runtime-packages apt-get install"),
         f"RUN {link}",
-        f"RUN {_PIP_CACHE} \\\n    {_SECRETS[0]} \\\n    {_USE_CA} \\\n"
+        f"RUN {_PIP_CACHE} \\\n    {_SECRETS[0]}{mount} \\\n    {_USE_CA} \\\n"
         f" && {cmd} -m pip install --upgrade {pip_pin}",
         "",
     ])
 
 
-def _pip_run(r: Recipe, requirements: tuple[str, ...], options: tuple[str, ...] = (), after: str = "") -> str:
+def _pip_run(r: Recipe, requirements: tuple[str, ...], options: tuple[str, ...] = (), after: str = "",
+             step: str = "") -> str:
     mounts = " \\\n    ".join((_PIP_CACHE,) + _SECRETS)
     words = " ".join(shlex.quote(x) for x in options + requirements)
+    pinned = _locked_words(r, step)
+    if pinned is not None:
+        if not pinned:
+            return f"# {step}: nothing of its own to install (the lock found it all installed by the steps above)\n"
+        mounts += f" \\\n    {_bind(step)}"
+        words = " ".join(shlex.quote(x) for x in options + tuple(pinned))
     tail = f" \\\n && {after}" if after else ""
     return f"RUN {mounts} \\\n    {_USE_CA} \\\n && {r.python.command} -m pip install {words}{tail}\n"
 
@@ -194,7 +207,7 @@ def _frameworks(r: Recipe) -> str:
         comment += "\n# The CUDA libraries its wheels bring are registered with the dynamic linker."
         after = f"{r.python.command} /usr/local/lib/gpuenv/register-cuda-wheels.py"
     copy = f"COPY {SUPPORT}/register-cuda-wheels.py /usr/local/lib/gpuenv/\n" if after else ""
-    return f"{comment}\n{copy}{_pip_run(r, r.frameworks, r.pip_options, after)}"
+    return f"{comment}\n{copy}{_pip_run(r, r.frameworks, r.pip_options, after, 'frameworks')}"
 
 
 def _user_apt(r: Recipe) -> str:
@@ -215,12 +228,59 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
                 "# jsonschema's format-nongpl extra brings, goes: it compiles ~35 grammars whenever jsonschema\n"
                 "# is imported, 0.7-1 s of every Jupyter start, for an `iri` format no Jupyter schema uses\n"
                 "# (jupyter-server/jupyter_server#1559). Name it in `packages` and it is installed again.\n"
-                f"{_PIN_PIP}\n" + _pip_run(r, packages, after=trim))
+                f"{_pin_comment(r)}\n" + _pip_run(r, packages, after=trim, step="tools"))
     head = ("# The spec's pip packages, after the framework: changing them never reinstalls it.\n"
             "# One step per package, in the spec's order, each naming those before it too: a package\n"
             "# added at the end installs alone, and pip still resolves them all together.\n")
-    steps = [_pip_run(r, packages[:end]) for end in package_steps(len(packages))]
-    return head + f"{_PIN_PIP}\n" + _PIN_AGAIN.join(steps)
+    steps = [_pip_run(r, packages[:end], step=f"packages-{i}")
+             for i, end in enumerate(package_steps(len(packages)), 1)]
+    return head + f"{_pin_comment(r)}\n" + _PIN_AGAIN.join(steps)
+
+
+def _pin_comment(r: Recipe) -> str:
+    return _PIN_LOCKED if r.inputs.locked else _PIN_PIP
+
+
+PYTHON_STEP = "python"
+_LOCK_TARGET = "/tmp/gpuenv-lock"
+
+
+def pip_steps(r: Recipe) -> list[tuple[str, tuple[str, ...]]]:
+    """Every pip step of the Dockerfile in order: (step id, what it asks pip for). `gpuenv lock` splits
+    the image's distributions by these; `--locked` renders each with exactly its locked ones."""
+    steps = []
+    if r.python.method != "image":
+        steps.append((PYTHON_STEP, (f"pip<{r.python.pip_below}" if r.python.pip_below else "pip",)))
+    if r.frameworks:
+        steps.append(("frameworks", r.frameworks))
+    if r.tools:
+        steps.append(("tools", r.tools))
+    ends = package_steps(len(r.user_packages))
+    steps += [(f"packages-{i}", r.user_packages[:end]) for i, end in enumerate(ends, 1)]
+    return steps
+
+
+def locked_file(step: str) -> str:
+    """The requirements file of a locked step, in the build context."""
+    return f"{SUPPORT}/lock/{step}.txt"
+
+
+def _bind(step: str) -> str:
+    # a bind mount: the file is read by pip and never lands in a layer
+    return f"--mount=type=bind,source={locked_file(step)},target={_LOCK_TARGET}/{step}.txt"
+
+
+def _locked_words(r: Recipe, step: str) -> "list[str] | None":
+    """pip's words for a locked step: exactly its distributions, no dependency resolution; hashes
+    required when the lock has them for all. None when the build is not locked; [] when it has none."""
+    text = dict(r.inputs.locked).get(step)
+    if text is None:
+        return None
+    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:
+        return []
+    hashed = all("--hash=" in line for line in lines)
+    return ["--no-deps"] + (["--require-hashes"] if hashed else []) + ["-r", f"{_LOCK_TARGET}/{step}.txt"]
 
 
 def package_steps(count: int, single: int = 12, chunk: int = 8) -> list[int]:

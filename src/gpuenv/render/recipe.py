@@ -36,6 +36,9 @@ class Inputs:
     ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys
     tokens: dict[str, str] = field(default_factory=dict)   # JUPYTER_TOKEN, GPUENV_GATEWAY_TOKEN
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"   # mounted read-only at run time; "" = none
+    # `--locked` (gpuenv.lock): each pip step's requirements file (step id, text), and FROM pinned by digest
+    locked: tuple[tuple[str, str], ...] = ()
+    base_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
     services = tuple(_services(spec))
     digest, summary = spec_hash(spec), _summary(plan)
     return Recipe(
-        name=spec.name or "gpuenv", spec_hash=digest, base=mirrored(plan.base.image, spec.network),
+        name=spec.name or "gpuenv", spec_hash=digest, base=inputs.base_ref or mirrored(plan.base.image, spec.network),
         os=plan.base.os, nvidia_base=_nvidia_base(plan),
         python=python, system_apt=_system_apt(python, spec, bool(plan.packages or plan.user_packages)
                                               or spec.access.jupyter is not None or spec.access.gateway is not None),

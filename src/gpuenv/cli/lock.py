@@ -1,0 +1,105 @@
+"""`gpuenv lock`: build when needed, then record exactly what the image holds in gpuenv.lock;
+`gpuenv lock --check`: say what drifted from it (exit 1 when anything did)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from gpuenv.cli.main import global_options
+from gpuenv.cli.output import Renderer, Result
+from gpuenv.errors import EXIT_FAILURE
+
+
+@click.command()
+@click.option("-f", "--file", "file", type=click.Path(path_type=Path),
+              help="The spec (default ./gpuenv.toml; a folder means its gpuenv.toml).")
+@click.option("--check", is_flag=True, help="Report drift from gpuenv.lock (exit 1 when anything drifted).")
+@click.option("--pull", is_flag=True, help="Try the registry for the base again (as `gpuenv build --pull`).")
+@click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
+@global_options
+@click.pass_obj
+def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, force: bool, **_: Any) -> Result:
+    """Pin the environment: base image digest, every package's exact version and hashes.
+
+    \b
+    gpuenv lock                 build the image when needed, then write gpuenv.lock next to gpuenv.toml
+    gpuenv build --locked       build exactly the lock, on any day and any host (gpuenv up --locked too)
+    gpuenv lock --check         what drifted: the spec, the image's packages, the base image
+    """
+    from gpuenv.cli.up import spec_source
+
+    spec_file = spec_source((), file, {})
+    if check:
+        return _check(spec_file)
+    return _lock(renderer, spec_file, pull, force)
+
+
+def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Result:
+    from gpuenv import environment
+    from gpuenv.cli.up import _live, _say, engine
+    from gpuenv.lock import LOCK_NAME
+    from gpuenv.lock.collect import collect
+    from gpuenv.lock.lockfile import SYSTEM_STEP, write
+
+    say = _say(renderer)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(engine)
+        prepared = environment.prepare(spec_file, probing.result, say, None, force, pull)
+        _, docker = probing.result()
+    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+    made = collect(prepared, docker, say)
+    path = spec_file.parent / LOCK_NAME
+    write(made, path)
+    pip = [p for s in made.steps if s.id != SYSTEM_STEP for p in s.packages]
+    unhashed = [p.pin() for p in pip if not p.hashes]
+    data = {"lock": str(path), "image": made.image.tag, "image_id": made.image.id, "built": log is not None,
+            "base": made.base.image, "base_digest": made.base.digest or None, "base_id": made.base.id,
+            "steps": {s.id: len(s.packages) for s in made.steps}, "distributions": len(pip),
+            "unhashed": unhashed, "apt": len(made.apt)}
+    return Result(data, lambda c: _show_lock(c, data))
+
+
+def _show_lock(c: Console, data: dict[str, Any]) -> None:
+    c.print(f"[bold]wrote[/bold] {escape(data['lock'])}")
+    c.print(f"  image   {escape(data['image'])} ({escape(data['image_id'][:19])})")
+    pin = data["base_digest"] or f"{data['base_id'][:19]} (no registry digest: a locked build checks its ID)"
+    c.print(f"  base    {escape(data['base'])} {escape(pin)}")
+    steps = ", ".join(f"{k} {v}" for k, v in data["steps"].items())
+    c.print(f"  pip     {data['distributions']} distributions by step: {escape(steps)}")
+    if data["unhashed"]:
+        c.print(f"  no index hashes (pinned by version): {escape(', '.join(data['unhashed']))}")
+    c.print(f"  apt     {data['apt']} OS packages the build added")
+
+
+def _check(spec_file: Path) -> Result:
+    from gpuenv.cli.up import engine
+    from gpuenv.lock import LOCK_NAME, drift
+    from gpuenv.lock.lockfile import plan_from_data, read
+    from gpuenv.spec import load_spec
+
+    path = spec_file.parent / LOCK_NAME
+    lock = read(path)
+    found = drift.spec_drift(lock, load_spec(spec_file))
+    docker = engine()[1]
+    python = "python" if plan_from_data(lock.plan).python.startswith("2") else "python3"
+    notes = []
+    for more, note in (drift.base_drift(lock, docker), drift.image_drift(lock, docker, python)):
+        found += more
+        notes += [note] if note else []
+    data = {"lock": str(path), "drifted": bool(found), "drift": [d.to_dict() for d in found], "notes": notes}
+    return Result(data, lambda c: _show_check(c, data), EXIT_FAILURE if found else 0)
+
+
+def _show_check(c: Console, data: dict[str, Any]) -> None:
+    for d in data["drift"]:
+        c.print(f"[yellow]drift[/yellow] {d['kind']:<6} {escape(d['message'])}")
+    for note in data["notes"]:
+        c.print(f"[dim]note[/dim]  {escape(note)}")
+    if not data["drifted"]:
+        c.print(f"[green]no drift[/green]: the spec, the image and the base match {escape(data['lock'])}")

@@ -1,0 +1,12 @@
+"""gpuenv.lock: what an environment was built from, exactly, so that another day or host builds the same.
+
+    lockfile.py    the gpuenv.lock format (TOML): read, write atomically, the plan as data and back
+    partition.py   which distributions each pip step of the Dockerfile installed (pure: recorded metadata in)
+    inside.py      what a built image holds: its distributions' metadata, its apt packages (one docker run each)
+    hashes.py      sha256 of every file of a pinned version, from the spec's package indexes (PEP 691 / 503)
+    collect.py     a built environment -> a Lock
+    drift.py       `gpuenv lock --check`: the spec, the image and the base against the lock
+    locked.py      `--locked`: the lock -> the plan and the pinned steps the files are rendered from
+"""
+
+LOCK_NAME = "gpuenv.lock"
