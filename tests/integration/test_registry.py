@@ -11,6 +11,7 @@ to build.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.server
 import json
 import os
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from gpuenv.lock import lockfile
+from gpuenv.tomlcompat import tomllib
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,14 +141,17 @@ def test_push_then_pull_after_removing_the_image_gives_the_same_image_and_conten
     assert human.returncode == 0 and data["pinned"] in human.stdout and tiny["image"] in human.stdout
 
 
-LOCK = """# gpuenv.lock: written by gpuenv lock (a stand-in of the lock part's file, with its tables)
+LOCK = """# gpuenv.lock, as `gpuenv lock` writes it (the tables push and pull read)
 version = 1
 spec_sha256 = "{tag}"
 made = "2026-01-01"
 gpuenv = "0.0.0"
 
+[plan]
+python = "3.11"
+
 [base]
-image = "python:3.11-slim-bookworm"   # a comment that must stay
+image = "python:3.11-slim-bookworm"
 
 [image]
 tag = "{image}"
@@ -152,7 +159,13 @@ id = "{id}"
 repo_digests = []
 
 [[step]]
-packages = [{{ name = "jax", version = "0.4.30", hashes = ["sha256:00"] }}]
+id = "frameworks"
+requires = ["jax"]
+
+[[step.package]]
+name = "jax"
+version = "0.4.30"
+hashes = ["sha256:00"]
 """
 
 
@@ -169,8 +182,9 @@ def test_push_records_the_digest_in_the_lock_and_pull_without_ref_uses_it(engine
     data = json.loads(pushed.stdout)
     assert data["image"] == tiny["image"] and data["lock"]["state"] == "added"
     after = (folder / "gpuenv.lock").read_text()
-    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
-    assert changed == [("repo_digests = []", f'repo_digests = ["{data["pinned"]}"]')]
+    was, now = lockfile.from_data(tomllib.loads(before)), lockfile.read(folder / "gpuenv.lock")
+    assert now.image.repo_digests == (data["pinned"],)        # that, and nothing else, changed
+    assert dataclasses.replace(now, image=dataclasses.replace(now.image, repo_digests=())) == was
     again = run("push", target, "--json", cwd=folder, env=home)
     assert json.loads(again.stdout)["lock"]["state"] == "already there"
     assert (folder / "gpuenv.lock").read_text() == after
