@@ -60,6 +60,8 @@ class LazyGroup(click.Group):
         "exec": "gpuenv.cli.env:exec_",
         "down": "gpuenv.cli.env:down",
         "rm": "gpuenv.cli.env:rm",
+        "save": "gpuenv.cli.bundle:save",
+        "load": "gpuenv.cli.bundle:load",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
