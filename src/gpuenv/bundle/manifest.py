@@ -111,7 +111,7 @@ def check(path: Path, manifest: bytes, sealed: bytes, seen: Sequence[Member]) ->
         data = json.loads(manifest)
         listed = [(m["name"], int(m["size"]), m["sha256"]) for m in data["members"]]
         parsed = Manifest(data)
-        parsed.tag, parsed.image_id, parsed.requires, parsed.user, parsed.bases  # every field a loader reads
+        _ = (parsed.tag, parsed.image_id, parsed.requires, parsed.user, parsed.bases)  # each field a loader reads
     except (ValueError, KeyError, TypeError) as exc:
         raise damaged(path, f"has a manifest gpuenv cannot read ({type(exc).__name__}: {exc})") from None
     if data.get("format") != FORMAT:

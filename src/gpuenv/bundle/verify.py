@@ -28,13 +28,13 @@ class Verified:
 
 def verify(path: Path, progress: Optional[Progress] = None) -> Verified:
     """The bundle at `path`, every checksum checked; Damaged (exit 2) with what is wrong otherwise."""
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder, not a bundle", "give the bundle's file: gpuenv load env.gpuenv")
     try:
         f = open(path, "rb")
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}", "give the path of a bundle `gpuenv save` wrote") from None
     with f:
-        if path.is_dir():
-            raise BadInput(f"{path} is a folder, not a bundle", "give the bundle's file: gpuenv load env.gpuenv")
         return _verify(f, path, progress)
 
 

@@ -93,7 +93,8 @@ def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[
     temp = out.parent / f".{out.name}.{os.getpid()}.partial"
     try:
         with open(temp, "wb") as f:
-            members, streamed = _write(f, docker, source, context, progress)
+            members, streamed = write_members(f, source, context,
+                                              lambda w: _image(w, docker, source.tag, source.bases, progress))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, out)
@@ -101,7 +102,7 @@ def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[
         temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise GpuenvError(f"cannot write {out}: {exc.strerror or exc}",
-                              "free some space there, or save to another disk: gpuenv save -o /other/disk/x.gpuenv")
+                              "free some space there, or save to another disk: gpuenv save -o /disk/x.gpuenv") from None
         raise
     return Saved(out, out.stat().st_size, streamed, tuple(members))
 
@@ -116,8 +117,9 @@ def _checked_context(source: Source) -> list[tuple[str, bytes, int]]:
     return files
 
 
-def _write(f: Any, docker: Docker, source: Source, context: list[tuple[str, bytes, int]],
-           progress: Optional[Callable[[int], None]]) -> tuple[list[Member], int]:
+def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
+                  image: Callable[[Writer], int]) -> tuple[list[Member], int]:
+    """Every member in order into `f`; `image` streams the image member (it returns the bytes it read)."""
     writer = Writer(f)
     writer.add(MAGIC, MAGIC_TEXT)
     writer.add(SPEC, source.spec_file.read_bytes())
@@ -126,7 +128,7 @@ def _write(f: Any, docker: Docker, source: Source, context: list[tuple[str, byte
         writer.add(LOCK, lock.read_bytes())
     for path, data, mode in context:
         writer.add(CONTEXT + path, data, mode)
-    streamed = _image(writer, docker, source.tag, source.bases, progress)
+    streamed = image(writer)
     members = list(writer.members)
     manifest = manifests.make(source.name, source.tag, source.info, source.gpu, members, source.bases)
     writer.add(MANIFEST, manifest)
@@ -135,30 +137,37 @@ def _write(f: Any, docker: Docker, source: Source, context: list[tuple[str, byte
     return members, streamed
 
 
-def _image(writer: Writer, docker: Docker, tag: str, bases: tuple[tuple[str, str], ...], progress: Optional[Callable[[int], None]]) -> int:
-    """`docker save` of the image, compressed into the image member as it streams; its length."""
+def compress(writer: Writer, stream: Any, progress: Optional[Callable[[int], None]] = None) -> int:
+    """`stream` (a binary file) compressed into the image member, CHUNK bytes at a time; its length."""
     import zstandard
 
     sink = writer.stream(IMAGE)
-    compressor = zstandard.ZstdCompressor(level=LEVEL, threads=-1, write_checksum=True)
-    proc = _start(docker, "save", tag, *[ref for ref, _ in bases])
     total = 0
+    with zstandard.ZstdCompressor(level=LEVEL, threads=-1, write_checksum=True).stream_writer(
+            sink, closefd=False) as packed:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            packed.write(chunk)
+            total += len(chunk)
+            if progress:
+                progress(len(chunk))
+    sink.finish()
+    return total
+
+
+def _image(writer: Writer, docker: Docker, tag: str, bases: tuple[tuple[str, str], ...],
+           progress: Optional[Callable[[int], None]]) -> int:
+    """`docker save` of the image (and its bases), compressed into the image member as it streams."""
+    proc = _start(docker, "save", tag, *[ref for ref, _ in bases])
     try:
-        with compressor.stream_writer(sink, closefd=False) as packed:
-            while True:
-                chunk = proc.stdout.read(CHUNK)
-                if not chunk:
-                    break
-                packed.write(chunk)
-                total += len(chunk)
-                if progress:
-                    progress(len(chunk))
+        total = compress(writer, proc.stdout, progress)
         err = proc.stderr.read().decode("utf-8", "replace")
         if proc.wait() != 0:
             raise EngineError(f"`docker save {tag}` failed: {err.strip()[-500:] or 'no output'}")
     finally:
         _stop(proc)
-    sink.finish()
     return total
 
 
