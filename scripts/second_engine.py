@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A second Docker engine on this machine, standing in for an offline server: its own data root, exec
-root, pid file, unix socket and containerd, no bridge and no iptables (it cannot share docker0), and an
-empty daemon.json (the first engine's settings stay the first engine's).
+root, pid file, unix socket and containerd, its own network namespace (unshare --net: offline, and its
+--bridge=none cannot delete the host's docker0), no iptables, and an empty daemon.json (the first
+engine's settings stay the first engine's).
 
     python3 scripts/second_engine.py start [DIR]   prints DOCKER_HOST=unix://DIR/docker.sock
     python3 scripts/second_engine.py stop DIR      stops it and removes DIR (data root included)
@@ -62,8 +63,12 @@ def start(root: Optional[Path] = None, timeout: float = 60) -> SecondEngine:
     for sub in ("data", "exec"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "daemon.json").write_text("{}\n")
-    argv = ["dockerd", "--config-file", str(root / "daemon.json"), "--data-root", str(root / "data"),
-            "--exec-root", str(root / "exec"), "--pidfile", str(engine.pidfile), "--host", engine.host,
+    # Its own network namespace: dockerd --bridge=none deletes the host's docker0 when it starts (moby's
+    # removeDefaultBridgeInterface), which breaks every other engine's containers on the machine. In a
+    # namespace of its own it deletes nothing of the host's, and it is offline, as the server it stands for.
+    argv = ["unshare", "--net", "--", "dockerd", "--config-file", str(root / "daemon.json"),
+            "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(engine.pidfile),
+            "--host", engine.host,
             "--bridge=none", "--iptables=false", "--ip-masq=false", "--log-level", "warn"]
     with open(root / "dockerd.log", "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
