@@ -3,8 +3,8 @@
     1. verify.py has read the whole file and checked every checksum (nothing reached the engine yet)
     2. the spec is parsed, the target folder checked (a different gpuenv.toml there is not replaced)
     3. this host against the bundle's requirements (fits.py), unless forced
-    4. the image member streamed: zstd -> `docker load` stdin, hashed again on the way (the file must not
-       change between the two passes); skipped when the engine already has that image ID
+    4. the image member streamed: zstd -> `docker load` stdin, zstd's content checksum checked at its end
+       (the file must not change between the two passes); skipped when the engine already has that image
     5. the image ID checked against the manifest, tagged; for another UID/GID a derived image
        (build/retarget.py) under the tag gpuenv computes for this user
     6. gpuenv.toml (and gpuenv.lock) written into the folder
@@ -12,15 +12,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from gpuenv.bundle.fits import Misfit, misfits
-from gpuenv.bundle.format import CHUNK, LOCK, SPEC, damaged
+from gpuenv.bundle.format import CHUNK, LOCK, SPEC, Damaged, damaged
 from gpuenv.bundle.verify import Verified
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.run.docker import Docker
@@ -84,11 +83,12 @@ def load_image(docker: Docker, verified: Verified, progress: Optional[Callable[[
         for ref, image_id in [(verified.manifest.tag, want), *verified.manifest.bases]:
             docker.run("tag", image_id, ref, check=False)
         return False
-    digest = _stream_into(docker, verified, progress)
-    if digest != verified.image.sha256:
-        _remove_new(docker, want, verified.manifest.tag)
-        raise damaged(verified.path, "changed while it was being loaded (its image no longer matches the "
-                      "checksum verified a moment before); the image was removed again")
+    had = {ref for ref, _ in verified.manifest.bases if docker.image(ref)}
+    try:
+        _stream_into(docker, verified, progress)
+    except Damaged:           # docker load may have finished before zstd's check at the stream's end
+        _remove_new(docker, want, verified.manifest.tag, [r for r, _ in verified.manifest.bases if r not in had])
+        raise
     got = docker.image(verified.manifest.tag)
     if not got or got["Id"] != want:
         _remove_new(docker, got["Id"] if got else want, verified.manifest.tag)
@@ -97,7 +97,9 @@ def load_image(docker: Docker, verified: Verified, progress: Optional[Callable[[
     return True
 
 
-def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable[[int], None]]) -> str:
+def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable[[int], None]]) -> None:
+    """zstd -> `docker load`. The stream carries zstd's own content checksum, checked as it ends: a file
+    changed since verify() read it is caught without hashing it a second time."""
     import zstandard
 
     try:
@@ -105,11 +107,10 @@ def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable
                                 stderr=subprocess.STDOUT)
     except OSError as exc:
         raise EngineError(f"cannot run {docker.client}: {exc}") from None
-    digest = hashlib.sha256()
     try:
         with open(verified.path, "rb") as f:
             f.seek(verified.image.offset)
-            member = _Counted(f, verified.image.size, digest, progress)
+            member = _Counted(f, verified.image.size, progress)
             with zstandard.ZstdDecompressor().stream_reader(member, read_size=CHUNK) as unpacked:
                 while True:
                     chunk = unpacked.read(CHUNK)
@@ -121,7 +122,8 @@ def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable
         if proc.wait() != 0:
             raise EngineError(f"`docker load` failed: {said.strip()[-500:] or 'no output'}")
     except zstandard.ZstdError as exc:
-        raise damaged(verified.path, f"holds an image stream zstd cannot read ({exc})") from None
+        raise damaged(verified.path, f"changed after it was verified, or holds an image stream zstd cannot "
+                      f"read ({exc})") from None
     except BrokenPipeError:
         said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
         raise EngineError(f"`docker load` stopped reading: {said.strip()[-500:] or 'no output'}") from None
@@ -129,28 +131,26 @@ def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    return digest.hexdigest()
 
 
 class _Counted:
-    """The image member's bytes, at most `size` of them, hashed and counted as zstd reads them."""
+    """The image member's bytes, at most `size` of them, counted as zstd reads them."""
 
-    def __init__(self, f: Any, size: int, digest: Any, progress: Optional[Callable[[int], None]]) -> None:
-        self.f, self.left, self.digest, self.progress = f, size, digest, progress
+    def __init__(self, f: Any, size: int, progress: Optional[Callable[[int], None]]) -> None:
+        self.f, self.left, self.progress = f, size, progress
 
     def read(self, n: int = -1) -> bytes:
         n = self.left if n < 0 else min(n, self.left)
         data = self.f.read(n) if n else b""
         self.left -= len(data)
-        self.digest.update(data)
         if self.progress and data:
             self.progress(len(data))
         return data
 
 
-def _remove_new(docker: Docker, image_id: str, tag: str) -> None:
-    docker.run("rmi", "--force", tag, check=False)
-    docker.run("rmi", "--force", image_id, check=False)
+def _remove_new(docker: Docker, image_id: str, tag: str, bases: Sequence[str] = ()) -> None:
+    for ref in (tag, image_id, *bases):
+        docker.run("rmi", ref, check=False)
 
 
 def for_user(docker: Docker, verified: Verified, uid: int, gid: int) -> tuple[str, str, Optional[tuple[int, int]]]:

@@ -18,7 +18,7 @@ from gpuenv.bundle.format import CHUNK, CONTEXT, IMAGE, LOCK, MAGIC, MAGIC_TEXT,
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.run.docker import Docker
 
-LEVEL = 3                  # zstd's default: ~3x on Python wheels' shared objects, and fast on every core
+LEVEL = 3                  # zstd's default level; see docs/notes/issue7-bundle.md for the measured choice
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,15 @@ def content_tag(name: str, uid: int, gid: int, files: list[tuple[str, str, int]]
     return image_tag(recipe, [File(p, t, m) for p, t, m in files])   # type: ignore[arg-type]
 
 
-def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[[int], None]] = None) -> Saved:
+def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[[int], None]] = None,
+         level: int = LEVEL) -> Saved:
     """Write the bundle to `out` (replaced only when complete)."""
     context = _checked_context(source)
     temp = out.parent / f".{out.name}.{os.getpid()}.partial"
     try:
         with open(temp, "wb") as f:
             members, streamed = write_members(f, source, context,
-                                              lambda w: _image(w, docker, source.tag, source.bases, progress))
+                                              lambda w: _image(w, docker, source, progress, level))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, out)
@@ -137,13 +138,13 @@ def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
     return members, streamed
 
 
-def compress(writer: Writer, stream: Any, progress: Optional[Callable[[int], None]] = None) -> int:
+def compress(writer: Writer, stream: Any, progress: Optional[Callable[[int], None]] = None, level: int = LEVEL) -> int:
     """`stream` (a binary file) compressed into the image member, CHUNK bytes at a time; its length."""
     import zstandard
 
     sink = writer.stream(IMAGE)
     total = 0
-    with zstandard.ZstdCompressor(level=LEVEL, threads=-1, write_checksum=True).stream_writer(
+    with zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True).stream_writer(
             sink, closefd=False) as packed:
         while True:
             chunk = stream.read(CHUNK)
@@ -157,12 +158,13 @@ def compress(writer: Writer, stream: Any, progress: Optional[Callable[[int], Non
     return total
 
 
-def _image(writer: Writer, docker: Docker, tag: str, bases: tuple[tuple[str, str], ...],
-           progress: Optional[Callable[[int], None]]) -> int:
+def _image(writer: Writer, docker: Docker, source: Source, progress: Optional[Callable[[int], None]],
+           level: int) -> int:
     """`docker save` of the image (and its bases), compressed into the image member as it streams."""
-    proc = _start(docker, "save", tag, *[ref for ref, _ in bases])
+    tag = source.tag
+    proc = _start(docker, "save", tag, *[ref for ref, _ in source.bases])
     try:
-        total = compress(writer, proc.stdout, progress)
+        total = compress(writer, proc.stdout, progress, level)
         err = proc.stderr.read().decode("utf-8", "replace")
         if proc.wait() != 0:
             raise EngineError(f"`docker save {tag}` failed: {err.strip()[-500:] or 'no output'}")

@@ -50,9 +50,11 @@ class Meter:
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
               help="The bundle to write (e.g. vision.gpuenv).")
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@click.option("--level", type=click.IntRange(-7, 19), default=None,
+              help="zstd level: lower is faster, higher is smaller (default 3; 19 for a slow link).")
 @global_options
 @click.pass_obj
-def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, **_: Any) -> Result:
+def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, level: Optional[int], **_: Any) -> Result:
     """Write an environment's image, spec and lock into one file for an offline server.
 
     \b
@@ -61,14 +63,14 @@ def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, **_:
     The image is compressed with zstd; the manifest holds every checksum and what a host needs
     (driver, CUDA, GPU architectures). `gpuenv load FILE` on the other side.
     """
-    from gpuenv.bundle.write import save as write_bundle
+    from gpuenv.bundle.write import LEVEL, save as write_bundle
 
     output = output.expanduser()
     _check_output(output, force)
     docker = _docker()
     source = _source(docker, env)
     meter = Meter(renderer, f"saving {source.tag}", int(source.info.get("Size") or 0))
-    saved = write_bundle(docker, source, output, meter)
+    saved = write_bundle(docker, source, output, meter, LEVEL if level is None else level)
     seconds = meter.end()
     data = {"file": str(saved.path), "size": saved.size, "image": source.tag, "image_id": source.info["Id"],
             "image_bytes": saved.image_bytes, "seconds": round(seconds, 2),
