@@ -215,3 +215,20 @@ def test_the_second_engine_left_the_hosts_bridge_alone(second: second_engine.Sec
     """dockerd --bridge=none deletes docker0 where it starts: in its own network namespace it must not be the
     host's (other engines' containers need it)."""
     assert _docker0() == host_bridge
+
+
+def test_a_full_disk_leaves_nothing(bundle: Path, work: Path) -> None:
+    """`gpuenv save` onto a 32 MB tmpfs (the bundle is ~0.2 GB): a clear error, no temporary file left."""
+    small = work / "small-disk"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "gpuenv-bundle-full", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        run = gpuenv("save", "-o", str(small / "env.gpuenv"), cwd=work / "env")
+        assert run.returncode == 1, run.stderr
+        assert "cannot write" in run.stderr and "No space left on device" in run.stderr and "hint:" in run.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)

@@ -63,3 +63,23 @@ def test_requirements_from_image_labels() -> None:
     assert r == Requires(True, "384.81", "9.0", "base-image", ("sm_30", "sm_35", "sm_50"))
     [m] = misfits(r, DriverState("580.159.04", "13.0", (H200,)))
     assert m.code == "gpu-arch-unsupported"
+
+
+def test_load_refuses_an_unfit_host_unless_forced(tmp_path) -> None:   # type: ignore[no-untyped-def]
+    """The bundle of helpers.make_bundle asks for CUDA 12.4 from wheels (driver >= 525.60.13, sm_80/sm_90)."""
+    import pytest
+
+    from gpuenv.bundle.read import Unfit, check_host
+    from gpuenv.bundle.verify import verify
+
+    from .helpers import make_bundle
+
+    verified = verify(make_bundle(tmp_path))
+    old = DriverState("470.82.01", "11.4", (K80,))
+    with pytest.raises(Unfit) as caught:
+        check_host(verified, old, force=False)
+    assert caught.value.exit_code == 1
+    assert "470.82.01 is older than the 525.60.13" in caught.value.message and "Tesla K80" in caught.value.message
+    assert caught.value.hint.startswith("what would work: a driver >= 525.60.13") and "--force" in caught.value.hint
+    assert [m.code for m in check_host(verified, old, force=True)] == ["driver-too-old", "gpu-arch-unsupported"]
+    assert check_host(verified, DriverState("580.159.04", "13.0", (H200,)), force=False) == ()
