@@ -5,6 +5,7 @@
     gpuenv.lock          the lock, when the environment has one
     context/...          the build context the image was built from (Dockerfile, .dockerignore, .gpuenv/):
                          with the UID/GID it gives the image's content tag for any user
+    files/...            files the spec names (its requirements file), by their path from the spec's folder
     image.tar.zst        the `docker save` stream, compressed with zstd (with its own frame checksum)
     manifest.json        every member above with its size and sha256, the image, the requirements
     manifest.sha256      the sha256 of manifest.json (so an altered manifest is caught too)
@@ -31,6 +32,7 @@ MAGIC_TEXT = f"gpuenv bundle, format {FORMAT}: `gpuenv load FILE` loads it; `tar
 SPEC = "gpuenv.toml"
 LOCK = "gpuenv.lock"
 CONTEXT = "context/"
+FILES = "files/"
 IMAGE = "image.tar.zst"
 MANIFEST = "manifest.json"
 SEAL = "manifest.sha256"

@@ -7,7 +7,7 @@
        (the file must not change between the two passes); skipped when the engine already has that image
     5. the image ID checked against the manifest, tagged; for another UID/GID a derived image
        (build/retarget.py) under the tag gpuenv computes for this user
-    6. gpuenv.toml (and gpuenv.lock) written into the folder
+    6. the files the spec names, gpuenv.toml (and gpuenv.lock) written into the folder
 """
 
 from __future__ import annotations
@@ -45,19 +45,27 @@ def target_folder(verified: Verified, into: Optional[Path]) -> Path:
     return (into or Path.cwd() / verified.manifest.name).resolve()
 
 
-def parsed_spec(verified: Verified, folder: Path) -> Any:
+def parsed_spec(verified: Verified) -> Any:
+    """The bundle's spec, validated before anything is loaded or written: the files it names are staged
+    in a temporary folder for the check (the spec checks that its requirements file exists)."""
+    import tempfile
+
     from gpuenv.spec.load import parse_spec
 
     try:
         text = verified.spec.decode("utf-8")
     except UnicodeDecodeError:
         raise damaged(verified.path, "holds a gpuenv.toml that is not UTF-8 text") from None
-    return parse_spec(text, f"{verified.path.name}:{SPEC}", folder)
+    with tempfile.TemporaryDirectory(prefix="gpuenv-load-") as staged:
+        for name, data in verified.files:
+            (Path(staged) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(staged) / name).write_bytes(data)
+        return parse_spec(text, f"{verified.path.name}:{SPEC}", Path(staged))
 
 
 def check_folder(verified: Verified, folder: Path, force: bool) -> None:
     """Refuse before loading anything when the folder holds a different spec (or lock) of its own."""
-    for name, data in ((SPEC, verified.spec), (LOCK, verified.lock)):
+    for name, data in _files(verified):
         there = folder / name
         if data is not None and there.is_file() and there.read_bytes() != data and not force:
             raise BadInput(f"{there} exists and differs from the bundle's {name}",
@@ -169,13 +177,19 @@ def for_user(docker: Docker, verified: Verified, uid: int, gid: int) -> tuple[st
     return tag, retarget(docker, info or {"Id": m.image_id}, uid, gid, tag), (uid, gid)
 
 
+def _files(verified: Verified) -> list[tuple[str, Optional[bytes]]]:
+    """What load writes into the folder: the spec's own files first, then gpuenv.toml and gpuenv.lock."""
+    return [*verified.files, (SPEC, verified.spec), (LOCK, verified.lock)]
+
+
 def write_files(verified: Verified, folder: Path) -> tuple[str, ...]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in ((SPEC, verified.spec), (LOCK, verified.lock)):
+    for name, data in _files(verified):
         if data is None:
             continue
-        temp = folder / f".{name}.{os.getpid()}.tmp"
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        temp = (folder / name).with_name(f".{Path(name).name}.{os.getpid()}.tmp")
         try:
             temp.write_bytes(data)
             os.replace(temp, folder / name)

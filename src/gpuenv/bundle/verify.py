@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from gpuenv.bundle import manifest as manifests
-from gpuenv.bundle.format import (CONTEXT, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member, Progress,
-                                  damaged, scan)
+from gpuenv.bundle.format import (CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member,
+                                  Progress, damaged, scan)
 from gpuenv.errors import BadInput
 
 
@@ -21,6 +21,7 @@ class Verified:
     spec: bytes
     lock: Optional[bytes]
     context: tuple[tuple[str, bytes, int], ...]    # (path, bytes, mode) of the build context
+    files: tuple[tuple[str, bytes], ...] = ()       # (path from the spec's folder, bytes) the spec names
 
     def context_text(self) -> list[tuple[str, str, int]]:
         return [(p, data.decode("utf-8"), mode) for p, data, mode in self.context]
@@ -72,4 +73,8 @@ def _verify(f, path: Path, progress: Optional[Progress]) -> Verified:   # type: 
     if image is None or SPEC not in small:
         raise damaged(path, "is damaged: it lacks " + (IMAGE if image is None else SPEC))
     context = tuple((n[len(CONTEXT):], small[n], modes[n]) for n in small if n.startswith(CONTEXT))
-    return Verified(path, parsed, image, small[SPEC], small.get(LOCK), context)
+    files = tuple((n[len(FILES):], small[n]) for n in small if n.startswith(FILES))
+    for name, _ in files:
+        if name.startswith("/") or ".." in name.split("/") or not name:
+            raise damaged(path, f"is not a bundle gpuenv writes: member {FILES + name!r} points outside its folder")
+    return Verified(path, parsed, image, small[SPEC], small.get(LOCK), context, files)

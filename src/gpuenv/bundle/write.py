@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gpuenv.bundle import manifest as manifests
-from gpuenv.bundle.format import CHUNK, CONTEXT, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member, Writer
+from gpuenv.bundle.format import (CHUNK, CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member,
+                                  Writer)
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.run.docker import Docker
 
@@ -32,6 +33,7 @@ class Source:
     folder: Path                     # where its Dockerfile and .gpuenv/ are
     gpu: bool
     bases: tuple[tuple[str, str], ...] = ()   # (tag, ID) of base images whose layers the image starts with
+    files: tuple[tuple[str, Path], ...] = ()  # (path from the spec's folder, file) the spec names
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,21 @@ def context_files(folder: Path) -> list[tuple[str, bytes, int]]:
     support = folder / ".gpuenv"
     names += sorted(p for p in support.rglob("*") if p.is_file()) if support.is_dir() else []
     return [(p.relative_to(folder).as_posix(), p.read_bytes(), p.stat().st_mode & 0o777) for p in names if p.is_file()]
+
+
+def spec_files(spec: Any, folder: Path) -> tuple[tuple[str, Path], ...]:
+    """The files a spec names that a loaded copy needs next to it (its requirements file)."""
+    if not spec.requirements:
+        return ()
+    path = (folder / spec.requirements).resolve()
+    try:
+        name = path.relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        raise BadInput(f"gpuenv.toml's requirements file {spec.requirements} is outside its folder {folder}, so a "
+                       "bundle cannot place it next to the loaded spec", "move it into the spec's folder") from None
+    if not path.is_file():
+        raise BadInput(f"gpuenv.toml's requirements file {path} does not exist", "create it, or remove `requirements`")
+    return ((name, path),)
 
 
 def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tuple[str, str], ...]:
@@ -129,6 +146,8 @@ def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
         writer.add(LOCK, lock.read_bytes())
     for path, data, mode in context:
         writer.add(CONTEXT + path, data, mode)
+    for name, file in source.files:
+        writer.add(FILES + name, file.read_bytes())
     streamed = image(writer)
     members = list(writer.members)
     manifest = manifests.make(source.name, source.tag, source.info, source.gpu, members, source.bases)

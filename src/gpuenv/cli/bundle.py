@@ -96,7 +96,7 @@ def _docker() -> Any:
 
 def _source(docker: Any, env: Optional[str]) -> Any:
     """The image to save and the files it was built from: a running environment by name, else ./gpuenv.toml's."""
-    from gpuenv.bundle.write import Source, bases_of, env_name
+    from gpuenv.bundle.write import Source, bases_of, env_name, spec_files
     from gpuenv.host.user import ids
     from gpuenv.run.envs import find
 
@@ -117,10 +117,11 @@ def _source(docker: Any, env: Optional[str]) -> Any:
         raise BadInput(f"the environment's files in {folder} have no gpuenv.toml", "save from the spec's folder")
     from gpuenv.spec.load import load_spec
 
-    gpu = load_spec(spec_file).gpu.devices != "none"
+    spec = load_spec(spec_file)
+    gpu = spec.gpu.devices != "none"
     dockerfile = folder / "Dockerfile"
     bases = bases_of(docker, info, dockerfile.read_text()) if dockerfile.is_file() else ()
-    return Source(env_name(tag), tag, info, spec_file, folder, gpu, bases)
+    return Source(env_name(tag), tag, info, spec_file, folder, gpu, bases, spec_files(spec, spec_file.parent))
 
 
 def _built_tag(folder: Path) -> str:
@@ -169,7 +170,7 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     verified = verify(file, meter)
     meter.end()
     folder = read.target_folder(verified, into)
-    spec = read.parsed_spec(verified, folder)
+    spec = read.parsed_spec(verified)
     read.check_folder(verified, folder, force)
     report, docker = _engine()
     forced = read.check_host(verified, report.driver, force)

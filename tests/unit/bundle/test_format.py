@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from gpuenv.errors import BadInput
+
 from gpuenv.bundle import manifest as manifests
 from gpuenv.bundle.format import BLOCK, IMAGE, MANIFEST, SEAL, Damaged
 from gpuenv.bundle.verify import verify
 from gpuenv.bundle.write import content_tag
 
-from .helpers import CONTEXT, IMAGE_BYTES, _tag, make_bundle
+from .helpers import CONTEXT, IMAGE_BYTES, REQUIREMENTS, _tag, make_bundle
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
@@ -39,6 +41,7 @@ def test_round_trip(bundle: Path) -> None:
     assert "other.label" not in m.data["labels"]
     assert got.spec.startswith(b'name = "demo"') and got.lock == b"version = 1\n"
     assert got.context == tuple(CONTEXT)
+    assert got.files == (("deps/requirements.txt", REQUIREMENTS.encode()),)
     assert content_tag("demo", 1000, 1000, got.context_text()) == m.tag
     with open(bundle, "rb") as f:
         f.seek(got.image.offset)
@@ -50,7 +53,7 @@ def test_round_trip(bundle: Path) -> None:
 def test_plain_tar_lists_it_in_order(bundle: Path) -> None:
     names = [name for name, _, _ in _offsets(bundle)]
     assert names == ["gpuenv-bundle", "gpuenv.toml", "gpuenv.lock", "context/Dockerfile", "context/.dockerignore",
-                     "context/.gpuenv/start.sh", IMAGE, MANIFEST, SEAL]
+                     "context/.gpuenv/start.sh", "files/deps/requirements.txt", IMAGE, MANIFEST, SEAL]
     listed = json.loads(tarfile.open(bundle).extractfile(MANIFEST).read())["members"]
     assert [m["name"] for m in listed] == names[:-2]
 
@@ -66,7 +69,7 @@ def test_progress_counts_every_byte(bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("member", ["gpuenv-bundle", "gpuenv.toml", "gpuenv.lock", "context/Dockerfile",
-                                    "context/.gpuenv/start.sh", IMAGE, MANIFEST, SEAL])
+                                    "context/.gpuenv/start.sh", "files/deps/requirements.txt", IMAGE, MANIFEST, SEAL])
 def test_a_flipped_byte_in_any_member_is_refused(bundle: Path, member: str) -> None:
     _, _, data = next(o for o in _offsets(bundle) if o[0] == member)
     raw = bytearray(bundle.read_bytes())
@@ -165,3 +168,32 @@ def test_a_missing_file_and_a_folder(tmp_path: Path) -> None:
         verify(tmp_path / "nothing.gpuenv")
     with pytest.raises(Exception, match="folder"):
         verify(tmp_path)
+
+
+def test_the_spec_and_its_files_are_written_into_the_folder(bundle: Path, tmp_path: Path) -> None:
+    from gpuenv.bundle.read import check_folder, write_files
+
+    folder = tmp_path / "into"
+    verified = verify(bundle)
+    check_folder(verified, folder, force=False)
+    written = write_files(verified, folder)
+    assert sorted(Path(w).relative_to(folder).as_posix() for w in written) == [
+        "deps/requirements.txt", "gpuenv.lock", "gpuenv.toml"]
+    assert (folder / "deps" / "requirements.txt").read_text() == REQUIREMENTS
+    assert [p.name for p in folder.rglob(".*")] == []                  # no temporary file left
+    (folder / "deps" / "requirements.txt").write_text("mine\n")
+    with pytest.raises(BadInput, match="requirements.txt exists and differs"):
+        check_folder(verified, folder, force=False)
+    check_folder(verified, folder, force=True)
+
+
+def test_a_requirements_file_outside_the_spec_folder_is_refused(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from gpuenv.bundle.write import spec_files
+
+    (tmp_path / "reqs.txt").write_text("x\n")
+    (tmp_path / "spec").mkdir()
+    with pytest.raises(BadInput, match="outside its folder"):
+        spec_files(SimpleNamespace(requirements="../reqs.txt"), tmp_path / "spec")
+    assert spec_files(SimpleNamespace(requirements=None), tmp_path / "spec") == ()
