@@ -63,6 +63,8 @@ class LazyGroup(click.Group):
         "rm": "gpuenv.cli.env:rm",
         "push": "gpuenv.cli.registry:push",
         "pull": "gpuenv.cli.registry:pull",
+        "save": "gpuenv.cli.bundle:save",
+        "load": "gpuenv.cli.bundle:load",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -1,0 +1,72 @@
+"""An image whose user has another UID/GID, derived from a loaded one without the network.
+
+A bundle's image was built for its maker's UID/GID (the user `gpuenv`, render/dockerfile.py _user). On
+another server the user differs, so the workspace would be written as a stranger. One tiny build FROM the
+loaded image (no context, `--network none`, the legacy builder: nothing to pull, no BuildKit frontend)
+renumbers the user and its group (adding them when the image was built by root), hands them the home and
+the workspace mount point, and sets USER. It is tagged with the tag gpuenv computes for this user, so
+`gpuenv up` finds it and never builds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from gpuenv.errors import EngineError
+from gpuenv.run.docker import Docker
+
+USER = "gpuenv"
+
+
+def script(uid: int, gid: int, home: str, workspace: str) -> str:
+    """The shell step that gives the user `gpuenv` this UID/GID (root: nothing to renumber)."""
+    if uid == 0:
+        return f"mkdir -p {home} {workspace} && chown 0:0 {home} {workspace}"
+    return (
+        f"if ! getent group {gid} >/dev/null; then "
+        f"if getent group {USER} >/dev/null; then groupmod --non-unique --gid {gid} {USER}; "
+        f"else groupadd --non-unique --gid {gid} {USER}; fi; fi"
+        f" && if getent passwd {USER} >/dev/null; then "
+        f"usermod --non-unique --uid {uid} --gid {gid} --home {home} {USER}; "
+        f"else useradd --non-unique --no-create-home --uid {uid} --gid {gid} --home-dir {home} "
+        f"--shell /bin/bash {USER}; fi"
+        f" && mkdir -p {home} {workspace} && chown -R {uid}:{gid} {home} && chown {uid}:{gid} {workspace}"
+    )
+
+
+def dockerfile(image_id: str, uid: int, gid: int, home: str, workspace: str) -> str:
+    return "\n".join([
+        f"FROM {image_id}",
+        "USER 0:0",
+        f"RUN {script(uid, gid, home, workspace)}",
+        f"USER {uid}:{gid}",
+        f"LABEL io.gpuenv.retargeted-from={image_id}",
+        "",
+    ])
+
+
+def env_of(info: dict[str, Any]) -> dict[str, str]:
+    pairs = ((info.get("Config") or {}).get("Env") or [])
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
+
+
+def retarget(docker: Docker, info: dict[str, Any], uid: int, gid: int, tag: str) -> str:
+    """Build the derived image of `info` (docker image inspect) for uid:gid, tagged `tag`; its image ID."""
+    env = env_of(info)
+    home = env.get("HOME", "/home/gpuenv")
+    workspace = env.get("GPUENV_WORKSPACE", "/workspace")
+    text = dockerfile(info["Id"], uid, gid, home, workspace)
+    argv = docker.argv("build", "--network", "none", "--pull=false", "-t", tag, "-")
+    done = subprocess.run(argv, input=text, capture_output=True, text=True, errors="replace", timeout=1800,
+                          env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    if done.returncode != 0:
+        raise EngineError(f"could not give the loaded image's user UID {uid} / GID {gid}: "
+                          f"{(done.stderr or done.stdout).strip()[-600:]}",
+                          "the image needs groupadd/usermod (Debian's passwd package); or load it as the user it "
+                          "was made for (the bundle's manifest.json names the UID/GID)")
+    made = docker.image(tag)
+    if not made:
+        raise EngineError(f"the derived image {tag} is missing after its build")
+    return made["Id"]

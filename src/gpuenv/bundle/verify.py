@@ -1,0 +1,80 @@
+"""One streaming pass over a whole bundle: its layout, every member's sha256 against the manifest, the
+manifest against its seal. Nothing reaches the engine before this has passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from gpuenv.bundle import manifest as manifests
+from gpuenv.bundle.format import (CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member,
+                                  Progress, damaged, scan)
+from gpuenv.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Verified:
+    path: Path
+    manifest: manifests.Manifest
+    image: Member                    # where the compressed image stream is in the file
+    spec: bytes
+    lock: Optional[bytes]
+    context: tuple[tuple[str, bytes, int], ...]    # (path, bytes, mode) of the build context
+    files: tuple[tuple[str, bytes], ...] = ()       # (path from the spec's folder, bytes) the spec names
+
+    def context_text(self) -> list[tuple[str, str, int]]:
+        return [(p, data.decode("utf-8"), mode) for p, data, mode in self.context]
+
+
+def verify(path: Path, progress: Optional[Progress] = None) -> Verified:
+    """The bundle at `path`, every checksum checked; Damaged (exit 2) with what is wrong otherwise."""
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder, not a bundle", "give the bundle's file: gpuenv load env.gpuenv")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}", "give the path of a bundle `gpuenv save` wrote") from None
+    with f:
+        return _verify(f, path, progress)
+
+
+def _verify(f, path: Path, progress: Optional[Progress]) -> Verified:   # type: ignore[no-untyped-def]
+    seen: list[Member] = []
+    small: dict[str, bytes] = {}
+    modes: dict[str, int] = {}
+    manifest = sealed = None
+    for item in scan(f, path, progress):
+        name = item.member.name
+        if sealed is not None:
+            raise damaged(path, f"is damaged: member {name!r} after the manifest's seal")
+        if name == SEAL:
+            if manifest is None:
+                raise damaged(path, "is damaged: the manifest's seal comes before the manifest")
+            sealed = item.data or b""
+        elif manifest is not None:
+            raise damaged(path, f"is damaged: member {name!r} after the manifest")
+        elif name == MANIFEST:
+            manifest = item.data or b""
+        else:
+            if name in small or any(m.name == name for m in seen):
+                raise damaged(path, f"is damaged: member {name!r} appears twice")
+            seen.append(item.member)
+            if item.data is not None:
+                small[name] = item.data
+        modes[name] = item.mode
+    if not seen or seen[0].name != MAGIC or small.get(MAGIC, b"").split(b":")[0] != MAGIC_TEXT.split(b":")[0]:
+        raise damaged(path, "is not a gpuenv bundle of a format this gpuenv reads (its first member differs)")
+    if manifest is None or sealed is None:
+        raise damaged(path, "is truncated or damaged: it has no manifest" if manifest is None else
+                      "is truncated or damaged: its manifest has no seal (manifest.sha256)")
+    parsed = manifests.check(path, manifest, sealed, seen)
+    image = next((m for m in seen if m.name == IMAGE), None)
+    if image is None or SPEC not in small:
+        raise damaged(path, "is damaged: it lacks " + (IMAGE if image is None else SPEC))
+    context = tuple((n[len(CONTEXT):], small[n], modes[n]) for n in small if n.startswith(CONTEXT))
+    files = tuple((n[len(FILES):], small[n]) for n in small if n.startswith(FILES))
+    for name, _ in files:
+        if name.startswith("/") or ".." in name.split("/") or not name:
+            raise damaged(path, f"is not a bundle gpuenv writes: member {FILES + name!r} points outside its folder")
+    return Verified(path, parsed, image, small[SPEC], small.get(LOCK), context, files)
