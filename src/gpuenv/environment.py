@@ -43,17 +43,19 @@ class Prepared:
 
 
 def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
-            force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
+            force: bool = False, pull: bool = False, locked: bool = False, pin_steps: bool = True) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
-    no planning; the files come from gpuenv.lock (lock/locked.py)."""
+    no planning; the files come from gpuenv.lock (lock/locked.py). `pin_steps=False` (with `locked`):
+    the lock's plan, but pip steps as an unlocked build writes them: the files of an image that was
+    built before it was locked (what `gpuenv load` meets in a bundle of such an image)."""
     from gpuenv.build.base import ensure
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
 
     if locked:
-        return _prepare_locked(spec_file, host, out, force)
+        return _prepare_locked(spec_file, host, out, force, pin_steps)
     request, spec = api.request_from_spec(spec_file)
     if spec.base:
         request = _look_inside(host()[1], request, spec, say)
@@ -80,7 +82,7 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
 
 
 def _prepare_locked(spec_file: Path, host: Callable[[], tuple[Any, Docker]], out: Optional[Path],
-                    force: bool) -> Prepared:
+                    force: bool, pin_steps: bool = True) -> Prepared:
     """The files rendered from the lock's plan, each pip step pinned to its locked distributions."""
     from gpuenv.lock import locked
     from gpuenv.lock.lockfile import plan_from_data
@@ -94,12 +96,13 @@ def _prepare_locked(spec_file: Path, host: Callable[[], tuple[Any, Docker]], out
     folder = (out or spec_file.parent).resolve()
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     docker = host()[1]
-    inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
+    if pin_steps:
+        inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, None,
-                    docker.image(rendered.image), locked=True)
+                    docker.image(rendered.image), locked=pin_steps)
 
 
 def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:

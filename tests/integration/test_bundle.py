@@ -18,6 +18,8 @@ from typing import Iterator
 
 import pytest
 
+from gpuenv.tomlcompat import tomllib
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import second_engine  # noqa: E402
 
@@ -193,6 +195,40 @@ def test_another_uid_gets_a_derived_image_that_up_finds(bundle: Path, second: se
     verified = gpuenv("verify", cwd=into, host=second.host, **as_user)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert gpuenv("down", cwd=into, host=second.host, **as_user).returncode == 0
+
+
+def test_a_locked_environment_travels_with_its_lock_and_up_renders_from_it(module_engine, second, work):
+    """lock, build --locked, save; load --up on the second engine finds the locked image only through the
+    lock's plan and pinned steps (a fresh plan there would name the unlocked image, which did not travel)."""
+    name = f"bundle-lk-{uuid.uuid4().hex[:8]}"
+    folder = work / "locked-env"
+    folder.mkdir()
+    (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
+    try:
+        locked = gpuenv("lock", "--json", cwd=folder)
+        assert locked.returncode == 0, locked.stderr
+        unlocked = tomllib.loads((folder / "gpuenv.lock").read_text())["image"]["tag"]
+        built = gpuenv("build", "--locked", "--json", cwd=folder)
+        assert built.returncode == 0, built.stderr
+        image = json.loads(built.stdout)["image"]
+        assert image != unlocked
+        saved = gpuenv("save", "-o", str(work / "locked.gpuenv"), "--json", cwd=folder)
+        assert saved.returncode == 0, saved.stderr
+        assert json.loads(saved.stdout)["image"] == image
+        assert "gpuenv.lock" in tarfile.open(work / "locked.gpuenv").getnames()
+
+        into = work / "locked-loaded"
+        run = gpuenv("load", str(work / "locked.gpuenv"), "--into", str(into), "--up", "--json", cwd=work,
+                     host=second.host)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["image"] == image and "building" not in run.stderr
+        assert (into / "gpuenv.lock").read_bytes() == (folder / "gpuenv.lock").read_bytes()
+        assert _images(module_engine.client, f"gpuenv-{name}", second.host) == [image]
+        verified = gpuenv("verify", "--json", cwd=into, host=second.host)
+        assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True, verified.stdout
+        assert gpuenv("down", cwd=into, host=second.host).returncode == 0
+    finally:
+        module_engine.docker("image", "rm", "--force", *_images(module_engine.client, f"gpuenv-{name}"), check=False)
 
 
 def test_an_interrupted_save_leaves_nothing(bundle: Path, work: Path) -> None:

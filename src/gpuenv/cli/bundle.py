@@ -201,12 +201,23 @@ def _user_ids(spec: Any) -> tuple[int, int]:
     return ids(spec.workspace.user)
 
 
-def prepare_for_up(spec_file: Path, host: Any, say: Any, locked: bool = True) -> Any:
-    """The one seam for `gpuenv build --locked`: plan the loaded environment for `up`. With a lock, the
-    plan is to come from gpuenv.lock (locked=True) so that the image the bundle brought is the one found;
-    until that lands, the normal plan of this host (the same plan where the host is like the maker's)."""
+def prepare_for_up(spec_file: Path, host: Any, say: Any, tag: str) -> Any:
+    """The loaded environment's files for `up`, rendered the way that gives the image the bundle brought
+    (`tag`), so nothing is built: with a gpuenv.lock, from the lock's plan (pinned, as `build --locked`
+    made it; else unpinned, an image built before it was locked), and without one (or when neither
+    matches) a plan for this host, which gives the same image where this host is like the maker's."""
     from gpuenv import environment
+    from gpuenv.errors import GpuenvError
+    from gpuenv.lock import LOCK_NAME
 
+    if (spec_file.parent / LOCK_NAME).is_file():
+        for pin_steps in (True, False):
+            try:
+                prepared = environment.prepare(spec_file, host, say, locked=True, pin_steps=pin_steps)
+            except GpuenvError:           # e.g. the lock's base is not here: then not the image that came
+                continue
+            if prepared.image == tag and prepared.image_info:
+                return prepared
     return environment.prepare(spec_file, host, say)
 
 
@@ -215,7 +226,7 @@ def _up(renderer: Renderer, spec_file: Path, tag: str, report: Any, docker: Any)
     from gpuenv.cli.up import _say
     from gpuenv.errors import GpuenvError
 
-    prepared = prepare_for_up(spec_file, lambda: (report, docker), _say(renderer))
+    prepared = prepare_for_up(spec_file, lambda: (report, docker), _say(renderer), tag)
     if prepared.image != tag or not prepared.image_info:
         raise GpuenvError(f"the image was loaded ({tag}), but on this host gpuenv plans {prepared.image} for the "
                           "spec, which would have to be built", "start the loaded image with the bundle's plan: "
