@@ -393,8 +393,11 @@ def test_ctrl_c_during_a_build_stops_it_cleanly_and_the_next_build_reuses_the_fi
            "COLUMNS": "4000"}     # plain progress lines are cut to the width: keep the whole RUN line
     repository = f"gpuenv-{name}"
     before = set(containers(module_engine))
+    # SIGINT default, as in a terminal's foreground job: a test run started in the background (`cmd &`)
+    # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "gpuenv", "build"], cwd=folder, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines: queue.Queue = queue.Queue()
         reader = threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True)

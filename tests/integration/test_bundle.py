@@ -235,8 +235,11 @@ def test_an_interrupted_save_leaves_nothing(bundle: Path, work: Path) -> None:
     folder = work / "env"
     out = work / "interrupted.gpuenv"
     env = {**os.environ, "GPUENV_DOCKER": os.environ.get("GPUENV_DOCKER", "/usr/bin/docker")}
+    # Ctrl-C as from a terminal: a test run started in the background (`cmd &`) hands its children SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt; a terminal's foreground job has it default.
     proc = subprocess.Popen([sys.executable, "-m", "gpuenv", "save", "-o", str(out)], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(p.name.startswith(".interrupted") for p in work.iterdir()):
         time.sleep(0.05)
