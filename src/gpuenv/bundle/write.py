@@ -96,12 +96,9 @@ def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tup
 
 def content_tag(name: str, uid: int, gid: int, files: list[tuple[str, str, int]]) -> str:
     """The tag gpuenv gives an image of these build files for this UID/GID (render.image_tag's rule)."""
-    from types import SimpleNamespace
+    from gpuenv.render import File, tag_for
 
-    from gpuenv.render import File, image_tag
-
-    recipe = SimpleNamespace(name=name, inputs=SimpleNamespace(uid=uid, gid=gid))
-    return image_tag(recipe, [File(p, t, m) for p, t, m in files])   # type: ignore[arg-type]
+    return tag_for(name, uid, gid, [File(p, t, m) for p, t, m in files])
 
 
 def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[[int], None]] = None,

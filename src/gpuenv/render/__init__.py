@@ -64,10 +64,15 @@ def image_tag(r: Recipe, context: list[File]) -> str:
     """The image's name and content tag: a hash of everything the build reads (the Dockerfile, the
     support files, your UID/GID), so an unchanged environment is never built twice and a changed one
     never reuses a stale image."""
-    digest = hashlib.sha256(f"{r.inputs.uid}:{r.inputs.gid}".encode())
+    return tag_for(r.name, r.inputs.uid, r.inputs.gid, context)
+
+
+def tag_for(name: str, uid: int, gid: int, context: list[File]) -> str:
+    """image_tag's rule for any UID/GID: what `gpuenv load` gives an image it renumbers for its user."""
+    digest = hashlib.sha256(f"{uid}:{gid}".encode())
     for f in sorted(context, key=lambda f: f.path):
         digest.update(f"\0{f.path}\0{f.mode:o}\0".encode() + f.text.encode())
-    return f"gpuenv-{r.name}:{digest.hexdigest()[:12]}"
+    return f"gpuenv-{name}:{digest.hexdigest()[:12]}"
 
 
 def _support(r: Recipe) -> list[tuple[str, str, int]]:
