@@ -219,6 +219,45 @@ def test_an_image_built_for_another_uid_is_pulled_with_a_clear_note(engine, repo
     assert f"built for UID:GID {UID}:{UID} and you are 1234:1234" in pulled.stderr
 
 
+def test_a_pull_by_another_user_in_the_folder_makes_their_copy_and_up_builds_nothing(engine, repo, home, tmp_path):
+    """The lock travels with the spec; a colleague with another UID pulls in that folder: gpuenv derives
+    the image for them, offline, under the tag their `gpuenv build` / `up` plans, so nothing is built."""
+    name = f"registry-rn-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "env"
+    folder.mkdir()
+    spec = (ROOT / "examples/jax-cpu/gpuenv.toml").read_text().replace('name = "jax-cpu"', f'name = "{name}"')
+    (folder / "gpuenv.toml").write_text(spec)
+    try:
+        locked = run("lock", "--json", cwd=folder, env=home, timeout=1800)
+        assert locked.returncode == 0, locked.stderr
+        image = tomllib.loads((folder / "gpuenv.lock").read_text())["image"]["tag"]
+        target = repo(engine.registry, name)
+        pushed = run("push", target, "--json", cwd=folder, env=home)
+        assert pushed.returncode == 0, pushed.stderr
+        data = json.loads(pushed.stdout)
+        forget(engine, image, data["reference"], data["pinned"])
+
+        colleague = {**home, "SUDO_UID": "1234", "SUDO_GID": "1235"}
+        pulled = run("pull", "--json", cwd=folder, env=colleague)       # by the lock's digest
+        assert pulled.returncode == 0, pulled.stderr
+        back = json.loads(pulled.stdout)
+        assert back["user_mismatch"] == {"built_for": f"{UID}:{UID}", "you": "1234:1235"}
+        mine = back["renumbered"]
+        assert mine and mine.startswith(f"gpuenv-{name}:") and mine != image, pulled.stderr
+        made = engine.docker("image", "inspect", mine).stdout.decode()
+        info = json.loads(made)[0]
+        assert info["Config"]["User"] == "1234:1235"
+        assert info["Config"]["Labels"]["io.gpuenv.retargeted-from"] == back["image_id"]
+        built = run("build", "--json", cwd=folder, env=colleague)
+        assert built.returncode == 0, built.stderr
+        assert json.loads(built.stdout)["built"] is False and json.loads(built.stdout)["image"] == mine
+    finally:
+        listed = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"gpuenv-{name}", check=False)
+        tags = listed.stdout.decode().split()
+        if tags:
+            engine.docker("image", "rm", "--force", *tags, check=False)
+
+
 def watch_process_list(needle: str, stop: threading.Event, seen: list[str]) -> None:
     """Every command line on this machine, read again and again while gpuenv runs."""
     while not stop.is_set():

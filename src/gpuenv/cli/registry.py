@@ -112,11 +112,22 @@ def pull(renderer: Renderer, ref: Optional[str], username: Optional[str], passwo
     docker = _docker()
     pulled = by_ref(docker, ref, login, locked) if ref else by_lock(docker, login, locked, Path.cwd() / LOCK_FILE)
     mismatch = user_mismatch(pulled.info, ids("host"))
+    renumbered = None
     if mismatch:
+        from gpuenv.cli.up import _say
+        from gpuenv.registry.pulling import renumber
+
+        renumbered = renumber(docker, Path.cwd() / "gpuenv.toml", pulled, mismatch, _say(renderer))
         renderer.stderr.print("[yellow]note:[/yellow] ", end="")
-        renderer.stderr.print(mismatch.message, markup=False, emoji=False)
+        if renumbered:
+            renderer.stderr.print(f"the image was built for UID:GID {mismatch.to_dict()['built_for']}: {renumbered} is "
+                                  f"its copy for you ({mismatch.to_dict()['you']}), made here; gpuenv up uses it",
+                                  markup=False, emoji=False)
+        else:
+            renderer.stderr.print(mismatch.message + " (pull in the environment's folder, with its gpuenv.toml and "
+                                  "gpuenv.lock, and gpuenv makes your copy)", markup=False, emoji=False)
     data = {"source": pulled.source, "pinned": pulled.pinned, "digest": pulled.digest, "image_id": pulled.image_id,
-            "tag": pulled.tag, "user_mismatch": mismatch.to_dict() if mismatch else None}
+            "tag": pulled.tag, "user_mismatch": mismatch.to_dict() if mismatch else None, "renumbered": renumbered}
     return Result(data, lambda c: _show_pull(c, data))
 
 

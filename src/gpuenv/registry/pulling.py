@@ -2,8 +2,10 @@
 and whether the image's user matches this one.
 
 An image built for another UID/GID runs, but files it writes in the workspace belong to that UID and
-`gpuenv up` here plans another content tag (the tag hashes UID/GID). `user_mismatch` is the seam where
-a retarget step (rebuilding only the user layer for this UID/GID) plugs in.
+`gpuenv up` here plans another content tag (the tag hashes UID/GID). With the environment's gpuenv.toml
+and gpuenv.lock in the folder, `renumber` gives this user the image `gpuenv up` looks for: the files the
+lock renders (pinned, or unpinned for an image built before it was locked) that give the pulled image's
+tag for its builder give this user's tag too, and build/retarget.py derives that image, offline.
 """
 
 from __future__ import annotations
@@ -70,3 +72,30 @@ def by_lock(docker: Docker, login: Optional[Login], locked: Optional[LockedImage
     raise GpuenvError("no registry of gpuenv.lock gave the image: "
                       + "; ".join(f"{entry}: {exc.message}" for entry, exc in failed),
                       failed[-1][1].hint)
+
+
+def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMismatch,
+             say: Any) -> Optional[str]:
+    """This user's image of a pulled one built for another user, under the tag `gpuenv up` plans here;
+    None when no rendering of the folder's lock gives the pulled image (nothing is derived then)."""
+    from gpuenv import environment
+    from gpuenv.build.retarget import retarget
+    from gpuenv.lock import LOCK_NAME
+    from gpuenv.render import tag_for
+
+    if not pulled.tag or not spec_file.is_file() or not (spec_file.parent / LOCK_NAME).is_file():
+        return None
+    for pin_steps in (True, False):
+        try:
+            prepared = environment.prepare(spec_file, lambda: (None, docker), say, locked=True, pin_steps=pin_steps)
+        except GpuenvError:
+            continue
+        rendered = prepared.rendered
+        if tag_for(rendered.recipe.name, *mismatch.built_for, rendered.context()) != pulled.tag:
+            continue
+        there = docker.image(prepared.image)
+        labels = ((there or {}).get("Config") or {}).get("Labels") or {}
+        if labels.get("io.gpuenv.retargeted-from") != pulled.image_id:
+            retarget(docker, pulled.info, *mismatch.you, prepared.image)
+        return prepared.image
+    return None

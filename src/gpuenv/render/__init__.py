@@ -36,6 +36,10 @@ class Rendered:
     def text(self, path: str) -> str:
         return next(f.text for f in self.files if f.path == path)
 
+    def context(self) -> list[File]:
+        """The files the image's content tag hashes: all but those that only start it."""
+        return [f for f in self.files if f.path not in _STARTS_IT]
+
     @property
     def image(self) -> str:
         """The image tag .env names (GPUENV_IMAGE)."""
@@ -58,6 +62,9 @@ def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
     files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
              context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), *context[2:]]
     return Rendered(r, tuple(files))
+
+
+_STARTS_IT = frozenset({"compose.yaml", ".env", ".devcontainer/devcontainer.json"})
 
 
 def image_tag(r: Recipe, context: list[File]) -> str:

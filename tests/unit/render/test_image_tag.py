@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gpuenv.render import File, image_tag, render
-from tests.unit.render.test_goldens import rendered_example
+import pytest
+
+from gpuenv.render import File, image_tag, render, tag_for
+from tests.unit.render.test_goldens import EXAMPLES, rendered_example
 
 
 def context(rendered):
@@ -38,3 +40,14 @@ def test_tokens_do_not_change_the_tag():
     other = render(r.recipe.plan, r.recipe.spec, replace(r.recipe.inputs, tokens={"JUPYTER_TOKEN": "x" * 48,
                                                                                   "GPUENV_GATEWAY_TOKEN": "y" * 48}))
     assert other.image == r.image and other.text(".env") != r.text(".env")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_tag_for_another_user_is_the_tag_render_gives_that_user(name):
+    """`gpuenv load` and `pull` name the copy of an image they make for another user with tag_for over
+    the files the tag hashes (Rendered.context): it must be the tag `gpuenv up` plans for that user."""
+    r = rendered_example(name)
+    assert tag_for(r.recipe.name, r.recipe.inputs.uid, r.recipe.inputs.gid, r.context()) == r.image
+    assert {f.path for f in r.context()} == {f.path for f in context(r)}
+    other = render(r.recipe.plan, r.recipe.spec, replace(r.recipe.inputs, uid=4321, gid=4322))
+    assert tag_for(r.recipe.name, 4321, 4322, r.context()) == other.image != r.image
