@@ -43,19 +43,17 @@ class Prepared:
 
 
 def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
-            force: bool = False, pull: bool = False, locked: bool = False, pin_steps: bool = True) -> Prepared:
+            force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
-    no planning; the files come from gpuenv.lock (lock/locked.py). `pin_steps=False` (with `locked`):
-    the lock's plan, but pip steps as an unlocked build writes them: the files of an image that was
-    built before it was locked (what `gpuenv load` meets in a bundle of such an image)."""
+    no planning; the files come from gpuenv.lock (lock/locked.py)."""
     from gpuenv.build.base import ensure
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
 
     if locked:
-        return _prepare_locked(spec_file, host, out, force, pin_steps)
+        return _written(_render_locked(spec_file, host()[1], out, pin_steps=True), force)
     request, spec = api.request_from_spec(spec_file)
     if spec.base:
         request = _look_inside(host()[1], request, spec, say)
@@ -81,13 +79,30 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
 
-def _prepare_locked(spec_file: Path, host: Callable[[], tuple[Any, Docker]], out: Optional[Path],
-                    force: bool, pin_steps: bool = True) -> Prepared:
-    """The files rendered from the lock's plan, each pip step pinned to its locked distributions."""
+def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepared], bool]) -> Optional[Prepared]:
+    """The rendering of the folder's gpuenv.lock that `matches` (an image that came from elsewhere: a
+    bundle, a registry), written: its pinned steps (`build --locked`), else unpinned (an image built
+    before it was locked). None, and nothing written, when there is no lock or neither matches."""
+    from gpuenv.errors import GpuenvError
+    from gpuenv.lock import LOCK_NAME
+
+    if not (spec_file.parent / LOCK_NAME).is_file():
+        return None
+    for pin_steps in (True, False):
+        try:
+            candidate = _render_locked(spec_file, docker, None, pin_steps)
+        except GpuenvError:               # e.g. the lock's base is not here: then not the image that came
+            continue
+        if matches(candidate):
+            return _written(candidate, force=False)
+    return None
+
+
+def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool) -> Prepared:
+    """The lock's rendering, not yet written (`written` empty)."""
     from gpuenv.lock import locked
     from gpuenv.lock.lockfile import plan_from_data
     from gpuenv.render import render
-    from gpuenv.render.write import write
     from gpuenv.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -95,14 +110,18 @@ def _prepare_locked(spec_file: Path, host: Callable[[], tuple[Any, Docker]], out
     plan = plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
-    docker = host()[1]
     if pin_steps:
         inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = write(rendered, folder, force)
-    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, None,
-                    docker.image(rendered.image), locked=pin_steps)
+    return Prepared(spec_file, folder, spec, plan, rendered, (), private_key, None, docker.image(rendered.image),
+                    locked=pin_steps)
+
+
+def _written(prepared: Prepared, force: bool) -> Prepared:
+    from gpuenv.render.write import write
+
+    prepared.folder.mkdir(parents=True, exist_ok=True)
+    return replace(prepared, written=tuple(write(prepared.rendered, prepared.folder, force)))
 
 
 def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:

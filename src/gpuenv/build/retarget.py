@@ -53,7 +53,11 @@ def env_of(info: dict[str, Any]) -> dict[str, str]:
 
 
 def retarget(docker: Docker, info: dict[str, Any], uid: int, gid: int, tag: str) -> str:
-    """Build the derived image of `info` (docker image inspect) for uid:gid, tagged `tag`; its image ID."""
+    """Build the derived image of `info` (docker image inspect) for uid:gid, tagged `tag`; its image ID.
+    One derived from this image already under `tag` is kept (a second load or pull makes nothing)."""
+    there = docker.image(tag)
+    if there and ((there.get("Config") or {}).get("Labels") or {}).get("io.gpuenv.retargeted-from") == info["Id"]:
+        return there["Id"]
     env = env_of(info)
     home = env.get("HOME", "/home/gpuenv")
     workspace = env.get("GPUENV_WORKSPACE", "/workspace")

@@ -170,9 +170,6 @@ def for_user(docker: Docker, verified: Verified, uid: int, gid: int) -> tuple[st
     if m.user is None or m.user == (uid, gid):
         return m.tag, m.image_id, None
     tag = content_tag(m.name, uid, gid, verified.context_text())
-    there = docker.image(tag)
-    if there and ((there.get("Config") or {}).get("Labels") or {}).get("io.gpuenv.retargeted-from") == m.image_id:
-        return tag, there["Id"], (uid, gid)
     info = docker.image(m.image_id)
     return tag, retarget(docker, info or {"Id": m.image_id}, uid, gid, tag), (uid, gid)
 

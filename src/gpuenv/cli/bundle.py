@@ -203,22 +203,13 @@ def _user_ids(spec: Any) -> tuple[int, int]:
 
 def prepare_for_up(spec_file: Path, host: Any, say: Any, tag: str) -> Any:
     """The loaded environment's files for `up`, rendered the way that gives the image the bundle brought
-    (`tag`), so nothing is built: with a gpuenv.lock, from the lock's plan (pinned, as `build --locked`
-    made it; else unpinned, an image built before it was locked), and without one (or when neither
-    matches) a plan for this host, which gives the same image where this host is like the maker's."""
+    (`tag`), so nothing is built: from gpuenv.lock's plan when there is one that gives it
+    (environment.prepare_matching), else a plan for this host, which gives the same image where this
+    host is like the maker's."""
     from gpuenv import environment
-    from gpuenv.errors import GpuenvError
-    from gpuenv.lock import LOCK_NAME
 
-    if (spec_file.parent / LOCK_NAME).is_file():
-        for pin_steps in (True, False):
-            try:
-                prepared = environment.prepare(spec_file, host, say, locked=True, pin_steps=pin_steps)
-            except GpuenvError:           # e.g. the lock's base is not here: then not the image that came
-                continue
-            if prepared.image == tag and prepared.image_info:
-                return prepared
-    return environment.prepare(spec_file, host, say)
+    found = environment.prepare_matching(spec_file, host()[1], lambda p: p.image == tag and bool(p.image_info))
+    return found or environment.prepare(spec_file, host, say)
 
 
 def _up(renderer: Renderer, spec_file: Path, tag: str, report: Any, docker: Any) -> dict[str, Any]:

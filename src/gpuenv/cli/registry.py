@@ -114,10 +114,9 @@ def pull(renderer: Renderer, ref: Optional[str], username: Optional[str], passwo
     mismatch = user_mismatch(pulled.info, ids("host"))
     renumbered = None
     if mismatch:
-        from gpuenv.cli.up import _say
         from gpuenv.registry.pulling import renumber
 
-        renumbered = renumber(docker, Path.cwd() / "gpuenv.toml", pulled, mismatch, _say(renderer))
+        renumbered = renumber(docker, Path.cwd() / "gpuenv.toml", pulled, mismatch)
         renderer.stderr.print("[yellow]note:[/yellow] ", end="")
         if renumbered:
             renderer.stderr.print(f"the image was built for UID:GID {mismatch.to_dict()['built_for']}: {renumbered} is "

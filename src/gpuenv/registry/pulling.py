@@ -74,28 +74,18 @@ def by_lock(docker: Docker, login: Optional[Login], locked: Optional[LockedImage
                       failed[-1][1].hint)
 
 
-def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMismatch,
-             say: Any) -> Optional[str]:
+def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMismatch) -> Optional[str]:
     """This user's image of a pulled one built for another user, under the tag `gpuenv up` plans here;
     None when no rendering of the folder's lock gives the pulled image (nothing is derived then)."""
     from gpuenv import environment
     from gpuenv.build.retarget import retarget
-    from gpuenv.lock import LOCK_NAME
     from gpuenv.render import tag_for
 
-    if not pulled.tag or not spec_file.is_file() or not (spec_file.parent / LOCK_NAME).is_file():
+    if not pulled.tag or not spec_file.is_file():
         return None
-    for pin_steps in (True, False):
-        try:
-            prepared = environment.prepare(spec_file, lambda: (None, docker), say, locked=True, pin_steps=pin_steps)
-        except GpuenvError:
-            continue
-        rendered = prepared.rendered
-        if tag_for(rendered.recipe.name, *mismatch.built_for, rendered.context()) != pulled.tag:
-            continue
-        there = docker.image(prepared.image)
-        labels = ((there or {}).get("Config") or {}).get("Labels") or {}
-        if labels.get("io.gpuenv.retargeted-from") != pulled.image_id:
-            retarget(docker, pulled.info, *mismatch.you, prepared.image)
-        return prepared.image
-    return None
+    found = environment.prepare_matching(spec_file, docker, lambda p: tag_for(
+        p.rendered.recipe.name, *mismatch.built_for, p.rendered.context()) == pulled.tag)
+    if found is None:
+        return None
+    retarget(docker, pulled.info, *mismatch.you, found.image)
+    return found.image
