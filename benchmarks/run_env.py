@@ -730,11 +730,11 @@ def rebuild(args: argparse.Namespace) -> int:
         dockerfile = (folder / "Dockerfile").read_text()
         framework = framework_install(dockerfile)
 
-        fresh_tag = f"gpuenv-{name}:fresh-cache-mounts"
         fresh_runs, fresh_steps, fresh_others, fresh_texts, rebuilt_texts = [], [], set(), [], []
         for i in range(args.colds):                   # new cache-mount ids each time: each build is cold
             text, mounts = fresh_mounts(dockerfile, f"{name}-{i}-")
             fresh_file = folder / f"Dockerfile.fresh-cache-mounts-{i}"
+            fresh_tag = f"gpuenv-{name}:fresh-cache-mounts-{i}"    # a tag each: none is left untagged, all removed
             fresh_file.write_text(text)
             fresh_texts.append(text)
             fresh_log = folder / f"fresh-build-{i}.log"
