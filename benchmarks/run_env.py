@@ -779,7 +779,7 @@ def rebuild(args: argparse.Namespace) -> int:
                 interfered.append(attempt)            # other builds shared the engine meanwhile: again
         noop_s, noop_doc, _ = gpuenv("build", cwd=folder)
         if not args.keep:
-            docker("rmi", fresh_tag, check=False)
+            docker("rmi", *(f"gpuenv-{name}:fresh-cache-mounts-{i}" for i in range(args.colds)), check=False)
     if not args.keep:
         unsure_ours = also_ours(unsure, [dockerfile, *fresh_texts, *rebuilt_texts])
         ours += unsure_ours
