@@ -154,21 +154,26 @@ def test_up_refuses_a_system_folder_as_the_workspace_before_anything_runs(module
     folder.mkdir()
     (folder / "to-etc").symlink_to("/etc")
     name = module_engine.unique("sysdir")
-    (folder / "gpuenv.toml").write_text(f'name = "{name}"\n[gpu]\ndevices = "none"\n[access]\njupyter = true\n'
+    (folder / "gpuenv.toml").write_text(f'name = "{name}"\npython = "3.11"\nframeworks = ["jax"]\n[gpu]\n'
+                                        f'devices = "none"\n[access]\njupyter = true\n'
                                         f'[workspace]\nhost = "{host}"\nuser = "0:0"\n')
     env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state")}
     (tmp_path / "home").mkdir()
-    run = gpuenv("up", cwd=folder, env=env, timeout=300)
+    run = gpuenv("up", "--no-wait", cwd=folder, env=env, timeout=900)
+    left = module_engine.docker("ps", "-aq", "--filter", f"name={name}").stdout.decode().split()
+    for cid in left:                          # what an `up` that went ahead started
+        module_engine.docker("rm", "-f", "-v", cid, check=False)
     assert run.returncode == 2, run.stderr
     assert "workspace.host" in run.stderr and "workspace.allow_system_folder = true" in run.stderr
-    assert "Traceback" not in run.stderr and not (folder / "Dockerfile").exists()
-    assert module_engine.docker("ps", "-aq", "--filter", f"name={name}").stdout.decode().split() == []
+    assert "Traceback" not in run.stderr and not (folder / "Dockerfile").exists() and left == []
 
 
 def test_a_request_typed_in_the_home_folder_is_refused(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home), "XDG_STATE_HOME": str(tmp_path / "state")}
-    run = gpuenv("up", "jax", "--devices", "none", cwd=home, env=env, timeout=300)
+    run = gpuenv("up", "jax", "--devices", "none", "--no-wait", cwd=home, env=env, timeout=900)
+    if run.returncode == 0:                   # it went ahead: take down what it started
+        gpuenv("down", "--volumes", cwd=home, env=env, timeout=300)
     assert run.returncode == 2 and f"{home} is your home folder" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
