@@ -132,6 +132,10 @@ def test_another_user_never_sees_a_token_on_a_command_line_during_up(watched):
     assert len(runs) >= 2 and all("--env-file" in text for text in runs), runs
 
 
+def test_up_of_the_defaults_warns_of_nothing(watched):
+    assert "warning:" not in watched["run"].stderr
+
+
 def test_the_environment_reaches_the_container_from_the_file(watched):
     tokens = env_file_values(watched["folder"])
     run = gpuenv("exec", "--", "sh", "-c", "echo $JUPYTER_TOKEN", cwd=watched["folder"], env=watched["env"])
@@ -177,3 +181,35 @@ def test_a_request_typed_in_the_home_folder_is_refused(tmp_path):
         gpuenv("down", "--volumes", cwd=home, env=env, timeout=300)
     assert run.returncode == 2 and f"{home} is your home folder" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def global_addresses() -> list[str]:
+    """This host's addresses as `ip` lists them, less loopback, link-local and the engine's bridges."""
+    lines = subprocess.run(["ip", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    rows = [line.split() for line in lines]
+    return [r[3].split("/")[0] for r in rows if not r[1].startswith(("docker", "br-", "veth"))]
+
+
+def test_up_warns_for_a_root_container_and_for_ports_on_every_address_and_names_them(module_engine, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    name = module_engine.unique("exposed")
+    (folder / "gpuenv.toml").write_text(f'name = "{name}"\npython = "3.11"\nframeworks = ["jax"]\n[gpu]\n'
+                                        f'devices = "none"\n[access]\nbind = "0.0.0.0"\n[access.jupyter]\n'
+                                        f'port = {free_port()}\n[workspace]\nuser = "0:0"\n')
+    env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    try:
+        run = gpuenv("up", "--no-wait", cwd=folder, env=env)
+    finally:
+        gpuenv("down", "--volumes", cwd=folder, env=env, timeout=300)
+        for ref in module_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                        f"gpuenv-{name}").stdout.decode().split():
+            module_engine.docker("image", "rm", "--force", ref, check=False)
+    said = " ".join(run.stderr.split())           # the console wraps long lines
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'warning: workspace.user = "0:0" runs the container as root' in said
+    ipv4 = [a for a in global_addresses() if ":" not in a]
+    assert ipv4 and f'warning: access.bind = "0.0.0.0": the ports are open to other machines, at {", ".join(ipv4)} (' \
+        in said

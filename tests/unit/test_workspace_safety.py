@@ -152,3 +152,22 @@ def test_this_hosts_addresses_leave_out_loopback_and_the_engines_bridges():
         ip = ipaddress.ip_address(address)
         assert not ip.is_loopback and not ip.is_link_local
         assert not (ip.version == 4 and ip in ipaddress.ip_network("172.17.0.0/16"))   # docker0 here
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a folder to another user needs root, as gpuenv under sudo has")
+def test_up_makes_the_target_of_a_link_to_a_missing_folder_not_the_engine(tmp_path):
+    from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+    from gpuenv.host.access import RunArgs
+    from gpuenv.render import render
+    from gpuenv.render.recipe import Inputs
+    from gpuenv.run.container import Host, ready_workspace
+
+    (tmp_path / "gpuenv.toml").write_text('name = "n"\nframeworks = ["jax"]\n[gpu]\ndevices = "none"\n')
+    (tmp_path / "link").symlink_to(tmp_path / "data" / "project")
+    request, spec = request_from_spec(tmp_path / "gpuenv.toml")
+    recipe = render(plan(request, target_for(TargetFlags(), spec, probe=False)), spec,
+                    Inputs(workspace="./link", uid=4321, gid=4322)).recipe
+    ready_workspace(recipe, Host(tmp_path, "img:tag", (), RunArgs(()), "none", "none", (), 4321))
+    made = tmp_path / "data" / "project"
+    assert made.is_dir() and (made.stat().st_uid, made.stat().st_gid) == (4321, 4322)
+    assert (made.parent.stat().st_uid, made.parent.stat().st_gid) == (4321, 4322)

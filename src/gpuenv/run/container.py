@@ -157,8 +157,9 @@ def ready_workspace(r: Recipe, host: Host) -> None:
     missing one is made as the user it is for (run/workspace.py). On a remote engine, it is that host's."""
     folder = Path(_workspace(r, host))
     workspace.check(folder, r.spec.workspace.allow_system_folder)
-    if not host.remote and not os.path.lexists(folder):
-        workspace.create(folder, *workspace.owner(r.inputs.uid, r.inputs.gid, ids("host")))
+    real = Path(os.path.realpath(folder))        # a link to a missing folder: the engine would make its target
+    if not host.remote and not real.exists():
+        workspace.create(real, *workspace.owner(r.inputs.uid, r.inputs.gid, ids("host")))
 
 
 def _workspace(r: Recipe, host: Host) -> str:
