@@ -204,6 +204,8 @@ def test_up_warns_for_a_root_container_and_for_ports_on_every_address_and_names_
         run = gpuenv("up", "--no-wait", cwd=folder, env=env)
     finally:
         gpuenv("down", "--volumes", cwd=folder, env=env, timeout=300)
+        for cid in module_engine.docker("ps", "-aq", "--filter", f"name={name}").stdout.decode().split():
+            module_engine.docker("rm", "-f", "-v", cid, check=False)   # `down` may not see a root container
         for ref in module_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
                                         f"gpuenv-{name}").stdout.decode().split():
             module_engine.docker("image", "rm", "--force", ref, check=False)
