@@ -254,6 +254,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
     if report.engine.remote and container.run_ca(r):
         say("the engine is remote: this host's CA bundle is not mounted into its containers (pip there trusts "
             "the image's roots only; network.ca_in_image = true puts the CA in the image)")
+    container.ready_workspace(r, host)
     plans = container.launches(r, host)
     reused = _reusable(old, plans)
     if reused:
@@ -271,7 +272,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
         plans = container.launches(r, host)
         try:
             for launch in plans:
-                docker.run("run", *launch.argv, timeout=300)
+                container.start(docker, launch)
         except BaseException:
             _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
             raise

@@ -146,10 +146,11 @@ def test_docker_run_mounts_the_ca_and_sets_the_variables():
 
     r = _rendered('[network]\nhttps_proxy = "http://proxy.example.com:3128"\n').recipe
     host = Host(Path("/tmp/gpuenv-network-files"), "img:tag", (), RunArgs(()), "none", "none", (), 1000)
-    argv = launches(r, host)[0].argv
+    launch = launches(r, host)[0]
+    argv, env = launch.argv, dict(launch.environment)
     mount = "type=bind,source=/etc/ssl/certs/ca-certificates.crt,target=/etc/gpuenv/ca-bundle.pem,readonly"
     assert argv[argv.index(mount) - 1] == "--mount"
-    assert "SSL_CERT_FILE=/etc/gpuenv/ca-bundle.pem" in argv and "HTTPS_PROXY=http://proxy.example.com:3128" in argv
-    remote = launches(r, replace(host, remote=True))[0].argv
-    assert mount not in remote and "SSL_CERT_FILE=/etc/gpuenv/ca-bundle.pem" not in remote
-    assert "HTTPS_PROXY=http://proxy.example.com:3128" in remote
+    assert env["SSL_CERT_FILE"] == "/etc/gpuenv/ca-bundle.pem" and env["HTTPS_PROXY"] == "http://proxy.example.com:3128"
+    remote = launches(r, replace(host, remote=True))[0]
+    assert mount not in remote.argv and "SSL_CERT_FILE" not in dict(remote.environment)
+    assert dict(remote.environment)["HTTPS_PROXY"] == "http://proxy.example.com:3128"

@@ -71,7 +71,11 @@ def command(route: BuildRoute, spec: BuildSpec) -> tuple[list[str], dict[str, st
         env["DOCKER_BUILDKIT"] = "1"
     argv.append("--progress=plain")
     for name, value in spec.args:
-        argv += ["--build-arg", f"{name}={value}"]
+        if _holds_login(value):              # a proxy's password: by name, its value in the client's environment
+            argv += ["--build-arg", name]
+            env[name] = value
+        else:
+            argv += ["--build-arg", f"{name}={value}"]
     for name, src in spec.secrets:
         argv += ["--secret", f"id={name},src={src}"]
     if spec.target:
@@ -82,6 +86,16 @@ def command(route: BuildRoute, spec: BuildSpec) -> tuple[list[str], dict[str, st
         argv += ["--network", spec.network]
     argv += ["-t", spec.tag, str(spec.folder)]
     return argv, env
+
+
+def _holds_login(value: str) -> bool:
+    """A URL with a user (and password) in it: never on a command line, which every local user can read."""
+    from urllib.parse import urlsplit
+
+    try:
+        return "@" in urlsplit(value).netloc
+    except ValueError:
+        return False
 
 
 def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_file: Path) -> Any:

@@ -214,7 +214,7 @@ def prepare_for_up(spec_file: Path, host: Any, say: Any, tag: str) -> Any:
 
 def _up(renderer: Renderer, spec_file: Path, tag: str, report: Any, docker: Any) -> dict[str, Any]:
     from gpuenv import environment
-    from gpuenv.cli.up import _say
+    from gpuenv.cli.up import _say, warn
     from gpuenv.errors import GpuenvError
 
     prepared = prepare_for_up(spec_file, lambda: (report, docker), _say(renderer), tag)
@@ -222,6 +222,7 @@ def _up(renderer: Renderer, spec_file: Path, tag: str, report: Any, docker: Any)
         raise GpuenvError(f"the image was loaded ({tag}), but on this host gpuenv plans {prepared.image} for the "
                           "spec, which would have to be built", "start the loaded image with the bundle's plan: "
                           "gpuenv build --locked, then gpuenv up (a lock pins the plan)")
+    warn(prepared, _say(renderer))              # a bundle's spec was written by someone else
     started = environment.up(prepared, docker, report, _say(renderer))
     return {"project": started.project, "containers": list(started.containers), "gpu_mode": started.gpu_mode,
             "access": started.access, "reused": started.reused}

@@ -92,6 +92,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
         probing = pool.submit(engine)                 # the probe runs while the spec is planned
         prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
         report, docker = probing.result()
+    warn(prepared, say)
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
     started = environment.up(prepared, docker, report, say, wait=not no_wait)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
@@ -153,6 +154,15 @@ def _request_spec(request: tuple[str, ...], flags: dict[str, Any]) -> Path:
         spec = spec_from_request(request, {**flags, "jupyter": "lab"}, folder)
     _write_atomically(folder / "gpuenv.toml", _HEADER + to_toml(spec_data(spec, full=False)))
     return folder / "gpuenv.toml"
+
+
+def warn(prepared: Any, say: Any) -> None:
+    """What in the spec opens the host or the environment wider than the defaults (run/exposure.py)."""
+    from gpuenv.host.addresses import reachable
+    from gpuenv.run.exposure import warnings
+
+    for text in warnings(prepared.spec, prepared.rendered.recipe.inputs.uid, reachable()):
+        say(f"warning: {text}")
 
 
 def _say(renderer: Renderer) -> Any:

@@ -5,18 +5,32 @@ gpuenv starts containers itself rather than through compose: compose cannot expr
 driver's files mounted one by one) or CDI on the engines of lab servers, and `docker run` is there on
 every engine. compose.yaml stays the file to keep; both say the same thing.
 Containers carry io.gpuenv.* labels: `gpuenv ls`, `status`, `down` read nothing else.
+
+A container's environment (the Jupyter token, the gateway's token, a password hash, a proxy with its
+login) never goes on `docker run`'s command line, which every local user reads in /proc/PID/cmdline:
+it goes through an env file of mode 600 in a private folder, removed once the container is created
+(`start`). Docker keeps it in the container's config, which `docker inspect` shows to whoever may use
+the engine (README: Security).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
+from gpuenv.errors import BadInput
 from gpuenv.host.access import RunArgs
+from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
 from gpuenv.render.recipe import HOME, Recipe, Service
+from gpuenv.run import workspace
+from gpuenv.run.docker import Docker
 
 LABEL = "io.gpuenv"
 
@@ -25,8 +39,9 @@ LABEL = "io.gpuenv"
 class Launch:
     name: str                     # the container's name: PROJECT-SERVICE
     service: str
-    argv: tuple[str, ...]         # after `docker run`
+    argv: tuple[str, ...]         # after `docker run`, without the environment
     config: str                   # hash of what the container would be: a change means recreate
+    environment: tuple[tuple[str, str], ...] = ()    # (name, value): through a private file, never argv
 
 
 @dataclass(frozen=True)
@@ -73,8 +88,7 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     if s.name == "ssh":
         args += ["--volume", f"{_path(host.files, r.inputs.ssh_key)}:/etc/gpuenv/authorized_keys:ro",
                  "--volume", f"{volume_name(r)}:{HOME}/.ssh-host"]
-    for key, value in _environment(r, host, s):
-        args += ["--env", f"{key}={value}"]
+    environment, at = tuple(_environment(r, host, s)), len(args)
     args += list(host.gpu.flags)
     if s.health and not main:
         kind, port = s.health
@@ -84,7 +98,9 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     # the config: everything but the host ports, which `up` chooses only when it (re)creates
     wanted = [f"{x.name}:{x.port}:{x.host_port}" for x in r.services]
     wanted += [f"*:{p.container}:{p.host}" for p in r.spec.access.ports] + [r.spec.access.bind]
-    config = hashlib.sha256("\0".join([host.image, *args, *wanted]).encode()).hexdigest()[:16]
+    settings = [x for key, value in environment for x in ("--env", f"{key}={value}")]   # where they once were
+    described = [host.image, *args[:at], *settings, *args[at:], *wanted]
+    config = hashlib.sha256("\0".join(described).encode()).hexdigest()[:16]
     for service, inside, outside in host.ports:
         if service == s.name or (main and service == "*"):
             args += ["--publish", f"{_bind(r.spec.access.bind)}:{outside}:{inside}"]
@@ -98,7 +114,34 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     args.append(host.image)
     if not main:
         args += list(s.command)
-    return Launch(name, s.name, tuple(args), config)
+    return Launch(name, s.name, tuple(args), config, environment)
+
+
+def start(docker: Docker, launch: Launch) -> None:
+    """`docker run` of a launch, its environment read from a private env file (never the command line)."""
+    with env_file(launch.environment) as path:
+        docker.run("run", "--env-file", str(path), *launch.argv, timeout=300)
+
+
+@contextmanager
+def env_file(environment: tuple[tuple[str, str], ...]) -> Iterator[str]:
+    """A file in docker's --env-file format (NAME=VALUE, the value verbatim to the end of the line),
+    mode 600 in a folder of mode 700 that only this user can enter; removed when the block ends."""
+    text = "".join(f"{_env_line(key, value)}\n" for key, value in environment)
+    with tempfile.TemporaryDirectory(prefix="gpuenv-run-") as folder:     # created with mode 700
+        path = os.path.join(folder, "env")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        yield path
+
+
+def _env_line(key: str, value: str) -> str:
+    """One line of an env file; a value that one line cannot hold is refused, never cut short."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or any(c in value for c in "\n\r\0"):
+        raise BadInput(f"the container's environment variable {key!r} cannot be passed: its name or value "
+                       "holds a line break or NUL", "remove the line break from the gpuenv.toml setting that gives it")
+    return f"{key}={value}"
 
 
 def _ipc(r: Recipe) -> list[str]:
@@ -107,6 +150,16 @@ def _ipc(r: Recipe) -> list[str]:
 
 def _bind(address: str) -> str:
     return f"[{address}]" if ":" in address else address
+
+
+def ready_workspace(r: Recipe, host: Host) -> None:
+    """Before anything starts: the workspace is no system folder (unless the spec allows it), and a
+    missing one is made as the user it is for (run/workspace.py). On a remote engine, it is that host's."""
+    folder = Path(_workspace(r, host))
+    workspace.check(folder, r.spec.workspace.allow_system_folder)
+    real = Path(os.path.realpath(folder))        # a link to a missing folder: the engine would make its target
+    if not host.remote and not real.exists():
+        workspace.create(real, *workspace.owner(r.inputs.uid, r.inputs.gid, ids("host")))
 
 
 def _workspace(r: Recipe, host: Host) -> str:

@@ -131,6 +131,18 @@ class Workspace(_Table):
     user: Annotated[str, AfterValidator(v.run_as)] = Field(
         "host", examples=["host"], description='"host" runs as your UID/GID'
     )
+    allow_system_folder: bool = Field(
+        False, examples=[True], description="true lets `host` be /, a system folder (/etc, /usr, /var...), "
+        "/home, /tmp, or your home folder itself: the container can then change this host (spec/workspace.py)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """allow_system_folder appears only when set: a spec that does not use it keeps its hash."""
+        data = handler(self)
+        if not data.get("allow_system_folder"):
+            data.pop("allow_system_folder", None)
+        return data
 
 
 class Network(_Table):

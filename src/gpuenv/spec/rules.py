@@ -20,6 +20,7 @@ def broken_rules(spec: EnvSpec, base_dir: Optional[Path]) -> list[Broken]:
         found.extend(rule(spec))
     if base_dir is not None:
         found.extend(_requirements_file(spec, base_dir))
+        found.extend(_workspace_folder(spec, base_dir))
     return found
 
 
@@ -68,3 +69,15 @@ def _requirements_file(spec: EnvSpec, base_dir: Path) -> Iterator[Broken]:
     if not path.is_file():
         yield (("requirements",), f"no file at {path}: the path is relative to the spec's folder",
                'requirements = "requirements.txt"')
+
+
+def _workspace_folder(spec: EnvSpec, base_dir: Path) -> Iterator[Broken]:
+    """The workspace is mounted read-write: never the host's root or a system folder, unless allowed."""
+    from gpuenv.spec.workspace import refusal
+
+    if spec.workspace.allow_system_folder:
+        return
+    why = refusal(base_dir / Path(spec.workspace.host).expanduser())
+    if why:
+        yield (("workspace", "host"), f"{why}: the container could change this host through it; give a project "
+               "folder, or set workspace.allow_system_folder = true if you mean it", 'host = "."')
