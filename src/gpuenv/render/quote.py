@@ -99,15 +99,16 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def env_line(key: str, value: str) -> str:
-    """`KEY=value` read alike by docker-compose v1 (python-dotenv) and compose v2 (compose-go): bare when
-    plain; else in single quotes, which both take literally (no `${...}`, no `#` comment). A value that
-    holds `'` or `\\` (the two disagree on escapes inside quotes) or a line break is Unrepresentable."""
+    """`KEY=value` read alike by docker-compose v1 (python-dotenv 0.21) and compose v2 (compose-go): bare
+    when plain; else in single quotes, which both take without `#` comments or escapes. Unrepresentable: `'`
+    and `\\` (the two disagree on escapes inside quotes), `${` (v1 substitutes it even in single quotes,
+    with no escape), a line break."""
     if not _ENV_KEY.fullmatch(key):
         raise Unrepresentable(".env", key, "a name that is not a variable name")
     one_line(value, ".env")
     if _BARE.fullmatch(value) or value == "":
         return f"{key}={value}"
-    bad = re.search(r"['\\]", value)
+    bad = re.search(r"['\\]|\$\{", value)
     if bad:
         raise Unrepresentable(".env", value, f"the character {bad.group()!r}")
     return f"{key}='{value}'"

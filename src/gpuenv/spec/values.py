@@ -231,13 +231,18 @@ def run_as(value: str) -> str:
 _KEY_TYPES = r"(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)"
 
 
+def is_public_key(value: str) -> bool:
+    """Whether an authorized_key setting is a key itself (else it is "auto" or a key file's path)."""
+    return re.fullmatch(_KEY_TYPES + r" [A-Za-z0-9+/]+={0,3}( [^\n]*)?", value) is not None
+
+
 def authorized_key(value: str) -> str:
     """"auto", a public key itself, or the path of a public key file (.pub / authorized_keys)."""
-    if value == "auto" or re.fullmatch(_KEY_TYPES + r" [A-Za-z0-9+/]+={0,3}( [^\n]*)?", value):
+    if value == "auto" or is_public_key(value):
         return value
     name = posixpath.basename(value)
-    if re.search(r"[:'\\]", value) and (name.endswith(".pub") or name == "authorized_keys"):
-        raise ValueError("a key file's path must not hold ':', \"'\" or '\\': it is written into .env "
+    if re.search(r"[:'\\$]", value) and (name.endswith(".pub") or name == "authorized_keys"):
+        raise ValueError("a key file's path must not hold ':', \"'\", '\\' or '$': it is written into .env "
                          "and a compose volume, whose syntax cannot hold them")
     if not UNWRITABLE.search(value) and (name.endswith(".pub") or name == "authorized_keys"):
         return value
