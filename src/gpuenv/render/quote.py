@@ -110,5 +110,5 @@ def env_line(key: str, value: str) -> str:
         return f"{key}={value}"
     bad = re.search(r"['\\]|\$\{", value)
     if bad:
-        raise Unrepresentable(".env", value, f"the character {bad.group()!r}")
+        raise Unrepresentable(".env", value, f"{bad.group()!r}, which docker-compose v1 and v2 read differently")
     return f"{key}='{value}'"
