@@ -89,13 +89,15 @@ def _final(r: Recipe) -> str:
 def _apt_setup(r: Recipe) -> str:
     """The apt mirror in the base OS's own sources file, and apt's downloads kept for the cache mount."""
     files = _sources_files(r.os)
-    sed = ('sed -Ei "s#https?://(archive|security)\\.ubuntu\\.com/ubuntu#${APT_MIRROR%/}/ubuntu#g; '
-           's#https?://(deb|security)\\.debian\\.org/#${APT_MIRROR%/}/#g"')
+    sed = ('sed -Ei "s#https?://(archive|security)\\.ubuntu\\.com/ubuntu#${mirror}/ubuntu#g; '
+           's#https?://(deb|security)\\.debian\\.org/#${mirror}/#g"')
     if " " in files:
         edit = f"for f in {files}; do [ ! -f \"$f\" ] || {sed} \"$f\"; done"
     else:
         edit = f"[ ! -f {files} ] || {sed} {files}"
-    mirror = f"if [ -n \"$APT_MIRROR\" ]; then {edit}; fi"
+    # the mirror as sed's replacement text: its `#`, `&` and `\` escaped, so no URL can end the expression
+    escape = "mirror=\"$(printf '%s' \"${APT_MIRROR%/}\" | sed 's/[#&\\\\]/\\\\&/g')\""
+    mirror = f"if [ -n \"$APT_MIRROR\" ]; then {escape}; {edit}; fi"
     steps = [mirror]
     if r.nvidia_base:
         steps.append("rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list "
