@@ -40,53 +40,85 @@ class RequirementsFile:
 
 def read_requirements(path: Path, folder: Path) -> RequirementsFile:
     """The requirements file at `path`, whose files must all lie inside `folder`."""
-    found = RequirementsFile()
-    _read(path, folder.resolve(), found, ())
-    return found
+    reader = _Reader(folder.resolve())
+    reader.read(path, ())
+    return reader.found
 
 
-def _read(path: Path, folder: Path, found: RequirementsFile, chain: tuple[Path, ...]) -> None:
-    real, shown = path.resolve(), _shown(path, folder)
-    if real in chain:
-        found.problems.append(f"{shown}: includes itself (a cycle of -r: "
-                              + " -> ".join(_shown(p, folder) for p in (*chain, real)) + ")")
-        return
-    text = _text(path, folder, shown, found, "the spec's folder" if not chain else "the file that names it")
-    if text is None:
-        return
-    for number, line in _logical_lines(text):
-        _line(line, f"{shown}:{number}", real, folder, found, (*chain, real))
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    where: str                   # "reqs/base.txt:3"
+    file: Path                   # the file it is in, symlinks resolved
+    chain: tuple[Path, ...]      # the files that led here through -r, this one last
 
 
-def _shown(path: Path, folder: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(folder))
-    except ValueError:
-        return str(path)
+class _Reader:
+    """Reads one requirements file and those it includes into `found`, every file confined to `folder`."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.found = folder, RequirementsFile()
 
-def _text(path: Path, folder: Path, shown: str, found: RequirementsFile, relative_to: str) -> Optional[str]:
-    real = path.resolve()
-    if not path.exists():
-        found.problems.append(f"no file at {path}: the path is relative to {relative_to}")
-        return None
-    if real != folder and folder not in real.parents:
-        found.problems.append(f"{shown}: is outside the spec's folder {folder} (symlinks resolved); "
-                              "requirements files must live next to gpuenv.toml")
-        return None
-    if not real.is_file():
-        found.problems.append(f"{shown}: is not a file")
-        return None
-    try:
-        data = real.read_bytes()
-    except OSError as exc:
-        found.problems.append(f"{shown}: cannot be read ({exc.strerror})")
-        return None
-    problem = _not_text(data)
-    if problem:
-        found.problems.append(f"{shown}: {problem}")
-        return None
-    return data.decode("utf-8")
+    def read(self, path: Path, chain: tuple[Path, ...]) -> None:
+        real, shown = path.resolve(), self.shown(path)
+        if real in chain:
+            cycle = " -> ".join(self.shown(p) for p in (*chain, real))
+            self.found.problems.append(f"{shown}: includes itself (a cycle of -r: {cycle})")
+            return
+        text = self.text(path, shown, "the spec's folder" if not chain else "the file that names it")
+        for number, line in _logical_lines(text or ""):
+            self.line(_Line(line, f"{shown}:{number}", real, (*chain, real)))
+
+    def shown(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.folder))
+        except ValueError:
+            return str(path)
+
+    def text(self, path: Path, shown: str, relative_to: str) -> Optional[str]:
+        real, problem = path.resolve(), None
+        if not path.exists():
+            problem = f"no file at {path}: the path is relative to {relative_to}"
+        elif real != self.folder and self.folder not in real.parents:
+            problem = (f"{shown}: is outside the spec's folder {self.folder} (symlinks resolved); requirements "
+                       "files must live next to gpuenv.toml")
+        elif not real.is_file():
+            problem = f"{shown}: is not a file"
+        if problem:
+            self.found.problems.append(problem)
+            return None
+        return self.decoded(real, shown)
+
+    def decoded(self, real: Path, shown: str) -> Optional[str]:
+        try:
+            data = real.read_bytes()
+        except OSError as exc:
+            self.found.problems.append(f"{shown}: cannot be read ({exc.strerror})")
+            return None
+        problem = _not_text(data)
+        if problem:
+            self.found.problems.append(f"{shown}: {problem}")
+            return None
+        return data.decode("utf-8")
+
+    def line(self, line: _Line) -> None:
+        why = values.writable(line.text)
+        if why:
+            self.found.problems.append(f"{line.where}: {why}")
+        elif line.text.startswith("-"):
+            self.option(line)
+        else:
+            _requirement(line.text, line.where, self.found)
+
+    def option(self, line: _Line) -> None:
+        name, given = _split_option(line.text)
+        problem = _option_problem(name, given)
+        if problem:
+            self.found.problems.append(f"{line.where}: {problem}")
+        elif name in _INCLUDE:
+            self.read(line.file.parent / given[0], line.chain)
+        else:
+            _network(_NETWORK[name], given[0], line.where, self.found)
 
 
 def _not_text(data: bytes) -> Optional[str]:
@@ -115,16 +147,6 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
-def _line(line: str, where: str, real: Path, folder: Path, found: RequirementsFile, chain: tuple[Path, ...]) -> None:
-    why = values.writable(line)
-    if why:
-        found.problems.append(f"{where}: {why}")
-    elif line.startswith("-"):
-        _option(line, where, real, folder, found, chain)
-    else:
-        _requirement(line, where, found)
-
-
 _NETWORK = {"-i": "index", "--index-url": "index", "--extra-index-url": "extra", "--trusted-host": "trusted"}
 _INCLUDE = ("-r", "--requirement")
 _REFUSED = {
@@ -134,25 +156,19 @@ _REFUSED = {
           "version, or NAME @ git+https://... for a repository",
     "--editable": "editable installs cannot work in an image: install a released version instead",
 }
-
-
-def _option(line: str, where: str, real: Path, folder: Path, found: RequirementsFile, chain: tuple[Path, ...]) -> None:
-    name, given = _split_option(line)
-    if name in _REFUSED:
-        found.problems.append(f"{where}: {_REFUSED[name]}")
-    elif name not in _INCLUDE and name not in _NETWORK:
-        found.problems.append(f"{where}: the pip option {name!r} is not supported in a requirements file gpuenv "
-                              "reads (it knows -r, --index-url, --extra-index-url, --trusted-host); put the "
-                              "setting in gpuenv.toml's [network], or remove it")
-    elif len(given) != 1:
-        found.problems.append(f"{where}: {name} takes one value, such as {name} {_EXAMPLE.get(name, 'https://pypi.example.com/simple')}")
-    elif name in _INCLUDE:
-        _read(real.parent / given[0], folder, found, chain)
-    else:
-        _network(_NETWORK[name], given[0], where, found)
-
-
 _EXAMPLE = {"-r": "other.txt", "--requirement": "other.txt", "--trusted-host": "pypi.example.com"}
+
+
+def _option_problem(name: str, given: list[str]) -> Optional[str]:
+    if name in _REFUSED:
+        return _REFUSED[name]
+    if name not in _INCLUDE and name not in _NETWORK:
+        return (f"the pip option {name!r} is not supported in a requirements file gpuenv reads (it knows -r, "
+                "--index-url, --extra-index-url, --trusted-host); put the setting in gpuenv.toml's [network], "
+                "or remove it")
+    if len(given) != 1:
+        return f"{name} takes one value, such as {name} {_EXAMPLE.get(name, 'https://pypi.example.com/simple')}"
+    return None
 
 
 def _split_option(line: str) -> tuple[str, list[str]]:
