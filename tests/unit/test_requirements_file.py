@@ -164,3 +164,21 @@ def test_the_same_index_in_both_places_is_fine_and_a_preset_index_gives_way(tmp_
                          **{"requirements.txt": "-i https://own.example/simple\n"})
     net = load_spec(preset).network
     assert net.pip_index == "https://own.example/simple" and net.apt_mirror   # the preset still fills the rest
+
+
+def test_a_spec_written_back_leaves_the_index_options_in_the_requirements_file(tmp_path):
+    from gpuenv.spec.write import spec_data
+
+    text = "--index-url https://mirror.example/simple\n--extra-index-url https://extra.example/simple\nrich\n"
+    folder = folder_with(tmp_path, '[network]\npip_extra_indexes = ["https://own.example/simple"]\n',
+                         **{"requirements.txt": text})
+    written = spec_data(load_spec(folder), full=False)
+    assert written["network"] == {"pip_extra_indexes": ["https://own.example/simple"]}
+
+
+def test_every_file_read_is_listed_for_those_that_carry_the_spec_elsewhere(tmp_path):
+    from gpuenv.spec.requirements import read_requirements
+
+    folder = folder_with(tmp_path, "", **{"requirements.txt": "-r reqs/base.txt\n", "reqs/base.txt": "rich\n"})
+    found = read_requirements(folder / "requirements.txt", folder)
+    assert found.files == [(folder / "requirements.txt").resolve(), (folder / "reqs/base.txt").resolve()]

@@ -36,6 +36,7 @@ class RequirementsFile:
     trusted_hosts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)            # "requirements.txt:3: ..."
     index_line: str = ""                                         # FILE:LINE of the index URL
+    files: list[Path] = field(default_factory=list)              # every file read (-r too), resolved
 
 
 def read_requirements(path: Path, folder: Path) -> RequirementsFile:
@@ -66,6 +67,7 @@ class _Reader:
             self.found.problems.append(f"{shown}: includes itself (a cycle of -r: {cycle})")
             return
         text = self.text(path, shown, "the spec's folder" if not chain else "the file that names it")
+        self.found.files += [real] if text is not None else []
         for number, line in _logical_lines(text or ""):
             self.line(_Line(line, f"{shown}:{number}", real, (*chain, real)))
 

@@ -94,17 +94,22 @@ def with_requirements_network(spec: EnvSpec, base_dir: Optional[Path]) -> EnvSpe
     if found is None or not (found.index_url or found.extra_index_urls or found.trusted_hosts):
         return spec
     net = spec.network
-    update: dict[str, Any] = {
-        "pip_extra_indexes": list(dict.fromkeys([*net.pip_extra_indexes, *found.extra_index_urls])),
-        "pip_trusted_hosts": list(dict.fromkeys([*net.pip_trusted_hosts, *found.trusted_hosts])),
+    added: dict[str, Any] = {
+        "pip_extra_indexes": [u for u in found.extra_index_urls if u not in net.pip_extra_indexes],
+        "pip_trusted_hosts": [h for h in found.trusted_hosts if h not in net.pip_trusted_hosts],
     }
-    if found.index_url:
-        update["pip_index"] = found.index_url
-    return spec.model_copy(update={"network": _network_with(net, update)})
+    if found.index_url and found.index_url != net.pip_index:
+        added["pip_index"] = found.index_url
+    return spec.model_copy(update={"network": _network_with(net, added)})
 
 
-def _network_with(net: Network, update: dict[str, Any]) -> Network:
-    data = net.model_dump(exclude_unset=True) | update
+def _network_with(net: Network, added: dict[str, Any]) -> Network:
+    """`net` with `added`; it remembers what was added, so that a spec written back (spec/write.py) leaves
+    it in the requirements file."""
+    data = net.model_dump(exclude_unset=True)
+    data |= {key: [*getattr(net, key), *value] if isinstance(value, list) else value for key, value in added.items()}
     if net.preset is not None:
         data["preset"] = net.preset
-    return Network.model_validate(data)
+    merged = Network.model_validate(data)
+    merged._from_requirements = {key: value for key, value in added.items() if value}
+    return merged
