@@ -330,3 +330,23 @@ def test_a_newline_in_the_workspace_mount_is_refused_not_a_dockerfile_instructio
     result = rendered(_set(PLAIN, ("workspace", "mount"), "/w\nRUN touch /pwned \\"))
     assert isinstance(result, GpuenvError) and result.exit_code == 2
     assert "workspace.mount" in str([p.field for p in result.problems])
+
+
+def test_hadolint_finds_the_same_dockerfile_with_hostile_but_valid_values():
+    """hadolint's parser (language-docker) reads the Dockerfile of a spec full of accepted hostile values as it
+    reads the plain one: no parse error (DL1000), and the same findings."""
+    from tests.unit.render.test_validate import hadolint_findings
+
+    data = PLAIN
+    for path, value in [(("workspace", "mount"), "/in side/#w 'q' \"d\" \\b"),
+                        (("network", "https_proxy"), "http://p.example:3128/$HOME'\"#x"),
+                        (("network", "pip_index"), "https://i.example/${X}/simple?a=b&c=\\d"),
+                        (("network", "no_proxy", 0), "a$b#c\"d'e"), (("packages", 0), "x-y; python_version > '3'")]:
+        data = _set(data, path, value)
+    files = rendered(data)
+    assert isinstance(files, dict), files
+    found = []
+    for name, text in (("plain", plain_files()["Dockerfile"]), ("hostile", files["Dockerfile"])):
+        (FOLDER / name).write_text(text)
+        found.append(sorted((f["code"], f["line"]) for f in hadolint_findings(FOLDER / name)))
+    assert found[1] == found[0] and not any(code == "DL1000" for code, _ in found[1]), found
