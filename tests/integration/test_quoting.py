@@ -85,3 +85,26 @@ def test_docker_compose_v1_reads_hostile_paths_and_urls_in_compose_yaml_and_env_
     assert env["https_proxy"].replace("$$", "$") == proxy   # `config` prints values escaped again
     assert env["no_proxy"].replace("$$", "$") == "a$b,#c"
     assert services["jupyter"]["working_dir"] == "/in side/#w"
+
+
+def test_buildkit_puts_an_apt_mirror_with_sed_characters_into_the_sources_as_written(engine, tmp_path):
+    """APT_MIRROR is sed's replacement text in the generated Dockerfile: `#`, `&` and `\\` in the URL (valid
+    in a spec's apt_mirror) must land as written, and `#w FILE` must not make sed write a file."""
+    from gpuenv.render.dockerfile import _apt_setup
+
+    class Debian12:   # the fields _apt_setup reads of a recipe
+        os, nvidia_base = "debian12", False
+
+    setup = _apt_setup(Debian12()).split(" \\\n && ")[0]
+    (tmp_path / "debian.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n")
+    (tmp_path / "Dockerfile").write_text("\n".join([
+        f"FROM {engine.base_image}", 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]',
+        "COPY debian.sources /etc/apt/sources.list.d/debian.sources", "ARG APT_MIRROR", f"RUN {setup}",
+        "RUN grep '^URIs:' /etc/apt/sources.list.d/debian.sources > /uris \\",
+        " && { [ ! -e /tmp/x ] || echo WROTE >> /uris; }",
+        'CMD ["cat", "/uris"]', ""]))
+    mirror = "http://m.example:8080/a#w/tmp/x#&b\\c"
+    tag = engine.track_image(engine.unique("quoting-apt") + ":1")
+    engine.docker("build", "-q", "--build-arg", f"APT_MIRROR={mirror}/", "-t", tag, str(tmp_path))
+    container = engine.track_container(engine.unique("quoting-apt"))
+    assert engine.docker("run", "--name", container, tag).stdout.decode() == f"URIs: {mirror}/debian\n"
