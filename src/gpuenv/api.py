@@ -44,7 +44,7 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
     texts = list(spec.frameworks)
     packages = list(spec.packages)
     if spec.requirements:
-        found, others = requirements_file(path.parent / spec.requirements)
+        found, others = requirements_file(path.parent / spec.requirements, path.parent)
         texts += found
         packages += others
     where = f"{path}"

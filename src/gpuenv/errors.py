@@ -8,6 +8,7 @@ or one JSON document under `--json`); nothing else prints or exits.
     GpuenvError                 exit 1   a failure gpuenv could not get past
     +-- BadInput                exit 2   the user's input is wrong: flags, request, files
     |   +-- SpecError           exit 2   gpuenv.toml (or flags standing for it) has problems
+    |   +-- Unrepresentable     exit 2   a value a generated file's format cannot hold (a newline, NUL)
     +-- ImpossibleRequest       exit 3   the request is valid, but no stack satisfies it
     +-- EngineError             exit 1   the container engine refused or is unreachable
 
@@ -84,6 +85,17 @@ class SpecError(BadInput):
         data["source"] = self.source
         data["problems"] = [p.to_dict() for p in self.problems]
         return data
+
+
+class Unrepresentable(BadInput):
+    """A value that a generated file's format cannot hold safely; nothing is written."""
+
+    def __init__(self, target: str, value: str, reason: str) -> None:
+        super().__init__(f"{value!r} cannot be written into {target}: it holds {reason}",
+                         "rename the folder or file, or change the spec value, so that it has no such character")
+        self.target = target
+        self.value = value
+        self.reason = reason
 
 
 class ImpossibleRequest(GpuenvError):

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from gpuenv.errors import BadInput
 from gpuenv.host.network import CA_ENV, SYSTEM_BUNDLES
+from gpuenv.spec.values import is_public_key
 
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -119,7 +120,7 @@ def ssh_key(setting: str, spec_dir: Path) -> SshKey:
     made for gpuenv (~/.ssh/gpuenv_ed25519) when you have none."""
     if setting == "auto":
         return _own_key()
-    if " " in setting:
+    if is_public_key(setting):
         return SshKey(".gpuenv/authorized_keys", None, setting.strip() + "\n")
     path = (spec_dir / Path(setting).expanduser()).resolve()
     if not path.is_file():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 import types
 import typing
@@ -172,11 +173,31 @@ def from_data(data: dict[str, Any]) -> Lock:
                        tuple(Package(p["name"], p["version"], tuple(p.get("hashes", ())), p.get("note", ""))
                              for p in s.get("package", ())))
                   for s in data.get("step", ()))
+    _check_steps(steps)
     base, image = data["base"], data["image"]
     return Lock(data["spec_sha256"], str(data["made"]), data["gpuenv"], data["plan"],
                 BaseRef(base["image"], base.get("digest", ""), base.get("id", "")),
                 ImageRef(image["tag"], image.get("id", ""), tuple(image.get("repo_digests", ()))),
                 steps, tuple((a["name"], a["version"]) for a in data.get("apt", ())), data["version"])
+
+
+_STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,40}")
+_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_VERSION = re.compile(r"[A-Za-z0-9.+!_-]+")
+_HASH = re.compile(r"sha(256|384|512):[0-9a-f]+")
+
+
+def _check_steps(steps: tuple[Step, ...]) -> None:
+    """A lock's step ids become file names and its pins lines of pip requirements files (issue 15): each
+    must be what gpuenv writes, so a lock from elsewhere (a bundle) can add no path, option or line."""
+    for step in steps:
+        if not _STEP_ID.fullmatch(step.id):
+            raise ValueError(f"step id {step.id!r} is not one gpuenv writes")
+        for p in step.packages:
+            bad = [text for text, form in ((p.name, _NAME), (p.version, _VERSION), *((h, _HASH) for h in p.hashes))
+                   if not (isinstance(text, str) and form.fullmatch(text))]
+            if bad:
+                raise ValueError(f"step {step.id}: {bad[0]!r} is not a distribution name, version or hash")
 
 
 # --- the plan as data and back --------------------------------------------------------------------

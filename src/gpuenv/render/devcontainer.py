@@ -4,8 +4,7 @@ in the main service, at the workspace mount, and asks the host for a GPU when th
 
 from __future__ import annotations
 
-import json
-
+from gpuenv.render.quote import json_document
 from gpuenv.render.recipe import Recipe
 
 
@@ -20,4 +19,4 @@ def devcontainer(r: Recipe) -> str:
     if r.gpu:
         doc["hostRequirements"] = {"gpu": True}
     doc["customizations"] = {"vscode": {"extensions": ["ms-python.python", "ms-toolsai.jupyter"]}}
-    return json.dumps(doc, indent=2) + "\n"
+    return json_document(doc)

@@ -5,6 +5,7 @@ ignore files that keep it out of git and keep the build context small.
 from __future__ import annotations
 
 from gpuenv import __version__
+from gpuenv.render.quote import comment_line, env_line
 from gpuenv.render.recipe import Recipe
 
 TOKENS = ("JUPYTER_TOKEN", "GPUENV_GATEWAY_TOKEN")
@@ -13,22 +14,23 @@ TOKENS = ("JUPYTER_TOKEN", "GPUENV_GATEWAY_TOKEN")
 def env_file(r: Recipe, image: str) -> str:
     i = r.inputs
     lines = [
-        f"# Written by gpuenv {__version__} (gpuenv generate) for \"{r.name}\". It holds secrets (the tokens):",
+        comment_line(f"Written by gpuenv {__version__} (gpuenv generate) for \"{r.name}\". It holds secrets (the "
+                     "tokens):"),
         "# mode 600, listed in .gitignore; never commit it. compose reads it for the ${...} in compose.yaml.",
-        f"COMPOSE_PROJECT_NAME={i.project or r.name}",
-        f"GPUENV_IMAGE={image}",
-        f"GPUENV_UID={i.uid}",
-        f"GPUENV_GID={i.gid}",
+        env_line("COMPOSE_PROJECT_NAME", i.project or r.name),
+        env_line("GPUENV_IMAGE", image),
+        env_line("GPUENV_UID", str(i.uid)),
+        env_line("GPUENV_GID", str(i.gid)),
     ]
     names = {s.name for s in r.services}
     if "jupyter" in names and r.spec.access.jupyter.auth == "token":
-        lines.append(f"JUPYTER_TOKEN={i.tokens['JUPYTER_TOKEN']}")
+        lines.append(env_line("JUPYTER_TOKEN", i.tokens["JUPYTER_TOKEN"]))
     if "gateway" in names:
-        lines.append(f"GPUENV_GATEWAY_TOKEN={i.tokens['GPUENV_GATEWAY_TOKEN']}")
+        lines.append(env_line("GPUENV_GATEWAY_TOKEN", i.tokens["GPUENV_GATEWAY_TOKEN"]))
     if "ssh" in names:
-        lines.append(f"GPUENV_SSH_AUTHORIZED_KEY={i.ssh_key}")
+        lines.append(env_line("GPUENV_SSH_AUTHORIZED_KEY", i.ssh_key))
     if i.ca_bundle and r.spec.network.ca_certificates != "none":
-        lines.append(f"GPUENV_CA_BUNDLE={i.ca_bundle}")
+        lines.append(env_line("GPUENV_CA_BUNDLE", i.ca_bundle))
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from gpuenv import __version__
 from gpuenv.kb import load_table
+from gpuenv.render.quote import compose_text
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.plan import Plan
 from gpuenv.resolve.versions import minor_key
@@ -204,7 +205,7 @@ def _services(spec: Any) -> list[Service]:
     if access.jupyter is not None:
         env = [("JUPYTER_TOKEN", "${JUPYTER_TOKEN:?run gpuenv generate to write .env}")]
         if access.jupyter.auth == "password":
-            env = [("GPUENV_JUPYTER_PASSWORD_HASH", access.jupyter.password_hash.replace("$", "$$"))]
+            env = [("GPUENV_JUPYTER_PASSWORD_HASH", compose_text(access.jupyter.password_hash))]
         services.append(Service("jupyter", ("jupyter", access.jupyter.mode), 8888, access.jupyter.port,
                                 ("http", 8888), tuple(env)))
     if access.gateway is not None:

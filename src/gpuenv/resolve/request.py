@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -75,26 +75,16 @@ def want(text: str, where: str = "request") -> Want:
     return Want(text, project, family, str(req.specifier), tuple(sorted(req.extras)))
 
 
-def frameworks_in(lines: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Split requirement lines into (framework requirements, other requirements), skipping pip options."""
+def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[str], list[str]]:
+    """(framework requirements, other requirements) of a spec's requirements file, read and confined to
+    `folder` (the spec's; default the file's own) as spec/requirements.py says; BadInput for a problem."""
+    from gpuenv.spec.requirements import read_requirements
+
+    found = read_requirements(path, folder or path.parent)
+    if found.problems:
+        raise BadInput(f"requirements file {path}: " + "; ".join(found.problems),
+                       "fix the file, or `requirements` in gpuenv.toml; `gpuenv spec check` lists every problem")
     frameworks, others = [], []
-    for raw in lines:
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        try:
-            name = Requirement(line).name
-        except InvalidRequirement:
-            others.append(line)
-            continue
-        (frameworks if family_of(name) else others).append(line)
+    for text in found.requirements:
+        (frameworks if family_of(Requirement(text).name) else others).append(text)
     return frameworks, others
-
-
-def requirements_file(path: Path) -> tuple[list[str], list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadInput(f"cannot read requirements file {path}: {exc.strerror}",
-                       "fix `requirements` in gpuenv.toml, or create the file") from exc
-    return frameworks_in(text.splitlines())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from pydantic import ValidationError
 
@@ -84,14 +84,36 @@ def validate_spec(
     data = dict(data)
     if "name" not in data:
         data["name"] = values.name_from_folder((base_dir or Path.cwd()).resolve().name)
+    unwritable = list(_unwritable(data, ()))
     try:
         spec = EnvSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(source, problems.from_validation_error(exc), place, hint) from None
-    broken = rules.broken_rules(spec, base_dir)
+        raise _spec_error(source, _merged(unwritable, problems.from_validation_error(exc)), place, hint) from None
+    broken = unwritable or rules.broken_rules(spec, base_dir)
     if broken:
         raise _spec_error(source, broken, place, hint)
-    return spec
+    return rules.with_requirements_network(spec, base_dir)
+
+
+def _unwritable(value: Any, path: FieldPath) -> Iterator[problems.Found]:
+    """Every text of the document, at any depth, that holds a line break or control character: no field
+    may carry one into a generated file (a field added to the model later is covered too)."""
+    if isinstance(value, str):
+        why = values.writable(value)
+        if why:
+            yield path, why, None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _unwritable(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _unwritable(item, (*path, index))
+
+
+def _merged(first: list[problems.Found], then: list[problems.Found]) -> list[problems.Found]:
+    """`first`, and those of `then` at a field path `first` does not name already."""
+    named = {path for path, _, _ in first}
+    return first + [found for found in then if found[0] not in named]
 
 
 def _spec_error(source: str, found: list[problems.Found], place: Placer, hint: str) -> SpecError:

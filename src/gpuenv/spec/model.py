@@ -179,6 +179,7 @@ class Network(_Table):
         False, examples=[True], description="also install the CAs into the image's trust store, for pip at run time"
     )
     _filled: tuple[str, ...] = PrivateAttr(default=())
+    _from_requirements: dict[str, Any] = PrivateAttr(default_factory=dict)   # spec/rules.py sets it
 
     @model_validator(mode="after")
     def _apply_preset(self) -> "Network":
@@ -202,6 +203,11 @@ class Network(_Table):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
+
+    @property
+    def from_requirements(self) -> dict[str, Any]:
+        """What the requirements file's --index-url, --extra-index-url and --trusted-host added here."""
+        return dict(self._from_requirements)
 
     @property
     def filled(self) -> dict[str, str]:

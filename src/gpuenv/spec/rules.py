@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from gpuenv.spec.model import EnvSpec
+from gpuenv.spec.model import EnvSpec, Network
+from gpuenv.spec.requirements import RequirementsFile, read_requirements
 
 Broken = tuple[tuple[Any, ...], str, Optional[str]]
 
@@ -63,12 +64,56 @@ def _host_ports(spec: EnvSpec) -> Iterator[tuple[tuple[Any, ...], int]]:
 
 
 def _requirements_file(spec: EnvSpec, base_dir: Path) -> Iterator[Broken]:
-    if spec.requirements is None:
+    """The requirements file: inside the spec's folder, text, and only what gpuenv honours (requirements.py),
+    with no index URL that differs from network.pip_index."""
+    found = _requirements(spec, base_dir)
+    if found is None:
         return
-    path = (base_dir / Path(spec.requirements).expanduser())
-    if not path.is_file():
-        yield (("requirements",), f"no file at {path}: the path is relative to the spec's folder",
-               'requirements = "requirements.txt"')
+    for problem in found.problems:
+        yield (("requirements",), problem, 'requirements = "requirements.txt"')
+    own = spec.network.pip_index if "pip_index" in _explicit(spec.network) else None
+    if found.index_url and own and found.index_url != own:
+        yield (("requirements",), f"{found.index_line}: --index-url {found.index_url} differs from network.pip_index "
+               f"{own}: give the index in one place (a requirements file's index is used as if written in "
+               "[network])", None)
+
+
+def _requirements(spec: EnvSpec, base_dir: Optional[Path]) -> Optional[RequirementsFile]:
+    if spec.requirements is None or base_dir is None:
+        return None
+    return read_requirements(base_dir / Path(spec.requirements).expanduser(), base_dir)
+
+
+def _explicit(network: Network) -> set[str]:
+    return set(network.model_fields_set) - set(network.filled)
+
+
+def with_requirements_network(spec: EnvSpec, base_dir: Optional[Path]) -> EnvSpec:
+    """The spec with its requirements file's --index-url, --extra-index-url and --trusted-host in [network],
+    as if written there: the file's index replaces one a preset filled; the lists are joined, the spec's first."""
+    found = _requirements(spec, base_dir)
+    if found is None or not (found.index_url or found.extra_index_urls or found.trusted_hosts):
+        return spec
+    net = spec.network
+    added: dict[str, Any] = {
+        "pip_extra_indexes": [u for u in found.extra_index_urls if u not in net.pip_extra_indexes],
+        "pip_trusted_hosts": [h for h in found.trusted_hosts if h not in net.pip_trusted_hosts],
+    }
+    if found.index_url and found.index_url != net.pip_index:
+        added["pip_index"] = found.index_url
+    return spec.model_copy(update={"network": _network_with(net, added)})
+
+
+def _network_with(net: Network, added: dict[str, Any]) -> Network:
+    """`net` with `added`; it remembers what was added, so that a spec written back (spec/write.py) leaves
+    it in the requirements file."""
+    data = net.model_dump(exclude_unset=True)
+    data |= {key: [*getattr(net, key), *value] if isinstance(value, list) else value for key, value in added.items()}
+    if net.preset is not None:
+        data["preset"] = net.preset
+    merged = Network.model_validate(data)
+    merged._from_requirements = {key: value for key, value in added.items() if value}
+    return merged
 
 
 def _workspace_folder(spec: EnvSpec, base_dir: Path) -> Iterator[Broken]:

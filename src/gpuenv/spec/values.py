@@ -18,6 +18,22 @@ from packaging.requirements import InvalidRequirement, Requirement
 from gpuenv.kb import frameworks
 
 
+# Characters no value of a spec may hold, in any field: C0 controls (newline, CR, tab, NUL...), DEL,
+# C1 controls and the Unicode line and paragraph separators. Each would end a line of a generated file
+# (a Dockerfile instruction, a .env line, a YAML key) or cannot be passed to a program at all (NUL);
+# render/quote.py refuses them too, as a last guard for values that come from the host.
+UNWRITABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def writable(value: str) -> Optional[str]:
+    """Why `value` can be no value of a spec (it holds a line break or control character), or None."""
+    found = UNWRITABLE.search(value)
+    if found is None:
+        return None
+    return (f"must not hold the character {found.group()!r}: a line break or control character would "
+            "end a line of the files gpuenv writes")
+
+
 def python_version(value: str) -> str:
     if not re.fullmatch(r"(2|3)(\.\d{1,2})?", value):
         raise ValueError("must be a Python version MAJOR or MAJOR.MINOR, such as \"3\" or \"3.6\"")
@@ -184,8 +200,11 @@ def name_from_folder(folder: str) -> str:
 
 def container_path(value: str) -> str:
     normal = posixpath.normpath(value)
-    if not value.startswith("/") or "\0" in value:
+    if not value.startswith("/") or UNWRITABLE.search(value):
         raise ValueError("must be an absolute path inside the container, such as \"/workspace\"")
+    if re.search(r"[:$]", value):
+        raise ValueError("must not hold ':' (docker run -v and compose split volumes at it) or '$' "
+                         "(compose and devcontainer.json substitute ${...} in it)")
     top = "/" + normal.strip("/").split("/")[0]
     if normal == "/" or top in _SYSTEM_DIRS:
         raise ValueError(f"must not be / or under a system folder ({', '.join(sorted(_SYSTEM_DIRS))})")
@@ -196,8 +215,10 @@ _SYSTEM_DIRS = {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sb
 
 
 def host_path(value: str) -> str:
-    if not value or "\0" in value or "\n" in value:
+    if not value or UNWRITABLE.search(value):
         raise ValueError("must be a path on the host, such as \".\" or \"~/projects/vision\"")
+    if ":" in value:
+        raise ValueError("must not hold ':': docker run -v and compose's volumes split paths at it")
     return value
 
 
@@ -210,12 +231,20 @@ def run_as(value: str) -> str:
 _KEY_TYPES = r"(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)"
 
 
+def is_public_key(value: str) -> bool:
+    """Whether an authorized_key setting is a key itself (else it is "auto" or a key file's path)."""
+    return re.fullmatch(_KEY_TYPES + r" [A-Za-z0-9+/]+={0,3}( [^\n]*)?", value) is not None
+
+
 def authorized_key(value: str) -> str:
     """"auto", a public key itself, or the path of a public key file (.pub / authorized_keys)."""
-    if value == "auto" or re.fullmatch(_KEY_TYPES + r" [A-Za-z0-9+/]+={0,3}( [^\n]*)?", value):
+    if value == "auto" or is_public_key(value):
         return value
     name = posixpath.basename(value)
-    if "\n" not in value and (name.endswith(".pub") or name == "authorized_keys"):
+    if re.search(r"[:'\\$]", value) and (name.endswith(".pub") or name == "authorized_keys"):
+        raise ValueError("a key file's path must not hold ':', \"'\", '\\' or '$': it is written into .env "
+                         "and a compose volume, whose syntax cannot hold them")
+    if not UNWRITABLE.search(value) and (name.endswith(".pub") or name == "authorized_keys"):
         return value
     raise ValueError(
         "must be \"auto\", a public key (\"ssh-ed25519 AAAA...\"), or the path of a public key file "
@@ -307,7 +336,7 @@ def ca_certificates(value: Any) -> Any:
     if value == []:
         return "none"
     items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(i, str) and i and "\n" not in i for i in items):
+    if not items or not all(isinstance(i, str) and i and not UNWRITABLE.search(i) for i in items):
         raise ValueError(
             "must be \"auto\" (the host's CAs), \"none\" (or []), or a list of CA certificate files such as "
             "[\"/usr/local/share/ca-certificates/corp.crt\"]"

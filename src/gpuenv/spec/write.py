@@ -21,6 +21,7 @@ def spec_data(spec: EnvSpec, full: bool = True) -> dict[str, Any]:
     if not full:                      # a network preset's mirrors come from the preset, not the file
         for name in spec.network.filled:
             data.get("network", {}).pop(name, None)
+        _leave_in_requirements(data.get("network", {}), spec.network.from_requirements)
     access = spec.access.model_dump(mode="json", exclude_none=True)
     for switch in ("jupyter", "gateway", "ssh"):
         if switch in access:
@@ -51,3 +52,13 @@ def _key_value(key: str, value: Any) -> str:
         return line
     items = "".join(f"    {toml_inline(item)},\n" for item in value)
     return f"{key} = [\n{items}]"
+
+
+def _leave_in_requirements(network: dict[str, Any], added: dict[str, Any]) -> None:
+    """What the requirements file put into [network] stays there, out of the written spec."""
+    for key, value in added.items():
+        kept = [item for item in network.get(key, []) if item not in value] if isinstance(value, list) else None
+        if kept:
+            network[key] = kept
+        else:
+            network.pop(key, None)

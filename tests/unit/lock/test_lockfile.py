@@ -176,3 +176,20 @@ def test_locked_checks_a_base_without_digest_by_id() -> None:
         locked.pinned_base(lock, _Engine({}))
     digested = dataclasses.replace(lock, base=BaseRef("python:3.11-slim", "python@sha256:5", "sha256:1"))
     assert locked.pinned_base(digested, _Engine({})) == "python@sha256:5"
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: dataclasses.replace(s, id="../../../home/you/.bashrc"),
+    lambda s: dataclasses.replace(s, packages=(Package("x\n--index-url https://evil.example/simple", "1.0"),)),
+    lambda s: dataclasses.replace(s, packages=(Package("x", "1.0 --pre"),)),
+    lambda s: dataclasses.replace(s, packages=(Package("x", "1.0", ("sha256:ab\n-r /etc/passwd",)),)),
+])
+def test_a_lock_from_elsewhere_can_add_no_path_option_or_line_to_the_files(tmp_path: Path, change) -> None:
+    """Step ids become file names (.gpuenv/lock/<id>.txt) and pins lines of pip requirements files: a lock
+    that carries anything but what gpuenv writes (a bundle's) is refused, exit 2 (issue 15)."""
+    made = _lock(*_planned("jax-cpu"))
+    hostile = dataclasses.replace(made, steps=(change(made.steps[0]), *made.steps[1:]))
+    write(hostile, tmp_path / "gpuenv.lock")
+    with pytest.raises(BadInput, match="not a gpuenv lock this gpuenv reads") as refused:
+        read(tmp_path / "gpuenv.lock")
+    assert refused.value.exit_code == 2
