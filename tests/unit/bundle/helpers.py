@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Callable, Optional
 
 from gpuenv.bundle.write import Source, compress, content_tag, write_members
 
 # stands in for a `docker save` stream: compressible, not random, spanning several chunks
+BASE_ID = "sha256:" + "cd" * 32
 IMAGE_BYTES = b"".join(b"layer %08d: /usr/lib/python3/dist-packages/x.so\n" % i for i in range(60_000))
 CONTEXT = [("Dockerfile", b"FROM gpuenv-base/debian:bookworm\nUSER ${USER_UID}:${USER_GID}\n", 0o644),
            (".dockerignore", b"*\n!.gpuenv/\n", 0o644), (".gpuenv/start.sh", b"#!/bin/sh\nexec \"$@\"\n", 0o755)]
@@ -20,7 +22,7 @@ def _tag(uid: int = 1000, gid: int = 1000) -> str:
     return content_tag("demo", uid, gid, [(p, d.decode(), m) for p, d, m in CONTEXT])
 
 
-def make_bundle(folder: Path, lock: bool = True) -> Path:
+def make_bundle(folder: Path, lock: bool = True, sign: Optional[Callable[[bytes], bytes]] = None) -> Path:
     spec = folder / "src" / "gpuenv.toml"
     spec.parent.mkdir()
     spec.write_text('name = "demo"\nframeworks = ["torch"]\nrequirements = "deps/requirements.txt"\n')
@@ -29,9 +31,62 @@ def make_bundle(folder: Path, lock: bool = True) -> Path:
     if lock:
         (spec.parent / "gpuenv.lock").write_text("version = 1\n")
     info = {"Id": "sha256:" + "ab" * 32, "Size": len(IMAGE_BYTES), "Config": {"User": "1000:1000", "Labels": LABELS}}
-    source = Source("demo", _tag(), info, spec, spec.parent, True, (("gpuenv-base/debian:bookworm", "sha256:cd"),),
+    source = Source("demo", _tag(), info, spec, spec.parent, True, (("gpuenv-base/debian:bookworm", BASE_ID),),
                     (("deps/requirements.txt", spec.parent / "deps" / "requirements.txt"),))
     path = folder / "demo.gpuenv"
     with open(path, "wb") as f:
-        write_members(f, source, CONTEXT, lambda w: compress(w, io.BytesIO(IMAGE_BYTES)))
+        write_members(f, source, CONTEXT, lambda w: compress(w, io.BytesIO(IMAGE_BYTES)), sign)
     return path
+
+
+def make_signed(folder: Path, key: Path) -> Path:
+    """make_bundle's bundle, signed with `key` (ssh-keygen -Y sign)."""
+    from gpuenv.bundle.signature import signer
+
+    return make_bundle(folder, sign=signer(key))
+
+
+def ssh_key(folder: Path, name: str = "alice") -> tuple[Path, Path]:
+    """A real ed25519 key made by ssh-keygen, and an allowed_signers file listing it as NAME@example."""
+    import subprocess
+
+    key = folder / f"{name}_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    allowed = folder / f"{name}.allowed_signers"
+    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+    allowed.write_text(f"{name}@example {kind} {blob}\n")
+    return key, allowed
+
+
+def rebuild(src: Path, out: Path, edit: Callable[[dict], None] = lambda data: None,
+            members: Optional[dict[str, Optional[bytes]]] = None, keep_signature: bool = True) -> Path:
+    """A forged bundle: src's members, `members` replacing (bytes), removing (None) or adding (before the
+    image) members, `edit` changing the manifest's data; the manifest's checksums and seal made valid
+    again, as anyone can (the seal is against damage, not forgery). A signature is kept as it was."""
+    import hashlib
+    import json
+    import tarfile
+
+    from gpuenv.bundle.format import IMAGE, MANIFEST, SEAL, SIGNATURE
+    from gpuenv.bundle.manifest import seal
+
+    changes = dict(members or {})
+    with tarfile.open(src) as tar:
+        items = {m.name: (tar.extractfile(m).read(), m.mode) for m in tar.getmembers()}
+    body = [(n, changes.pop(n, d), mode) for n, (d, mode) in items.items() if n not in (MANIFEST, SEAL, SIGNATURE)]
+    at = [n for n, _, _ in body].index(IMAGE)
+    body[at:at] = [(n, d, 0o644) for n, d in changes.items()]
+    body = [(n, d, mode) for n, d, mode in body if d is not None]
+    data = json.loads(items[MANIFEST][0])
+    data["members"] = [{"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d, _ in body]
+    edit(data)
+    manifest = json.dumps(data).encode()
+    tail = [(MANIFEST, manifest, 0o644), (SEAL, seal(manifest), 0o644)]
+    if keep_signature and SIGNATURE in items:
+        tail.append((SIGNATURE, items[SIGNATURE][0], 0o644))
+    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, content, mode in body + tail:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), mode
+            tar.addfile(info, io.BytesIO(content))
+    return out
