@@ -90,3 +90,61 @@ def rebuild(src: Path, out: Path, edit: Callable[[dict], None] = lambda data: No
             info.size, info.mode = len(content), mode
             tar.addfile(info, io.BytesIO(content))
     return out
+
+
+def image_archive(tags: list[str], user: str, marker: str, extra: Optional[dict[str, bytes]] = None) -> tuple[bytes, str]:
+    """A `docker save` archive made by hand (no engine): one image of one layer holding a file with
+    `marker` (so each call's image ID is its own), carrying `tags` in manifest.json and repositories as
+    docker save writes them, members in name order. Returns (archive, image ID)."""
+    import hashlib
+    import json
+
+    layer = _tar({"gpuenv-marker.txt": marker.encode()})
+    diff = hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+                         "config": {"User": user, "Env": ["HOME=/home/gpuenv"], "Cmd": ["/bin/true"]},
+                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff}"]},
+                         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "gpuenv test"}]},
+                        sort_keys=True).encode()
+    image = hashlib.sha256(config).hexdigest()
+    repositories: dict[str, dict[str, str]] = {}
+    for tag in tags:
+        repo, _, version = tag.rpartition(":")
+        repositories.setdefault(repo, {})[version] = diff
+    members = {f"{diff}/VERSION": b"1.0", f"{diff}/layer.tar": layer, f"{image}.json": config,
+               "manifest.json": json.dumps([{"Config": f"{image}.json", "RepoTags": tags,
+                                             "Layers": [f"{diff}/layer.tar"]}]).encode(),
+               "repositories": json.dumps(repositories).encode(), **(extra or {})}
+    return _tar(dict(sorted(members.items())), folders=[diff]), f"sha256:{image}"
+
+
+def _tar(files: dict[str, bytes], folders: Optional[list[str]] = None) -> bytes:
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for folder in folders or []:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def handmade_bundle(folder: Path, name: str, archive: bytes, image_id: str, bases: tuple[tuple[str, str], ...],
+                    uid: int, gid: int, sign: Optional[Callable[[bytes], bytes]] = None) -> Path:
+    """A bundle in save's exact layout around a hand-made image archive, for UID/GID uid:gid: what an
+    attacker can write (valid checksums, valid seal)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = folder / "gpuenv.toml"
+    spec.write_text(f'name = "{name}"\n\n[gpu]\ndevices = "none"\n')
+    tag = content_tag(name, uid, gid, [(p, d.decode(), m) for p, d, m in CONTEXT])
+    info = {"Id": image_id, "Size": len(archive), "Config": {"User": f"{uid}:{gid}", "Labels": {}}}
+    source = Source(name, tag, info, spec, folder, False, bases, ())
+    path = folder / f"{name}.gpuenv"
+    with open(path, "wb") as f:
+        write_members(f, source, CONTEXT, lambda w: compress(w, io.BytesIO(archive)), sign)
+    return path
