@@ -4,7 +4,8 @@
 `repositories`, index.json's image names) and takes them from whatever image they named before. So every
 tag is removed on the way, and tags.py tags what the sealed manifest names, by image ID, only where that
 moves nothing. Each member is re-written from what Python's tar reader understood of it (a fresh header,
-no extended records carried over), so docker reads the same names gpuenv checked. Checked on the way:
+no extended records carried over), so docker reads the same names gpuenv checked; member data is copied
+as it comes, CHUNK bytes at a time. Checked on the way:
 
     - members are plain files, folders or symlinks at relative paths without `..`, none under a symlink,
       no name twice; manifest.json, index.json and repositories are plain files
@@ -25,7 +26,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 from gpuenv.bundle.format import BLOCK, CHUNK, SMALL, forged
 
@@ -70,16 +71,82 @@ def copy(src: BinaryIO, dst: BinaryIO, allowed: Allowed, bundle: Path, before_en
     before the archive's end is written (a check that fails there leaves the stream unfinished)."""
     seen = _Seen()
     try:
-        reader = tarfile.open(fileobj=src, mode="r|", bufsize=CHUNK)
-        for member in reader:
-            _member(reader, member, dst, allowed, bundle, seen)
-    except (tarfile.TarError, EOFError) as exc:
+        for entry in _entries(src):
+            _member(src, entry, dst, allowed, bundle, seen)
+    except (tarfile.TarError, EOFError, ValueError) as exc:
         raise forged(bundle, f"holds an image archive docker save did not write ({exc})") from None
     if seen.loads is None:
         raise forged(bundle, "holds an image archive without manifest.json (docker save writes one)")
     before_end()
     dst.write(b"\0" * (2 * BLOCK))
     return seen.loads
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A member as its headers say (a GNU long name or PAX record applied): its data follows in `src`."""
+
+    name: str
+    type: bytes
+    size: int
+    mode: int
+    mtime: int
+    linkname: str
+
+    def isreg(self) -> bool:
+        return self.type in (tarfile.REGTYPE, tarfile.AREGTYPE)
+
+
+def _entries(src: BinaryIO) -> Iterator[_Entry]:
+    """Each member's header, read here; the caller reads its data (size bytes and the padding) before the
+    next. Only plain files, folders and symlinks, as docker save writes; a GNU long name or a PAX record
+    (path, linkpath, size) applies to the member after it."""
+    pending: dict[str, str] = {}
+    while True:
+        block = _exact(src, BLOCK)
+        if block == b"\0" * BLOCK:
+            return
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE):
+            pending.update(_extended(src, info))
+            continue
+        if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE):
+            raise tarfile.ReadError(f"member {info.name!r} is of a type docker save does not write")
+        name = pending.get("path", info.name).rstrip("/") if info.isdir() else pending.get("path", info.name)
+        size = int(pending.get("size", info.size))
+        if size < 0:
+            raise tarfile.ReadError(f"member {name!r} has a negative size")
+        yield _Entry(name, info.type, size, info.mode, int(info.mtime), pending.get("linkpath", info.linkname))
+        pending = {}
+
+
+def _extended(src: BinaryIO, info: tarfile.TarInfo) -> dict[str, str]:
+    if info.size > SMALL:
+        raise tarfile.ReadError(f"an extended header of {info.size} bytes")
+    data = _exact(src, info.size + (-info.size % BLOCK))[:info.size]
+    if info.type != tarfile.XHDTYPE:
+        key = "path" if info.type == tarfile.GNUTYPE_LONGNAME else "linkpath"
+        return {key: data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")}
+    records, at = {}, 0
+    while at < len(data) and data[at:at + 1] != b"\0":
+        length = int(data[at:data.index(b" ", at)])
+        key, _, value = data[data.index(b" ", at) + 1:at + length - 1].partition(b"=")
+        if length <= 0 or data[at + length - 1:at + length] != b"\n":
+            raise tarfile.ReadError("a PAX header record is malformed")
+        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        at += length
+    return {k: v for k, v in records.items() if k in ("path", "linkpath", "size")}
+
+
+def _exact(src: BinaryIO, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        chunk = src.read(min(CHUNK, left))
+        if not chunk:
+            raise EOFError("the image archive ends inside a member")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def cut(dst: BinaryIO) -> None:
@@ -90,35 +157,43 @@ def cut(dst: BinaryIO) -> None:
         pass
 
 
-def _member(reader: tarfile.TarFile, member: tarfile.TarInfo, dst: BinaryIO, allowed: Allowed, bundle: Path,
-            seen: _Seen) -> None:
-    name = _name(member, bundle, seen)
-    if member.isdir() or member.issym():
-        _write(dst, _header(member, name), None, 0)
+def _member(src: BinaryIO, entry: _Entry, dst: BinaryIO, allowed: Allowed, bundle: Path, seen: _Seen) -> None:
+    name = _name(entry, bundle, seen)
+    if not entry.isreg():
+        if entry.size:
+            raise tarfile.ReadError(f"member {name!r} is not a plain file but has data")
+        dst.write(_header(entry, name, 0))
         return
-    data = reader.extractfile(member)
-    if name in SPECIAL and member.size > SMALL:
-        raise forged(bundle, f"holds an image archive whose {name} has {member.size} bytes (docker save's has a few)")
-    if name in SPECIAL or DIGEST.fullmatch(name) and member.size <= SMALL:
-        small = data.read() if data else b""
+    if name in SPECIAL and entry.size > SMALL:
+        raise forged(bundle, f"holds an image archive whose {name} has {entry.size} bytes (docker save's has a few)")
+    if name in SPECIAL or DIGEST.fullmatch(name) and entry.size <= SMALL:
+        small = _exact(src, entry.size + (-entry.size % BLOCK))[:entry.size]
         body = _special(name, small, allowed, bundle, seen) if name in SPECIAL else _digested(name, small, bundle, seen)
         if body is not None:
-            _write(dst, _header(member, name, len(body)), None, 0, body)
+            dst.write(_header(entry, name, len(body)) + body + b"\0" * (-len(body) % BLOCK))
         return
-    _write(dst, _header(member, name), data, member.size)
+    dst.write(_header(entry, name, entry.size))
+    left = entry.size
+    while left:
+        chunk = src.read(min(CHUNK, left))
+        if not chunk:
+            raise EOFError("the image archive ends inside a member")
+        dst.write(chunk)
+        left -= len(chunk)
+    padding = -entry.size % BLOCK
+    dst.write(_exact(src, padding))
 
 
-def _name(member: tarfile.TarInfo, bundle: Path, seen: _Seen) -> str:
-    name = posixpath.normpath(member.name)
+def _name(member: _Entry, bundle: Path, seen: _Seen) -> str:
+    name = posixpath.normpath(member.name) if member.name else ""
     parts = name.split("/")
-    bad = (member.name.startswith("/") or ".." in parts or name in ("", ".") or name in seen.names
-           or "\0" in name or not (member.isreg() or member.isdir() or member.issym()))
+    bad = member.name.startswith("/") or ".." in parts or name in ("", ".") or name in seen.names or "\0" in name
     under_link = any("/".join(parts[:i]) in seen.links for i in range(1, len(parts)))
     if bad or under_link or (name in SPECIAL and not member.isreg()):
         raise forged(bundle, f"holds an image archive with a member docker save does not write: {member.name!r} "
                      f"({'under a symlink' if under_link else 'its path or type'})")
     seen.names.add(name)
-    if member.issym():
+    if member.type == tarfile.SYMTYPE:
         seen.links.add(name)
     return name
 
@@ -174,24 +249,9 @@ def _unnamed_index(index: Any, bundle: Path) -> bytes:
     return json.dumps(index).encode()
 
 
-def _header(member: tarfile.TarInfo, name: str, size: Optional[int] = None) -> bytes:
-    fresh = tarfile.TarInfo(name + ("/" if member.isdir() else ""))
+def _header(member: _Entry, name: str, size: int) -> bytes:
+    """A fresh header (PAX where a name needs it) from what was read: nothing else of the original's."""
+    fresh = tarfile.TarInfo(name + ("/" if member.type == tarfile.DIRTYPE else ""))
     fresh.type = tarfile.REGTYPE if member.isreg() else member.type
-    fresh.size = (member.size if size is None else size) if member.isreg() else 0
-    fresh.mode, fresh.mtime, fresh.linkname = member.mode & 0o7777, int(member.mtime), member.linkname
+    fresh.size, fresh.mode, fresh.mtime, fresh.linkname = size, member.mode & 0o7777, member.mtime, member.linkname
     return fresh.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-def _write(dst: BinaryIO, header: bytes, data: Optional[BinaryIO], size: int, body: Optional[bytes] = None) -> None:
-    dst.write(header)
-    if body is not None:
-        dst.write(body + b"\0" * (-len(body) % BLOCK))
-        return
-    left = size
-    while left and data is not None:
-        chunk = data.read(min(CHUNK, left))
-        if not chunk:
-            raise EOFError("the image archive ends inside a member")
-        dst.write(chunk)
-        left -= len(chunk)
-    dst.write(b"\0" * (-size % BLOCK))

@@ -122,3 +122,31 @@ def test_a_refused_stream_ends_inside_a_block() -> None:
                                        ("docker.io/gpuenv-base/debian:bookworm", "gpuenv-base/debian:bookworm")])
 def test_references_compare_in_dockers_short_form(ref: str, short: str) -> None:
     assert imagetar.familiar(ref) == short
+
+
+@pytest.mark.parametrize("form", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_long_names_in_pax_or_gnu_headers_pass_as_they_are(form: int) -> None:
+    """Go writes a PAX record for a name over 100 bytes; GNU tar a long-name member: either is read, and
+    written again as a fresh PAX header with the same name and data."""
+    archive, image_id = image_archive([OWN], "1000:1000", "h")
+    long = "d" * 64 + "/" + "n" * 120 + ".tar"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as src, tarfile.open(fileobj=out, mode="w", format=form) as tar:
+        for m in src.getmembers():
+            tar.addfile(m, src.extractfile(m) if m.isreg() else None)
+        info = tarfile.TarInfo(long)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    copied, _ = _copy(out.getvalue(), {image_id})
+    with tarfile.open(fileobj=io.BytesIO(copied)) as tar:
+        assert tar.extractfile(long).read() == b"hello"
+
+
+def test_a_negative_size_in_a_pax_record_is_refused() -> None:
+    archive, image_id = image_archive([OWN], "1000:1000", "i")
+    record = b"12 size=-42\n"
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type, header.size = tarfile.XHDTYPE, len(record)
+    evil = header.tobuf(tarfile.USTAR_FORMAT) + record + b"\0" * (512 - len(record))
+    with pytest.raises(Forged, match="negative size"):
+        _copy(evil + archive, {image_id})
