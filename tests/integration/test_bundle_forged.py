@@ -174,3 +174,25 @@ def test_a_signed_bundle_loads_and_a_resealed_one_does_not(second, victim, tmp_p
         assert json.loads(run.stdout)["signer"] == "alice@example" and _id_of(second, own) == image_id
     finally:
         second.docker("rmi", own, check=False)
+
+
+def test_a_load_that_fails_after_loading_takes_away_what_it_put_there(second, victim, tmp_path: Path) -> None:
+    """Loaded and tagged, then refused: for another user (SUDO_UID) the derived image's tag already names
+    another image. The load is undone: the image it loaded and the tag it made are gone, the victim kept."""
+    name = _name()
+    own = _own_tag(name)
+    derived = content_tag(name, 4321, 4322, [(p, d.decode(), m) for p, d, m in CONTEXT])
+    archive, image_id = image_archive([own], f"{UID}:{GID}", name)
+    bundle = handmade_bundle(tmp_path, name, archive, image_id, (), UID, GID)
+    second.docker("tag", victim, derived)
+    try:
+        before = _state(second)
+        env = {**os.environ, "GPUENV_DOCKER": os.environ.get("GPUENV_DOCKER", "/usr/bin/docker"),
+               "DOCKER_HOST": second.host, "SUDO_UID": "4321", "SUDO_GID": "4322"}
+        run = subprocess.run([sys.executable, "-m", "gpuenv", "load", str(bundle), "--into", str(tmp_path / "into")],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+        assert run.returncode == 1 and f"{derived} (the tag of this environment" in run.stderr, run.stderr
+        assert _state(second) == before and not _id_of(second, image_id) and not _id_of(second, own)
+        assert _id_of(second, derived) == victim and not (tmp_path / "into").exists()
+    finally:
+        second.docker("rmi", derived, check=False)

@@ -51,12 +51,20 @@ def parsed_spec(verified: Verified) -> Any:
     except UnicodeDecodeError:
         raise damaged(verified.path, "holds a gpuenv.toml that is not UTF-8 text") from None
     with tempfile.TemporaryDirectory(prefix="gpuenv-load-") as staged:
-        for name, data in verified.files:       # names.py checked: plain relative paths
-            (Path(staged) / name).parent.mkdir(parents=True, exist_ok=True)
-            (Path(staged) / name).write_bytes(data)
+        _stage(verified, Path(staged))
         spec = parse_spec(text, f"{verified.path.name}:{SPEC}", Path(staged))
         _only_named(verified, spec, Path(staged))
         return spec
+
+
+def _stage(verified: Verified, staged: Path) -> None:
+    """The spec's files in a private temporary folder (names.py checked: plain relative paths)."""
+    for name, data in verified.files:
+        try:
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
+            (staged / name).write_bytes(data)
+        except OSError as exc:
+            raise forged(verified.path, f"carries files whose paths collide ({FILES}{name}: {exc.strerror})") from None
 
 
 def _only_named(verified: Verified, spec: Any, staged: Path) -> None:
@@ -89,6 +97,9 @@ def _inside(folder: Path, name: str) -> Path:
     if parent != root and root not in parent.parents:
         raise BadInput(f"{target.parent} leads outside {folder} (a symlink), where the bundle's {name} would go",
                        "remove that symlink, or load into another folder: --into DIR")
+    if parent.exists() and not parent.is_dir():
+        raise BadInput(f"{target.parent} is a file, where the bundle's {name} needs a folder",
+                       "move it away, or load into another folder: --into DIR")
     if target.is_symlink() or (target.exists() and not target.is_file()):
         raise BadInput(f"{target} is a symlink or not a plain file, where the bundle's {name} would go",
                        "remove it, or load into another folder: --into DIR")
@@ -123,7 +134,7 @@ def load_image(docker: Docker, verified: Verified, progress: Optional[Callable[[
     try:
         if loaded:
             _stream_into(docker, verified, _allowed(m), progress)
-            placed.new_ids = [image_id for image_id in placed.new_ids if docker.image(image_id)]
+        placed.new_ids = [image_id for image_id in placed.new_ids if docker.image(image_id)]
         if not docker.image(m.image_id):
             raise forged(verified.path, f"did not give the engine the image its manifest names ({m.image_id})")
         tags.apply(docker, planned, placed)

@@ -86,9 +86,11 @@ def plan(docker: Docker, manifest: Manifest) -> Plan:
 
 
 def apply(docker: Docker, planned: Plan, placed: Placed) -> None:
-    """Tag what the plan allows where the tag is still free; the bases it keeps, loaded untagged, removed."""
+    """Tag what the plan allows where the tag is still free (and the image there: a base the engine had not
+    and the bundle did not bring, with its image already here, is not); the bases it keeps, loaded
+    untagged, removed."""
     for tag, image_id in (planned.image, *planned.bases):
-        if "@" not in tag and not docker.image(tag):
+        if "@" not in tag and not docker.image(tag) and docker.image(image_id):
             docker.run("tag", image_id, tag)
             placed.tags.append((tag, image_id))
     for kept in planned.kept:

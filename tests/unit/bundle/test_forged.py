@@ -98,3 +98,10 @@ def test_an_unforged_bundle_still_passes(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path)
     same = rebuild(bundle, tmp_path / "same.gpuenv")
     assert json.loads(verify(same).manifest_bytes)["name"] == "demo"
+
+
+def test_files_whose_paths_collide_are_refused(tmp_path: Path) -> None:
+    """files/deps/requirements.txt and files/deps (a file where the folder must be): bad input, no traceback."""
+    bundle = make_bundle(tmp_path)
+    forged = rebuild(bundle, tmp_path / "forged.gpuenv", members={"files/deps": b"x\n"})
+    _refused(tmp_path, forged, "--into", str(tmp_path / "into"), said="gpuenv save` never writes this")
