@@ -127,6 +127,11 @@ def _extended(src: BinaryIO, info: tarfile.TarInfo) -> dict[str, str]:
     if info.type != tarfile.XHDTYPE:
         key = "path" if info.type == tarfile.GNUTYPE_LONGNAME else "linkpath"
         return {key: data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")}
+    return {k: v for k, v in _pax_records(data).items() if k in ("path", "linkpath", "size")}
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """`LENGTH KEY=VALUE\\n` records of a PAX extended header."""
     records, at = {}, 0
     while at < len(data) and data[at:at + 1] != b"\0":
         length = int(data[at:data.index(b" ", at)])
@@ -135,7 +140,7 @@ def _extended(src: BinaryIO, info: tarfile.TarInfo) -> dict[str, str]:
             raise tarfile.ReadError("a PAX header record is malformed")
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         at += length
-    return {k: v for k, v in records.items() if k in ("path", "linkpath", "size")}
+    return records
 
 
 def _exact(src: BinaryIO, n: int) -> bytes:
@@ -173,15 +178,18 @@ def _member(src: BinaryIO, entry: _Entry, dst: BinaryIO, allowed: Allowed, bundl
             dst.write(_header(entry, name, len(body)) + body + b"\0" * (-len(body) % BLOCK))
         return
     dst.write(_header(entry, name, entry.size))
-    left = entry.size
+    _pass(src, dst, entry.size)
+
+
+def _pass(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+    """A member's data (and its padding) from src to dst as it comes, CHUNK bytes at a time."""
+    left = size + (-size % BLOCK)
     while left:
         chunk = src.read(min(CHUNK, left))
         if not chunk:
             raise EOFError("the image archive ends inside a member")
         dst.write(chunk)
         left -= len(chunk)
-    padding = -entry.size % BLOCK
-    dst.write(_exact(src, padding))
 
 
 def _name(member: _Entry, bundle: Path, seen: _Seen) -> str:

@@ -150,3 +150,34 @@ def test_a_negative_size_in_a_pax_record_is_refused() -> None:
     evil = header.tobuf(tarfile.USTAR_FORMAT) + record + b"\0" * (512 - len(record))
     with pytest.raises(Forged, match="negative size"):
         _copy(evil + archive, {image_id})
+
+
+def test_a_bundle_changed_after_verification_is_never_ended(tmp_path: Path) -> None:
+    """Between verify() and the stream the file changes where zstd does not look (a skippable frame):
+    the image decompresses the same, but the member's sha256, computed again as it streams, differs. The
+    archive docker load would read is left unended (its end-of-archive blocks never written)."""
+    import zstandard
+
+    from gpuenv.bundle import read
+    from gpuenv.bundle.format import Damaged
+    from gpuenv.bundle.verify import verify
+
+    from .helpers import _tag, handmade_bundle, rebuild
+
+    archive, image_id = image_archive([_tag()], "1000:1000", "j")
+    frame = zstandard.ZstdCompressor(write_checksum=True).compress(archive)
+    made = handmade_bundle(tmp_path / "made", "demo", archive, image_id, (), 1000, 1000)
+    skippable = (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"abcd"
+    bundle = rebuild(made, tmp_path / "x.gpuenv", members={"image.tar.zst": frame + skippable})
+    verified = verify(bundle)
+    allowed = read._allowed(verified.manifest)
+    whole = io.BytesIO()
+    read._copy(verified, whole, allowed, None)                    # unchanged: the archive is ended
+    assert whole.getvalue().endswith(b"\0" * 1024)
+    raw = bytearray(bundle.read_bytes())
+    raw[verified.image.offset + len(frame) + 8] = ord("x")
+    bundle.write_bytes(bytes(raw))
+    out = io.BytesIO()
+    with pytest.raises(Damaged, match="changed after it was verified"):
+        read._copy(verified, out, allowed, None)
+    assert len(out.getvalue()) == len(whole.getvalue()) - 1024     # all but the end of the archive
