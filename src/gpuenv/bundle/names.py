@@ -9,6 +9,7 @@ folder or an image tag unchecked:
     image.tag          exactly the tag gpuenv gives the bundle's build files for its UID/GID (gpuenv-NAME:...),
                        so a bundle cannot name its image python:3.11-slim or another environment's tag
     bases[].tag        image references that a FROM line of the bundle's own Dockerfile names
+    requires           plain words (driver and CUDA versions, architectures): they reach messages
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ REFERENCE = re.compile(rf"{_HOST}{_PART}(?:/{_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_
 FROM = re.compile(r"(?im)^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?")
 FIXED = (MAGIC, SPEC, LOCK, IMAGE)
 MAX_UID = 2 ** 32 - 2
+WORD = re.compile(r"[A-Za-z0-9_.+-]{0,32}")
 
 
 def from_refs(dockerfile: str) -> list[tuple[str, str]]:
@@ -63,11 +65,19 @@ def check_manifest(path: Path, manifest: Manifest, context: Sequence[tuple[str, 
     if user is None or not all(0 <= n <= MAX_UID for n in user):
         raise forged(path, f"names no valid UID/GID for its image ({manifest.data.get('user')!r})")
     _own_tag(path, manifest, user, context)
+    _requires(path, manifest)
     froms = {ref for ref, _ in from_refs(_dockerfile(context))}
     for ref, image_id in manifest.bases:
         _image_id(path, f"base {ref!r}", image_id)
         if not isinstance(ref, str) or not REFERENCE.fullmatch(ref) or ref not in froms:
             raise forged(path, f"lists a base image {ref!r} that no FROM line of its Dockerfile names")
+
+
+def _requires(path: Path, manifest: Manifest) -> None:
+    r = manifest.requires
+    words = [r.min_driver, r.cuda, r.cuda_source, *r.gpu_archs]
+    if not all(isinstance(w, str) and WORD.fullmatch(w) for w in words):
+        raise forged(path, f"states host requirements that are not plain versions or names ({r.to_dict()!r})")
 
 
 def _env_name(path: Path, name: Any) -> None:

@@ -84,6 +84,8 @@ def test_a_symlink_in_the_target_folder_does_not_lead_the_write_outside(tmp_path
      "that no FROM line of its Dockerfile names"),
     (lambda d: d.update(bases=[{"tag": "gpuenv-base/debian:bookworm", "id": "latest"}]), "which is not an image ID"),
     (lambda d: d.update(user=None), "names no valid UID/GID"),
+    (lambda d: d["requires"].update(min_driver="\x1b]0;owned\x07525"), "not plain versions or names"),
+    (lambda d: d["requires"].update(gpu_archs=["sm_90", "[red]x"]), "not plain versions or names"),
 ])
 def test_an_image_name_or_id_the_build_files_do_not_give_is_refused(tmp_path: Path, edit, said: str) -> None:
     bundle = make_bundle(tmp_path)
