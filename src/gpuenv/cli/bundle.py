@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.markup import escape
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput
+
+if TYPE_CHECKING:
+    from gpuenv.bundle.read import Loading
+    from gpuenv.bundle.verify import Verified
 
 
 class Meter:
@@ -196,12 +200,7 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     meter = Meter(renderer, f"loading {verified.manifest.tag}", verified.image.size)
     loading = read.load_image(docker, verified, meter)
     seconds = meter.end()
-    try:
-        tag, image_id, retargeted = read.for_user(docker, verified, uid, gid, loading.placed)
-        written = read.write_files(verified, folder)
-    except BaseException:
-        loading.placed.undo(docker)
-        raise
+    tag, image_id, retargeted, written = _place(docker, verified, loading, (uid, gid), folder)
     data = {"name": verified.manifest.name, "image": tag, "image_id": image_id, "loaded": loading.loaded,
             "bundle_image": verified.manifest.tag, "retargeted": list(retargeted) if retargeted else None,
             "folder": str(folder), "written": list(written), "seconds": round(seconds, 2),
@@ -213,7 +212,21 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     return Result(data, lambda c: _show_loaded(c, data))
 
 
-def _signer(verified: Any, allowed: Optional[Path]) -> Optional[str]:
+def _place(docker: Any, verified: "Verified", loading: "Loading", user: tuple[int, int],
+           folder: Path) -> tuple[str, str, Optional[tuple[int, int]], tuple[str, ...]]:
+    """The image for this user and the files in the folder; when either fails, what the load put on the
+    engine is taken away again."""
+    from gpuenv.bundle import read
+
+    try:
+        tag, image_id, retargeted = read.for_user(docker, verified, user[0], user[1], loading.placed)
+        return tag, image_id, retargeted, read.write_files(verified, folder)
+    except BaseException:
+        loading.placed.undo(docker)
+        raise
+
+
+def _signer(verified: "Verified", allowed: Optional[Path]) -> Optional[str]:
     """Who signed the bundle, when allowed signers are given (or configured): checked before anything is
     written or loaded; None when no check was asked for."""
     from gpuenv.bundle import signature
