@@ -167,8 +167,10 @@ def test_save_load_up_verify_on_the_second_engine(bundle: Path, second: second_e
     run = gpuenv("load", str(bundle), "--into", str(into), "--up", "--json", cwd=work, host=second.host)
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
-    assert data["loaded"] is True and data["retargeted"] is None
+    assert data["loaded"] is True and data["retargeted"] is None and data["kept_tags"] == []
     assert data["image"] == manifest["image"]["tag"] and data["image_id"] == manifest["image"]["id"]
+    for base in manifest["bases"]:                  # free on the fresh engine: tagged onto the sealed ID
+        assert second.docker("image", "inspect", "--format", "{{.Id}}", base["tag"]).stdout.strip() == base["id"]
     assert second.docker("image", "inspect", "--format", "{{.Id}}", data["image"]).stdout.strip() == data["image_id"]
     assert (into / "gpuenv.toml").read_bytes() == tarfile.open(bundle).extractfile("gpuenv.toml").read()
     assert "pulling" not in run.stderr and "building" not in run.stderr    # nothing fetched, nothing built
@@ -229,6 +231,31 @@ def test_a_locked_environment_travels_with_its_lock_and_up_renders_from_it(modul
         assert gpuenv("down", cwd=into, host=second.host).returncode == 0
     finally:
         module_engine.docker("image", "rm", "--force", *_images(module_engine.client, f"gpuenv-{name}"), check=False)
+
+
+def test_a_signed_save_loads_with_allowed_signers(bundle: Path, second: second_engine.SecondEngine,
+                                                  work: Path) -> None:
+    """`gpuenv save --sign KEY` with a real ed25519 key; `gpuenv load --allowed-signers FILE` on the other
+    engine says who signed it; the same bundle with a key that is not listed is refused before the engine."""
+    key, allowed = work / "id_ed25519", work / "allowed_signers"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "maker", "-f", str(key)], check=True)
+    allowed.write_text("maker@lab " + " ".join(key.with_suffix(".pub").read_text().split()[:2]) + "\n")
+    saved = gpuenv("save", "-o", str(work / "signed.gpuenv"), "--sign", str(key), "--json", cwd=work / "env")
+    assert saved.returncode == 0, saved.stderr
+    assert tarfile.open(work / "signed.gpuenv").getnames()[-1] == "manifest.sig"
+    run = gpuenv("load", str(work / "signed.gpuenv"), "--allowed-signers", str(allowed), "--into",
+                 str(work / "signed-loaded"), "--json", cwd=work, host=second.host)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["signer"] == "maker@lab"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "someone")], check=True)
+    other = work / "other_allowed"
+    other.write_text("someone@else " + " ".join((work / "someone.pub").read_text().split()[:2]) + "\n")
+    before = _engine_images(second)
+    refused = gpuenv("load", str(work / "signed.gpuenv"), "--allowed-signers", str(other), "--into",
+                     str(work / "signed-refused"), cwd=work, host=second.host)
+    assert refused.returncode == 2 and "does not list" in refused.stderr, refused.stderr
+    assert _engine_images(second) == before and not (work / "signed-refused").exists()
+    (work / "signed.gpuenv").unlink()
 
 
 def test_an_interrupted_save_leaves_nothing(bundle: Path, work: Path) -> None:

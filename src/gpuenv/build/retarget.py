@@ -11,13 +11,16 @@ the workspace mount point, and sets USER. It is tagged with the tag gpuenv compu
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from typing import Any
 
-from gpuenv.errors import EngineError
+from gpuenv.errors import BadInput, EngineError
 from gpuenv.run.docker import Docker
 
 USER = "gpuenv"
+DERIVED_FROM = "io.gpuenv.retargeted-from"      # the label naming the image a derived one was made from
+PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 
 
 def script(uid: int, gid: int, home: str, workspace: str) -> str:
@@ -42,9 +45,17 @@ def dockerfile(image_id: str, uid: int, gid: int, home: str, workspace: str) -> 
         "USER 0:0",
         f"RUN {script(uid, gid, home, workspace)}",
         f"USER {uid}:{gid}",
-        f"LABEL io.gpuenv.retargeted-from={image_id}",
+        f"LABEL {DERIVED_FROM}={image_id}",
         "",
     ])
+
+
+def _plain(path: str, name: str) -> str:
+    """The image's own path, refused unless plain: it goes into a Dockerfile line and a shell step."""
+    if not PLAIN_PATH.fullmatch(path) or len(path) > 4096:
+        raise BadInput(f"the image's {name} ({path!r}) is not a plain absolute path, so its user cannot be "
+                       "renumbered safely", "an image gpuenv built has a plain one: save and load it again")
+    return path
 
 
 def env_of(info: dict[str, Any]) -> dict[str, str]:
@@ -56,11 +67,11 @@ def retarget(docker: Docker, info: dict[str, Any], uid: int, gid: int, tag: str)
     """Build the derived image of `info` (docker image inspect) for uid:gid, tagged `tag`; its image ID.
     One derived from this image already under `tag` is kept (a second load or pull makes nothing)."""
     there = docker.image(tag)
-    if there and ((there.get("Config") or {}).get("Labels") or {}).get("io.gpuenv.retargeted-from") == info["Id"]:
+    if there and ((there.get("Config") or {}).get("Labels") or {}).get(DERIVED_FROM) == info["Id"]:
         return there["Id"]
     env = env_of(info)
-    home = env.get("HOME", "/home/gpuenv")
-    workspace = env.get("GPUENV_WORKSPACE", "/workspace")
+    home = _plain(env.get("HOME", "/home/gpuenv"), "HOME")
+    workspace = _plain(env.get("GPUENV_WORKSPACE", "/workspace"), "GPUENV_WORKSPACE")
     text = dockerfile(info["Id"], uid, gid, home, workspace)
     argv = docker.argv("build", "--network", "none", "--pull=false", "-t", tag, "-")
     done = subprocess.run(argv, input=text, capture_output=True, text=True, errors="replace", timeout=1800,

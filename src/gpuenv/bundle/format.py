@@ -9,6 +9,8 @@
     image.tar.zst        the `docker save` stream, compressed with zstd (with its own frame checksum)
     manifest.json        every member above with its size and sha256, the image, the requirements
     manifest.sha256      the sha256 of manifest.json (so an altered manifest is caught too)
+    manifest.sig         optional: an SSH signature of manifest.json (`ssh-keygen -Y sign`, namespace
+                         gpuenv-bundle), when `gpuenv save --sign KEY` made it (signature.py)
 
 Members are written and read as streams of CHUNK bytes. The image member is written after a
 placeholder header that is patched with its size once the stream ends (the file is seekable: it is our
@@ -36,6 +38,7 @@ FILES = "files/"
 IMAGE = "image.tar.zst"
 MANIFEST = "manifest.json"
 SEAL = "manifest.sha256"
+SIGNATURE = "manifest.sig"
 BLOCK = 512
 CHUNK = 1 << 20
 SMALL = 16 << 20            # members other than the image are read into memory only below this size
@@ -129,6 +132,17 @@ class Damaged(BadInput):
 def damaged(path: Path, what: str) -> Damaged:
     return Damaged(f"{path} {what}", "nothing was loaded; copy the bundle again (compare its size with the "
                    "original's), or save it again with `gpuenv save`")
+
+
+class Forged(BadInput):
+    """The file is a whole bundle (its checksums agree), but not one `gpuenv save` writes: it names a path,
+    an image or a tag it must not. A seal proves the file is undamaged, not who made it."""
+
+
+def forged(path: Path, what: str) -> Forged:
+    return Forged(f"{path} {what}", "nothing was loaded or written: `gpuenv save` never writes this, so the "
+                  "bundle was made or changed by something else; get it again from its maker, and ask them to "
+                  "sign it (gpuenv save --sign KEY; gpuenv load --allowed-signers FILE checks who made it)")
 
 
 @dataclass

@@ -3,38 +3,32 @@
     1. verify.py has read the whole file and checked every checksum (nothing reached the engine yet)
     2. the spec is parsed, the target folder checked (a different gpuenv.toml there is not replaced)
     3. this host against the bundle's requirements (fits.py), unless forced
-    4. the image member streamed: zstd -> `docker load` stdin, zstd's content checksum checked at its end
-       (the file must not change between the two passes); skipped when the engine already has that image
-    5. the image ID checked against the manifest, tagged; for another UID/GID a derived image
-       (build/retarget.py) under the tag gpuenv computes for this user
-    6. the files the spec names, gpuenv.toml (and gpuenv.lock) written into the folder
+    4. the image member streamed: zstd -> imagetar.py (every tag the archive carries removed, its images
+       checked against the manifest) -> `docker load` stdin; the member hashed again and the archive ended
+       only when it is the one verified; skipped when the engine already has that image
+    5. the image ID checked against the manifest, tagged where that moves no tag (tags.py); for another
+       UID/GID a derived image (build/retarget.py) under the tag gpuenv computes for this user
+    6. the files the spec names, gpuenv.toml (and gpuenv.lock) written into the folder, inside it
+    A step that fails takes away what the load put on the engine (tags.Placed.undo).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
+from gpuenv.bundle import imagetar, tags
 from gpuenv.bundle.fits import Misfit, misfits
-from gpuenv.bundle.format import CHUNK, LOCK, SPEC, Damaged, damaged
+from gpuenv.bundle.format import CHUNK, FILES, LOCK, SPEC, damaged, forged
+from gpuenv.bundle.manifest import Manifest
+from gpuenv.bundle.tags import Kept, Placed, TagTaken
 from gpuenv.bundle.verify import Verified
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.run.docker import Docker
-
-
-@dataclass(frozen=True)
-class Loaded:
-    name: str
-    tag: str                     # the tag `gpuenv up` looks for on this host
-    image_id: str
-    loaded: bool                 # False: the engine had the image already
-    retargeted: Optional[tuple[int, int]]   # the UID/GID the derived image was made for
-    folder: Path
-    written: tuple[str, ...]
-    forced: tuple[Misfit, ...]   # requirements this host does not meet, loaded anyway (--force)
 
 
 class Unfit(GpuenvError):
@@ -57,21 +51,59 @@ def parsed_spec(verified: Verified) -> Any:
     except UnicodeDecodeError:
         raise damaged(verified.path, "holds a gpuenv.toml that is not UTF-8 text") from None
     with tempfile.TemporaryDirectory(prefix="gpuenv-load-") as staged:
-        for name, data in verified.files:
-            (Path(staged) / name).parent.mkdir(parents=True, exist_ok=True)
-            (Path(staged) / name).write_bytes(data)
-        return parse_spec(text, f"{verified.path.name}:{SPEC}", Path(staged))
+        _stage(verified, Path(staged))
+        spec = parse_spec(text, f"{verified.path.name}:{SPEC}", Path(staged))
+        _only_named(verified, spec, Path(staged))
+        return spec
+
+
+def _stage(verified: Verified, staged: Path) -> None:
+    """The spec's files in a private temporary folder (names.py checked: plain relative paths)."""
+    for name, data in verified.files:
+        try:
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
+            (staged / name).write_bytes(data)
+        except OSError as exc:
+            raise forged(verified.path, f"carries files whose paths collide ({FILES}{name}: {exc.strerror})") from None
+
+
+def _only_named(verified: Verified, spec: Any, staged: Path) -> None:
+    """The bundle carries exactly the files its spec names (write.spec_files: what save carries)."""
+    from gpuenv.bundle.write import spec_files
+
+    named = {name for name, _ in spec_files(spec, staged)}
+    extra = sorted({name for name, _ in verified.files} - named)
+    if extra:
+        raise forged(verified.path, f"carries files its gpuenv.toml does not name ({', '.join(FILES + n for n in extra)})")
 
 
 def check_folder(verified: Verified, folder: Path, force: bool) -> None:
-    """Refuse before loading anything when the folder holds a different spec (or lock) of its own."""
+    """Refuse before loading anything when the folder holds a different spec (or lock) of its own, or a
+    symlink on the way to a file the load writes."""
     for name, data in _files(verified):
-        there = folder / name
+        there = _inside(folder, name)
         if data is not None and there.is_file() and there.read_bytes() != data and not force:
             raise BadInput(f"{there} exists and differs from the bundle's {name}",
                            "load into another folder (--into DIR), or replace it with --force")
     if folder.exists() and not folder.is_dir():
         raise BadInput(f"{folder} exists and is not a folder", "give another folder with --into DIR")
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """folder/name, when the folder it is written in is inside `folder` (no symlink leads out) and it is no
+    symlink or folder itself (os.replace would replace the link, not what it names; still, refused)."""
+    target = folder / name
+    root, parent = folder.resolve(), target.parent.resolve()
+    if parent != root and root not in parent.parents:
+        raise BadInput(f"{target.parent} leads outside {folder} (a symlink), where the bundle's {name} would go",
+                       "remove that symlink, or load into another folder: --into DIR")
+    if parent.exists() and not parent.is_dir():
+        raise BadInput(f"{target.parent} is a file, where the bundle's {name} needs a folder",
+                       "move it away, or load into another folder: --into DIR")
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise BadInput(f"{target} is a symlink or not a plain file, where the bundle's {name} would go",
+                       "remove it, or load into another folder: --into DIR")
+    return target
 
 
 def check_host(verified: Verified, driver: Any, force: bool) -> tuple[Misfit, ...]:
@@ -84,94 +116,144 @@ def check_host(verified: Verified, driver: Any, force: bool) -> tuple[Misfit, ..
     return found
 
 
-def load_image(docker: Docker, verified: Verified, progress: Optional[Callable[[int], None]] = None) -> bool:
-    """Stream the image into the engine and check its ID; False when the engine already had it."""
-    want = verified.manifest.image_id
-    if docker.image(want):
-        for ref, image_id in [(verified.manifest.tag, want), *verified.manifest.bases]:
-            docker.run("tag", image_id, ref, check=False)
-        return False
-    had = {ref for ref, _ in verified.manifest.bases if docker.image(ref)}
+@dataclass(frozen=True)
+class Loading:
+    loaded: bool                 # False: the engine had the image already
+    placed: Placed               # what this load put on the engine (undo() takes it away)
+    kept: tuple[Kept, ...]       # base tags left on this engine's own images
+
+
+def load_image(docker: Docker, verified: Verified, progress: Optional[Callable[[int], None]] = None) -> Loading:
+    """The image into the engine, untagged, then tagged where that moves no tag (tags.py); whatever this
+    put on the engine is removed again when any step fails."""
+    m = verified.manifest
+    planned = tags.plan(docker, m)
+    wanted = list(dict.fromkeys([m.image_id, *(image_id for _, image_id in m.bases)]))
+    placed = Placed([image_id for image_id in wanted if not docker.image(image_id)])
+    loaded = m.image_id in placed.new_ids
     try:
-        _stream_into(docker, verified, progress)
-    except Damaged:           # docker load may have finished before zstd's check at the stream's end
-        _remove_new(docker, want, verified.manifest.tag, [r for r, _ in verified.manifest.bases if r not in had])
+        if loaded:
+            _stream_into(docker, verified, _allowed(m), progress)
+        placed.new_ids = [image_id for image_id in placed.new_ids if docker.image(image_id)]
+        if not docker.image(m.image_id):
+            raise forged(verified.path, f"did not give the engine the image its manifest names ({m.image_id})")
+        tags.apply(docker, planned, placed)
+    except BaseException:
+        placed.undo(docker)
         raise
-    got = docker.image(verified.manifest.tag)
-    if not got or got["Id"] != want:
-        _remove_new(docker, got["Id"] if got else want, verified.manifest.tag)
-        raise GpuenvError(f"the engine loaded image {got['Id'] if got else 'none'} from the bundle, not the "
-                          f"manifest's {want}", "the bundle was not written by `gpuenv save`; save it again")
-    return True
+    return Loading(loaded, placed, planned.kept)
 
 
-def _stream_into(docker: Docker, verified: Verified, progress: Optional[Callable[[int], None]]) -> None:
-    """zstd -> `docker load`. The stream carries zstd's own content checksum, checked as it ends: a file
-    changed since verify() read it is caught without hashing it a second time."""
-    import zstandard
+def _allowed(m: Manifest) -> imagetar.Allowed:
+    refs = [m.tag, *(ref for ref, _ in m.bases)]
+    return imagetar.Allowed(frozenset([m.image_id, *(i for _, i in m.bases)]),
+                            frozenset(imagetar.familiar(r) for r in refs))
 
+
+def _stream_into(docker: Docker, verified: Verified, allowed: imagetar.Allowed,
+                 progress: Optional[Callable[[int], None]]) -> None:
+    """zstd -> the tag-stripping copy (imagetar.py) -> `docker load`. The compressed member is hashed again
+    as it is read, and the archive is ended only when its sha256 is the one verify() checked: a file changed
+    between the two passes loads nothing."""
     try:
         proc = subprocess.Popen(docker.argv("load"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
     except OSError as exc:
         raise EngineError(f"cannot run {docker.client}: {exc}") from None
+    ended = False
+    try:
+        _copy(verified, proc.stdin, allowed, progress)     # type: ignore[arg-type]
+        ended = True
+        proc.stdin.close()   # type: ignore[union-attr]
+        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
+        if proc.wait() != 0:
+            raise EngineError(f"`docker load` failed: {said.strip()[-500:] or 'no output'}")
+    except BrokenPipeError:
+        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
+        raise EngineError(f"`docker load` stopped reading: {said.strip()[-500:] or 'no output'}") from None
+    finally:
+        _finish(proc, ended)
+
+
+def _copy(verified: Verified, out: Any, allowed: imagetar.Allowed, progress: Optional[Callable[[int], None]]) -> None:
+    import zstandard
+
     try:
         with open(verified.path, "rb") as f:
             f.seek(verified.image.offset)
             member = _Counted(f, verified.image.size, progress)
             with zstandard.ZstdDecompressor().stream_reader(member, read_size=CHUNK) as unpacked:
-                while True:
-                    chunk = unpacked.read(CHUNK)
-                    if not chunk:
-                        break
-                    proc.stdin.write(chunk)   # type: ignore[union-attr]
-        proc.stdin.close()   # type: ignore[union-attr]
-        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
-        if proc.wait() != 0:
-            raise EngineError(f"`docker load` failed: {said.strip()[-500:] or 'no output'}")
+                imagetar.copy(unpacked, out, allowed, verified.path, lambda: _unchanged(verified, unpacked, member))
     except zstandard.ZstdError as exc:
         raise damaged(verified.path, f"changed after it was verified, or holds an image stream zstd cannot "
                       f"read ({exc})") from None
-    except BrokenPipeError:
-        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
-        raise EngineError(f"`docker load` stopped reading: {said.strip()[-500:] or 'no output'}") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+
+def _unchanged(verified: Verified, unpacked: Any, member: "_Counted") -> None:
+    """The rest of the zstd stream read (its content checksum checked at its end) and the member's sha256
+    compared with the one verify() found, before the archive is ended."""
+    while unpacked.read(CHUNK):
+        pass
+    while member.read(CHUNK):
+        pass
+    if member.digest.hexdigest() != verified.image.sha256:
+        raise damaged(verified.path, "changed after it was verified (its image member's sha256 differs now)")
+
+
+def _finish(proc: subprocess.Popen, ended: bool) -> None:
+    """A stream not ended is cut inside a tar block, so `docker load` fails and loads nothing; it is given
+    time to fail before the caller removes what it might have left."""
+    if not ended and proc.stdin and not proc.stdin.closed:
+        imagetar.cut(proc.stdin)   # type: ignore[arg-type]
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait()
 
 
 class _Counted:
-    """The image member's bytes, at most `size` of them, counted as zstd reads them."""
+    """The image member's bytes, at most `size` of them, counted and hashed as zstd reads them."""
 
     def __init__(self, f: Any, size: int, progress: Optional[Callable[[int], None]]) -> None:
         self.f, self.left, self.progress = f, size, progress
+        self.digest = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
         n = self.left if n < 0 else min(n, self.left)
         data = self.f.read(n) if n else b""
         self.left -= len(data)
+        self.digest.update(data)
         if self.progress and data:
             self.progress(len(data))
         return data
 
 
-def _remove_new(docker: Docker, image_id: str, tag: str, bases: Sequence[str] = ()) -> None:
-    for ref in (tag, image_id, *bases):
-        docker.run("rmi", ref, check=False)
-
-
-def for_user(docker: Docker, verified: Verified, uid: int, gid: int) -> tuple[str, str, Optional[tuple[int, int]]]:
-    """(tag, image ID) of the image for this UID/GID: the bundle's own, or one derived for this user."""
-    from gpuenv.build.retarget import retarget
+def for_user(docker: Docker, verified: Verified, uid: int, gid: int,
+             placed: Placed) -> tuple[str, str, Optional[tuple[int, int]]]:
+    """(tag, image ID) of the image for this UID/GID: the bundle's own, or one derived for this user (its
+    tag placed only when free or already on an image derived from this one: TagTaken otherwise)."""
+    from gpuenv.build.retarget import DERIVED_FROM, retarget
     from gpuenv.bundle.write import content_tag
 
     m = verified.manifest
     if m.user is None or m.user == (uid, gid):
         return m.tag, m.image_id, None
     tag = content_tag(m.name, uid, gid, verified.context_text())
-    info = docker.image(m.image_id)
-    return tag, retarget(docker, info or {"Id": m.image_id}, uid, gid, tag), (uid, gid)
+    there = docker.image(tag)
+    if there and ((there.get("Config") or {}).get("Labels") or {}).get(DERIVED_FROM) != m.image_id:
+        raise TagTaken(f"{tag} (the tag of this environment for UID {uid} / GID {gid}) names image "
+                       f"{there['Id'][:19]} on this engine, not one derived from the bundle's; loading would take it",
+                       f"keep yours, or remove it first: docker rmi {tag}")
+    made = retarget(docker, docker.image(m.image_id) or {"Id": m.image_id}, uid, gid, tag)
+    if not there:
+        placed.new_ids.append(made)
+        placed.tags.append((tag, made))
+    return tag, made, (uid, gid)
 
 
 def _files(verified: Verified) -> list[tuple[str, Optional[bytes]]]:
@@ -185,7 +267,9 @@ def write_files(verified: Verified, folder: Path) -> tuple[str, ...]:
     for name, data in _files(verified):
         if data is None:
             continue
+        _inside(folder, name)
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        _inside(folder, name)
         temp = (folder / name).with_name(f".{Path(name).name}.{os.getpid()}.tmp")
         try:
             temp.write_bytes(data)

@@ -1,5 +1,6 @@
 """One streaming pass over a whole bundle: its layout, every member's sha256 against the manifest, the
-manifest against its seal. Nothing reaches the engine before this has passed."""
+manifest against its seal, then every name and path it carries (names.py). Nothing is written and
+nothing reaches the engine before this has passed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from gpuenv.bundle import manifest as manifests
-from gpuenv.bundle.format import (CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member,
-                                  Progress, damaged, scan)
+from gpuenv.bundle import names
+from gpuenv.bundle.format import (CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SIGNATURE, SPEC,
+                                  Member, Progress, damaged, forged, scan)
 from gpuenv.errors import BadInput
 
 
@@ -22,6 +24,8 @@ class Verified:
     lock: Optional[bytes]
     context: tuple[tuple[str, bytes, int], ...]    # (path, bytes, mode) of the build context
     files: tuple[tuple[str, bytes], ...] = ()       # (path from the spec's folder, bytes) the spec names
+    manifest_bytes: bytes = b""                     # manifest.json as it is in the file (what is signed)
+    signature: Optional[bytes] = None               # manifest.sig, when the bundle is signed
 
     def context_text(self) -> list[tuple[str, str, int]]:
         return [(p, data.decode("utf-8"), mode) for p, data, mode in self.context]
@@ -43,38 +47,56 @@ def _verify(f, path: Path, progress: Optional[Progress]) -> Verified:   # type: 
     seen: list[Member] = []
     small: dict[str, bytes] = {}
     modes: dict[str, int] = {}
-    manifest = sealed = None
+    tail: dict[str, bytes] = {}                       # manifest.json, its seal, its signature
     for item in scan(f, path, progress):
         name = item.member.name
-        if sealed is not None:
-            raise damaged(path, f"is damaged: member {name!r} after the manifest's seal")
-        if name == SEAL:
-            if manifest is None:
-                raise damaged(path, "is damaged: the manifest's seal comes before the manifest")
-            sealed = item.data or b""
-        elif manifest is not None:
-            raise damaged(path, f"is damaged: member {name!r} after the manifest")
-        elif name == MANIFEST:
-            manifest = item.data or b""
-        else:
-            if name in small or any(m.name == name for m in seen):
-                raise damaged(path, f"is damaged: member {name!r} appears twice")
-            seen.append(item.member)
-            if item.data is not None:
-                small[name] = item.data
+        _in_order(path, name, tail)
+        if name in (MANIFEST, SEAL, SIGNATURE):
+            tail[name] = item.data or b""
+            continue
+        if name in small or any(m.name == name for m in seen):
+            raise damaged(path, f"is damaged: member {name!r} appears twice")
+        seen.append(item.member)
+        if item.data is not None:
+            small[name] = item.data
         modes[name] = item.mode
+    return _checked(path, seen, small, modes, tail)
+
+
+def _in_order(path: Path, name: str, tail: dict[str, bytes]) -> None:
+    """The manifest, then its seal, then (optionally) its signature, and nothing after them."""
+    if SIGNATURE in tail or (SEAL in tail and name != SIGNATURE):
+        raise damaged(path, f"is damaged: member {name!r} after the manifest's seal")
+    if name == SEAL and MANIFEST not in tail:
+        raise damaged(path, "is damaged: the manifest's seal comes before the manifest")
+    if name == SIGNATURE and SEAL not in tail:
+        raise damaged(path, "is damaged: the manifest's signature comes before its seal")
+    if MANIFEST in tail and name not in (SEAL, SIGNATURE):
+        raise damaged(path, f"is damaged: member {name!r} after the manifest")
+
+
+def _checked(path: Path, seen: list[Member], small: dict[str, bytes], modes: dict[str, int],
+             tail: dict[str, bytes]) -> Verified:
     if not seen or seen[0].name != MAGIC or small.get(MAGIC, b"").split(b":")[0] != MAGIC_TEXT.split(b":")[0]:
         raise damaged(path, "is not a gpuenv bundle of a format this gpuenv reads (its first member differs)")
-    if manifest is None or sealed is None:
-        raise damaged(path, "is truncated or damaged: it has no manifest" if manifest is None else
+    if MANIFEST not in tail or SEAL not in tail:
+        raise damaged(path, "is truncated or damaged: it has no manifest" if MANIFEST not in tail else
                       "is truncated or damaged: its manifest has no seal (manifest.sha256)")
-    parsed = manifests.check(path, manifest, sealed, seen)
+    parsed = manifests.check(path, tail[MANIFEST], tail[SEAL], seen)
+    names.check_members(path, [m.name for m in seen])
     image = next((m for m in seen if m.name == IMAGE), None)
     if image is None or SPEC not in small:
         raise damaged(path, "is damaged: it lacks " + (IMAGE if image is None else SPEC))
     context = tuple((n[len(CONTEXT):], small[n], modes[n]) for n in small if n.startswith(CONTEXT))
     files = tuple((n[len(FILES):], small[n]) for n in small if n.startswith(FILES))
-    for name, _ in files:
-        if name.startswith("/") or ".." in name.split("/") or not name:
-            raise damaged(path, f"is not a bundle gpuenv writes: member {FILES + name!r} points outside its folder")
-    return Verified(path, parsed, image, small[SPEC], small.get(LOCK), context, files)
+    verified = Verified(path, parsed, image, small[SPEC], small.get(LOCK), context, files, tail[MANIFEST],
+                        tail.get(SIGNATURE))
+    names.check_manifest(path, parsed, _context_text(verified))
+    return verified
+
+
+def _context_text(verified: Verified) -> list[tuple[str, str, int]]:
+    try:
+        return verified.context_text()
+    except UnicodeDecodeError as exc:
+        raise forged(verified.path, f"holds a build file that is not UTF-8 text ({exc.reason})") from None

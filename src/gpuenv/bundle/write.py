@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gpuenv.bundle import manifest as manifests
-from gpuenv.bundle.format import (CHUNK, CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SPEC, Member,
-                                  Writer)
+from gpuenv.bundle.format import (CHUNK, CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SIGNATURE,
+                                  SPEC, Member, Writer)
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.run.docker import Docker
 
+Sign = Callable[[bytes], bytes]     # the manifest's bytes -> its signature (signature.signer)
 LEVEL = 3                  # zstd's default level; see docs/notes/issue7-bundle.md for the measured choice
 
 
@@ -78,12 +79,12 @@ def spec_files(spec: Any, folder: Path) -> tuple[tuple[str, Path], ...]:
 def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tuple[str, str], ...]:
     """The Dockerfile's FROM images that the image is built on (its layers start with theirs): saved with
     it at no cost in size, so that the loading engine has the base too (gpuenv's plan names it there)."""
-    import re
+    from gpuenv.bundle.names import from_refs
 
     layers = (info.get("RootFS") or {}).get("Layers") or []
     stages: set[str] = set()
     found = []
-    for ref, stage in re.findall(r"(?im)^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", dockerfile):
+    for ref, stage in from_refs(dockerfile):
         if ref.lower() not in stages and ref != "scratch":
             base = docker.image(ref)
             theirs = ((base or {}).get("RootFS") or {}).get("Layers") or []
@@ -102,14 +103,14 @@ def content_tag(name: str, uid: int, gid: int, files: list[tuple[str, str, int]]
 
 
 def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[[int], None]] = None,
-         level: int = LEVEL) -> Saved:
-    """Write the bundle to `out` (replaced only when complete)."""
+         level: int = LEVEL, sign: Optional[Sign] = None) -> Saved:
+    """Write the bundle to `out` (replaced only when complete); `sign` signs its manifest."""
     context = _checked_context(source)
     temp = out.parent / f".{out.name}.{os.getpid()}.partial"
     try:
         with open(temp, "wb") as f:
             members, streamed = write_members(f, source, context,
-                                              lambda w: _image(w, docker, source, progress, level))
+                                              lambda w: _image(w, docker, source, progress, level), sign)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, out)
@@ -133,8 +134,9 @@ def _checked_context(source: Source) -> list[tuple[str, bytes, int]]:
 
 
 def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
-                  image: Callable[[Writer], int]) -> tuple[list[Member], int]:
-    """Every member in order into `f`; `image` streams the image member (it returns the bytes it read)."""
+                  image: Callable[[Writer], int], sign: Optional[Sign] = None) -> tuple[list[Member], int]:
+    """Every member in order into `f`; `image` streams the image member (it returns the bytes it read);
+    `sign` (the manifest's bytes -> an SSH signature) adds manifest.sig after the seal."""
     writer = Writer(f)
     writer.add(MAGIC, MAGIC_TEXT)
     writer.add(SPEC, source.spec_file.read_bytes())
@@ -150,6 +152,8 @@ def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
     manifest = manifests.make(source.name, source.tag, source.info, source.gpu, members, source.bases)
     writer.add(MANIFEST, manifest)
     writer.add(SEAL, manifests.seal(manifest))
+    if sign is not None:
+        writer.add(SIGNATURE, sign(manifest))
     writer.close()
     return members, streamed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.markup import escape
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput
+
+if TYPE_CHECKING:
+    from gpuenv.bundle.read import Loading
+    from gpuenv.bundle.verify import Verified
 
 
 class Meter:
@@ -52,27 +56,35 @@ class Meter:
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
 @click.option("--level", type=click.IntRange(-7, 19), default=None,
               help="zstd level: lower is faster, higher is smaller (default 3; 19 for a slow link).")
+@click.option("--sign", "key", type=click.Path(path_type=Path), default=None,
+              help="Sign the bundle with this SSH key (a private key, or a .pub whose key is in ssh-agent), "
+              "so that `gpuenv load --allowed-signers FILE` can check who made it.")
 @global_options
 @click.pass_obj
-def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, level: Optional[int], **_: Any) -> Result:
+def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, level: Optional[int],
+         key: Optional[Path], **_: Any) -> Result:
     """Write an environment's image, spec and lock into one file for an offline server.
 
     \b
     gpuenv save -o vision.gpuenv          the environment of ./gpuenv.toml (its built image)
     gpuenv save vision -o /media/usb/vision.gpuenv
+    gpuenv save -o vision.gpuenv --sign ~/.ssh/id_ed25519
     The image is compressed with zstd; the manifest holds every checksum and what a host needs
     (driver, CUDA, GPU architectures). `gpuenv load FILE` on the other side.
     """
+    from gpuenv.bundle.signature import signer
     from gpuenv.bundle.write import LEVEL, save as write_bundle
 
     output = output.expanduser()
     _check_output(output, force)
+    sign = signer(key.expanduser()) if key else None
     docker = _docker()
     source = _source(docker, env)
     meter = Meter(renderer, f"saving {source.tag}", int(source.info.get("Size") or 0))
-    saved = write_bundle(docker, source, output, meter, LEVEL if level is None else level)
+    saved = write_bundle(docker, source, output, meter, LEVEL if level is None else level, sign)
     seconds = meter.end()
     data = {"file": str(saved.path), "size": saved.size, "image": source.tag, "image_id": source.info["Id"],
+            "signed_with": str(key) if key else None,
             "image_bytes": saved.image_bytes, "seconds": round(seconds, 2),
             "members": [{"name": m.name, "size": m.size, "sha256": m.sha256} for m in saved.members]}
     return Result(data, lambda c: _show_saved(c, data))
@@ -140,6 +152,8 @@ def _show_saved(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold green]saved[/bold green] {escape(data['image'])} to {escape(data['file'])}: "
                   f"{human_bytes(data['size'])} ({ratio:.0%} of the image's {human_bytes(data['image_bytes'])}) "
                   f"in {data['seconds']:.1f} s")
+    if data["signed_with"]:
+        console.print(f"[bold]signed[/bold] with {escape(data['signed_with'])} (ssh-keygen -Y, namespace gpuenv-bundle)")
     console.print(f"[dim]on the other server: gpuenv load {escape(Path(data['file']).name)} --up[/dim]")
 
 
@@ -150,16 +164,23 @@ def _show_saved(console: Console, data: dict[str, Any]) -> None:
 @click.option("--up", "start", is_flag=True, help="Start the environment once loaded, as `gpuenv up` does.")
 @click.option("--force", is_flag=True, help="Load on a host that does not meet the bundle's requirements, and "
               "replace a different gpuenv.toml in the folder.")
+@click.option("--allowed-signers", "allowed", type=click.Path(path_type=Path), default=None,
+              help="Load only a bundle signed by a key this file lists (ssh-keygen's allowed_signers format: "
+              "`NAME ssh-ed25519 AAAA...` a line). Default: $GPUENV_ALLOWED_SIGNERS, else "
+              "~/.config/gpuenv/allowed_signers when it exists.")
 @global_options
 @click.pass_obj
-def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, force: bool, **_: Any) -> Result:
+def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, force: bool, allowed: Optional[Path],
+         **_: Any) -> Result:
     """Check a bundle, load its image, write its spec; with --up, start it.
 
     \b
     gpuenv load vision.gpuenv                 every checksum, this host's driver and GPUs, then the image
     gpuenv load vision.gpuenv --into ~/vision --up
-    A damaged or truncated bundle is refused before anything reaches the engine. When your UID/GID
-    differ from the bundle's, an image whose user is you is derived from it (no network needed).
+    gpuenv load vision.gpuenv --allowed-signers ~/.ssh/allowed_signers    only if a listed key signed it
+    A damaged, truncated or forged bundle is refused before anything reaches the engine; a load never
+    moves a tag this engine already has. When your UID/GID differ from the bundle's, an image whose
+    user is you is derived from it (no network needed).
     """
     from gpuenv.bundle import read
     from gpuenv.bundle.verify import verify
@@ -169,24 +190,51 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     meter = Meter(renderer, f"checking {file.name}", size)
     verified = verify(file, meter)
     meter.end()
+    signer = _signer(verified, allowed)
     folder = read.target_folder(verified, into)
     spec = read.parsed_spec(verified)
     read.check_folder(verified, folder, force)
+    uid, gid = _user_ids(spec)
     report, docker = _engine()
     forced = read.check_host(verified, report.driver, force)
     meter = Meter(renderer, f"loading {verified.manifest.tag}", verified.image.size)
-    loaded = read.load_image(docker, verified, meter)
+    loading = read.load_image(docker, verified, meter)
     seconds = meter.end()
-    uid, gid = _user_ids(spec)
-    tag, image_id, retargeted = read.for_user(docker, verified, uid, gid)
-    written = read.write_files(verified, folder)
-    data = {"name": verified.manifest.name, "image": tag, "image_id": image_id, "loaded": loaded,
+    tag, image_id, retargeted, written = _place(docker, verified, loading, (uid, gid), folder)
+    data = {"name": verified.manifest.name, "image": tag, "image_id": image_id, "loaded": loading.loaded,
             "bundle_image": verified.manifest.tag, "retargeted": list(retargeted) if retargeted else None,
             "folder": str(folder), "written": list(written), "seconds": round(seconds, 2),
+            "signed": verified.signature is not None, "signer": signer,
+            "kept_tags": [k.to_dict() for k in loading.kept], "kept": [k.message for k in loading.kept],
             "forced": [m.to_dict() for m in forced], "requires": verified.manifest.requires.to_dict()}
     if start:
         data["up"] = _up(renderer, folder / "gpuenv.toml", tag, report, docker)
     return Result(data, lambda c: _show_loaded(c, data))
+
+
+def _place(docker: Any, verified: "Verified", loading: "Loading", user: tuple[int, int],
+           folder: Path) -> tuple[str, str, Optional[tuple[int, int]], tuple[str, ...]]:
+    """The image for this user and the files in the folder; when either fails, what the load put on the
+    engine is taken away again."""
+    from gpuenv.bundle import read
+
+    try:
+        tag, image_id, retargeted = read.for_user(docker, verified, user[0], user[1], loading.placed)
+        return tag, image_id, retargeted, read.write_files(verified, folder)
+    except BaseException:
+        loading.placed.undo(docker)
+        raise
+
+
+def _signer(verified: "Verified", allowed: Optional[Path]) -> Optional[str]:
+    """Who signed the bundle, when allowed signers are given (or configured): checked before anything is
+    written or loaded; None when no check was asked for."""
+    from gpuenv.bundle import signature
+
+    allowed = allowed.expanduser() if allowed else signature.default_allowed()
+    if allowed is None:
+        return None
+    return signature.verify(verified.path, verified.manifest_bytes, verified.signature, allowed)
 
 
 def _engine() -> tuple[Any, Any]:
@@ -233,6 +281,12 @@ def _show_loaded(console: Console, data: dict[str, Any]) -> None:
 
     how = "loaded" if data["loaded"] else "already on this engine"
     console.print(f"[bold green]{escape(data['name'])}[/bold green]: {escape(data['bundle_image'])} {how}")
+    if data["signer"]:
+        console.print(f"[bold]signed[/bold] by {escape(data['signer'])} (a key your allowed signers list)")
+    elif data["signed"]:
+        console.print("[dim]signed, but not checked: --allowed-signers FILE checks who signed it[/dim]")
+    for line in data["kept"]:
+        console.print(f"[bold yellow]kept[/bold yellow] {escape(line)}")
     if data["retargeted"]:
         uid, gid = data["retargeted"]
         console.print(f"[bold]image[/bold]  {escape(data['image'])}  (its user made UID {uid} / GID {gid}: yours)")

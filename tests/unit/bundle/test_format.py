@@ -18,7 +18,7 @@ from gpuenv.bundle.format import BLOCK, IMAGE, MANIFEST, SEAL, Damaged
 from gpuenv.bundle.verify import verify
 from gpuenv.bundle.write import content_tag
 
-from .helpers import CONTEXT, IMAGE_BYTES, REQUIREMENTS, _tag, make_bundle
+from .helpers import BASE_ID, CONTEXT, IMAGE_BYTES, REQUIREMENTS, _tag, make_bundle
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
@@ -37,7 +37,7 @@ def test_round_trip(bundle: Path) -> None:
     assert (m.name, m.tag, m.image_id, m.user) == ("demo", _tag(), "sha256:" + "ab" * 32, (1000, 1000))
     assert m.requires.to_dict() == {"gpu": True, "min_driver": "525.60.13", "cuda": "12.4", "cuda_source": "wheels",
                                     "gpu_archs": ["sm_80", "sm_90"]}
-    assert m.bases == [("gpuenv-base/debian:bookworm", "sha256:cd")]
+    assert m.bases == [("gpuenv-base/debian:bookworm", BASE_ID)]
     assert "other.label" not in m.data["labels"]
     assert got.spec.startswith(b'name = "demo"') and got.lock == b"version = 1\n"
     assert got.context == tuple(CONTEXT)
