@@ -7,6 +7,7 @@ JSON document on stdout, so that a script reads one document whatever happened.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -16,6 +17,23 @@ from rich.console import Console
 from gpuenv.errors import GpuenvError, SpecError
 
 Human = Callable[[Console], None]
+
+# Control characters that reach a terminal from outside text (a spec, a bundle, an engine's answer) could
+# move the cursor, retitle the window or hide what follows: every text printed shows them as \x.. escapes.
+# Line breaks and tabs stay; the styles rich adds itself are not in the text and are unaffected.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character but newline and tab written as a visible escape (`\\x1b`)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SafeConsole(Console):
+    """A rich Console whose printed strings never carry raw control characters (see `visible`)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*(visible(o) if isinstance(o, str) else o for o in objects), **kwargs)
 
 
 @dataclass
@@ -31,7 +49,7 @@ class Result:
 class Renderer:
     json_mode: bool = False
     debug: bool = False
-    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True, emoji=False))
+    stdout: Console = field(default_factory=lambda: SafeConsole(highlight=False, soft_wrap=True, emoji=False))
     stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True, emoji=False))
 
     def result(self, result: Result) -> int:
