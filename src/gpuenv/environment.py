@@ -74,7 +74,6 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
             info = docker.image(rendered.image)
             if not info or base.how == "bootstrapped":
                 say(base.note)            # said when it shapes a build, not on every `up` of a built image
-    folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
@@ -120,7 +119,6 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
 def _written(prepared: Prepared, force: bool) -> Prepared:
     from gpuenv.render.write import write
 
-    prepared.folder.mkdir(parents=True, exist_ok=True)
     return replace(prepared, written=tuple(write(prepared.rendered, prepared.folder, force)))
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import BadInput, GpuenvError
+from gpuenv.errors import BadInput, StorageError
 from gpuenv.spec import SPEC_FILE, validate_spec
 from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
@@ -248,22 +248,30 @@ def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
 def _write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder, so that a reader never sees half a spec.
 
-    The file is created with mode 0666 less the umask, as any file the user writes would be.
+    The file is created with mode 0666 less the umask, as any file the user writes would be. A folder
+    that cannot be written (read-only, not permitted, full) is a StorageError, and nothing is left.
     """
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        hint = "pick a folder you can write to with --file"
-        raise GpuenvError(f"cannot write {target}: {exc.strerror}", hint) from None
-    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        _remove(tmp)
+        storage = StorageError.from_os(exc, target.absolute()) if isinstance(exc, OSError) else None
+        if storage is None:
+            raise
+        storage.hint = f"{storage.hint}, or write the spec elsewhere with --file"
+        raise storage from None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:                 # a folder that is not one, or not ours: nothing was made there
+        pass
 
 
 def _show(console: Console, target: Path, text: str, to_stdout: bool) -> None:
