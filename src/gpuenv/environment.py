@@ -50,8 +50,9 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
     from gpuenv.build.base import ensure
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
-    from gpuenv.render.write import write
+    from gpuenv.render.write import check_writable, write
 
+    check_writable((out or spec_file.parent).resolve())
     if locked:
         return _written(_render_locked(spec_file, host()[1], out, pin_steps=True), force)
     request, spec = api.request_from_spec(spec_file)

@@ -8,6 +8,7 @@ place and then renamed, so an error leaves the folder as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -59,6 +60,16 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
         _remove_empty(made)
         raise StorageError.from_os(exc, out) or exc
     return [f.path for f in files]
+
+
+def check_writable(out: Path) -> None:
+    """A StorageError now when `out` (or the folder it would be made in) cannot be written: said before a
+    plan, a pull or a base build that take minutes, not after them."""
+    folder = next((p for p in (out, *out.parents) if p.exists()), Path("/"))
+    if not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK):
+        return                                   # a file in the way is write()'s to say
+    code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+    raise StorageError.from_os(OSError(code, os.strerror(code), str(folder)), out) or AssertionError(code)
 
 
 def _write_all(out: Path, files: list[File]) -> None:
