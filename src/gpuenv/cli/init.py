@@ -26,7 +26,7 @@ _FLAGS: dict[tuple[str, ...], str] = {
     ("requirements",): "--requirements",
     ("apt",): "--apt",
     ("base",): "--base",
-    ("gpu", "devices"): "--devices",
+    ("gpu", "devices"): "--devices / --cpu",
     ("gpu", "driver"): "--driver",
     ("gpu", "model"): "--gpu-name",
     ("gpu", "compute_capability"): "--gpu",
@@ -56,10 +56,11 @@ _FLAGS: dict[tuple[str, ...], str] = {
 _SPEC_OPTIONS = [
     click.option("--name", help="Environment name (default: the folder's name)."),
     click.option("--python", help="Python version, e.g. 3.6 (default: resolved)."),
-    click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token."),
+    click.option("--jupyter", "--lab", "--jupyterlab", "jupyter", flag_value="lab", help="JupyterLab with a token."),
     click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token."),
     click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888]."),
-    click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels)."),
+    click.option("--gateway", "--kernel-gateway", "--hydrogen", "gateway", is_flag=True,
+                 help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels)."),
     click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889]."),
     click.option("--ssh", is_flag=True, help="An SSH server with your public key."),
     click.option("--ssh-port", type=int, help="Host port of SSH [2222]."),
@@ -72,6 +73,7 @@ _SPEC_OPTIONS = [
     click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable."),
     click.option("--base", help="Base image, instead of the resolved one."),
     click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas."),
+    click.option("--cpu", is_flag=True, help="No GPU: CPU only (the same as --devices none)."),
     click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host]."),
     click.option("--gpu-name", help="Plan for this GPU model [auto: this host]."),
     click.option("--gpu", "compute_capability", help="Plan for these compute capabilities, e.g. 7.0,8.6."),
@@ -161,7 +163,7 @@ def _flag_values(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
         (("requirements",), f["requirements"]),
         (("apt",), list(f["apt"])),
         (("base",), f["base"]),
-        (("gpu", "devices"), _devices(f["devices"])),
+        (("gpu", "devices"), _devices(f["devices"], f["cpu"])),
         (("gpu", "driver"), f["driver"]),
         (("gpu", "model"), f["gpu_name"]),
         (("gpu", "compute_capability"), _split(f["compute_capability"])),
@@ -204,7 +206,11 @@ def _port(text: str) -> Any:
     return int(text) if text.isdigit() else text
 
 
-def _devices(text: Optional[str]) -> Any:
+def _devices(text: Optional[str], cpu: bool = False) -> Any:
+    if cpu:
+        if text not in (None, "none"):
+            raise BadInput(f"--cpu and --devices {text} contradict each other", "give one of them")
+        return "none"
     if text is None or text in ("all", "none"):
         return text
     return [_port(item) for item in _split(text) or []]
