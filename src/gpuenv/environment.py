@@ -74,7 +74,8 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
             rendered = render(plan, spec, inputs)
             info = docker.image(rendered.image)
             if not info or base.how == "bootstrapped":
-                say(base.note)            # said when it shapes a build, not on every `up` of a built image
+                say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
+                                                     # image; the detail is the terminal's, not the plan's
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
