@@ -10,7 +10,8 @@ or one JSON document under `--json`); nothing else prints or exits.
     |   +-- SpecError           exit 2   gpuenv.toml (or flags standing for it) has problems
     +-- ImpossibleRequest       exit 3   the request is valid, but no stack satisfies it
     +-- EngineError             exit 1   the container engine refused or is unreachable
-    +-- StorageError            exit 1   a file or folder cannot be written: read-only, not permitted, disk full
+    +-- StorageError            exit 1   a file or folder cannot be written: read-only, not permitted, disk
+    |                                    full, quota, a file where a folder must be, a name too long
     +-- Interrupted             exit 130 Ctrl-C (SIGINT): what was started is stopped
 
 This module imports nothing else from gpuenv.
@@ -147,6 +148,8 @@ class StorageError(GpuenvError):
                         "give a path whose folders are folders (ls -ld {path})"),
         errno.EEXIST: ("not-a-folder", "a file of that name is in the way of a folder",
                        "give a path whose folders are folders (ls -ld {path})"),
+        errno.ENAMETOOLONG: ("name-too-long", "a name in its path is too long for the file system",
+                             "give a shorter path"),
     }
 
     def __init__(self, cause: str, message: str, hint: str, path: Optional[str] = None) -> None:
@@ -163,7 +166,7 @@ class StorageError(GpuenvError):
             return None
         cause, meaning, fix = known
         where = str(path if path is not None else exc.filename if exc.filename is not None else "")
-        message = f"cannot {doing} {where}: {meaning}" if where else f"cannot {doing}: {meaning}"
+        message = f"cannot {doing} {where}: {meaning}" if where else f"cannot write: {meaning}"
         return cls(cause, message, fix.format(path=shlex.quote(_existing(where or "."))), where or None)
 
     def to_dict(self) -> dict[str, Any]:

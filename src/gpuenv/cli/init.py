@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import BadInput, StorageError
+from gpuenv.errors import BadInput, GpuenvError, StorageError
 from gpuenv.spec import SPEC_FILE, validate_spec
 from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
@@ -266,11 +266,10 @@ def _write_atomically(target: Path, text: str) -> None:
         os.replace(tmp, target)
     except BaseException as exc:
         _remove(tmp)
-        storage = StorageError.from_os(exc, target.absolute()) if isinstance(exc, OSError) else None
-        if storage is None:
+        if not isinstance(exc, OSError):
             raise
-        storage.hint = f"{storage.hint}, or write the spec elsewhere with --file"
-        raise storage from None
+        raise StorageError.from_os(exc, target.absolute()) or GpuenvError(
+            f"cannot write {target}: {exc.strerror or exc}", "pick a folder you can write to with --file") from None
 
 
 def _remove(path: Path) -> None:
