@@ -138,3 +138,12 @@ def test_the_quickstart_runs_from_the_folders_it_is_typed_in(tmp_path):
             specs.append((comment, parse_spec((cwd / "gpuenv.toml").read_text(), source="q", base_dir=cwd)))
     said_same = [spec for comment, spec in specs if "the same" in comment]
     assert said_same and all(spec == specs[0][1] for spec in said_same), specs
+
+
+def test_every_example_path_outside_the_quickstart_is_one_from_the_checkout():
+    quickstart = set(_quickstart())
+    paths = [(line, p) for line in _sh_lines() if line not in quickstart
+             for p in re.findall(r"(?<![\w./])(examples/[\w.-]+)", line)]
+    assert paths
+    for line, path in paths:
+        assert (ROOT / path / "gpuenv.toml").is_file(), line
