@@ -116,8 +116,7 @@ def cli(**_: Any) -> None:
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI on `argv` and return its exit code; prints, never raises (unless --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    own = own_options(args)
-    renderer = Renderer(json_mode="--json" in own, debug="--debug" in own)
+    renderer = _renderer(args)
     try:
         result = cli.main(args=args, prog_name="gpuenv", standalone_mode=False, obj=renderer)
     except GpuenvError as exc:
@@ -134,6 +133,14 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # the one catch-all: an internal error, said as such
         return _internal(renderer, exc)
     return renderer.result(result) if isinstance(result, Result) else (result or 0)
+
+
+def _renderer(args: list[str]) -> Renderer:
+    try:
+        own = own_options(args)
+    except (Exception, KeyboardInterrupt):      # a verb that cannot load: Click says so in a moment
+        own = args[: args.index("--")] if "--" in args else args
+    return Renderer(json_mode="--json" in own, debug="--debug" in own)
 
 
 def own_options(args: Sequence[str]) -> list[str]:
