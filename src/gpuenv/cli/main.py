@@ -116,8 +116,9 @@ def cli(**_: Any) -> None:
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI on `argv` and return its exit code; prints, never raises (unless --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    renderer = _renderer(args)
+    renderer = _renderer(args[: args.index("--")] if "--" in args else args)    # until own_options knows
     try:
+        renderer = _renderer(own_options(args))
         result = cli.main(args=args, prog_name="gpuenv", standalone_mode=False, obj=renderer)
     except GpuenvError as exc:
         return _failed(renderer, exc)
@@ -135,11 +136,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return renderer.result(result) if isinstance(result, Result) else (result or 0)
 
 
-def _renderer(args: list[str]) -> Renderer:
-    try:
-        own = own_options(args)
-    except (Exception, KeyboardInterrupt):      # a verb that cannot load: Click says so in a moment
-        own = args[: args.index("--")] if "--" in args else args
+def _renderer(own: list[str]) -> Renderer:
     return Renderer(json_mode="--json" in own, debug="--debug" in own)
 
 
