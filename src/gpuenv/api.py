@@ -165,7 +165,6 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
     result = plan(request, target_for(flags, spec))
     inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), out)
     rendered = render(result, spec, inputs)
-    out.mkdir(parents=True, exist_ok=True)
     return rendered, write(rendered, out, force), private_key
 
 

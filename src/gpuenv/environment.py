@@ -50,8 +50,9 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
     from gpuenv.build.base import ensure
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
-    from gpuenv.render.write import write
+    from gpuenv.render.write import check_writable, write
 
+    check_writable((out or spec_file.parent).resolve())
     if locked:
         return _written(_render_locked(spec_file, host()[1], out, pin_steps=True), force)
     request, spec = api.request_from_spec(spec_file)
@@ -73,8 +74,8 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
             rendered = render(plan, spec, inputs)
             info = docker.image(rendered.image)
             if not info or base.how == "bootstrapped":
-                say(base.note)            # said when it shapes a build, not on every `up` of a built image
-    folder.mkdir(parents=True, exist_ok=True)
+                say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
+                                                     # image; the detail is the terminal's, not the plan's
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
@@ -120,7 +121,6 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
 def _written(prepared: Prepared, force: bool) -> Prepared:
     from gpuenv.render.write import write
 
-    prepared.folder.mkdir(parents=True, exist_ok=True)
     return replace(prepared, written=tuple(write(prepared.rendered, prepared.folder, force)))
 
 

@@ -11,12 +11,18 @@ or one JSON document under `--json`); nothing else prints or exits.
     |   +-- Unrepresentable     exit 2   a value a generated file's format cannot hold (a newline, NUL)
     +-- ImpossibleRequest       exit 3   the request is valid, but no stack satisfies it
     +-- EngineError             exit 1   the container engine refused or is unreachable
+    +-- StorageError            exit 1   a file or folder cannot be written: read-only, not permitted, disk
+    |                                    full, quota, a file where a folder must be, a name too long
+    +-- Interrupted             exit 130 Ctrl-C (SIGINT): what was started is stopped
 
 This module imports nothing else from gpuenv.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shlex
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
@@ -24,6 +30,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_IMPOSSIBLE = 3
+EXIT_INTERRUPTED = 130      # as a shell reports a command that SIGINT ended: 128 + 2
 
 
 class GpuenvError(Exception):
@@ -130,3 +137,69 @@ class ImpossibleRequest(GpuenvError):
 
 class EngineError(GpuenvError):
     """The container engine is unreachable or refused an operation."""
+
+
+class StorageError(GpuenvError):
+    """A file or folder gpuenv needs cannot be written (or, for permissions, used): the file system said
+    why, and `cause` names it by errno. Made from the OSError itself (`from_os`), so that every verb says
+    the same for the same cause, whichever file it was at; `path` is that file or folder when known.
+    """
+
+    CAUSES = {      # errno -> (cause, what it means, what to do; {path} is the file or folder)
+        errno.EROFS: ("read-only", "the file system is read-only",
+                      "write somewhere else (--out DIR, -f FILE), or remount it read-write (findmnt -T {path})"),
+        errno.EACCES: ("permission", "permission denied",
+                       "see who may write there (ls -ld {path}); use a folder you may write, or run as its owner"),
+        errno.EPERM: ("permission", "operation not permitted",
+                      "see who may write there (ls -ld {path}); use a folder you may write, or run as its owner"),
+        errno.ENOSPC: ("disk-full", "no space left on the device",
+                       "free space on that file system (df -h {path}), then run again"),
+        errno.EDQUOT: ("quota", "your disk quota is used up",
+                       "free space within your quota (quota -s; du -sh {path}), then run again"),
+        errno.ENOTDIR: ("not-a-folder", "a part of its path is a file, not a folder",
+                        "give a path whose folders are folders (ls -ld {path})"),
+        errno.EEXIST: ("not-a-folder", "a file of that name is in the way of a folder",
+                       "give a path whose folders are folders (ls -ld {path})"),
+        errno.ENAMETOOLONG: ("name-too-long", "a name in its path is too long for the file system",
+                             "give a shorter path"),
+    }
+
+    def __init__(self, cause: str, message: str, hint: str, path: Optional[str] = None) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
+        self.path = path
+
+    @classmethod
+    def from_os(cls, exc: OSError, path: Optional[object] = None, doing: str = "write") -> Optional["StorageError"]:
+        """The StorageError an OSError stands for; None when its errno is not one of CAUSES. `path` is
+        what the caller was writing (named rather than a temporary file; a full disk names none)."""
+        known = cls.CAUSES.get(exc.errno or 0)
+        if known is None:
+            return None
+        cause, meaning, fix = known
+        where = str(path if path is not None else exc.filename if exc.filename is not None else "")
+        message = f"cannot {doing} {where}: {meaning}" if where else f"cannot write: {meaning}"
+        return cls(cause, message, fix.format(path=shlex.quote(_existing(where or "."))), where or None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["cause"] = self.cause
+        data["path"] = self.path
+        return data
+
+
+class Interrupted(GpuenvError):
+    """The user interrupted gpuenv (Ctrl-C); what it had started was stopped on the way out."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+
+def _existing(path: str) -> str:
+    """The nearest folder that exists at or above `path` (what `ls -ld` and `df` can be asked about)."""
+    path = os.path.abspath(path)
+    while path != os.sep and not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return path

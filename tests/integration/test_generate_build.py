@@ -42,15 +42,20 @@ UID = 4321
 
 
 class AptMirror(http.server.ThreadingHTTPServer):
-    """An apt mirror on the engine's bridge: it forwards to deb.debian.org and remembers each path."""
+    """An apt mirror on the engine's bridge: it forwards to deb.debian.org and remembers each path. It
+    listens on `address` (all addresses when this host has not that one) and is named by it."""
 
     def __init__(self, address: str) -> None:
         self.paths: list[str] = []
-        super().__init__((address, 0), _Forward)
+        self.address = address
+        try:
+            super().__init__((address, 0), _Forward)
+        except OSError:                      # the engine's gateway is not an address of this host
+            super().__init__(("0.0.0.0", 0), _Forward)
 
     @property
     def url(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
+        return f"http://{self.address}:{self.server_address[1]}"
 
 
 class _Forward(http.server.BaseHTTPRequestHandler):
@@ -70,11 +75,35 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def container_gateway(engine) -> str:
+    """The address containers (and builds) on the engine's default bridge reach this host by: their
+    default route's gateway, read inside one. Not the bridge's IPAM gateway, which an engine whose
+    bridge came up without one leaves empty (and a mirror on "" is dialled as 0.0.0.0)."""
+    routes = engine.docker("run", "--rm", engine.base_image, "cat", "/proc/net/route").stdout.decode()
+    gateway = default_gateway(routes)
+    assert gateway, f"no default route in a container on the engine's bridge:\n{routes}"
+    return gateway
+
+
+def default_gateway(routes: str) -> str:
+    """The default route's gateway of a /proc/net/route table (little-endian hex), or ""."""
+    for line in routes.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000" and int(fields[2], 16):
+            return socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
+    return ""
+
+
+def test_the_gateway_is_read_from_a_route_table_whatever_ipam_says():
+    table = ("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+             "eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+             "eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n")
+    assert default_gateway(table) == "172.17.0.1" and default_gateway(table.splitlines()[0]) == ""
+
+
 @pytest.fixture(scope="module")
 def apt_mirror(module_engine) -> Iterator[AptMirror]:
-    gateway = module_engine.docker("network", "inspect", "bridge", "--format",
-                                   "{{(index .IPAM.Config 0).Gateway}}").stdout.decode().strip()
-    server = AptMirror(gateway)
+    server = AptMirror(container_gateway(module_engine))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from gpuenv.run.docker import Docker
 class BaseChoice:
     image: str                   # what FROM will say
     how: str                     # present | pulled | bootstrapped | remembered
-    note: str = ""               # said to the user when the base is not the planned one
+    note: str = ""               # why the base is not the planned one: short and stable (it joins the plan,
+                                 # and so gpuenv.lock), never an engine's or a resolver's raw words
+    detail: str = ""             # what the pull said, and when: for the terminal only
     os: str = ""
     python: Optional[str] = None  # the python3 of a bootstrapped base
 
@@ -61,7 +64,8 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
     local = bootstrap.local_tag(os_name) if release else None
     memo = _memo().get(planned)
     if not pull and local and bootstrap_allowed is None and memo and memo.get("use") == local and docker.image(local):
-        return BaseChoice(local, "remembered", _note(planned, local, memo.get("why", ""), memo.get("when")),
+        why = memo.get("why", "")
+        return BaseChoice(local, "remembered", _note(planned, local, why), _detail(why, memo.get("when")),
                           os_name, release.python)
     say(f"pulling {planned}")
     done = docker.run("pull", planned, check=False, timeout=3600)
@@ -82,13 +86,39 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
             "(once; later builds reuse it)")
         bootstrap.bootstrap([docker.client], os_name, mirror, local, lambda line: None, using=tool)
     _remember(planned, local, why)
-    return BaseChoice(local, "bootstrapped", _note(planned, local, why, None), os_name, release.python)
+    return BaseChoice(local, "bootstrapped", _note(planned, local, why), _detail(why, None), os_name,
+                      release.python)
 
 
-def _note(planned: str, local: str, why: str, when: Optional[str]) -> str:
-    seen = f" (seen {when})" if when else ""
-    return (f"the base is {local}, built here from the apt mirror: {planned} cannot be pulled{seen}: {why}. "
-            "Python comes from the OS release, CUDA from the framework's wheels. `--pull` tries the registry again")
+def _note(planned: str, local: str, why: str) -> str:
+    return (f"the base is {local}, built here from the apt mirror: {planned} cannot be pulled "
+            f"({pull_failure(why)}). Python comes from the OS release, CUDA from the framework's wheels. "
+            "`--pull` tries the registry again")
+
+
+def _detail(why: str, when: Optional[str]) -> str:
+    return f"docker pull said: {why}" + (f" (seen {when})" if when else "")
+
+
+# What a failed pull means, from the words engines and registries use; the first that matches names it.
+_PULL_FAILURES = (
+    ("the engine does not trust the registry's certificate", r"x509|certificate"),
+    ("the registry is unreachable", r"lookup |name resolution|no such host|server misbehaving|dial tcp|"
+                                    r"i/o timeout|connection refused|network is unreachable|timeout|proxyconnect|"
+                                    r"TLS handshake"),
+    ("the registry refused the login", r"unauthorized|authentication required|denied|forbidden"),
+    ("the registry has no such image", r"manifest unknown|not found|does not exist|no such image"),
+    ("the registry's pull limit was reached", r"toomanyrequests|rate limit"),
+)
+
+
+def pull_failure(said: str) -> str:
+    """A failed pull's cause in a few stable words (the engine's own message varies with the host's DNS
+    server, proxy and time, and belongs on the terminal, not in a plan or a lock)."""
+    for cause, pattern in _PULL_FAILURES:
+        if re.search(pattern, said, re.I):
+            return cause
+    return "the pull failed"
 
 
 def _pull_error(text: str) -> str:

@@ -108,12 +108,15 @@ def shell(env: Optional[str], service: Optional[str]) -> int:
 @click.option("-e", "--env", "env", help="The environment (default: this folder's, or your only one).")
 @click.option("--service", help="Another service's container.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_(env: Optional[str], service: Optional[str], command: tuple[str, ...]) -> int:
+@global_options
+def exec_(env: Optional[str], service: Optional[str], command: tuple[str, ...], **_: Any) -> int:
     """Run COMMAND inside the environment; its exit code is gpuenv's.
 
     \b
     gpuenv exec python train.py --epochs 3
     gpuenv exec -e vision -- nvidia-smi
+    Options after COMMAND's first word are COMMAND's (`gpuenv exec python x.py --json`); --json and
+    --debug before it are gpuenv's own (its errors as one JSON document).
     """
     docker = _docker()
     found = _find(docker, env)

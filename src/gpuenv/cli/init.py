@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import BadInput, GpuenvError
+from gpuenv.errors import BadInput, GpuenvError, StorageError
 from gpuenv.spec import SPEC_FILE, validate_spec
 from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
@@ -26,7 +26,7 @@ _FLAGS: dict[tuple[str, ...], str] = {
     ("requirements",): "--requirements",
     ("apt",): "--apt",
     ("base",): "--base",
-    ("gpu", "devices"): "--devices",
+    ("gpu", "devices"): "--devices / --cpu",
     ("gpu", "driver"): "--driver",
     ("gpu", "model"): "--gpu-name",
     ("gpu", "compute_capability"): "--gpu",
@@ -56,10 +56,11 @@ _FLAGS: dict[tuple[str, ...], str] = {
 _SPEC_OPTIONS = [
     click.option("--name", help="Environment name (default: the folder's name)."),
     click.option("--python", help="Python version, e.g. 3.6 (default: resolved)."),
-    click.option("--jupyter", "jupyter", flag_value="lab", help="JupyterLab with a token."),
+    click.option("--jupyter", "--lab", "--jupyterlab", "jupyter", flag_value="lab", help="JupyterLab with a token."),
     click.option("--notebook", "jupyter", flag_value="notebook", help="Classic Jupyter Notebook with a token."),
     click.option("--jupyter-port", type=int, help="Host port of Jupyter [8888]."),
-    click.option("--gateway", is_flag=True, help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels)."),
+    click.option("--gateway", "--kernel-gateway", "--hydrogen", "gateway", is_flag=True,
+                 help="A Jupyter Kernel Gateway (Atom Hydrogen, remote kernels)."),
     click.option("--gateway-port", type=int, help="Host port of the kernel gateway [8889]."),
     click.option("--ssh", is_flag=True, help="An SSH server with your public key."),
     click.option("--ssh-port", type=int, help="Host port of SSH [2222]."),
@@ -72,6 +73,7 @@ _SPEC_OPTIONS = [
     click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable."),
     click.option("--base", help="Base image, instead of the resolved one."),
     click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas."),
+    click.option("--cpu", is_flag=True, help="No GPU: CPU only (the same as --devices none)."),
     click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host]."),
     click.option("--gpu-name", help="Plan for this GPU model [auto: this host]."),
     click.option("--gpu", "compute_capability", help="Plan for these compute capabilities, e.g. 7.0,8.6."),
@@ -161,7 +163,7 @@ def _flag_values(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
         (("requirements",), f["requirements"]),
         (("apt",), list(f["apt"])),
         (("base",), f["base"]),
-        (("gpu", "devices"), _devices(f["devices"])),
+        (("gpu", "devices"), _devices(f["devices"], f["cpu"])),
         (("gpu", "driver"), f["driver"]),
         (("gpu", "model"), f["gpu_name"]),
         (("gpu", "compute_capability"), _split(f["compute_capability"])),
@@ -204,7 +206,11 @@ def _port(text: str) -> Any:
     return int(text) if text.isdigit() else text
 
 
-def _devices(text: Optional[str]) -> Any:
+def _devices(text: Optional[str], cpu: bool = False) -> Any:
+    if cpu:
+        if text not in (None, "none"):
+            raise BadInput(f"--cpu and --devices {text} contradict each other", "give one of them")
+        return "none"
     if text is None or text in ("all", "none"):
         return text
     return [_port(item) for item in _split(text) or []]
@@ -248,22 +254,29 @@ def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
 def _write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder, so that a reader never sees half a spec.
 
-    The file is created with mode 0666 less the umask, as any file the user writes would be.
+    The file is created with mode 0666 less the umask, as any file the user writes would be. A folder
+    that cannot be written (read-only, not permitted, full) is a StorageError, and nothing is left.
     """
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        hint = "pick a folder you can write to with --file"
-        raise GpuenvError(f"cannot write {target}: {exc.strerror}", hint) from None
-    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        _remove(tmp)
+        if not isinstance(exc, OSError):
+            raise
+        raise StorageError.from_os(exc, target.absolute()) or GpuenvError(
+            f"cannot write {target}: {exc.strerror or exc}", "pick a folder you can write to with --file") from None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:                 # a folder that is not one, or not ours: nothing was made there
+        pass
 
 
 def _show(console: Console, target: Path, text: str, to_stdout: bool) -> None:

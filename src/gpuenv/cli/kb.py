@@ -10,12 +10,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv.cli.main import global_options
+from gpuenv.cli.main import VerbGroup, global_options
 from gpuenv.cli.output import Result
 from gpuenv.spec import SPEC_FILE, load_spec, spec_path
 
 
-@click.group()
+@click.group(cls=VerbGroup)
 def kb() -> None:
     """The knowledge base gpuenv resolves from."""
 

@@ -1,12 +1,14 @@
 """The `gpuenv` command: the verbs, and the one place that turns errors into messages and exit codes.
 
-Exit codes: 0 ok, 1 failure, 2 bad input, 3 impossible request (errors.py). `--json` prints one
-JSON document on stdout; `--debug` lets tracebacks through. Both are accepted before or after the
-verb (`gpuenv --json spec check`, `gpuenv spec check --json`).
+Exit codes: 0 ok, 1 failure, 2 bad input, 3 impossible request, 130 interrupted (errors.py). `--json`
+prints one JSON document on stdout; `--debug` lets tracebacks through. Both are accepted before or
+after the verb (`gpuenv --json spec check`, `gpuenv spec check --json`), but never inside a command
+that a verb passes on (`gpuenv exec python train.py --json`: that --json is train.py's).
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 import traceback
 from typing import Any, Callable, NoReturn, Optional, Sequence
@@ -14,7 +16,7 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 import click
 
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError
+from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError, Interrupted, StorageError
 
 F = Callable[..., Any]
 
@@ -39,7 +41,25 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     ctx.exit(0)
 
 
-class LazyGroup(click.Group):
+class VerbGroup(click.Group):
+    """A group whose unknown verb is bad input with the verbs it is closest to (`gpuenv stauts`)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise BadInput(f"No such command '{name}'.", _suggestion(ctx, name, self))
+        return super().resolve_command(ctx, args)
+
+
+def _suggestion(ctx: click.Context, name: str, group: click.Group) -> str:
+    close = difflib.get_close_matches(name, group.list_commands(ctx), n=3, cutoff=0.6)
+    listed = f"`{ctx.command_path} --help` lists them"
+    if not close:
+        return listed
+    return "did you mean " + " or ".join(f"`{ctx.command_path} {c}`" for c in close) + f"? {listed}"
+
+
+class LazyGroup(VerbGroup):
     """Verbs are imported when used: `gpuenv plan torch` loads neither the spec model nor the engine."""
 
     VERBS = {
@@ -96,9 +116,9 @@ def cli(**_: Any) -> None:
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI on `argv` and return its exit code; prints, never raises (unless --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    options = args[: args.index("--")] if "--" in args else args
-    renderer = Renderer(json_mode="--json" in options, debug="--debug" in options)
+    renderer = _renderer(args[: args.index("--")] if "--" in args else args)    # until own_options knows
     try:
+        renderer = _renderer(own_options(args))
         result = cli.main(args=args, prog_name="gpuenv", standalone_mode=False, obj=renderer)
     except GpuenvError as exc:
         return _failed(renderer, exc)
@@ -107,11 +127,49 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     except click.ClickException as exc:
         return renderer.error(_usage_error(exc))
     except (click.Abort, KeyboardInterrupt):
-        renderer.stderr.print("aborted", markup=False)
-        return 130
+        return renderer.error(Interrupted())
+    except OSError as exc:      # a file system that refused: read-only, not permitted, full
+        storage = StorageError.from_os(exc, doing="use")
+        return _failed(renderer, storage) if storage is not None else _internal(renderer, exc)
     except Exception as exc:  # the one catch-all: an internal error, said as such
         return _internal(renderer, exc)
     return renderer.result(result) if isinstance(result, Result) else (result or 0)
+
+
+def _renderer(own: list[str]) -> Renderer:
+    return Renderer(json_mode="--json" in own, debug="--debug" in own)
+
+
+def own_options(args: Sequence[str]) -> list[str]:
+    """The options in `args` that are gpuenv's own (where --json and --debug count): every option of the
+    group and its verbs, but not a value of an option (`--name --json`), nothing after `--`, and nothing
+    from the first argument of a verb that passes the rest on (`exec`: its command and that command's)."""
+    own: list[str] = []
+    command: click.Command = cli
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("-") and word != "-":
+            own.append(word.split("=", 1)[0])
+            if _takes_value(command, word):
+                next(words, None)
+            continue
+        if isinstance(command, click.Group):
+            command = command.get_command(click.Context(command), word) or command    # a typo: read on
+        elif not command.context_settings.get("allow_interspersed_args", command.allow_interspersed_args):
+            break
+    return own
+
+
+def _takes_value(command: click.Command, word: str) -> bool:
+    """Whether an option word of `command` takes the next word as its value."""
+    if "=" in word:
+        return False
+    for param in command.params:
+        if isinstance(param, click.Option) and word in param.opts + param.secondary_opts:
+            return not param.is_flag and not param.count
+    return False
 
 
 def _failed(renderer: Renderer, exc: GpuenvError) -> int:

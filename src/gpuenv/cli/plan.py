@@ -36,9 +36,11 @@ def _python(value: Optional[str]) -> Optional[str]:
               help="Plan for this gpuenv.toml (default ./gpuenv.toml when no REQUIREMENT is given).")
 @_target_options
 @click.option("--python", "python", metavar="X.Y", help="Plan for this Python.")
+@click.option("--cuda", metavar="X.Y", help="Plan for this CUDA version (the request word cu90 is --cuda 9.0).")
+@click.option("--cpu", is_flag=True, help="Plan without a GPU: CPU builds, no CUDA, no driver.")
 @global_options
 def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[str], gpu_names: tuple[str, ...],
-         gpu_ccs: tuple[str, ...], python: Optional[str], **_: Any) -> Result:
+         gpu_ccs: tuple[str, ...], python: Optional[str], cuda: Optional[str], cpu: bool, **_: Any) -> Result:
     """Resolve frameworks to Python, CUDA, cuDNN, base image, packages and minimum driver.
 
     \b
@@ -60,13 +62,25 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
             raise BadInput("give either REQUIREMENTs or --file, not both", "put the requirements in the spec")
     else:
         request = api.request_from_words(list(requirements), python)
-    result = api.plan(request, api.target_for(flags, spec))
+    result = api.plan(_with_flags(request, cuda, cpu), api.target_for(flags, spec))
     data = result.to_dict()
     if spec is not None and spec.network.preset:
         from gpuenv.kb.mirrors import report
 
         data["network_preset"] = report(spec.network)
     return Result(data, lambda console: _show_plan(console, data))
+
+
+def _with_flags(request: Any, cuda: Optional[str], cpu: bool) -> Any:
+    """The request with --cuda and --cpu, which say what the words cu90 and cpu say (refused when both
+    say it differently)."""
+    from dataclasses import replace
+
+    if cuda is not None and not re.fullmatch(r"\d{1,2}(\.\d)?", cuda):
+        raise BadInput(f"--cuda: '{cuda}' is not a CUDA version", "write it as 9.0, 12.1 or 12")
+    if cuda is not None and request.cuda not in (None, cuda):
+        raise BadInput(f"--cuda {cuda} and the request's CUDA {request.cuda} differ", "give it once")
+    return replace(request, cuda=cuda or request.cuda, cpu=request.cpu or cpu)
 
 
 def _show_plan(console: Console, data: dict[str, Any]) -> None:

@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
-from gpuenv.cli.main import global_options
+from gpuenv.cli.main import VerbGroup, global_options
 from gpuenv.cli.output import Result
 from gpuenv.spec import load_spec, spec_path
 from gpuenv.spec.write import spec_data, to_toml
 
 
-@click.group()
+@click.group(cls=VerbGroup)
 def spec() -> None:
     """Check and show environment specs (gpuenv.toml)."""
 

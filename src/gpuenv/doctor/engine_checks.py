@@ -6,7 +6,7 @@ from typing import Optional
 
 from packaging.version import Version
 
-from gpuenv.host.engine import loose_version
+from gpuenv.host.engine import Engine, check_commands, chosen_elsewhere, engine_words, leave_command, loose_version
 from gpuenv.doctor.finding import Context, Finding, check
 
 MIN_FREE_GIB = 20       # a CUDA image and a framework wheel layer take 10-20 GB
@@ -44,19 +44,25 @@ def engine_running(ctx: Context) -> Optional[Finding]:
     engine = ctx.report.engine
     if engine.status not in ("not-running", "error"):
         return None
-    local = engine.endpoint.startswith("unix://") or not engine.endpoint
-    if not local:
-        fix = (("echo $DOCKER_HOST   # is it the engine you meant?", "unset DOCKER_HOST   # for this host's engine")
-               if engine.context == "DOCKER_HOST" else ("docker context ls", "docker context use default"))
-        return Finding("engine-running", "error", f"the Docker engine at {engine.endpoint} does not answer",
-                       f"`docker info` ({engine.context}) said: {engine.reason}", fix,
-                       "start the engine on that host, or point DOCKER_HOST / the docker context at one that runs.")
+    if chosen_elsewhere(engine.endpoint, engine.context):
+        return _elsewhere_down(engine)
     systemd = ctx.report.system.services.get("docker", "unknown") != "unknown"
     fix = (ctx.sudo("systemctl start docker"), "docker info") if systemd else (
         ctx.sudo("sh -c 'dockerd >/var/log/dockerd.log 2>&1 &'"), "docker info")
     return Finding("engine-running", "error", "the Docker engine is not running",
                    f"`docker info` said: {engine.reason}", fix,
                    "to start it at boot: " + ctx.sudo("systemctl enable docker") if systemd else "")
+
+
+def _elsewhere_down(engine: Engine) -> Finding:
+    """An engine the user chose (DOCKER_HOST, a context) that does not answer: check it there; starting
+    an engine here would not be the one the docker CLI asks."""
+    chosen = "DOCKER_HOST" if engine.context == "DOCKER_HOST" else f"the docker context {engine.context}"
+    return Finding("engine-running", "error", f"{engine_words(engine.endpoint, engine.context)} does not answer",
+                   f"`docker info` ({chosen}) said: {engine.reason}",
+                   check_commands(engine.endpoint, engine.context) + (leave_command(engine.context),),
+                   f"start the engine at {engine.endpoint or 'that endpoint'} on its host, or point {chosen} at one "
+                   f"that runs; `{leave_command(engine.context)}` uses this host's own engine instead.")
 
 
 @check("docker-permission", "this user may use the Docker engine")

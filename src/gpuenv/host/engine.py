@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from packaging.version import InvalidVersion, Version
+
+LOCAL_SOCKETS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")     # this host's own engine
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,35 @@ def endpoint_from_config(env: Optional[dict[str, str]] = None, home: Optional[Pa
             return host, context
         except (OSError, ValueError, KeyError, TypeError):
             return "", context
-    return "unix:///var/run/docker.sock", "default"
+    return LOCAL_SOCKETS[0], "default"
+
+
+def chosen_elsewhere(endpoint: str, context: str) -> bool:
+    """Whether the user pointed the CLI (DOCKER_HOST, a context) at an engine other than this host's own."""
+    return bool(context) and context != "default" and endpoint not in LOCAL_SOCKETS
+
+
+def engine_words(endpoint: str, context: str) -> str:
+    """How a message names the engine: by DOCKER_HOST and its value, by context, or as this host's."""
+    if context == "DOCKER_HOST":
+        return f"the Docker engine at DOCKER_HOST={endpoint}"
+    if context and context != "default":
+        return f"the Docker engine of the docker context {context} ({endpoint or 'no endpoint'})"
+    return "the Docker engine"
+
+
+def check_commands(endpoint: str, context: str) -> tuple[str, ...]:
+    """Commands that check an engine the user chose (DOCKER_HOST or a context)."""
+    socket_path = endpoint[len("unix://"):] if endpoint.startswith("unix://") else ""
+    looks = (f"ls -l {shlex.quote(socket_path)}",) if socket_path else ()
+    if context == "DOCKER_HOST":
+        return looks + (f"docker -H {shlex.quote(endpoint)} info",)
+    return looks + (f"docker context inspect {shlex.quote(context)}",)
+
+
+def leave_command(context: str) -> str:
+    """The command that goes back to this host's own engine from one the user chose."""
+    return "unset DOCKER_HOST" if context == "DOCKER_HOST" else "docker context use default"
 
 
 def _current_context(config_dir: Path) -> str:
@@ -278,12 +309,18 @@ def probe_engine(compose: bool = True) -> Engine:
                       compose=tuple(compose_job.result()) if compose_job else ())
         if code != 0:
             status, reason = unreachable_reason(err)
-            if status == "not-running" and not shutil.which("dockerd") and endpoint.startswith("unix://") \
-                    and not os.path.exists(endpoint[len("unix://"):]):
+            if status == "not-running" and _client_only(endpoint, context):
                 status, reason = "not-installed", f"only the docker client is installed ({paths[0]}); no dockerd"
             return Engine(status, reason, **common)
     engine = engine_from_info(data, {"Server": answers[0][1]}, endpoint)
     return replace(engine, **{k: v for k, v in common.items() if k != "endpoint"})
+
+
+def _client_only(endpoint: str, context: str) -> bool:
+    """This host's default socket is missing and there is no dockerd: only the client is installed.
+    Not said of an engine the user chose (DOCKER_HOST, a context): that one is elsewhere."""
+    return (not chosen_elsewhere(endpoint, context) and not shutil.which("dockerd")
+            and endpoint.startswith("unix://") and not os.path.exists(endpoint[len("unix://"):]))
 
 
 def _json(text: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.host.network import CA_ENV, SYSTEM_BUNDLES
 from gpuenv.spec.values import is_public_key
 
@@ -125,7 +125,8 @@ def ssh_key(setting: str, spec_dir: Path) -> SshKey:
     path = (spec_dir / Path(setting).expanduser()).resolve()
     if not path.is_file():
         raise BadInput(f"access.ssh.authorized_key: no file at {path}",
-                       'give the path of your public key, e.g. "~/.ssh/id_ed25519.pub", or "auto"')
+                       'give the path of your public key, e.g. "~/.ssh/id_ed25519.pub", or "auto": yours, '
+                       'else a key gpuenv makes once (~/.ssh/gpuenv_ed25519)')
     private = path.with_suffix("") if path.suffix == ".pub" else None
     return SshKey(str(path), str(private) if private and private.is_file() else None)
 
@@ -153,16 +154,34 @@ def _own_key() -> SshKey:
 
 
 def _made_key(private: Path) -> SshKey:
-    if not private.with_suffix(".pub").is_file():
-        if shutil.which("ssh-keygen") is None:
-            raise BadInput("you have no SSH key and ssh-keygen is not installed",
-                           "install openssh-client, or set access.ssh.authorized_key to a public key file")
-        made = not private.parent.exists()
-        private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gpuenv", "-f", str(private)],
-                       check=True, capture_output=True)
-        uid, gid = ids("host")
-        if os.getuid() == 0 and uid != 0:       # made by root for the sudo caller: theirs, or useless to them
-            for path in ([private.parent] if made else []) + [private, private.with_suffix(".pub")]:
-                os.chown(path, uid, gid)
-    return SshKey(str(private.with_suffix(".pub")), str(private))
+    """gpuenv's own key pair, ~/.ssh/gpuenv_ed25519 (ed25519, no passphrase: sshd in the container is
+    reached on 127.0.0.1 only), made once with ssh-keygen; an existing key is never overwritten."""
+    public = private.with_suffix(".pub")
+    if public.is_file():
+        return SshKey(str(public), str(private) if private.is_file() else None)
+    if shutil.which("ssh-keygen") is None:
+        raise BadInput("you have no SSH key and ssh-keygen is not installed",
+                       "install openssh-client, or set access.ssh.authorized_key to a public key file")
+    made = not private.parent.exists()
+    private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if private.exists():                        # a private key whose .pub went missing: derive it, keep it
+        _keygen(["-y", "-f", str(private)], private, into=public)
+    else:
+        _keygen(["-q", "-t", "ed25519", "-N", "", "-C", "gpuenv", "-f", str(private)], private)
+    uid, gid = ids("host")
+    if os.getuid() == 0 and uid != 0:           # made by root for the sudo caller: theirs, or useless to them
+        for path in ([private.parent] if made else []) + [private, public]:
+            os.chown(path, uid, gid)
+    return SshKey(str(public), str(private))
+
+
+def _keygen(args: list[str], private: Path, into: Optional[Path] = None) -> None:
+    """Run ssh-keygen without a terminal (it never asks, so never overwrites); its stdout into `into`."""
+    done = subprocess.run(["ssh-keygen", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        said = " ".join((done.stderr or done.stdout).split()) or f"exit {done.returncode}"
+        raise GpuenvError(f"ssh-keygen could not make gpuenv's key {private}: {said}",
+                          "set access.ssh.authorized_key to your public key file, or move that file away")
+    if into is not None:
+        into.write_text(done.stdout)
+        into.chmod(0o644)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, StorageError
 from gpuenv.spec.problems import toml_inline
 
 VERSION = 1
@@ -137,15 +137,21 @@ def _array(key: str, values: Any) -> str:
 def write(lock: Lock, path: Path) -> None:
     """Write `path` atomically: a reader sees the old lock or the new one, never half of one."""
     text = to_text(lock)
-    handle, temp = tempfile.mkstemp(prefix=".gpuenv.lock.", dir=path.parent)
+    try:
+        handle, temp = tempfile.mkstemp(prefix=".gpuenv.lock.", dir=path.parent)
+    except OSError as exc:
+        raise StorageError.from_os(exc, path) or exc from None
     try:
         with os.fdopen(handle, "w") as f:
             f.write(text)
         os.chmod(temp, 0o644)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
-        raise
+        storage = StorageError.from_os(exc, path) if isinstance(exc, OSError) else None
+        if storage is None:
+            raise
+        raise storage from None
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -8,12 +8,13 @@ place and then renamed, so an error leaves the folder as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from pathlib import Path
 
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, StorageError
 from gpuenv.render import File, Rendered
 from gpuenv.render.envfile import GITIGNORE_LINES, TOKENS
 from gpuenv.render.recipe import SUPPORT
@@ -45,12 +46,33 @@ def _ours(out: Path, relative: str) -> bool:
 
 
 def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
-    """Write every file of `rendered` into `out`; returns the paths written (relative)."""
+    """Write every file of `rendered` into `out`; returns the paths written (relative). A folder that
+    cannot be written (read-only, not permitted, full) is a StorageError, and leaves `out` as it was."""
     foreign = [] if force else foreign_files(rendered, out)
     if foreign:
         raise BadInput(f"{out} already has files that gpuenv did not write: {', '.join(foreign)}",
                        "move them away, choose another folder with --out, or replace them with --force")
     files = list(rendered.files) + [_gitignore(out)]
+    made = _missing_folders(out, files)
+    try:
+        _write_all(out, files)
+    except OSError as exc:
+        _remove_empty(made)
+        raise StorageError.from_os(exc, out) or exc
+    return [f.path for f in files]
+
+
+def check_writable(out: Path) -> None:
+    """A StorageError now when `out` (or the folder it would be made in) cannot be written: said before a
+    plan, a pull or a base build that take minutes, not after them."""
+    folder = next((p for p in (out, *out.parents) if p.exists()), Path("/"))
+    if not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK):
+        return                                   # a file in the way is write()'s to say
+    code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+    raise StorageError.from_os(OSError(code, os.strerror(code), str(folder)), out) or AssertionError(code)
+
+
+def _write_all(out: Path, files: list[File]) -> None:
     staged: list[tuple[Path, Path]] = []
     try:
         for f in files:
@@ -60,17 +82,35 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
     finally:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
-    return [f.path for f in files]
 
 
 def _stage(out: Path, f: File) -> Path:
     final = out / f.path
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f.text)
-    os.chmod(name, f.mode)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f.text)
+        os.chmod(name, f.mode)
+    except BaseException:
+        os.unlink(name)                 # a full disk: no half-written temporary file is left
+        raise
     return Path(name)
+
+
+def _missing_folders(out: Path, files: list[File]) -> list[Path]:
+    """The folders writing `files` would create, deepest first (removed again when writing fails)."""
+    folders = {out / Path(f.path).parent for f in files} | {out}
+    missing = {p for folder in folders for p in (folder, *folder.parents) if not p.exists()}
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _gitignore(out: Path) -> File:

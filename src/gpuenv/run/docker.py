@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from gpuenv.errors import EngineError
-from gpuenv.host.engine import BuildRoute, Engine, unreachable_reason
+from gpuenv.host.engine import BuildRoute, Engine, check_commands, chosen_elsewhere, endpoint_from_config
+from gpuenv.host.engine import engine_words, leave_command, unreachable_reason
 
 DOWN_HINTS = {
     "not-installed": "install Docker (Debian/Ubuntu: sudo apt-get install docker.io), then `gpuenv doctor`",
@@ -32,8 +33,7 @@ class Docker:
     def connect(cls, engine: Engine) -> "Docker":
         """The client of an engine that answers; EngineError (exit 1) with the fix when it does not."""
         if not engine.ok:
-            raise EngineError(f"the Docker engine is not usable: {engine.reason or engine.status}",
-                              DOWN_HINTS.get(engine.status, DOWN_HINTS["error"]))
+            raise down_error(engine.status, engine.reason or engine.status, engine.endpoint, engine.context)
         return cls(engine.client or "docker", engine.buildkit)
 
     def argv(self, *args: str) -> list[str]:
@@ -102,6 +102,17 @@ def engine_error(args: Sequence[str], stderr: str) -> EngineError:
     text = " ".join(stderr.split()) or "no output"
     status, _ = unreachable_reason(text)
     if status in ("not-running", "permission") and ("daemon" in text or "docker.sock" in text):
-        return EngineError(f"the Docker engine is not usable: {text}", DOWN_HINTS[status])
+        return down_error(status, text, *endpoint_from_config())
     return EngineError(f"`docker {' '.join(args[:2])}` failed: {text}")
+
+
+def down_error(status: str, reason: str, endpoint: str, context: str) -> EngineError:
+    """An engine that does not answer, named as the user chose it: an engine set by DOCKER_HOST or a
+    context is checked there (never a second engine started here); this host's own gets the fix here."""
+    if chosen_elsewhere(endpoint, context) and status != "permission":
+        return EngineError(f"{engine_words(endpoint, context)} does not answer: {reason}",
+                           f"check that engine ({'; '.join(check_commands(endpoint, context))}), or use this "
+                           f"host's own instead: {leave_command(context)}")
+    return EngineError(f"{engine_words(endpoint, context)} is not usable: {reason}",
+                       DOWN_HINTS.get(status, DOWN_HINTS["error"]))
 

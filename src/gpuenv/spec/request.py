@@ -8,7 +8,8 @@ Each word is one of: a pip requirement (a framework goes to `frameworks`, any ot
 `packages`); a bare version right after an unpinned requirement (pins it); a Python version
 (`py3`, `py36`, `python3.6`); a CUDA version (`cu90`, `cuda9.0`, `cu121`); an access word
 (`jupyter`/`lab`, `notebook`, `gateway`/`hydrogen`, `ssh`, `tensorboard`); `cpu` or `gpu`;
-`latest` (leaves the framework unpinned); or a separator (`+`, `,`).
+`latest` (leaves the framework unpinned); or a separator (`+`, `,`). Each word has its flag
+(FLAGS_OF_WORDS): `cpu` is `--cpu`, `hydrogen` is `--hydrogen`, `py36` is `--python 3.6`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ Partial = dict[str, Any]
 
 _HINT = (
     "a request is made of pip requirements (torch>=2.4, tensorflow==1.2.1), versions after a "
-    "framework (tensorflow 1.2.1), py36, cu90, jupyter, notebook, gateway, ssh, tensorboard, cpu"
+    "framework (tensorflow 1.2.1), py36, cu90, jupyter, notebook, gateway, ssh, tensorboard, cpu, gpu"
 )
 
 
@@ -117,10 +118,13 @@ def _access(partial: Partial, word: str) -> bool:
     return False
 
 
+_DEVICES = {"cpu": "none", "gpu": "all"}
+
+
 def _device(partial: Partial, word: str) -> bool:
-    if word == "cpu":
-        _setting(partial, ("gpu", "devices"), "none", word)
-    return word in ("cpu", "gpu")
+    if word in _DEVICES:
+        _setting(partial, ("gpu", "devices"), _DEVICES[word], word)
+    return word in _DEVICES
 
 
 def _latest(partial: Partial, word: str) -> bool:
@@ -128,6 +132,22 @@ def _latest(partial: Partial, word: str) -> bool:
 
 
 _READERS: tuple[Callable[[Partial, str], bool], ...] = (_python, _cuda, _access, _device, _latest)
+
+# Every word a request reads, and the flags of `gpuenv init` and `gpuenv up` that say the same (the
+# tests hold each pair to the same spec). Python and CUDA words stand for their patterns.
+FLAGS_OF_WORDS: dict[str, tuple[str, ...]] = {
+    **{word: (f"--{word}",) for word in _ACCESS},
+    "tensorboard": ("--tensorboard",),
+    "cpu": ("--cpu",),
+    "gpu": ("--devices", "all"),
+    "latest": (),                       # the default: the framework unpinned
+    "py36": ("--python", "3.6"),
+    "python3.6": ("--python", "3.6"),
+    "py3": ("--python", "3"),
+    "cu90": ("--cuda", "9.0"),
+    "cuda9.0": ("--cuda", "9.0"),
+    "cu121": ("--cuda", "12.1"),
+}
 
 
 def _is_version(word: str) -> bool:
