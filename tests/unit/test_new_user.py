@@ -67,9 +67,10 @@ def test_a_private_key_whose_public_half_is_missing_is_kept_and_its_public_half_
     kept = private.read_bytes()
     wanted = private.with_suffix(".pub").read_text().split()[:2]
     private.with_suffix(".pub").unlink()
-    spec = tmp_path / "gpuenv.toml"
-    spec.write_text('name = "keys"\nframeworks = ["torch"]\n[access.ssh]\nauthorized_key = "auto"\n')
-    run = gpuenv("generate", home=home, cwd=tmp_path)
+    project = tmp_path / "project"         # not the folder above HOME: that workspace would be refused
+    project.mkdir()
+    (project / "gpuenv.toml").write_text('name = "keys"\nframeworks = ["torch"]\n[access.ssh]\nauthorized_key = "auto"\n')
+    run = gpuenv("generate", home=home, cwd=project)
     assert run.returncode == 0, run.stderr
     assert private.read_bytes() == kept
     assert private.with_suffix(".pub").read_text().split()[:2] == wanted
