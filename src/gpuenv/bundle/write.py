@@ -73,7 +73,17 @@ def spec_files(spec: Any, folder: Path) -> tuple[tuple[str, Path], ...]:
                        "bundle cannot place it next to the loaded spec", "move it into the spec's folder") from None
     if not path.is_file():
         raise BadInput(f"gpuenv.toml's requirements file {path} does not exist", "create it, or remove `requirements`")
-    return ((name, path),)
+    return ((name, path),) + _included(path, folder.resolve())
+
+
+def _included(path: Path, root: Path) -> tuple[tuple[str, Path], ...]:
+    """The files the requirements file includes with `-r` (each inside the folder: the spec's check refuses
+    any other), so that the loaded copy reads the same requirements."""
+    from gpuenv.spec.requirements import read_requirements
+
+    found = read_requirements(path, root)
+    inside = [f for f in found.files if f != path and root in f.parents]
+    return tuple((f.relative_to(root).as_posix(), f) for f in sorted(set(inside)))
 
 
 def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tuple[str, str], ...]:

@@ -197,3 +197,18 @@ def test_a_requirements_file_outside_the_spec_folder_is_refused(tmp_path: Path) 
     with pytest.raises(BadInput, match="outside its folder"):
         spec_files(SimpleNamespace(requirements="../reqs.txt"), tmp_path / "spec")
     assert spec_files(SimpleNamespace(requirements=None), tmp_path / "spec") == ()
+
+
+def test_files_a_requirements_file_includes_with_r_travel_with_it(tmp_path: Path) -> None:
+    """`-r base.txt` inside requirements.txt: the bundle carries both, so the loaded spec reads the same."""
+    from types import SimpleNamespace
+
+    from gpuenv.bundle.write import spec_files
+
+    (tmp_path / "deps").mkdir()
+    (tmp_path / "requirements.txt").write_text("-r deps/base.txt\nrich\n")
+    (tmp_path / "deps" / "base.txt").write_text("-r more.txt\nclick\n")
+    (tmp_path / "deps" / "more.txt").write_text("pyyaml\n")
+    (tmp_path / "unrelated.txt").write_text("numpy\n")
+    carried = spec_files(SimpleNamespace(requirements="requirements.txt"), tmp_path)
+    assert [name for name, _ in carried] == ["requirements.txt", "deps/base.txt", "deps/more.txt"]
