@@ -1,7 +1,8 @@
 """The ways into an environment, used by real clients, the way its user would: JupyterLab in a real
-browser (Chromium driven by Playwright), the kernel gateway through the protocol Atom Hydrogen speaks
-(@jupyterlab/services: REST and a websocket carrying Jupyter messages), and SSH with the key gpuenv
-made; then Ctrl-C in the middle of a build. Every environment is JAX on the CPU, built on this
+browser (Chromium driven by Playwright), the kernel gateway through Atom Hydrogen's own client library
+(@jupyterlab/services 0.52 under node, tests/integration/clients/hydrogen.js) and through the protocol
+itself (REST and a websocket carrying Jupyter messages), and SSH with the key gpuenv made; the logs
+stay free of noise; then Ctrl-C in the middle of a build. Every environment is JAX on the CPU, built on this
 machine's real engine, run as UID 4321 (sudo's SUDO_UID) with its own HOME and XDG folders.
 """
 
@@ -305,6 +306,79 @@ def test_the_gateway_refuses_calls_without_its_token(access):
         assert http("POST", f"{base}/api/kernels", token_given, {"name": "python3"})[0] in (401, 403)
     status, listed = http("GET", f"{base}/api/kernels", token)
     assert status == 200 and listed == running      # the refused POSTs started nothing
+
+
+HYDROGEN = ROOT / "tests/integration/clients/hydrogen.js"
+
+
+def hydrogen(gateway: dict, first: str, second: str) -> list[dict]:
+    """Hydrogen's remote-kernel steps with its client library: one dict per step (clients/hydrogen.js)."""
+    modules = Path(os.environ.get("GPUENV_TEST_HYDROGEN_CLIENT", ROOT / ".cache/npm/hydrogen")) / "node_modules"
+    if not (modules / "@jupyterlab/services").is_dir():
+        pytest.fail(f"no @jupyterlab/services in {modules}: run the tests through scripts/test "
+                    "(ensure_hydrogen_client installs it)")
+    env = {**os.environ, "NODE_PATH": str(modules), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    run = subprocess.run(["node", str(HYDROGEN), json.dumps(gateway), first, second], env=env,
+                         capture_output=True, text=True, timeout=300)
+    steps = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert run.returncode == 0 and steps[-1]["step"] == "shut-down", (steps, run.stderr[-3000:])
+    return steps
+
+
+def test_hydrogen_connects_runs_code_and_reconnects_to_its_running_kernel_with_the_printed_settings(access):
+    gateways = access["data"]["access"]["hydrogen_gateways"]
+    assert len(gateways) == 1 and gateways[0]["options"]["token"], gateways
+    steps = {s["step"]: s for s in hydrogen(gateways[0], f"import os\n{CODE}\nanswer = os.getuid()", "answer")}
+    # no prompt for credentials: the kernelspecs came with the printed token, and the empty session
+    # list answered as a gateway that lists none (Hydrogen offers a new session then, asks nothing)
+    assert steps["kernelspecs"]["default"] in steps["kernelspecs"]["names"]
+    assert steps["sessions"]["listed"] == "forbidden"
+    assert steps["started"]["language"] == "python"
+    assert steps["executed"] == {"step": "executed", "status": "ok", "stdout": "90\n", "result": None,
+                                 "error": None}
+    # disconnected, listed, and reconnected to by its id: the same kernel, its variables still there
+    started, listed = steps["started"], steps["listed"]
+    assert started["session"] in listed["sessions"] and listed["kernel"] == started["kernel"]
+    assert steps["reconnected"] == {"step": "reconnected", "session": started["session"],
+                                    "kernel": started["kernel"]}
+    again = steps["executed-again"]
+    assert again["status"] == "ok" and again["result"] == str(UID), again    # the kernel runs as the host user
+    assert started["kernel"] in steps["kernels"]["ids"]
+    assert steps["shut-down"]["listed"] == "forbidden"      # shut down: nothing left running
+    status, kernels = http("GET", f"{gateways[0]['options']['baseUrl']}/api/kernels", gateways[0]["options"]["token"])
+    assert status == 200 and started["kernel"] not in [k["id"] for k in kernels]
+
+
+# --- the logs: nothing logged again and again for nothing ---------------------------------------------
+
+NOISE = {
+    "JupyterLab asking for the language-server extension": re.compile(r"GET /lsp/status"),
+    "a health check or readiness probe refused": re.compile(r"\s40[13] GET /api[\s?]"),
+    "a setting under an old name": re.compile(r"has moved from|config is deprecated"),
+    "a successful call logged": re.compile(r"\s20[0-9] GET /api[\s?/]"),
+}
+
+
+def test_the_logs_hold_no_noise_after_a_page_load_and_two_health_checks(access, chromium):
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(access["data"]["access"]["jupyter_url"])
+        page.locator(".jp-LabShell").wait_for(timeout=60_000)
+        page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+        time.sleep(25)      # two health checks (every 10 s), and JupyterLab's retries (10 s apart)
+        assert not [e for e in errors if "plugin" in e.lower()], errors    # no plugin left without its service
+    finally:
+        context.close()
+    for name in access["data"]["containers"]:
+        run = subprocess.run([os.environ.get("GPUENV_DOCKER", "docker"), "logs", name], capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        lines = (run.stdout + run.stderr).splitlines()
+        found = {what: [ln for ln in lines if pattern.search(ln)] for what, pattern in NOISE.items()}
+        assert not any(found.values()), (name, {k: v[:5] for k, v in found.items() if v})
 
 
 # --- 3. SSH with the key gpuenv made ------------------------------------------------------------------
