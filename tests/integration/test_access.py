@@ -367,7 +367,7 @@ def test_the_logs_hold_no_noise_after_a_page_load_and_two_health_checks(access, 
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(access["data"]["access"]["jupyter_url"])
         page.locator(".jp-LabShell").wait_for(timeout=60_000)
-        page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+        page.locator("#jp-main-statusbar").wait_for(timeout=60_000)
         time.sleep(25)      # two health checks (every 10 s), and JupyterLab's retries (10 s apart)
         assert not [e for e in errors if "plugin" in e.lower()], errors    # no plugin left without its service
     finally:
