@@ -383,6 +383,52 @@ def test_the_logs_hold_no_noise_after_a_page_load_and_two_health_checks(access, 
     assert found == {}, {k: v[:3] for k, v in found.items()}
 
 
+@pytest.fixture(scope="module")
+def classic_env(module_engine, tmp_path_factory):
+    """The classic Notebook server (notebook 6, NotebookApp), as a spec that pins it gets it."""
+    name = module_engine.unique("classic")
+    folder = tmp_path_factory.mktemp("classic-project")
+    (folder / "gpuenv.toml").write_text(f"""\
+name = "{name}"
+python = "3.11"
+frameworks = ["jax"]
+packages = ["notebook<7"]
+
+[gpu]
+devices = "none"
+
+[access.jupyter]
+mode = "notebook"
+port = {free_port()}
+""")
+    os.chown(folder, UID, UID)
+    env = isolated_home(tmp_path_factory)
+    run = gpuenv("up", "--json", cwd=folder, env=env)
+    yield {"run": run, "data": json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}}
+    gpuenv("down", "--volumes", cwd=folder, env=env, timeout=300)
+    for cid in containers(module_engine, f"name={name}"):
+        module_engine.docker("rm", "-f", "-v", cid, check=False)
+    remove_images(module_engine, f"gpuenv-{name}")
+
+
+def test_the_classic_notebook_takes_its_settings_by_their_names_and_asks_for_the_token(classic_env):
+    run, data = classic_env["run"], classic_env["data"]
+    assert run.returncode == 0, run.stderr[-4000:]
+    url = data["access"]["jupyter_url"]
+    base, token = url.split("/tree?token=")
+    assert http("GET", f"{base}/api/contents", token)[0] == 200
+    assert http("GET", f"{base}/api/contents")[0] == 403
+    assert http("GET", f"{base}/api/contents", "0" * len(token))[0] == 403
+    (name,) = data["containers"]
+    logs = subprocess.run([os.environ.get("GPUENV_DOCKER", "docker"), "logs", name], capture_output=True,
+                          text=True, timeout=60)
+    text = logs.stdout + logs.stderr
+    assert re.search(r"NotebookApp\] Jupyter Notebook 6\.", text), text[-3000:]   # the classic server ran
+    assert "Serving notebooks from local directory: /workspace" in text, text[-3000:]
+    noise = [ln for ln in text.splitlines() if NOISE["a setting under an old name"].search(ln)]
+    assert noise == [], noise
+
+
 # --- 3. SSH with the key gpuenv made ------------------------------------------------------------------
 
 SSH_OPTIONS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",

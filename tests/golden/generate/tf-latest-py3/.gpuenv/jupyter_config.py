@@ -85,6 +85,10 @@ if classic_notebook():
     listen(c.NotebookApp)
     authenticate(c.NotebookApp, c.NotebookApp)
     c.NotebookApp.notebook_dir = workspace
+    # JupyterLab 3 and 4, where installed beside it, load into the classic server as an extension and
+    # warn about every NotebookApp setting ("'ip' has moved"), which this server needs under that name:
+    # the classic server serves the classic notebook alone (JupyterLab is the other `mode`).
+    c.NotebookApp.nbserver_extensions = {"jupyterlab": False}
 else:
     listen(c.ServerApp)
     authenticate(c.ServerApp, c.IdentityProvider if server_major() >= 2 else c.ServerApp)
