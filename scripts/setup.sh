@@ -7,6 +7,8 @@
 #   ensure_auth_registry a second local registry on 127.0.0.1:5001 with basic auth (htpasswd)
 #   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests)
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
+#   ensure_npm_packages DIR PKG...  npm packages installed into DIR (git-ignored), once per package list
+#   ensure_hydrogen_client          Hydrogen's client library (tests/integration/clients/hydrogen.js runs it)
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
@@ -179,4 +181,28 @@ ensure_bootstrapper() {
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# npm packages a test drives (real clients), in a folder of their own: `ensure_npm_packages DIR PKG...`
+# installs exactly PKG... there; the list it installed is kept in DIR/.packages, so a second call with
+# the same list does nothing and another list installs afresh.
+ensure_npm_packages() {
+  local dir=$1; shift
+  local want; want=$(printf '%s\n' "$@")
+  if [ -d "$dir/node_modules" ] && [ "$(cat "$dir/.packages" 2>/dev/null)" = "$want" ]; then
+    say "npm packages in $dir are there"; return
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  say "installing $* (npm) into $dir"
+  rm -rf "$dir" && mkdir -p "$dir" && printf '{"private": true}\n' > "$dir/package.json"
+  (cd "$dir" && npm install --no-audit --no-fund --no-save "$@" >/tmp/gpuenv-npm.log 2>&1) \
+    || die "npm could not install $*" "see /tmp/gpuenv-npm.log"
+  printf '%s\n' "$want" > "$dir/.packages"
+}
+
+# Atom Hydrogen's remote-kernel client: the @jupyterlab/services it pins (^0.52.0 in nteract/hydrogen
+# 2.16's package.json, 0.52.0 in its lock file), over ws and xmlhttprequest as Hydrogen has them.
+HYDROGEN_CLIENT_DIR="$GPUENV_ROOT/.cache/npm/hydrogen"
+ensure_hydrogen_client() {
+  ensure_npm_packages "$HYDROGEN_CLIENT_DIR" @jupyterlab/services@0.52.0 ws@7 xmlhttprequest@1.8.0
 }

@@ -283,7 +283,8 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
             if s.health and port:
                 bind = r.spec.access.bind
                 ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port,
-                           partial(_gone, docker, container.container_name(r, s.name)))
+                           partial(_gone, docker, container.container_name(r, s.name)),
+                           token=r.inputs.tokens.get("GPUENV_GATEWAY_TOKEN", "") if s.name == "gateway" else "")
     service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
     return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
                    reach(r, service_ports, prepared.private_key))

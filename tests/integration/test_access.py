@@ -1,7 +1,8 @@
 """The ways into an environment, used by real clients, the way its user would: JupyterLab in a real
-browser (Chromium driven by Playwright), the kernel gateway through the protocol Atom Hydrogen speaks
-(@jupyterlab/services: REST and a websocket carrying Jupyter messages), and SSH with the key gpuenv
-made; then Ctrl-C in the middle of a build. Every environment is JAX on the CPU, built on this
+browser (Chromium driven by Playwright), the kernel gateway through Atom Hydrogen's own client library
+(@jupyterlab/services 0.52 under node, tests/integration/clients/hydrogen.js) and through the protocol
+itself (REST and a websocket carrying Jupyter messages), and SSH with the key gpuenv made; the logs
+stay free of noise; then Ctrl-C in the middle of a build. Every environment is JAX on the CPU, built on this
 machine's real engine, run as UID 4321 (sudo's SUDO_UID) with its own HOME and XDG folders.
 """
 
@@ -305,6 +306,127 @@ def test_the_gateway_refuses_calls_without_its_token(access):
         assert http("POST", f"{base}/api/kernels", token_given, {"name": "python3"})[0] in (401, 403)
     status, listed = http("GET", f"{base}/api/kernels", token)
     assert status == 200 and listed == running      # the refused POSTs started nothing
+
+
+HYDROGEN = ROOT / "tests/integration/clients/hydrogen.js"
+
+
+def hydrogen(gateway: dict, first: str, second: str) -> list[dict]:
+    """Hydrogen's remote-kernel steps with its client library: one dict per step (clients/hydrogen.js)."""
+    modules = Path(os.environ.get("GPUENV_TEST_HYDROGEN_CLIENT", ROOT / ".cache/npm/hydrogen")) / "node_modules"
+    if not (modules / "@jupyterlab/services").is_dir():
+        pytest.fail(f"no @jupyterlab/services in {modules}: run the tests through scripts/test "
+                    "(ensure_hydrogen_client installs it)")
+    env = {**os.environ, "NODE_PATH": str(modules), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    run = subprocess.run(["node", str(HYDROGEN), json.dumps(gateway), first, second], env=env,
+                         capture_output=True, text=True, timeout=300)
+    steps = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert run.returncode == 0 and steps[-1]["step"] == "shut-down", (steps, run.stderr[-3000:])
+    return steps
+
+
+def test_hydrogen_connects_runs_code_and_reconnects_to_its_running_kernel_with_the_printed_settings(access):
+    gateways = access["data"]["access"]["hydrogen_gateways"]
+    assert len(gateways) == 1 and gateways[0]["options"]["token"], gateways
+    steps = {s["step"]: s for s in hydrogen(gateways[0], f"import os\n{CODE}\nanswer = os.getuid()", "answer")}
+    # no prompt for credentials: the kernelspecs came with the printed token, and the empty session
+    # list answered as a gateway that lists none (Hydrogen offers a new session then, asks nothing)
+    assert steps["kernelspecs"]["default"] in steps["kernelspecs"]["names"]
+    assert steps["sessions"]["listed"] == "forbidden"
+    assert steps["started"]["language"] == "python"
+    assert steps["executed"] == {"step": "executed", "status": "ok", "stdout": "90\n", "result": None,
+                                 "error": None}
+    # disconnected, listed, and reconnected to by its id: the same kernel, its variables still there
+    started, listed = steps["started"], steps["listed"]
+    assert started["session"] in listed["sessions"] and listed["kernel"] == started["kernel"]
+    assert steps["reconnected"] == {"step": "reconnected", "session": started["session"],
+                                    "kernel": started["kernel"]}
+    again = steps["executed-again"]
+    assert again["status"] == "ok" and again["result"] == str(UID), again    # the kernel runs as the host user
+    assert started["kernel"] in steps["kernels"]["ids"]
+    assert steps["shut-down"]["listed"] == "forbidden"      # shut down: nothing left running
+    status, kernels = http("GET", f"{gateways[0]['options']['baseUrl']}/api/kernels", gateways[0]["options"]["token"])
+    assert status == 200 and started["kernel"] not in [k["id"] for k in kernels]
+
+
+# --- the logs: nothing logged again and again for nothing ---------------------------------------------
+
+NOISE = {
+    "JupyterLab asking for the language-server extension": re.compile(r"GET /lsp/status"),
+    "a health check or readiness probe refused": re.compile(r"\s40[13] GET /api[\s?]"),
+    "a setting under an old name": re.compile(r"has moved from|config is deprecated"),
+    "a successful call logged": re.compile(r"\s20[0-9] GET /api[\s?/]"),
+}
+
+
+def test_the_logs_hold_no_noise_after_a_page_load_and_two_health_checks(access, chromium):
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(access["data"]["access"]["jupyter_url"])
+        page.locator(".jp-LabShell").wait_for(timeout=60_000)
+        page.locator("#jp-main-statusbar").wait_for(timeout=60_000)
+        time.sleep(25)      # two health checks (every 10 s), and JupyterLab's retries (10 s apart)
+        assert not [e for e in errors if "plugin" in e.lower()], errors    # no plugin left without its service
+    finally:
+        context.close()
+    found: dict[str, list[str]] = {}
+    for name in access["data"]["containers"]:
+        run = subprocess.run([os.environ.get("GPUENV_DOCKER", "docker"), "logs", name], capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        for line in (run.stdout + run.stderr).splitlines():
+            for what in (w for w, pattern in NOISE.items() if pattern.search(line)):
+                found.setdefault(f"{name}: {what}", []).append(line)
+    assert found == {}, {k: v[:3] for k, v in found.items()}
+
+
+@pytest.fixture(scope="module")
+def classic_env(module_engine, tmp_path_factory):
+    """The classic Notebook server (notebook 6, NotebookApp), as a spec that pins it gets it."""
+    name = module_engine.unique("classic")
+    folder = tmp_path_factory.mktemp("classic-project")
+    (folder / "gpuenv.toml").write_text(f"""\
+name = "{name}"
+python = "3.11"
+frameworks = ["jax"]
+packages = ["notebook<7"]
+
+[gpu]
+devices = "none"
+
+[access.jupyter]
+mode = "notebook"
+port = {free_port()}
+""")
+    os.chown(folder, UID, UID)
+    env = isolated_home(tmp_path_factory)
+    run = gpuenv("up", "--json", cwd=folder, env=env)
+    yield {"run": run, "data": json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}}
+    gpuenv("down", "--volumes", cwd=folder, env=env, timeout=300)
+    for cid in containers(module_engine, f"name={name}"):
+        module_engine.docker("rm", "-f", "-v", cid, check=False)
+    remove_images(module_engine, f"gpuenv-{name}")
+
+
+def test_the_classic_notebook_takes_its_settings_by_their_names_and_asks_for_the_token(classic_env):
+    run, data = classic_env["run"], classic_env["data"]
+    assert run.returncode == 0, run.stderr[-4000:]
+    url = data["access"]["jupyter_url"]
+    base, token = url.split("/tree?token=")
+    assert http("GET", f"{base}/api/contents", token)[0] == 200
+    assert http("GET", f"{base}/api/contents")[0] == 403
+    assert http("GET", f"{base}/api/contents", "0" * len(token))[0] == 403
+    (name,) = data["containers"]
+    logs = subprocess.run([os.environ.get("GPUENV_DOCKER", "docker"), "logs", name], capture_output=True,
+                          text=True, timeout=60)
+    text = logs.stdout + logs.stderr
+    assert re.search(r"NotebookApp\] Jupyter Notebook 6\.", text), text[-3000:]   # the classic server ran
+    assert "Serving notebooks from local directory: /workspace" in text, text[-3000:]
+    noise = [ln for ln in text.splitlines() if NOISE["a setting under an old name"].search(ln)]
+    assert noise == [], noise
 
 
 # --- 3. SSH with the key gpuenv made ------------------------------------------------------------------
