@@ -10,6 +10,7 @@ or one JSON document under `--json`); nothing else prints or exits.
     |   +-- SpecError           exit 2   gpuenv.toml (or flags standing for it) has problems
     +-- ImpossibleRequest       exit 3   the request is valid, but no stack satisfies it
     +-- EngineError             exit 1   the container engine refused or is unreachable
+    +-- NotAnswering            exit 1   a started container exited, restart-loops or never answered
 
 This module imports nothing else from gpuenv.
 """
@@ -118,3 +119,17 @@ class ImpossibleRequest(GpuenvError):
 
 class EngineError(GpuenvError):
     """The container engine is unreachable or refused an operation."""
+
+
+class NotAnswering(GpuenvError):
+    """A container `up` started did not come to answer: it exited, restart-loops, or stayed silent.
+    `log` holds its last lines, `cause` the likely reason read from them."""
+
+    def __init__(self, message: str, container: str, log: str = "", cause: str = "", hint: Optional[str] = None):
+        super().__init__(message + (f"; its last lines:\n{log}" if log else ""), hint)
+        self.container = container
+        self.log = log
+        self.cause = cause
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "container": self.container, "log": self.log, "cause": self.cause}

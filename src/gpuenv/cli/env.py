@@ -24,9 +24,9 @@ def _docker() -> Any:
 
 
 def _owner() -> int:
-    from gpuenv.host.user import ids
+    from gpuenv.environment import invoker
 
-    return ids("host")[0]
+    return invoker()
 
 
 def _find(docker: Any, name: Optional[str]) -> Any:
@@ -141,15 +141,26 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
 @click.argument("env", required=False)
 @global_options
 def rm(env: Optional[str], **_: Any) -> Result:
-    """Remove the environment: its containers, volumes and images (your files and workspace stay)."""
+    """Remove the environment: its containers, volumes, images and build log, and a request's files in
+    the state folder (your gpuenv.toml, its files and your workspace stay). Also after `down`."""
     from gpuenv import environment
+    from gpuenv.cli.up import state_root
+    from gpuenv.errors import BadInput
+    from gpuenv.run.envs import left_behind, remains_of
 
     docker = _docker()
-    found = _find(docker, env)
-    removed = environment.down(docker, found, volumes=True)
-    removed += environment.remove_images(docker, found)
-    data = {"name": found.name, "removed": removed}
-    return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] removed: " + escape(", ".join(removed))))
+    try:
+        found = _find(docker, env)
+        remains = remains_of(found)
+    except BadInput:
+        found, remains = None, left_behind(env, Path.cwd(), state_root())
+        if remains is None:
+            raise
+    removed = environment.rm(docker, found, remains, state_root())
+    name = found.name if found is not None else remains.project
+    data = {"name": name, "project": remains.project, "removed": removed}
+    return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold] removed: "
+                                          + escape(", ".join(removed) or "nothing was left")))
 
 
 def _container(found: Any, service: Optional[str]) -> str:
