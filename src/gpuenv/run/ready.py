@@ -8,11 +8,11 @@ rather than after the timeout.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
 import urllib.request
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -31,7 +31,14 @@ def answers(kind: str, host: str, port: int, timeout: float = 1.0) -> bool:
             return False
     try:
         with _OPENER.open(f"http://{_host(host)}:{port}/api", timeout=timeout) as reply:
-            return reply.status == @dataclass(frozen=True)
+            return reply.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)          # it answers; the token is another matter
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
 class Watch:
     """A container being waited on. `restarts`: its RestartCount when the wait began (0 for one
     created now: any restart since is a crash)."""
@@ -108,12 +115,6 @@ def _failed(watch: Watch, what: str) -> NotAnswering:
     cause = likely_cause(log) if log else "the container wrote no log"
     return NotAnswering(what, watch.name, log, cause,
                         f"likely cause: {cause}. `gpuenv logs` shows its whole log; `gpuenv doctor` checks the host")
-
-
-imit:g} s",
-                              "`gpuenv logs` shows what the container is doing; `gpuenv doctor` checks the host")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
 
 
 def _host(host: str) -> str:
