@@ -444,14 +444,26 @@ def rm(docker: Docker, env: Any, remains: Any, state: Path) -> list[str]:
     """Remove an environment entirely: its containers (`env`, None after `down`) and volumes, its
     images, its build log, and its files folder when that is a request's in the state folder `state`
     (a folder of the user's own gpuenv.toml stays: the files there are theirs)."""
-    import shutil
-
     removed = down(docker, env, volumes=True) if env is not None else []
-    volumes = [v for v in (f"{remains.project}-ssh-host-keys", f"{remains.project}_ssh-host-keys")
-               if v not in removed and docker.inspect("volume", v)]
+    removed += _remove_volumes(docker, remains.project, removed)
+    removed += remove_images(docker, remains.repository)
+    return removed + _remove_files(remains, state)
+
+
+def _remove_volumes(docker: Docker, project: str, gone: list[str]) -> list[str]:
+    """The ssh host keys volume as gpuenv names it (PROJECT-...) and as compose does (PROJECT_...)."""
+    volumes = [v for v in (f"{project}-ssh-host-keys", f"{project}_ssh-host-keys")
+               if v not in gone and docker.inspect("volume", v)]
     if volumes:
         docker.run("volume", "rm", "-f", *volumes)
-    removed += volumes + remove_images(docker, remains.repository)
+    return volumes
+
+
+def _remove_files(remains: Any, state: Path) -> list[str]:
+    """The build log, and the files folder when it is one of the state folder's (a short request's)."""
+    import shutil
+
+    removed = []
     log = log_dir() / f"{remains.project}-build.log"
     if log.is_file():
         log.unlink()

@@ -145,22 +145,29 @@ def rm(env: Optional[str], **_: Any) -> Result:
     the state folder (your gpuenv.toml, its files and your workspace stay). Also after `down`."""
     from gpuenv import environment
     from gpuenv.cli.up import state_root
-    from gpuenv.errors import BadInput
-    from gpuenv.run.envs import left_behind, remains_of
 
     docker = _docker()
-    try:
-        found = _find(docker, env)
-        remains = remains_of(found)
-    except BadInput:
-        found, remains = None, left_behind(env, Path.cwd(), state_root())
-        if remains is None:
-            raise
+    found, remains = _running_or_left(docker, env, state_root())
     removed = environment.rm(docker, found, remains, state_root())
     name = found.name if found is not None else remains.project
     data = {"name": name, "project": remains.project, "removed": removed}
     return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold] removed: "
                                           + escape(", ".join(removed) or "nothing was left")))
+
+
+def _running_or_left(docker: Any, name: Optional[str], state: Path) -> tuple[Any, Any]:
+    """(Env or None, Remains): the environment by its containers, else by the files it left (after down)."""
+    from gpuenv.errors import BadInput
+    from gpuenv.run.envs import left_behind, remains_of
+
+    try:
+        found = _find(docker, name)
+        return found, remains_of(found)
+    except BadInput:
+        remains = left_behind(name, Path.cwd(), state)
+        if remains is None:
+            raise
+        return None, remains
 
 
 def _container(found: Any, service: Optional[str]) -> str:
