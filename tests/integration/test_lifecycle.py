@@ -204,8 +204,8 @@ def test_rm_after_down_removes_what_the_environment_left(made, module_engine):
     assert module_engine.docker("volume", "inspect", volume, check=False).returncode != 0
     assert not log.exists() and not files.exists()
     assert sorted(p.name for p in folder.iterdir()) == []        # the workspace is the user's: untouched
-    again = gpuenv("rm", cwd=folder, env=env)
-    assert again.returncode == 2 and "no environment" in again.stderr
+    again = gpuenv("rm", cwd=folder, env=env)       # nothing is left here: never another folder's environment
+    assert again.returncode == 2 and "hint:" in again.stderr and "removed" not in again.stdout, again.stderr
 
 
 def test_two_ups_of_one_folder_at_once_both_succeed_with_one_environment(made, module_engine):

@@ -156,18 +156,24 @@ def rm(env: Optional[str], **_: Any) -> Result:
 
 
 def _running_or_left(docker: Any, name: Optional[str], state: Path) -> tuple[Any, Any]:
-    """(Env or None, Remains): the environment by its containers, else by the files it left (after down)."""
+    """(Env or None, Remains): the environment by its containers, else by the files it left (after
+    down). With no name, only this folder's: rm never takes "your only environment" from elsewhere."""
     from gpuenv.errors import BadInput
-    from gpuenv.run.envs import left_behind, remains_of
+    from gpuenv.run.envs import belongs_here, left_behind, remains_of
 
     try:
-        found = _find(docker, name)
+        found, error = _find(docker, name), None
+    except BadInput as exc:
+        found, error = None, exc
+    if found is not None and (name or belongs_here(found, Path.cwd())):
         return found, remains_of(found)
-    except BadInput:
-        remains = left_behind(name, Path.cwd(), state)
-        if remains is None:
-            raise
+    remains = left_behind(name, Path.cwd(), state)
+    if remains is not None:
         return None, remains
+    if error is not None:
+        raise error
+    raise BadInput(f"no environment belongs to this folder ({Path.cwd()}); {found.name} is elsewhere",
+                   f"name the one to remove: gpuenv rm {found.name}")
 
 
 def _container(found: Any, service: Optional[str]) -> str:

@@ -110,6 +110,11 @@ def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Opti
     return chosen[0]
 
 
+def belongs_here(env: Env, cwd: Path) -> bool:
+    """Whether the environment's files or workspace are this folder."""
+    return _here(env, cwd, None)
+
+
 def _here(env: Env, cwd: Path, files: Optional[Path]) -> bool:
     places = {env.label("files"), env.label("workspace")}
     return str(cwd.resolve()) in places or (files is not None and str(files.resolve()) in places)
