@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -151,6 +152,36 @@ def test_a_service_that_dies_at_start_stops_up_at_once_with_its_log(made, module
         assert not c["State"]["Running"] and not c["State"]["Restarting"], c["State"]
     logs = gpuenv("logs", cwd=folder, env=env)
     assert logs.returncode == 0 and "ssh_host_ed25519_key" in logs.stdout + logs.stderr
+
+
+def test_ctrl_c_while_up_waits_leaves_nothing_restarting(made, module_engine):
+    """Ctrl-C (SIGINT) once the restart-looping container has started: up ends (130, or 1 when it saw
+    the loop first) and no container of it is left running or restarting."""
+    name, folder, env = made("ctrl-c")
+    first = gpuenv("up", "--json", cwd=folder, env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    project = json.loads(first.stdout)["project"]
+    volume = volume_of(inspect_project(module_engine, project)[0])
+    assert gpuenv("down", cwd=folder, env=env).returncode == 0
+    module_engine.docker("run", "--rm", "--volume", f"{volume}:/keys", module_engine.base_image, "sh", "-c",
+                         "rm -rf /keys/ssh_host_ed25519_key* && mkdir /keys/ssh_host_ed25519_key")
+    up = subprocess.Popen([sys.executable, "-m", "gpuenv", "up"], cwd=folder, env=gpuenv_env(env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+
+    def started() -> bool:
+        states = [c["State"] for c in inspect_project(module_engine, project)]
+        return any(state.get("StartedAt", "0001").startswith("20") for state in states)
+    while not started() and up.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)                               # past `docker run`: in the wait (it used to take 65 to 180 s)
+    up.send_signal(signal.SIGINT)
+    out, err = up.communicate(timeout=300)
+    assert up.returncode in (130, 1), err[-3000:]
+    assert "Traceback" not in err
+    time.sleep(3)
+    for c in inspect_project(module_engine, project):
+        assert not c["State"]["Running"] and not c["State"]["Restarting"], c["State"]
 
 
 def test_an_environment_run_as_another_uid_stays_its_starters(made, module_engine):
