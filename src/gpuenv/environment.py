@@ -4,18 +4,19 @@
               pulled, or built here from the apt mirror: build/base.py); render and write the files
     build     the image under its content tag (build/image.py): an unchanged environment never rebuilds
     up        one container per service (run/container.py), GPU in the probe's mode, free ports
-              (run/ports.py); wait until each answers (run/ready.py)
-    down, rm  by the labels the containers carry (run/envs.py)
+              (run/ports.py); wait until each answers (run/ready.py); one `up` of a folder at a time
+              (folder_lock: the second waits)
+    down, rm  by the labels the containers carry (run/envs.py); rm also after down, by the files
 
 The CLI prints; this module decides and drives. `say` carries what the user must be told on the way.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from gpuenv import api
 from gpuenv.errors import GpuenvError, ImpossibleRequest
@@ -173,6 +174,40 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any) -> Any:
     return replace(again, base=local, reasons=tuple(again.reasons) + (base.note,))
 
 
+@contextmanager
+def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
+    """Hold this spec folder's lock while it runs: a second `up` of the same folder waits for the first
+    (then finds it running and reuses it). An flock on a file of the user's state folder, keyed by the
+    folder: the kernel releases it when the process ends, however it ends."""
+    import fcntl
+    import hashlib
+    import os
+
+    folder = str(spec_file.parent.resolve())
+    path = state_dir() / "locks" / f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}.lock"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            say(f"waiting for another gpuenv up of this folder (pid {holder}) to finish: {folder}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def state_dir() -> Path:
+    """gpuenv's state folder of this user ($XDG_STATE_HOME/gpuenv)."""
+    import os
+
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuenv"
+
+
 def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache: bool = False) -> Optional[Any]:
     """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
     from gpuenv.build.image import BuildSpec, build as run_build, secrets
@@ -227,7 +262,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
     import time
 
     from gpuenv.host import access as gpu_access
-    from gpuenv.run import container, ports as host_ports, ready
+    from gpuenv.run import container, ports as host_ports
     from gpuenv.run.reach import reach
 
     r = prepared.rendered.recipe
@@ -249,7 +284,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
                           "start dockerd with its default bridge, or use an environment without ports "
                           "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
     host = container.Host(prepared.folder, prepared.image, container.image_env(image), gpu, mode,
-                          container.gpus_text(prepared.spec.gpu.devices, mode), (), r.inputs.uid,
+                          container.gpus_text(prepared.spec.gpu.devices, mode), (), invoker(),
                           report.system.selinux == "enforcing", network, report.engine.remote)
     if report.engine.remote and container.run_ca(r):
         say("the engine is remote: this host's CA bundle is not mounted into its containers (pip there trusts "
@@ -270,6 +305,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
                     f"{port.got} instead")
         host = replace(host, ports=tuple((w[0], w[1], p.got) for w, p in zip(wanted, picked)))
         plans = container.launches(r, host)
+        _repair_volumes(docker, r, prepared.image, say)
         try:
             for launch in plans:
                 container.start(docker, launch)
@@ -278,16 +314,68 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
             raise
     start = time.monotonic()
     if wait:
-        for s in r.services:
-            port = next((p.got for svc, p in chosen if svc == s.name), None)
-            if s.health and port:
-                bind = r.spec.access.bind
-                ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port,
-                           partial(_gone, docker, container.container_name(r, s.name)),
-                           token=r.inputs.tokens.get("GPUENV_GATEWAY_TOKEN", "") if s.name == "gateway" else "")
+        _wait_all(docker, r, chosen, [] if reused else [p.name for p in plans], say)
     service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
     return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
                    reach(r, service_ports, prepared.private_key))
+
+
+def invoker() -> int:
+    """Whose environment it is: the user who runs gpuenv (under sudo, the one who ran sudo), whatever
+    UID its containers run as (workspace.user). The `owner` label says so; ls/status/down look for it."""
+    from gpuenv.host.user import ids
+
+    return ids("host")[0]
+
+
+def _wait_all(docker: Docker, r: Any, chosen: list, started: list[str], say: Say) -> None:
+    """Wait until every service answers. When one exits, restart-loops, never answers or the wait is
+    interrupted, the containers started now are stopped (their logs kept for `gpuenv logs`)."""
+    from gpuenv.run import container, ready
+
+    bind = r.spec.access.bind
+    try:
+        for s in r.services:
+            port = next((p.got for svc, p in chosen if svc == s.name), None)
+            if s.health and port:
+                name = container.container_name(r, s.name)
+                watch = ready.Watch(docker, name, 0 if name in started else _restarts(docker, name))
+                token = r.inputs.tokens.get("GPUENV_GATEWAY_TOKEN", "") if s.name == "gateway" else ""
+                ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port, watch, token=token)
+    except BaseException:
+        _stop(docker, started, say)
+        raise
+
+
+def _restarts(docker: Docker, name: str) -> int:
+    found = docker.inspect("container", name)
+    return int(found[0].get("RestartCount") or 0) if found else 0
+
+
+def _stop(docker: Docker, names: list[str], say: Say) -> None:
+    """Stop (not remove: their logs stay) the containers `up` started, so that none restart-loops."""
+    if not names:
+        return
+    docker.run("update", "--restart", "no", *names, check=False, timeout=60)
+    docker.run("stop", "--time", "3", *names, check=False, timeout=120)
+    say(f"stopped {', '.join(names)} so that nothing is left restarting; `gpuenv logs` shows its log, "
+        "`gpuenv down` removes it")
+
+
+def _repair_volumes(docker: Docker, r: Any, image: str, say: Say) -> None:
+    """The ssh host keys volume of a container that ran as another UID (workspace.user changed) is
+    given to this one's user, as root in a one-off container of the environment's image."""
+    from gpuenv.render.recipe import HOME
+    from gpuenv.run.container import volume_name
+
+    if not any(s.name == "ssh" for s in r.services) or not docker.inspect("volume", volume_name(r)):
+        return
+    owner = f"{r.inputs.uid}:{r.inputs.gid}"
+    done = docker.run("run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "chown",
+                      "--volume", f"{volume_name(r)}:{HOME}/.ssh-host", image, "-R", owner, f"{HOME}/.ssh-host",
+                      check=False, timeout=120)
+    if done.returncode != 0:
+        say(f"could not give the volume {volume_name(r)} to {owner}: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
 def _what(service: str) -> str:
@@ -304,7 +392,8 @@ def _reusable(old: list[dict], plans: list[Any]) -> bool:
     by_name = {c.get("Name", "").lstrip("/"): c for c in old}
     for launch in plans:
         c = by_name.get(launch.name)
-        if c is None or not (c.get("State") or {}).get("Running"):
+        state = (c or {}).get("State") or {}
+        if c is None or not state.get("Running") or state.get("Restarting"):
             return False
         if ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.config") != launch.config:
             return False
@@ -336,18 +425,6 @@ def _published_by_others(docker: Docker, project: str) -> Callable[[], dict[int,
     return lookup
 
 
-def _gone(docker: Docker, name: str) -> Optional[str]:
-    found = docker.inspect("container", name)
-    state = (found[0].get("State") or {}) if found else {}
-    if state.get("Running"):
-        return None
-    if not found:
-        return "it was removed"
-    tail = docker.run("logs", "--tail", "25", name, check=False)
-    log = (tail.stdout + tail.stderr).strip()
-    return f"{name} exited with code {state.get('ExitCode')}" + (f"; its last lines:\n{log}" if log else "")
-
-
 def _remove(docker: Docker, containers: list[dict]) -> None:
     names = [c.get("Name", "").lstrip("/") for c in containers]
     if names:
@@ -365,11 +442,45 @@ def down(docker: Docker, env: Any, volumes: bool = False) -> list[str]:
     return names + (found if volumes else [])
 
 
-def remove_images(docker: Docker, env: Any) -> list[str]:
-    """Every image of this environment's name (gpuenv-NAME:*) that no other container uses."""
+def rm(docker: Docker, env: Any, remains: Any, state: Path) -> list[str]:
+    """Remove an environment entirely: its containers (`env`, None after `down`) and volumes, its
+    images, its build log, and its files folder when that is a request's in the state folder `state`
+    (a folder of the user's own gpuenv.toml stays: the files there are theirs)."""
+    removed = down(docker, env, volumes=True) if env is not None else []
+    removed += _remove_volumes(docker, remains.project, removed)
+    removed += remove_images(docker, remains.repository)
+    return removed + _remove_files(remains, state)
+
+
+def _remove_volumes(docker: Docker, project: str, gone: list[str]) -> list[str]:
+    """The ssh host keys volume as gpuenv names it (PROJECT-...) and as compose does (PROJECT_...)."""
+    volumes = [v for v in (f"{project}-ssh-host-keys", f"{project}_ssh-host-keys")
+               if v not in gone and docker.inspect("volume", v)]
+    if volumes:
+        docker.run("volume", "rm", "-f", *volumes)
+    return volumes
+
+
+def _remove_files(remains: Any, state: Path) -> list[str]:
+    """The build log, and the files folder when it is one of the state folder's (a short request's)."""
+    import shutil
+
+    removed = []
+    log = log_dir() / f"{remains.project}-build.log"
+    if log.is_file():
+        log.unlink()
+        removed.append(str(log))
+    folder = remains.folder
+    if folder is not None and folder.is_dir() and folder.resolve().parent == state.resolve():
+        shutil.rmtree(folder)
+        removed.append(str(folder))
+    return removed
+
+
+def remove_images(docker: Docker, repository: str) -> list[str]:
+    """Every image of this environment's name (gpuenv-NAME:*) that no container uses."""
     from gpuenv.errors import EngineError
 
-    repository = env.image.rsplit(":", 1)[0]
     tags = [t for t in docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
             if not t.endswith(":<none>")]
     removed = []

@@ -14,6 +14,7 @@ or one JSON document under `--json`); nothing else prints or exits.
     +-- StorageError            exit 1   a file or folder cannot be written: read-only, not permitted, disk
     |                                    full, quota, a file where a folder must be, a name too long
     +-- Interrupted             exit 130 Ctrl-C (SIGINT): what was started is stopped
+    +-- NotAnswering            exit 1   a started container exited, restart-loops or never answered
 
 This module imports nothing else from gpuenv.
 """
@@ -203,3 +204,17 @@ def _existing(path: str) -> str:
     while path != os.sep and not os.path.isdir(path):
         path = os.path.dirname(path)
     return path
+
+
+class NotAnswering(GpuenvError):
+    """A container `up` started did not come to answer: it exited, restart-loops, or stayed silent.
+    `log` holds its last lines, `cause` the likely reason read from them."""
+
+    def __init__(self, message: str, container: str, log: str = "", cause: str = "", hint: Optional[str] = None):
+        super().__init__(message + (f"; its last lines:\n{log}" if log else ""), hint)
+        self.container = container
+        self.log = log
+        self.cause = cause
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "container": self.container, "log": self.log, "cause": self.cause}

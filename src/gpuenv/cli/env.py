@@ -24,9 +24,9 @@ def _docker() -> Any:
 
 
 def _owner() -> int:
-    from gpuenv.host.user import ids
+    from gpuenv.environment import invoker
 
-    return ids("host")[0]
+    return invoker()
 
 
 def _find(docker: Any, name: Optional[str]) -> Any:
@@ -144,15 +144,39 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
 @click.argument("env", required=False)
 @global_options
 def rm(env: Optional[str], **_: Any) -> Result:
-    """Remove the environment: its containers, volumes and images (your files and workspace stay)."""
+    """Remove the environment: its containers, volumes, images and build log, and a request's files in
+    the state folder (your gpuenv.toml, its files and your workspace stay). Also after `down`."""
     from gpuenv import environment
+    from gpuenv.cli.up import state_root
 
     docker = _docker()
-    found = _find(docker, env)
-    removed = environment.down(docker, found, volumes=True)
-    removed += environment.remove_images(docker, found)
-    data = {"name": found.name, "removed": removed}
-    return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] removed: " + escape(", ".join(removed))))
+    found, remains = _running_or_left(docker, env, state_root())
+    removed = environment.rm(docker, found, remains, state_root())
+    name = found.name if found is not None else remains.project
+    data = {"name": name, "project": remains.project, "removed": removed}
+    return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold] removed: "
+                                          + escape(", ".join(removed) or "nothing was left")))
+
+
+def _running_or_left(docker: Any, name: Optional[str], state: Path) -> tuple[Any, Any]:
+    """(Env or None, Remains): the environment by its containers, else by the files it left (after
+    down). With no name, only this folder's: rm never takes "your only environment" from elsewhere."""
+    from gpuenv.errors import BadInput
+    from gpuenv.run.envs import belongs_here, left_behind, remains_of
+
+    try:
+        found, error = _find(docker, name), None
+    except BadInput as exc:
+        found, error = None, exc
+    if found is not None and (name or belongs_here(found, Path.cwd())):
+        return found, remains_of(found)
+    remains = left_behind(name, Path.cwd(), state)
+    if remains is not None:
+        return None, remains
+    if error is not None:
+        raise error
+    raise BadInput(f"no environment belongs to this folder ({Path.cwd()}); {found.name} is elsewhere",
+                   f"name the one to remove: gpuenv rm {found.name}")
 
 
 def _container(found: Any, service: Optional[str]) -> str:

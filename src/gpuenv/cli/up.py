@@ -88,13 +88,13 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
 
     spec_file = spec_source(request, file, flags)
     say = _say(renderer)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)                 # the probe runs while the spec is planned
         prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
         report, docker = probing.result()
-    warn(prepared, say)
-    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
-    started = environment.up(prepared, docker, report, say, wait=not no_wait)
+        warn(prepared, say)
+        log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+        started = environment.up(prepared, docker, report, say, wait=not no_wait)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
             "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
             "containers": list(started.containers), "reused": started.reused,

@@ -1,9 +1,13 @@
-"""This user's environments on this engine, read from the labels their containers carry (nothing else
-is kept anywhere), and finding the one a command means.
+"""This user's environments on this engine, read from the labels their containers carry, and finding
+the one a command means. An environment is its invoker's (the `owner` label: the user who ran `up`),
+whatever UID its containers run as. Once its containers are gone (`down`), what it left (image,
+volume, build log, state folder) is found from its files folder's .env: `Remains`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -106,6 +110,56 @@ def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Opti
     return chosen[0]
 
 
+def belongs_here(env: Env, cwd: Path) -> bool:
+    """Whether the environment's files or workspace are this folder."""
+    return _here(env, cwd, None)
+
+
 def _here(env: Env, cwd: Path, files: Optional[Path]) -> bool:
     places = {env.label("files"), env.label("workspace")}
     return str(cwd.resolve()) in places or (files is not None and str(files.resolve()) in places)
+
+
+@dataclass(frozen=True)
+class Remains:
+    """What an environment leaves besides containers, as its files folder's .env names it."""
+
+    project: str
+    image: str
+    folder: Optional[Path]           # the files folder (None when unknown)
+
+    @property
+    def repository(self) -> str:
+        return self.image.rsplit(":", 1)[0] if ":" in self.image.rsplit("/", 1)[-1] else self.image
+
+
+def remains_of(env: Env) -> Remains:
+    files = env.label("files")
+    return Remains(env.project, env.image, Path(files) if files else None)
+
+
+def remains_in(folder: Path) -> Optional[Remains]:
+    """The environment whose files are in `folder` (its .env, written by gpuenv), or None."""
+    path = folder / ".env"
+    try:
+        text = path.read_text(errors="replace") if path.is_file() else ""
+    except OSError:
+        return None
+    values = dict(re.findall(r"^(COMPOSE_PROJECT_NAME|GPUENV_IMAGE)=(\S+)$", text, re.M))
+    if "gpuenv" not in text[:200] or len(values) < 2:
+        return None
+    return Remains(values["COMPOSE_PROJECT_NAME"], values["GPUENV_IMAGE"], folder.resolve())
+
+
+def left_behind(name: Optional[str], cwd: Path, state: Path) -> Optional[Remains]:
+    """An environment without containers: this folder's (its own files, or a request's files in the
+    state folder `state`), or by name (project or environment name) among those."""
+    here = hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:6]
+    mine = sorted(state.glob(f"*-{here}")) if state.is_dir() else []
+    if name is None:
+        found = [r for r in (remains_in(f) for f in [cwd, *mine]) if r]
+    else:
+        others = sorted(p for p in state.iterdir() if p.is_dir()) if state.is_dir() else []
+        found = [r for r in (remains_in(f) for f in dict.fromkeys([cwd, *mine, *others])) if r
+                 and name in (r.project, r.repository.removeprefix("gpuenv-"))]
+    return found[0] if found else None
