@@ -448,7 +448,7 @@ def rm(docker: Docker, env: Any, remains: Any, state: Path) -> list[str]:
     (a folder of the user's own gpuenv.toml stays: the files there are theirs)."""
     removed = down(docker, env, volumes=True) if env is not None else []
     removed += _remove_volumes(docker, remains.project, removed)
-    removed += remove_images(docker, remains.repository)
+    removed += remove_images(docker, remains.repository, remains.user, remains.image)
     return removed + _remove_files(remains, state)
 
 
@@ -477,12 +477,15 @@ def _remove_files(remains: Any, state: Path) -> list[str]:
     return removed
 
 
-def remove_images(docker: Docker, repository: str) -> list[str]:
-    """Every image of this environment's name (gpuenv-NAME:*) that no container uses."""
+def remove_images(docker: Docker, repository: str, user: str, image: str) -> list[str]:
+    """The images of this environment's name (gpuenv-NAME:*) built for its user ("UID:GID", their USER)
+    that no container uses: on a shared server another user's environment of the same name keeps its
+    images. With the user unknown, only `image` itself."""
     from gpuenv.errors import EngineError
 
     tags = [t for t in docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
             if not t.endswith(":<none>")]
+    tags = [t for t in tags if t == image or (user and _built_for(docker, t) == user)]
     removed = []
     for tag in tags:
         try:
@@ -491,6 +494,11 @@ def remove_images(docker: Docker, repository: str) -> list[str]:
         except EngineError:
             pass                              # in use by another container: kept
     return removed
+
+
+def _built_for(docker: Docker, tag: str) -> str:
+    found = docker.inspect("image", tag)
+    return str(((found[0] if found else {}).get("Config") or {}).get("User") or "")
 
 
 def verify(docker: Docker, env: Any, report: Any) -> tuple[Any, dict]:

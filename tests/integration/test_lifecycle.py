@@ -257,3 +257,22 @@ def test_two_ups_of_one_folder_at_once_both_succeed_with_one_environment(made, m
     assert all(c["State"]["Running"] for c in containers)
     assert gpuenv("rm", cwd=folder, env=env).returncode == 0
     assert inspect_project(module_engine, datas[0]["project"]) == []
+
+
+def test_rm_removes_only_the_images_built_for_its_user(engine, tmp_path):
+    """On a shared server two users' environments may share a name (gpuenv-torch:...): `rm` of one
+    removes the images built for its UID:GID (their USER) and never the other user's."""
+    from gpuenv.environment import remove_images
+    from gpuenv.run.docker import Docker
+
+    repository = engine.unique("rm-images")
+    built = {}
+    for user in ("4321:4321", "1234:1234"):
+        (tmp_path / "Dockerfile").write_text(f"FROM {engine.base_image}\nUSER {user}\nLABEL who={user}\n")
+        tag = engine.track_image(f"{repository}:{user.split(':')[0]}")
+        engine.docker("build", "-q", "-t", tag, str(tmp_path))
+        built[user] = tag
+    removed = remove_images(Docker(engine.client), repository, "4321:4321", built["4321:4321"])
+    assert removed == [built["4321:4321"]]
+    assert engine.docker("image", "inspect", built["1234:1234"], check=False).returncode == 0
+    assert engine.docker("image", "inspect", built["4321:4321"], check=False).returncode != 0

@@ -127,6 +127,7 @@ class Remains:
     project: str
     image: str
     folder: Optional[Path]           # the files folder (None when unknown)
+    user: str = ""                   # "UID:GID" the image was built for (its .env's), "" when unknown
 
     @property
     def repository(self) -> str:
@@ -135,7 +136,8 @@ class Remains:
 
 def remains_of(env: Env) -> Remains:
     files = env.label("files")
-    return Remains(env.project, env.image, Path(files) if files else None)
+    found = remains_in(Path(files)) if files else None
+    return Remains(env.project, env.image, Path(files) if files else None, found.user if found else "")
 
 
 def remains_in(folder: Path) -> Optional[Remains]:
@@ -145,10 +147,11 @@ def remains_in(folder: Path) -> Optional[Remains]:
         text = path.read_text(errors="replace") if path.is_file() else ""
     except OSError:
         return None
-    values = dict(re.findall(r"^(COMPOSE_PROJECT_NAME|GPUENV_IMAGE)=(\S+)$", text, re.M))
-    if "gpuenv" not in text[:200] or len(values) < 2:
+    values = dict(re.findall(r"^(COMPOSE_PROJECT_NAME|GPUENV_IMAGE|GPUENV_UID|GPUENV_GID)=(\S+)$", text, re.M))
+    if "gpuenv" not in text[:200] or "COMPOSE_PROJECT_NAME" not in values or "GPUENV_IMAGE" not in values:
         return None
-    return Remains(values["COMPOSE_PROJECT_NAME"], values["GPUENV_IMAGE"], folder.resolve())
+    user = f"{values['GPUENV_UID']}:{values['GPUENV_GID']}" if "GPUENV_UID" in values and "GPUENV_GID" in values else ""
+    return Remains(values["COMPOSE_PROJECT_NAME"], values["GPUENV_IMAGE"], folder.resolve(), user)
 
 
 def left_behind(name: Optional[str], cwd: Path, state: Path) -> Optional[Remains]:
