@@ -7,10 +7,12 @@
 #   ensure_auth_registry a second local registry on 127.0.0.1:5001 with basic auth (htpasswd)
 #   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests)
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
+#   ensure_node_clients  npm packages of real clients the tests drive (PACKAGE...), into .node/
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
 DEBIAN_MIRROR=${GPUENV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+NODE_CLIENTS="$GPUENV_ROOT/.node"      # npm packages the tests drive; git-ignored
 TEST_BASE_IMAGE=${GPUENV_TEST_BASE_IMAGE:-gpuenv-test/debian:bookworm}
 TEST_REGISTRY=${GPUENV_TEST_REGISTRY:-127.0.0.1:5000}
 AUTH_REGISTRY=${GPUENV_TEST_AUTH_REGISTRY:-127.0.0.1:5001}
@@ -179,4 +181,19 @@ ensure_bootstrapper() {
   command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# ensure_node_clients PACKAGE...: the real clients users run, from npm (Node.js and npm from Debian when
+# missing), installed into $NODE_CLIENTS (git-ignored); packages already there are not fetched again.
+ensure_node_clients() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  local missing=() package
+  for package in "$@"; do
+    [ -f "$NODE_CLIENTS/node_modules/$package/package.json" ] || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && { say "node clients are there: $*"; return; }
+  say "installing ${missing[*]} (npm) into $NODE_CLIENTS"
+  mkdir -p "$NODE_CLIENTS"
+  npm install --prefix "$NODE_CLIENTS" --no-audit --no-fund --loglevel=error "${missing[@]}" >/tmp/gpuenv-npm.log 2>&1 \
+    || die "npm could not install ${missing[*]}" "see /tmp/gpuenv-npm.log"
 }

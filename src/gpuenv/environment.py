@@ -46,37 +46,59 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
             force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
-    no planning; the files come from gpuenv.lock (lock/locked.py)."""
-    from gpuenv.build.base import ensure
+    no planning; the files come from gpuenv.lock (lock/locked.py). `gpuenv generate` uses it too, so
+    the files name the base and plan `up` builds; its `host()` may give (None, None) where no engine
+    answers: then the files are the plan's as made."""
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
 
     if locked:
-        return _written(_render_locked(spec_file, host()[1], out, pin_steps=True), force)
+        report, docker = host()
+        return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
     request, spec = api.request_from_spec(spec_file)
-    if spec.base:
+    if spec.base and host()[1] is not None:
         request = _look_inside(host()[1], request, spec, say)
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan(request, target)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
-    rendered = render(plan, spec, inputs)
     report, docker = host()
-    base = None
-    info = docker.image(rendered.image)
-    if not info:
-        base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
-                      _no_bootstrap(plan, spec), pull, say)
-        if base.how in ("bootstrapped", "remembered"):
-            plan = _on_local_base(request, target, plan, base)
-            rendered = render(plan, spec, inputs)
-            info = docker.image(rendered.image)
-            if not info or base.how == "bootstrapped":
-                say(base.note)            # said when it shapes a build, not on every `up` of a built image
+    inputs = replace(inputs, gpu_mode=_gpu_mode(report))
+    if docker is None:
+        rendered, base, info = render(plan, spec, inputs), None, None
+    else:
+        plan, rendered, base, info = _on_engine(docker, request, target, plan, spec, inputs, pull, say)
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _gpu_mode(report: Any) -> str:
+    """The GPU mode the files follow: the probe's ("" when no probe was made: the plan's request stands)."""
+    return report.mode.name if report is not None else ""
+
+
+def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec: Any, inputs: Any, pull: bool,
+               say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
+    """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
+    there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
+    from gpuenv.build.base import ensure
+    from gpuenv.render import render
+
+    rendered = render(plan, spec, inputs)
+    info = docker.image(rendered.image)
+    if info:
+        return plan, rendered, None, info
+    base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
+                  _no_bootstrap(plan, spec), pull, say)
+    if base.how in ("bootstrapped", "remembered"):
+        plan = _on_local_base(request, target, plan, base)
+        rendered = render(plan, spec, inputs)
+        info = docker.image(rendered.image)
+        if not info or base.how == "bootstrapped":
+            say(base.note)            # said when it shapes a build, not on every `up` of a built image
+    return plan, rendered, base, info
 
 
 def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepared], bool]) -> Optional[Prepared]:
@@ -98,7 +120,8 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
     return None
 
 
-def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool) -> Prepared:
+def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool,
+                   gpu_mode: str = "") -> Prepared:
     """The lock's rendering, not yet written (`written` empty)."""
     from gpuenv.lock import locked
     from gpuenv.lock.lockfile import plan_from_data
@@ -110,6 +133,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
     plan = plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs = replace(inputs, gpu_mode=gpu_mode)
     if pin_steps:
         inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
@@ -275,6 +299,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
         except BaseException:
             _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
             raise
+    _record_ports(prepared, wanted, chosen)
     start = time.monotonic()
     if wait:
         for s in r.services:
@@ -286,6 +311,20 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
     service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
     return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
                    reach(r, service_ports, prepared.private_key))
+
+
+def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]], chosen: list[tuple[str, Any]]) -> None:
+    """When a taken port moved, the written files say the port `up` published (compose.yaml, which
+    devcontainer.json starts), so that compose and the Dev Containers CLI start it where gpuenv did."""
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+
+    got = {(svc, port.wanted): port.got for svc, port in chosen}
+    used = tuple((svc, inside, got.get((svc, want), want)) for svc, inside, want in wanted)
+    if used == tuple(wanted):
+        return                            # prepare wrote the spec's ports: they are the ones used
+    inputs = replace(prepared.rendered.recipe.inputs, published=used)
+    write(render(prepared.plan, prepared.spec, inputs), prepared.folder)
 
 
 def _what(service: str) -> str:

@@ -16,7 +16,7 @@ from typing import Optional
 
 from gpuenv.host.access import RunArgs
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
-from gpuenv.render.recipe import HOME, Recipe, Service
+from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, Recipe, Service
 
 LABEL = "io.gpuenv"
 
@@ -55,7 +55,8 @@ def container_name(r: Recipe, service: str) -> str:
 
 
 def volume_name(r: Recipe) -> str:
-    return f"{r.inputs.project or r.name}-ssh-host-keys"
+    """sshd's host-key volume: the name compose.yaml gives it too (Recipe.volumes)."""
+    return r.volumes()[SSH_HOST_KEYS]
 
 
 def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
@@ -70,9 +71,10 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     args += ["--volume", f"{_workspace(r, host)}:{r.workspace_mount}", "--workdir", r.workspace_mount]
     if run_ca(r) and not host.remote:     # --mount: a bundle gone from the host is an error, not an empty folder
         args += ["--mount", f"type=bind,source={r.inputs.ca_bundle},target={CA_IN_CONTAINER},readonly"]
+    args += ["--volume", f"{r.volumes()[HOME]}:{HOME}"]         # HOME outlives the container
     if s.name == "ssh":
         args += ["--volume", f"{_path(host.files, r.inputs.ssh_key)}:/etc/gpuenv/authorized_keys:ro",
-                 "--volume", f"{volume_name(r)}:{HOME}/.ssh-host"]
+                 "--volume", f"{volume_name(r)}:{SSH_HOST_KEYS}"]
     for key, value in _environment(r, host, s):
         args += ["--env", f"{key}={value}"]
     args += list(host.gpu.flags)
