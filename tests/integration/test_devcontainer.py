@@ -57,12 +57,13 @@ def compose(folder: Path, env: dict, *args: str, timeout: int = 600) -> subproce
     return run([found, *args], folder, env, timeout)
 
 
-def devcontainer(folder: Path, env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def devcontainer(folder: Path, env: dict, verb: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """`devcontainer VERB --workspace-folder FOLDER ... ARGS` (the CLI's options before a command's words)."""
     cli = NODE_CLIENTS / "node_modules" / ".bin" / "devcontainer"
     assert cli.is_file(), f"no {cli}: scripts/test installs @devcontainers/cli (ensure_node_clients)"
-    return run([str(cli), *args, "--workspace-folder", str(folder), "--docker-path", "/usr/bin/docker",
-                "--docker-compose-path", shutil.which("docker-compose", path=CLIENT_PATH) or "docker-compose"],
-               folder, env, timeout)
+    compose_cli = shutil.which("docker-compose", path=CLIENT_PATH) or "docker-compose"
+    return run([str(cli), verb, "--workspace-folder", str(folder), "--docker-path", "/usr/bin/docker",
+                "--docker-compose-path", compose_cli, *args], folder, env, timeout)
 
 
 def settings(folder: Path) -> dict[str, str]:
@@ -239,7 +240,7 @@ def test_devcontainer_up_and_exec_run_as_the_user_in_the_writable_workspace_with
         probe = devcontainer(folder, env_home, "exec", "sh", "-c",
                              'id -u; id -g; pwd; touch made-in-devcontainer; echo "$HOME"')
         assert probe.returncode == 0, probe.stderr[-2000:]
-        uid, gid, cwd, home = probe.stdout.split()[-4:]
+        uid, gid, cwd, home = probe.stdout.split()
         assert (int(uid), int(gid), cwd, home) == (UID, UID, "/workspace", "/home/gpuenv")
         made = folder / "made-in-devcontainer"
         assert made.is_file() and (made.stat().st_uid, made.stat().st_gid) == (UID, UID)

@@ -22,7 +22,8 @@ from gpuenv.errors import BadInput
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
               help="Write the files into this folder (default: the spec's folder).")
 @click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
-@click.option("--pull", is_flag=True, help="Try the registry for the base again, even when gpuenv built one here before.")
+@click.option("--pull", is_flag=True,
+              help="Try the registry for the base again, even when gpuenv built one here before.")
 @global_options
 @click.pass_obj
 def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], force: bool, pull: bool,

@@ -44,8 +44,8 @@ def _header(r: Recipe) -> str:
         "# The Dev Containers CLI runs that script itself (devcontainer.json's initializeCommand).",
     ]
     if r.gpu and not r.gpu_request:
-        lines.append("# No GPU reaches containers on the host this was written for (`gpuenv doctor`: GPU mode none), so")
-        lines.append("# no GPU is requested; `gpuenv generate` on a host with the NVIDIA Container Toolkit writes the request.")
+        lines += ["# No GPU reaches containers on the host this was written for (`gpuenv doctor`: GPU mode none),",
+                  "# so no GPU is requested; `gpuenv generate` on a host with the NVIDIA Container Toolkit asks."]
     return "\n".join(lines + [""])
 
 
