@@ -42,7 +42,7 @@ class Prepared:
         return self.rendered.image
 
 
-def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
+def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], say: Say, out: Optional[Path] = None,
             force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
@@ -57,8 +57,9 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, o
         report, docker = host()
         return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
     request, spec = api.request_from_spec(spec_file)
-    if spec.base and host()[1] is not None:
-        request = _look_inside(host()[1], request, spec, say)
+    engine = host()[1] if spec.base else None
+    if engine is not None:
+        request = _look_inside(engine, request, spec, say)
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan(request, target)

@@ -341,3 +341,23 @@ def test_the_image_has_what_vscode_remote_ssh_installs_its_server_with(built, mo
                                  "for t in bash tar curl ps; do command -v $t >/dev/null || echo missing $t; done; "
                                  "ldconfig -p | grep -q 'libstdc++.so.6' || echo missing libstdc++")
     assert check.returncode == 0 and check.stdout.decode().strip() == "", check.stdout.decode()
+
+
+def test_devcontainer_up_builds_a_missing_image_through_its_initialize_command(built, env_home, module_engine):
+    """On a host where nothing is built yet, `devcontainer up` alone works: initializeCommand runs the
+    folder's build script (the CA bundle as a BuildKit secret), which tags the image gpuenv's tag, and
+    the container runs it. (Last in the module: it removes the image the others use.)"""
+    folder, image = built["folder"], built["image"]
+    module_engine.docker("image", "rm", image)
+    try:
+        up = devcontainer(folder, env_home, "up", timeout=2400)
+        assert up.returncode == 0, (up.stdout[-3000:], up.stderr[-3000:])
+        assert f"building {image}" in up.stdout + up.stderr
+        outcome = json.loads(up.stdout.strip().splitlines()[-1])
+        started = module_engine.docker("inspect", "--format", "{{.Image}}", outcome["containerId"]).stdout.decode()
+        assert started.strip() == image_id(module_engine, image)
+        labels = json.loads(module_engine.docker("image", "inspect", "--format", "{{json .Config.Labels}}",
+                                                 image).stdout)
+        assert labels["org.opencontainers.image.title"] == built["name"]
+    finally:
+        remove_devcontainer(module_engine, folder)
