@@ -43,12 +43,12 @@ class Prepared:
 
 
 def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], say: Say, out: Optional[Path] = None,
-            force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
+            force: bool = False, pull: bool = False, locked: bool = False, files_only: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
     no planning; the files come from gpuenv.lock (lock/locked.py). `gpuenv generate` uses it too, so
     the files name the base and plan `up` builds; its `host()` may give (None, None) where no engine
-    answers: then the files are the plan's as made."""
+    answers, and `files_only` writes the plan's files when no base can be had here (both said)."""
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import write
@@ -57,22 +57,39 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
         report, docker = host()
         return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
     request, spec = api.request_from_spec(spec_file)
-    engine = host()[1] if spec.base else None
-    if engine is not None:
-        request = _look_inside(engine, request, spec, say)
+    request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan(request, target)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     report, docker = host()
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
-    if docker is None:
-        rendered, base, info = render(plan, spec, inputs), None, None
-    else:
-        plan, rendered, base, info = _on_engine(docker, request, target, plan, spec, inputs, pull, say)
+    planned = (plan, render(plan, spec, inputs), None, None)
+    if docker is not None:
+        planned = _tolerated(files_only, say, planned,
+                             lambda: _on_engine(docker, request, target, plan, spec, inputs, pull, say))
+    plan, rendered, base, info = planned
     folder.mkdir(parents=True, exist_ok=True)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _base_facts(host: Callable[[], tuple[Any, Optional[Docker]]], request: Any, spec: Any, say: Say) -> Any:
+    """The request with what the spec's own base holds, when it names one and an engine answers."""
+    docker = host()[1] if spec.base else None
+    return _look_inside(docker, request, spec, say) if docker is not None else request
+
+
+def _tolerated(files_only: bool, say: Say, fallback: Any, attempt: Callable[[], Any]) -> Any:
+    """`attempt()`; for `gpuenv generate` (`files_only`), a base that cannot be had here is said, and the
+    files are the plan's as made (`fallback`), for a host that has it."""
+    try:
+        return attempt()
+    except GpuenvError as exc:
+        if not files_only:
+            raise
+        say(f"{exc.message}: the files name the planned base, for a host that has it")
+        return fallback
 
 
 def _gpu_mode(report: Any) -> str:

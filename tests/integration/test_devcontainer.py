@@ -203,6 +203,7 @@ def test_a_moved_port_is_written_where_compose_starts_it(built, env_home):
     folder = built["folder"]
     spec_port = int(compose_ports(folder, "jupyter")[0].split(":")[1])
     holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # the last test's connections may linger
     holder.bind(("127.0.0.1", spec_port))
     holder.listen(1)
     try:
@@ -361,3 +362,16 @@ def test_devcontainer_up_builds_a_missing_image_through_its_initialize_command(b
         assert labels["org.opencontainers.image.title"] == built["name"]
     finally:
         remove_devcontainer(module_engine, folder)
+
+
+def test_generate_still_writes_the_files_when_no_base_can_be_had_here(env_home, tmp_path):
+    """mxnet-cu90 needs the system CUDA of an nvidia/cuda image: no registry here, and no base built from
+    the apt mirror can stand in. `up` refuses; `generate` writes the plan's files, for a host that has
+    the base, and says why (exit 0)."""
+    folder = tmp_path / "mx"
+    folder.mkdir()
+    shutil.copy(ROOT / "examples" / "mxnet-cu90" / "gpuenv.toml", folder / "gpuenv.toml")
+    done = gpuenv("generate", cwd=folder, env=env_home, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "FROM nvidia/cuda:9.0-runtime-ubuntu16.04 AS system" in (folder / "Dockerfile").read_text()
+    assert "cannot be pulled" in done.stderr and "the files name the planned base" in done.stderr

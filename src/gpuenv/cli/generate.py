@@ -45,7 +45,7 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     say = _say(renderer)
     if out is not None and out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
-    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out, force, pull)
+    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out, force, pull, files_only=True)
     data = describe(prepared.rendered, list(prepared.written), prepared.private_key, prepared.folder)
     return Result(data, lambda console: _show(console, data))
 
