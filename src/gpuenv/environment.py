@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gpuenv import api
-from gpuenv.errors import GpuenvError, ImpossibleRequest
+from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
 from gpuenv.run.docker import Docker
 
 Say = Callable[[str], None]
@@ -86,7 +86,7 @@ def _tolerated(files_only: bool, say: Say, fallback: Any, attempt: Callable[[], 
     try:
         return attempt()
     except GpuenvError as exc:
-        if not files_only:
+        if not files_only or isinstance(exc, (BadInput, ImpossibleRequest)):
             raise
         say(f"{exc.message}: the files name the planned base, for a host that has it")
         return fallback
