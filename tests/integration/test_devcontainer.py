@@ -10,12 +10,14 @@ build script (no gpuenv: the CA as a BuildKit secret), which `gpuenv build` then
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -166,9 +168,31 @@ def built(generated, env_home) -> dict:
     initializeCommand run it): BuildKit, the CA bundle .env names as a secret; no gpuenv."""
     assert generated["run"].returncode == 0, generated["run"].stderr[-3000:]
     folder = generated["folder"]
+    Path(env_home["HOME"], ".netrc").write_text(f"machine index.example.invalid login me password {NETRC_SECRET}\n")
     done = run(["sh", str(folder / ".devcontainer" / "build-image.sh")], folder, env_home, timeout=2400)
     assert done.returncode == 0, done.stderr[-4000:]
     return generated
+
+
+NETRC_SECRET = "netrc-password-of-the-build-script-test"
+
+
+def layer_hits(engine, image: str, wanted: dict[str, bytes]) -> list[str]:
+    """Which of `wanted` appear in a file of any layer of `image`, its config or its history."""
+    save = subprocess.Popen([engine.client, "save", image], stdout=subprocess.PIPE)
+    hits = []
+    with tarfile.open(fileobj=save.stdout, mode="r|") as outer:       # streamed: one layer at a time
+        for member in outer:
+            data = outer.extractfile(member).read() if member.isfile() else b""
+            files = tarfile.open(fileobj=io.BytesIO(data)) if member.name.endswith("layer.tar") else None
+            for inner in (files or ()):
+                content = files.extractfile(inner).read() if inner.isfile() else b""
+                hits += [f"{member.name}:{inner.name}: {what}" for what, text in wanted.items() if text in content]
+            if files is None:
+                hits += [f"{member.name}: {what}" for what, text in wanted.items() if text in data]
+    assert save.wait(timeout=900) == 0
+    history = engine.docker("history", "--no-trunc", image).stdout
+    return hits + [f"history: {what}" for what, text in wanted.items() if text in history]
 
 
 # --- 1. generate writes what up builds ------------------------------------------------------------------
@@ -222,6 +246,23 @@ def test_a_moved_port_is_written_where_compose_starts_it(built, env_home):
         gpuenv("down", cwd=folder, env=env_home, timeout=300)
     again = gpuenv("generate", cwd=folder, env=env_home)          # the spec's port again, once it is free
     assert again.returncode == 0 and compose_ports(folder, "jupyter") == [f"127.0.0.1:{spec_port}:8888"]
+
+
+def test_the_build_script_leaves_no_ca_token_or_netrc_in_any_layer(built, module_engine):
+    """The script gives the CA bundle and ~/.netrc to the build as BuildKit secrets: neither, nor the
+    Jupyter token, is in a layer, the image config or its history (a file known to be there is found)."""
+    from gpuenv.host import network
+
+    wanted = {"netrc password": NETRC_SECRET.encode(),
+              "Jupyter token": settings(built["folder"])["JUPYTER_TOKEN"].encode(),
+              "control": b"Jupyter never starts open"}        # in /etc/jupyter/jupyter_server_config.py
+    for path in network.extra_cas():                          # the TLS-inspecting proxy's CA, when there is one
+        body = [line for line in Path(path).read_text().splitlines() if line and not line.startswith("-----")]
+        if len(body) > 3:
+            wanted[f"CA {path}"] = body[len(body) // 2].encode()
+    hits = layer_hits(module_engine, built["image"], wanted)
+    assert any(hit.endswith(": control") for hit in hits), "the scan did not see a file known to be in a layer"
+    assert [hit for hit in hits if not hit.endswith(": control")] == []
 
 
 # --- 2. the Dev Containers CLI --------------------------------------------------------------------------
