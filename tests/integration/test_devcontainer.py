@@ -311,8 +311,10 @@ def test_a_gpu_environment_written_on_a_host_without_gpu_starts_with_compose_and
     folder.mkdir()
     (folder / "gpuenv.toml").write_text(TORCH.format(name=built["name"] + "-gpu", port=free_port()))
     os.chown(folder, UID, UID)
-    done = gpuenv("generate", cwd=folder, env=env_home)
+    done = gpuenv("generate", "--json", cwd=folder, env=env_home)
     assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout)
+    assert (said["gpu_mode"], said["gpu_requested"]) == ("none", False), said
     service = yaml.safe_load((folder / "compose.yaml").read_text())["services"]["jupyter"]
     assert "deploy" not in service and "runtime" not in service
     assert json.loads((folder / ".devcontainer" / "devcontainer.json").read_text())["hostRequirements"] == {

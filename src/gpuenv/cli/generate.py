@@ -79,6 +79,7 @@ def describe(rendered: Any, written: list[str], private_key: Optional[str], out:
 
     r = rendered.recipe
     return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
+            "gpu_mode": r.inputs.gpu_mode or None, "gpu_requested": r.gpu_request,
             "services": [s.name for s in r.services], "access": reach(r, spec_ports(r), private_key)}
 
 
