@@ -9,10 +9,12 @@
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
 #   ensure_npm_packages DIR PKG...  npm packages installed into DIR (git-ignored), once per package list
 #   ensure_hydrogen_client          Hydrogen's client library (tests/integration/clients/hydrogen.js runs it)
+#   ensure_node_clients PKG...    real clients the tests drive (the Dev Containers CLI), into .node/
 
 GPUENV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE_DIR=${GPUENV_STATE_DIR:-/var/lib/gpuenv-test}
 DEBIAN_MIRROR=${GPUENV_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+NODE_CLIENTS="$GPUENV_ROOT/.node"      # npm packages the tests drive; git-ignored
 TEST_BASE_IMAGE=${GPUENV_TEST_BASE_IMAGE:-gpuenv-test/debian:bookworm}
 TEST_REGISTRY=${GPUENV_TEST_REGISTRY:-127.0.0.1:5000}
 AUTH_REGISTRY=${GPUENV_TEST_AUTH_REGISTRY:-127.0.0.1:5001}
@@ -205,4 +207,9 @@ ensure_npm_packages() {
 HYDROGEN_CLIENT_DIR="$GPUENV_ROOT/.cache/npm/hydrogen"
 ensure_hydrogen_client() {
   ensure_npm_packages "$HYDROGEN_CLIENT_DIR" @jupyterlab/services@0.52.0 ws@7 xmlhttprequest@1.8.0
+}
+
+# ensure_node_clients PACKAGE...: the real clients users run, from npm, in $NODE_CLIENTS (git-ignored).
+ensure_node_clients() {
+  ensure_npm_packages "$NODE_CLIENTS" "$@"
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from gpuenv import api
-from gpuenv.errors import GpuenvError, ImpossibleRequest
+from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
 from gpuenv.run.docker import Docker
 
 Say = Callable[[str], None]
@@ -43,42 +43,82 @@ class Prepared:
         return self.rendered.image
 
 
-def prepare(spec_file: Path, host: Callable[[], tuple[Any, Docker]], say: Say, out: Optional[Path] = None,
-            force: bool = False, pull: bool = False, locked: bool = False) -> Prepared:
+def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], say: Say, out: Optional[Path] = None,
+            force: bool = False, pull: bool = False, locked: bool = False, files_only: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
-    no planning; the files come from gpuenv.lock (lock/locked.py)."""
-    from gpuenv.build.base import ensure
+    no planning; the files come from gpuenv.lock (lock/locked.py). `gpuenv generate` uses it too, so
+    the files name the base and plan `up` builds; its `host()` may give (None, None) where no engine
+    answers, and `files_only` writes the plan's files when no base can be had here (both said)."""
     from gpuenv.host.probe import driver_for_planning
     from gpuenv.render import render
     from gpuenv.render.write import check_writable, write
 
     check_writable((out or spec_file.parent).resolve())
     if locked:
-        return _written(_render_locked(spec_file, host()[1], out, pin_steps=True), force)
+        report, docker = host()
+        return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
     request, spec = api.request_from_spec(spec_file)
-    if spec.base:
-        request = _look_inside(host()[1], request, spec, say)
+    request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan(request, target)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
-    rendered = render(plan, spec, inputs)
     report, docker = host()
-    base = None
-    info = docker.image(rendered.image)
-    if not info:
-        base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
-                      _no_bootstrap(plan, spec), pull, say)
-        if base.how in ("bootstrapped", "remembered"):
-            plan = _on_local_base(request, target, plan, base)
-            rendered = render(plan, spec, inputs)
-            info = docker.image(rendered.image)
-            if not info or base.how == "bootstrapped":
-                say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
-                                                     # image; the detail is the terminal's, not the plan's
+    inputs = replace(inputs, gpu_mode=_gpu_mode(report))
+    planned = (plan, render(plan, spec, inputs), None, None)
+    if docker is not None:
+        planned = _tolerated(files_only, say, planned,
+                             lambda: _on_engine(docker, request, target, plan, spec, inputs, pull, say))
+    plan, rendered, base, info = planned
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _base_facts(host: Callable[[], tuple[Any, Optional[Docker]]], request: Any, spec: Any, say: Say) -> Any:
+    """The request with what the spec's own base holds, when it names one and an engine answers."""
+    docker = host()[1] if spec.base else None
+    return _look_inside(docker, request, spec, say) if docker is not None else request
+
+
+def _tolerated(files_only: bool, say: Say, fallback: Any, attempt: Callable[[], Any]) -> Any:
+    """`attempt()`; for `gpuenv generate` (`files_only`), a base that cannot be had here is said, and the
+    files are the plan's as made (`fallback`), for a host that has it."""
+    try:
+        return attempt()
+    except GpuenvError as exc:
+        if not files_only or isinstance(exc, (BadInput, ImpossibleRequest)):
+            raise
+        say(f"{exc.message}: the files name the planned base, for a host that has it")
+        return fallback
+
+
+def _gpu_mode(report: Any) -> str:
+    """The GPU mode the files follow: the probe's ("" when no probe was made: the plan's request stands)."""
+    return report.mode.name if report is not None else ""
+
+
+def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec: Any, inputs: Any, pull: bool,
+               say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
+    """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
+    there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
+    from gpuenv.build.base import ensure
+    from gpuenv.render import render
+
+    rendered = render(plan, spec, inputs)
+    info = docker.image(rendered.image)
+    if info:
+        return plan, rendered, None, info
+    base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
+                  _no_bootstrap(plan, spec), pull, say)
+    if base.how in ("bootstrapped", "remembered"):
+        plan = _on_local_base(request, target, plan, base)
+        rendered = render(plan, spec, inputs)
+        info = docker.image(rendered.image)
+        if not info or base.how == "bootstrapped":
+            say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
+                                                 # image; the detail is the terminal's, not the plan's
+    return plan, rendered, base, info
 
 
 def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepared], bool]) -> Optional[Prepared]:
@@ -100,7 +140,8 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
     return None
 
 
-def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool) -> Prepared:
+def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool,
+                   gpu_mode: str = "") -> Prepared:
     """The lock's rendering, not yet written (`written` empty)."""
     from gpuenv.lock import locked
     from gpuenv.lock.lockfile import plan_from_data
@@ -112,6 +153,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
     plan = plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs = replace(inputs, gpu_mode=gpu_mode)
     if pin_steps:
         inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
@@ -312,6 +354,7 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
         except BaseException:
             _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
             raise
+    _record_ports(prepared, wanted, chosen)
     start = time.monotonic()
     if wait:
         _wait_all(docker, r, chosen, [] if reused else [p.name for p in plans], say)
@@ -363,19 +406,34 @@ def _stop(docker: Docker, names: list[str], say: Say) -> None:
 
 
 def _repair_volumes(docker: Docker, r: Any, image: str, say: Say) -> None:
-    """The ssh host keys volume of a container that ran as another UID (workspace.user changed) is
-    given to this one's user, as root in a one-off container of the environment's image."""
-    from gpuenv.render.recipe import HOME
-    from gpuenv.run.container import volume_name
-
-    if not any(s.name == "ssh" for s in r.services) or not docker.inspect("volume", volume_name(r)):
-        return
+    """The named volumes (HOME, sshd's host keys) of containers that ran as another UID (workspace.user
+    changed) are given to this one's user, as root in a one-off container of the environment's image;
+    a volume already this user's is left as it is (HOME may be large)."""
     owner = f"{r.inputs.uid}:{r.inputs.gid}"
-    done = docker.run("run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "chown",
-                      "--volume", f"{volume_name(r)}:{HOME}/.ssh-host", image, "-R", owner, f"{HOME}/.ssh-host",
-                      check=False, timeout=120)
+    there = [(mount, name) for mount, name in r.volumes().items() if docker.inspect("volume", name)]
+    if not there:
+        return
+    mounts = [w for mount, name in there for w in ("--volume", f"{name}:{mount}")]
+    script = 'o=$1; shift; for d; do [ "$(stat -c %u:%g "$d")" = "$o" ] || chown -R "$o" "$d" || exit 1; done'
+    done = docker.run("run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "sh", *mounts, image,
+                      "-c", script, "sh", owner, *(mount for mount, _ in there), check=False, timeout=300)
     if done.returncode != 0:
-        say(f"could not give the volume {volume_name(r)} to {owner}: {(done.stderr or done.stdout).strip()[-300:]}")
+        names = ", ".join(name for _, name in there)
+        say(f"could not give the volumes {names} to {owner}: {(done.stderr or done.stdout).strip()[-300:]}")
+
+
+def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]], chosen: list[tuple[str, Any]]) -> None:
+    """When a taken port moved, the written files say the port `up` published (compose.yaml, which
+    devcontainer.json starts), so that compose and the Dev Containers CLI start it where gpuenv did."""
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+
+    got = {(svc, port.wanted): port.got for svc, port in chosen}
+    used = tuple((svc, inside, got.get((svc, want), want)) for svc, inside, want in wanted)
+    if used == tuple(wanted):
+        return                            # prepare wrote the spec's ports: they are the ones used
+    inputs = replace(prepared.rendered.recipe.inputs, published=used)
+    write(render(prepared.plan, prepared.spec, inputs), prepared.folder)
 
 
 def _what(service: str) -> str:
@@ -453,9 +511,10 @@ def rm(docker: Docker, env: Any, remains: Any, state: Path) -> list[str]:
 
 
 def _remove_volumes(docker: Docker, project: str, gone: list[str]) -> list[str]:
-    """The ssh host keys volume as gpuenv names it (PROJECT-...) and as compose does (PROJECT_...)."""
-    volumes = [v for v in (f"{project}-ssh-host-keys", f"{project}_ssh-host-keys")
-               if v not in gone and docker.inspect("volume", v)]
+    """HOME and the ssh host keys volumes as gpuenv and compose.yaml name them (PROJECT-...), and as compose
+    named them before compose.yaml gave the name (PROJECT_...)."""
+    names = [f"{project}{sep}{volume}" for volume in ("home", "ssh-host-keys") for sep in ("-", "_")]
+    volumes = [v for v in names if v not in gone and docker.inspect("volume", v)]
     if volumes:
         docker.run("volume", "rm", "-f", *volumes)
     return volumes

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from gpuenv.cli.main import global_options
-from gpuenv.cli.output import Result
+from gpuenv.cli.output import Renderer, Result
+from gpuenv.errors import BadInput
 
 
 @click.command()
@@ -21,8 +22,12 @@ from gpuenv.cli.output import Result
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
               help="Write the files into this folder (default: the spec's folder).")
 @click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
+@click.option("--pull", is_flag=True,
+              help="Try the registry for the base again, even when gpuenv built one here before.")
 @global_options
-def generate(file: Optional[Path], out: Optional[Path], force: bool, **_: Any) -> Result:
+@click.pass_obj
+def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], force: bool, pull: bool,
+             **_: Any) -> Result:
     """Write Dockerfile, compose.yaml, .env and .devcontainer/ for a gpuenv.toml.
 
     \b
@@ -30,13 +35,43 @@ def generate(file: Optional[Path], out: Optional[Path], force: bool, **_: Any) -
     gpuenv generate -f examples/torch --out /tmp/torch-env
     The files work without gpuenv: docker compose up -d (or docker-compose up -d).
     Tokens go to .env (mode 600, added to .gitignore) and are kept when you generate again.
+    With a Docker engine here, the files are those `gpuenv up` runs: the base this engine has, pulls or
+    builds (no registry: built from the apt mirror, remembered), and the GPU request of this host's mode.
     """
-    from gpuenv import api
+    from gpuenv import environment
+    from gpuenv.cli.up import _say
     from gpuenv.spec import spec_path
 
-    rendered, written, private_key = api.generate(spec_path(file), out, force)
-    data = describe(rendered, written, private_key, (out or spec_path(file).parent).resolve())
+    say = _say(renderer)
+    if out is not None and out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
+    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out, force, pull, files_only=True)
+    data = describe(prepared.rendered, list(prepared.written), prepared.private_key, prepared.folder)
     return Result(data, lambda console: _show(console, data))
+
+
+def _engine_if_any(say: Any) -> Any:
+    """The host probe and the engine, asked once; (None, None) where no engine answers (the files are
+    then the plan's as made, for a host where it does)."""
+    found: list[tuple[Any, Any]] = []
+
+    def host() -> tuple[Any, Any]:
+        if not found:
+            found.append(_probe(say))
+        return found[0]
+    return host
+
+
+def _probe(say: Any) -> tuple[Any, Any]:
+    from gpuenv.cli.up import engine
+    from gpuenv.errors import EngineError
+
+    try:
+        return engine()
+    except EngineError as exc:
+        say(f"no Docker engine answers here ({exc.message}): the files name the planned base and the plan's "
+            "GPU request; `gpuenv generate` where the environment runs writes what `gpuenv up` builds there")
+        return None, None
 
 
 def describe(rendered: Any, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
@@ -44,6 +79,7 @@ def describe(rendered: Any, written: list[str], private_key: Optional[str], out:
 
     r = rendered.recipe
     return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
+            "gpu_mode": r.inputs.gpu_mode or None, "gpu_requested": r.gpu_request,
             "services": [s.name for s in r.services], "access": reach(r, spec_ports(r), private_key)}
 
 

@@ -4,7 +4,7 @@
     dockerfile.py    the Dockerfile            compose.py     compose.yaml
     envfile.py       .env, .dockerignore       devcontainer.py .devcontainer/devcontainer.json
     files/           support files copied as they are (Jupyter, kernel gateway and sshd settings,
-                     the health check, the Python build script)
+                     the health check, the Python build script; and build-image.sh, the build without gpuenv)
     write.py         the only I/O: writes a Rendered folder, all or nothing
 
 `render` is pure: the same plan, spec and inputs give the same bytes (golden tests rely on it).
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from gpuenv.render.compose import BUILD_SCRIPT
 from gpuenv.render.dockerfile import locked_file
 from gpuenv.render.recipe import SUPPORT, Inputs, Recipe, recipe
 
@@ -60,11 +61,18 @@ def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
         context.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
     context += [File(locked_file(step), text) for step, text in inputs.locked]
     files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
-             context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), *context[2:]]
+             context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), _build_script(), *context[2:]]
     return Rendered(r, tuple(files))
 
 
-_STARTS_IT = frozenset({"compose.yaml", ".env", ".devcontainer/devcontainer.json"})
+_STARTS_IT = frozenset({"compose.yaml", ".env", ".devcontainer/devcontainer.json", BUILD_SCRIPT})
+
+
+def _build_script() -> File:
+    """The image's build without gpuenv (compose.py's header, devcontainer.json's initializeCommand); not
+    in the content tag: it starts no layer."""
+    text = (resources.files("gpuenv.render") / "files" / "build-image.sh").read_text()
+    return File(BUILD_SCRIPT, text, 0o755)
 
 
 def image_tag(r: Recipe, context: list[File]) -> str:

@@ -23,6 +23,7 @@ from gpuenv.resolve.versions import minor_key
 HOME = "/home/gpuenv"          # the environment's user is always called gpuenv; its UID/GID are the host user's
 USER = "gpuenv"
 SUPPORT = ".gpuenv"            # support files next to the Dockerfile (build context)
+SSH_HOST_KEYS = f"{HOME}/.ssh-host"   # sshd's host keys, made at its first start (never in the image)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Inputs:
     # `--locked` (gpuenv.lock): each pip step's requirements file (step id, text), and FROM pinned by digest
     locked: tuple[tuple[str, str], ...] = ()
     base_ref: str = ""
+    # what only a host knows about running it: the GPU mode doctor finds there ("" = not probed: the plan's
+    # GPU request is written), and the host ports `gpuenv up` published ((service, container port, host
+    # port); "*" for access.ports), written in place of the spec's when a taken port moved
+    gpu_mode: str = ""
+    published: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,27 @@ class Recipe:
     @property
     def main(self) -> Service:
         return self.services[0]
+
+    @property
+    def project(self) -> str:
+        """The compose project: containers, volumes and the ssh alias are named after it (unique per
+        user and folder)."""
+        return self.inputs.project or self.name
+
+    @property
+    def gpu_request(self) -> bool:
+        """Whether the files ask the engine for a GPU: the plan needs one and the host is not known to
+        have none (GPU mode `none`: such a request fails with `could not select device driver`)."""
+        return self.gpu and self.inputs.gpu_mode != "none"
+
+    def volumes(self) -> dict[str, str]:
+        """The named volumes of every container, by mount point, the same for `gpuenv up`, compose and the
+        Dev Containers CLI: HOME (shell history, ~/.vscode-server, ~/.ssh/known_hosts survive a
+        re-created container) and sshd's host keys (the same key however it was started)."""
+        found = {HOME: f"{self.project}-home"}
+        if any(s.name == "ssh" for s in self.services):
+            found[SSH_HOST_KEYS] = f"{self.project}-ssh-host-keys"
+        return found
 
 
 def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
@@ -184,8 +211,14 @@ def _system_apt(python: Python, spec: Any, downloads: bool) -> tuple[str, ...]:
     if python.method == "apt":
         packages += ["python3", "python3-pip"] if python.command == "python3" else ["python", "python-pip"]
     if spec.access.ssh is not None:
-        packages.append("openssh-server")
+        packages += ["openssh-server", *REMOTE_SSH_TOOLS]
     return tuple(packages)
+
+
+# What VS Code's Remote-SSH (and other IDEs' remote helpers) need to install their server over ssh: a
+# downloader (curl), tar, ps (procps: the install script checks for a running server) and libstdc++
+# (the server is a Node.js binary). tar, bash and coreutils are essential in every Debian/Ubuntu base.
+REMOTE_SSH_TOOLS = ("curl", "procps", "libstdc++6")
 
 
 def _tools(spec: Any) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from gpuenv.errors import BadInput
 from gpuenv.host.access import RunArgs
 from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
-from gpuenv.render.recipe import HOME, Recipe, Service
+from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, Recipe, Service
 from gpuenv.run import workspace
 from gpuenv.run.docker import Docker
 
@@ -70,7 +70,8 @@ def container_name(r: Recipe, service: str) -> str:
 
 
 def volume_name(r: Recipe) -> str:
-    return f"{r.inputs.project or r.name}-ssh-host-keys"
+    """sshd's host-key volume: the name compose.yaml gives it too (Recipe.volumes)."""
+    return r.volumes()[SSH_HOST_KEYS]
 
 
 def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
@@ -85,9 +86,10 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     args += ["--volume", f"{_workspace(r, host)}:{r.workspace_mount}", "--workdir", r.workspace_mount]
     if run_ca(r) and not host.remote:     # --mount: a bundle gone from the host is an error, not an empty folder
         args += ["--mount", f"type=bind,source={r.inputs.ca_bundle},target={CA_IN_CONTAINER},readonly"]
+    args += ["--volume", f"{r.volumes()[HOME]}:{HOME}"]         # HOME outlives the container
     if s.name == "ssh":
         args += ["--volume", f"{_path(host.files, r.inputs.ssh_key)}:/etc/gpuenv/authorized_keys:ro",
-                 "--volume", f"{volume_name(r)}:{HOME}/.ssh-host"]
+                 "--volume", f"{volume_name(r)}:{SSH_HOST_KEYS}"]
     environment, at = tuple(_environment(r, host, s)), len(args)
     args += list(host.gpu.flags)
     if s.health and not main:

@@ -23,7 +23,7 @@ def reach(r: Any, ports: dict[str, int], private_key: Optional[str]) -> dict[str
         access["hydrogen_gateways"] = [{"name": f"{r.name} (gpuenv)", "options": {
             "baseUrl": f"http://{host}:{ports['gateway']}", "token": tokens["GPUENV_GATEWAY_TOKEN"]}}]
     if spec.access.ssh and "ssh" in ports:
-        access.update(_ssh(r.name, host, ports["ssh"], private_key))
+        access.update(_ssh(r.project, host, ports["ssh"], private_key))
     return access
 
 
@@ -31,7 +31,10 @@ def spec_ports(r: Any) -> dict[str, int]:
     return {s.name: s.host_port for s in r.services if s.host_port}
 
 
-def _ssh(name: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
+def _ssh(project: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
+    """The alias is the project's (NAME-USER-FOLDERHASH): two folders whose environments share a name get
+    two entries, and the host key it remembers is the one kept in the environment's volume."""
+    name = project
     identity = f" -i {private_key}" if private_key else ""
     entry = [f"Host gpuenv-{name}", f"    HostName {host.strip('[]')}", f"    Port {port}", "    User gpuenv"]
     if private_key:

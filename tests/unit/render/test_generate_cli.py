@@ -4,6 +4,7 @@ as they show in the files."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 
 from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.render import render
+from gpuenv.render.compose import BUILDER
 from gpuenv.render.recipe import Inputs
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -21,8 +23,11 @@ TOKENS = {"JUPYTER_TOKEN": "t" * 48, "GPUENV_GATEWAY_TOKEN": "g" * 48}
 
 
 def gpuenv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """No engine answers (a dead DOCKER_HOST): the files are the plan's as made, on every machine alike
+    (with an engine, generate writes what `up` builds there: tests/integration/test_devcontainer.py)."""
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/gpuenv-test-no-engine.sock"}
     return subprocess.run([sys.executable, "-m", "gpuenv", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=env)
 
 
 def spec_folder(tmp_path: Path, text: str) -> Path:
@@ -104,14 +109,15 @@ def test_a_password_reaches_compose_escaped_and_no_token_is_written(tmp_path):
 
 @pytest.mark.parametrize("table, check", [
     ('[run]\ncompose_gpu = "runtime"\n',
-     lambda s: s["runtime"] == "nvidia" and s["environment"]["NVIDIA_VISIBLE_DEVICES"] == "all" and "deploy" not in s),
+     lambda s, b: s["runtime"] == "nvidia" and s["environment"]["NVIDIA_VISIBLE_DEVICES"] == "all"
+     and "deploy" not in s),
     ('[gpu]\ndevices = [0, 2]\n', None),
-    ('[run]\nipc = "host"\n', lambda s: s["ipc"] == "host" and "shm_size" not in s),
+    ('[run]\nipc = "host"\n', lambda s, b: s["ipc"] == "host" and "shm_size" not in s),
     ('[access]\nbind = "0.0.0.0"\nports = ["16006:6006"]\n[access.jupyter]\n',
-     lambda s: s["ports"] == ["0.0.0.0:8888:8888", "0.0.0.0:16006:6006"]),
+     lambda s, b: s["ports"] == ["0.0.0.0:8888:8888", "0.0.0.0:16006:6006"]),
     ('[network]\nhttps_proxy = "http://proxy.corp:3128"\nno_proxy = ["localhost"]\n',
-     lambda s: s["environment"]["https_proxy"] == "http://proxy.corp:3128"
-     and s["build"]["args"]["no_proxy"] == "localhost"),
+     lambda s, b: s["environment"]["https_proxy"] == "http://proxy.corp:3128"
+     and b["build"]["args"]["no_proxy"] == "localhost" and "build" not in s),
 ])
 def test_run_options_show_in_compose(tmp_path, table, check):
     text = TORCH.replace('[gpu]\ndriver = "580.65.06"\n', "") if table.startswith("[gpu]") else TORCH
@@ -119,12 +125,14 @@ def test_run_options_show_in_compose(tmp_path, table, check):
         text += '[gpu]\ndriver = "580.65.06"\ndevices = [0, 2]\n'
     else:
         text += table
-    service = next(iter(yaml.safe_load(files_of(tmp_path, text)["compose.yaml"])["services"].values()))
+    services = yaml.safe_load(files_of(tmp_path, text)["compose.yaml"])["services"]
+    builder = services.pop(BUILDER)          # builds the image; the services people start only run it
+    service = next(iter(services.values()))
     if check is None:
         devices = service["deploy"]["resources"]["reservations"]["devices"]
         assert devices == [{"driver": "nvidia", "device_ids": ["0", "2"], "capabilities": ["gpu"]}]
     else:
-        assert check(service), service
+        assert check(service, builder), service
 
 
 def test_cpu_only_asks_for_no_gpu_anywhere(tmp_path):
@@ -152,3 +160,20 @@ def test_a_url_with_a_password_is_refused_in_the_spec(tmp_path):
     folder = spec_folder(tmp_path, TORCH + '[network]\npip_index = "https://me:s3cret@pypi.corp/simple"\n')
     run = gpuenv("generate", cwd=folder)
     assert run.returncode == 2 and "must not hold a password" in run.stderr and "s3cret" not in run.stderr
+
+
+def test_two_folders_with_one_environment_name_get_two_ssh_aliases(tmp_path):
+    """The ~/.ssh/config entry gpuenv prints is named after the project (NAME-USER-FOLDERHASH): a second
+    folder with the same `name` must not take over the first one's alias and remembered host key."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdwdWVudi10ZXN0LWtleS1ub3QtcmVhbA test"
+    entries = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        spec_folder(folder, f'name = "same"\nframeworks = ["jax"]\n[access.ssh]\nauthorized_key = "{key}"\n')
+        run = gpuenv("generate", "--json", cwd=folder)
+        assert run.returncode == 0, run.stderr
+        entries.append(json.loads(run.stdout)["access"]["ssh_config"])
+    hosts = [next(line.split()[1] for line in e.splitlines() if line.startswith("Host ")) for e in entries]
+    aliases = [next(line.split()[1] for line in e.splitlines() if "HostKeyAlias" in line) for e in entries]
+    assert hosts[0] != hosts[1] and aliases[0] != aliases[1], entries
+    assert all(h.startswith("gpuenv-same-") for h in hosts)

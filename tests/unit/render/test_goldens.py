@@ -65,3 +65,26 @@ def test_the_env_file_is_private_and_scripts_are_executable() -> None:
         modes = {f.path: f.mode for f in rendered_example(name).files}
         assert modes[".env"] == 0o600
         assert all(mode & stat.S_IXUSR for path, mode in modes.items() if path.endswith(".sh"))
+
+
+# The same example for a host whose GPU mode is `none` (`gpuenv doctor`; this machine): no GPU request in
+# compose.yaml (it would stop the container: `could not select device driver "nvidia"`), the GPU
+# "optional" in devcontainer.json. tests/golden/generate/torch keeps the request of a host with a GPU.
+GPU_NONE = ROOT / "tests" / "golden" / "gpu-none" / "torch"
+STARTS_IT = ("compose.yaml", ".devcontainer/devcontainer.json")
+
+
+def test_a_host_without_a_gpu_gets_files_that_start_there(update_goldens: bool) -> None:
+    from dataclasses import replace
+
+    planned = rendered_example("torch")
+    r = planned.recipe
+    rendered = render(r.plan, r.spec, replace(FIXED, gpu_mode="none"))
+    if update_goldens:
+        for path in STARTS_IT:
+            (GPU_NONE / path).parent.mkdir(parents=True, exist_ok=True)
+            (GPU_NONE / path).write_text(rendered.text(path))
+    for path in STARTS_IT:
+        assert (GPU_NONE / path).read_text() == rendered.text(path), f"gpu-none/torch/{path} differs"
+    assert "driver: nvidia" in planned.text("compose.yaml") and "driver: nvidia" not in rendered.text("compose.yaml")
+    assert rendered.image == planned.image          # the same image: only how it is started differs

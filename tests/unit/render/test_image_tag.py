@@ -51,3 +51,12 @@ def test_tag_for_another_user_is_the_tag_render_gives_that_user(name):
     assert {f.path for f in r.context()} == {f.path for f in context(r)}
     other = render(r.recipe.plan, r.recipe.spec, replace(r.recipe.inputs, uid=4321, gid=4322))
     assert tag_for(r.recipe.name, 4321, 4322, r.context()) == other.image != r.image
+
+
+def test_how_a_host_starts_it_does_not_change_the_tag():
+    """The GPU mode a host has and the ports `up` published reach compose.yaml and devcontainer.json only."""
+    r = rendered_example("torch")
+    inputs = replace(r.recipe.inputs, gpu_mode="none", published=(("jupyter", 8888, 8890),))
+    other = render(r.recipe.plan, r.recipe.spec, inputs)
+    assert other.image == r.image
+    assert other.text("compose.yaml") != r.text("compose.yaml") and "127.0.0.1:8890:8888" in other.text("compose.yaml")
