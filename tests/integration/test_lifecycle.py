@@ -276,3 +276,26 @@ def test_rm_removes_only_the_images_built_for_its_user(engine, tmp_path):
     assert removed == [built["4321:4321"]]
     assert engine.docker("image", "inspect", built["1234:1234"], check=False).returncode == 0
     assert engine.docker("image", "inspect", built["4321:4321"], check=False).returncode != 0
+
+
+def test_down_without_a_name_takes_only_this_folders_environment(engine, tmp_path):
+    """`gpuenv down` typed in a folder with no environment must not remove the user's only environment of
+    another folder (status may still show it): a verb that removes acts on what it was told."""
+    project = engine.unique("elsewhere")
+    elsewhere, here = tmp_path / "elsewhere", tmp_path / "here"
+    elsewhere.mkdir()
+    here.mkdir()
+    labels = {"project": project, "env": project, "service": "shell", "main": "true", "owner": str(UID),
+              "files": str(elsewhere), "workspace": str(elsewhere)}
+    engine.docker("run", "--detach", "--name", engine.track_container(f"{project}-shell"),
+                  *[w for k, v in labels.items() for w in ("--label", f"io.gpuenv.{k}={v}")],
+                  engine.base_image, "sleep", "600")
+    env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"), "GPUENV_DOCKER": engine.client}
+    listed = gpuenv("ls", "--json", cwd=here, env=env)
+    assert project in [e["name"] for e in json.loads(listed.stdout)["environments"]], listed.stderr
+    down = gpuenv("down", cwd=here, env=env)
+    assert down.returncode == 2 and "belongs to this folder" in down.stderr and project in down.stderr, down.stderr
+    assert engine.docker("inspect", f"{project}-shell", check=False).returncode == 0
+    named = gpuenv("down", project, cwd=here, env=env)
+    assert named.returncode == 0, named.stderr
+    assert engine.docker("inspect", f"{project}-shell", check=False).returncode != 0

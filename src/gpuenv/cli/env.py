@@ -1,5 +1,6 @@
 """The verbs on a running environment: ls, status, logs, shell, exec, down, rm. ENV is an environment's
-name (or project); left out, the one of this folder, or your only one."""
+name (or project); left out, the one of this folder, or your only one (for `down` and `rm`, only this
+folder's: a verb that removes never takes an environment of another folder unnamed)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ def _owner() -> int:
     return invoker()
 
 
-def _find(docker: Any, name: Optional[str]) -> Any:
+def _find(docker: Any, name: Optional[str], only_here: bool = False) -> Any:
     from gpuenv.run.envs import find
 
-    return find(docker, name, _owner(), Path.cwd())
+    return find(docker, name, _owner(), Path.cwd(), only_here=only_here)
 
 
 @click.command(name="ls")
@@ -133,7 +134,7 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
     from gpuenv import environment
 
     docker = _docker()
-    found = _find(docker, env)
+    found = _find(docker, env, only_here=True)       # never "your only one" from another folder
     removed = environment.down(docker, found, volumes)
     data = {"name": found.name, "removed": removed}
     return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] is down: removed "

@@ -87,9 +87,11 @@ def environments(docker: Docker, owner: Optional[int]) -> list[Env]:
     return [Env(p, tuple(sorted(cs, key=lambda c: c.get("Name", "")))) for p, cs in sorted(groups.items())]
 
 
-def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Optional[Path] = None) -> Env:
+def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Optional[Path] = None,
+         only_here: bool = False) -> Env:
     """The environment a command means: by name (or project); with none given, the one whose files
-    or workspace are this folder, else the only one there is."""
+    or workspace are this folder, else (unless `only_here`: a verb that removes, such as `down`) the
+    only one there is."""
     envs = environments(docker, owner)
     if name:
         chosen = [e for e in envs if name in (e.name, e.project)]
@@ -97,7 +99,11 @@ def find(docker: Docker, name: Optional[str], owner: int, cwd: Path, files: Opti
             here = [e for e in chosen if _here(e, cwd, files)]
             chosen = here or chosen
     else:
-        chosen = [e for e in envs if _here(e, cwd, files)] or (envs if len(envs) == 1 else [])
+        chosen = [e for e in envs if _here(e, cwd, files)] or (envs if len(envs) == 1 and not only_here else [])
+        if not chosen and only_here and envs:
+            raise BadInput("no environment of yours belongs to this folder (yours: "
+                           + ", ".join(e.name for e in envs) + ")",
+                           "name the one you mean: gpuenv down NAME (gpuenv ls lists them)")
         if not chosen and envs:
             raise BadInput("several environments run here and none belongs to this folder: "
                            + ", ".join(e.name for e in envs), "name one: gpuenv COMMAND NAME (gpuenv ls lists them)")
