@@ -547,7 +547,7 @@ def test_ctrl_c_during_a_build_stops_it_cleanly_and_the_next_build_reuses_the_fi
                 seen.append(line)
         stderr, stdout = "".join(seen), proc.stdout.read()
         assert code == 130, (code, stderr[-3000:])
-        assert "aborted" in stderr and "Traceback" not in stderr + stdout, stderr[-3000:]
+        assert "error: interrupted" in stderr and "Traceback" not in stderr + stdout, stderr[-3000:]
         assert not any(marker in ln and not ln.startswith("start") for ln in seen), \
             "the step had ended before Ctrl-C: " + stderr[-3000:]
         finished = ended_steps(seen, "done")
