@@ -89,7 +89,8 @@ def test_generate_and_init_into_a_folder_this_user_may_not_write(open_tmp, home)
                       (("generate",), locked), (("init", "torch", "--force"), locked)):
         run = gpuenv(*args, cwd=cwd, env=home, user=NOBODY)
         assert run.returncode == 1, (args, run.stderr)
-        first, hint = run.stderr.splitlines()[:2]
+        lines = run.stderr.splitlines()                   # generate may say first that it pulls the base
+        first, hint = lines[next(i for i, line in enumerate(lines) if line.startswith("error:")):][:2]
         assert first.startswith(f"error: cannot write {locked}") and first.endswith("permission denied"), first
         assert hint.startswith("hint:") and f"ls -ld {locked}" in hint
     assert sorted(p.name for p in locked.iterdir()) == ["gpuenv.toml"]
@@ -123,7 +124,8 @@ def test_generate_and_init_on_a_full_disk_leave_nothing_behind(mounted, tmp_path
                       (("init", "torch"), full)):
         run = gpuenv(*args, cwd=cwd, env=home)
         assert run.returncode == 1, (args, run.stderr)
-        first, hint = run.stderr.splitlines()[:2]
+        lines = run.stderr.splitlines()                   # generate may say first that it pulls the base
+        first, hint = lines[next(i for i, line in enumerate(lines) if line.startswith("error:")):][:2]
         assert "no space left on the device" in first and str(full) in first, first
         assert f"df -h {full}" in hint
     assert sorted(p.name for p in full.iterdir()) == before         # no temporary file, no half folder
@@ -152,7 +154,8 @@ def test_a_dead_docker_host_is_named_with_its_value_and_checked_there(dead, tmp_
     for args in (("up",), ("build",), ("ls",), ("status",), ("verify",), ("lock",), ("exec", "ls"), ("down",)):
         run = gpuenv(*args, cwd=tmp_path, env=env, timeout=120)
         assert run.returncode == 1, (args, run.stderr)
-        first, hint = run.stderr.splitlines()[:2]
+        lines = run.stderr.splitlines()                   # generate may say first that it pulls the base
+        first, hint = lines[next(i for i, line in enumerate(lines) if line.startswith("error:")):][:2]
         assert first.startswith(f"error: the Docker engine at DOCKER_HOST={dead} does not answer"), first
         assert "dockerd" not in hint and "systemctl" not in hint and "unset DOCKER_HOST" in hint, hint
     assert not (tmp_path / "Dockerfile").exists()

@@ -80,7 +80,8 @@ def images(engine, repository: str) -> list[str]:
 
 
 def volume_of(container: dict) -> str:
-    return next(m["Name"] for m in container["Mounts"] if m["Type"] == "volume")
+    """sshd's host keys volume (the container also has HOME's)."""
+    return next(m["Name"] for m in container["Mounts"] if m["Type"] == "volume" and m["Name"].endswith("-ssh-host-keys"))
 
 
 @pytest.fixture(scope="module")

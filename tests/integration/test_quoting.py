@@ -76,8 +76,8 @@ def test_docker_compose_v1_reads_hostile_paths_and_urls_in_compose_yaml_and_env_
         (folder / f.path).write_text(f.text)
     config = _compose_config(folder)
     services = config["services"]
-    volumes = {v["target"]: v["source"] for s in services.values() for v in s["volumes"] if isinstance(v, dict)}
-    volumes |= {v.rsplit(":", 2)[1]: v.split(":")[0] for s in services.values() for v in s["volumes"]
+    volumes = {v["target"]: v["source"] for s in services.values() for v in s.get("volumes", []) if isinstance(v, dict)}
+    volumes |= {v.rsplit(":", 2)[1]: v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
                 if isinstance(v, str)}
     assert volumes["/in side/#w"] == str(workspace)
     assert volumes["/etc/gpuenv/authorized_keys"] == str(key)

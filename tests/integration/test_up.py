@@ -145,7 +145,11 @@ def test_down_leaves_nothing_running(module_engine, torch_env):
 
 def test_a_stopped_engine_is_a_clear_error(tmp_path):
     (tmp_path / "gpuenv.toml").write_text((ROOT / "examples/jax-cpu/gpuenv.toml").read_text())
-    gone = {"DOCKER_HOST": f"unix://{tmp_path}/no-dockerd.sock"}
+    elsewhere = tmp_path / "elsewhere"                    # not in the workspace: a folder holding the engine's
+    (tmp_path / "project").mkdir()                        # socket is refused as a workspace
+    (tmp_path / "project" / "gpuenv.toml").write_text((tmp_path / "gpuenv.toml").read_text())
+    tmp_path = tmp_path / "project"
+    gone = {"DOCKER_HOST": f"unix://{elsewhere}/no-dockerd.sock"}
     for args in (("up",), ("build",), ("ls",), ("verify",)):
         run = gpuenv(*args, cwd=tmp_path, env=gone, timeout=120)
         assert run.returncode == 1, (args, run.stderr)
