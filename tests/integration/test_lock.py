@@ -120,6 +120,10 @@ def test_up_locked_starts_the_locked_image(locked_env) -> None:
         ids = subprocess.run([client, "ps", "-aq", "--filter", f"name={name}-"], capture_output=True, text=True)
         for found in ids.stdout.split():
             subprocess.run([client, "rm", "-f", found], capture_output=True)
+        volumes = subprocess.run([client, "volume", "ls", "-q", "--filter", f"name={name}-"], capture_output=True,
+                                 text=True)
+        for found in volumes.stdout.split():                  # HOME's named volume
+            subprocess.run([client, "volume", "rm", "-f", found], capture_output=True)
 
 
 def test_a_base_pinned_by_registry_digest_is_built_from_the_digest(locked_env, module_engine) -> None:
