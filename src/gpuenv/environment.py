@@ -218,8 +218,8 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any) -> Any:
 
 @contextmanager
 def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
-    """Hold this spec folder's lock while it runs: a second `up` of the same folder waits for the first
-    (then finds it running and reuses it). An flock on a file of the user's state folder, keyed by the
+    """Hold this spec folder's lock while it runs: a second `up` (or `build`) of the same folder waits for
+    the first (then finds it running and reuses it, or its image built). An flock on a file of the user's state folder, keyed by the
     folder: the kernel releases it when the process ends, however it ends."""
     import fcntl
     import hashlib
@@ -234,7 +234,7 @@ def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            say(f"waiting for another gpuenv up of this folder (pid {holder}) to finish: {folder}")
+            say(f"waiting for another gpuenv up or build of this folder (pid {holder}) to finish: {folder}")
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()

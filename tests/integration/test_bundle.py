@@ -294,7 +294,8 @@ def test_a_full_disk_leaves_nothing(bundle: Path, work: Path) -> None:
     try:
         run = gpuenv("save", "-o", str(small / "env.gpuenv"), cwd=work / "env")
         assert run.returncode == 1, run.stderr
-        assert "cannot write" in run.stderr and "No space left on device" in run.stderr and "hint:" in run.stderr
+        assert f"cannot write {small / 'env.gpuenv'}: no space left on the device" in run.stderr, run.stderr
+        assert f"hint: free space on that file system (df -h {small})" in run.stderr, run.stderr
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)

@@ -252,7 +252,7 @@ def test_two_ups_of_one_folder_at_once_both_succeed_with_one_environment(made, m
     datas = [json.loads(out) for out, _ in done]
     assert datas[0]["project"] == datas[1]["project"]
     assert sorted(d["reused"] for d in datas) == [False, True]
-    assert any("waiting for another gpuenv up of this folder (pid" in err for _, err in done)
+    assert any("waiting for another gpuenv up or build of this folder (pid" in err for _, err in done)
     containers = inspect_project(module_engine, datas[0]["project"])
     assert [c["Name"].lstrip("/") for c in containers] == datas[0]["containers"]
     assert all(c["State"]["Running"] for c in containers)

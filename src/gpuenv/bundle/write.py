@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from gpuenv.bundle import manifest as manifests
 from gpuenv.bundle.format import (CHUNK, CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SIGNATURE,
                                   SPEC, Member, Writer)
-from gpuenv.errors import BadInput, EngineError, GpuenvError
+from gpuenv.errors import BadInput, EngineError, GpuenvError, StorageError
 from gpuenv.run.docker import Docker
 
 Sign = Callable[[bytes], bytes]     # the manifest's bytes -> its signature (signature.signer)
@@ -127,8 +127,8 @@ def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[
     except BaseException as exc:
         temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise GpuenvError(f"cannot write {out}: {exc.strerror or exc}",
-                              "free some space there, or save to another disk: gpuenv save -o /disk/x.gpuenv") from None
+            raise StorageError.from_os(exc, out) or GpuenvError(
+                f"cannot write {out}: {exc.strerror or exc}", "save to another disk: gpuenv save -o /disk/x.gpuenv") from None
         raise
     return Saved(out, out.stat().st_size, streamed, tuple(members))
 

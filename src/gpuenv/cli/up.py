@@ -54,11 +54,13 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     from gpuenv import environment
 
     spec_file = spec_source(request, file, flags)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        probing = pool.submit(engine)
-        prepared = environment.prepare(spec_file, probing.result, _say(renderer), out, force, pull, locked)
-        report, docker = probing.result()
-    log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
+    say = _say(renderer)
+    with environment.folder_lock(spec_file, say):           # one `up` or `build` of a folder at a time
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            probing = pool.submit(engine)
+            prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
+            report, docker = probing.result()
+        log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
     data = {"image": prepared.image, "built": log is not None, "folder": str(prepared.folder),
             "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base,
             "summary": _summary(log)}
