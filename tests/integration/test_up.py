@@ -183,3 +183,28 @@ def test_up_from_a_short_request_with_no_spec(module_engine, tmp_path):
     finally:
         gpuenv("down", "--volumes", cwd=folder, env=env)
     assert project_containers(module_engine, data.get("project", "none")) == []
+
+
+def test_init_jupyter_with_no_framework_then_up_serves_a_cpu_notebook(module_engine, tmp_path):
+    """`gpuenv init --jupyter` (no framework) then `up`: a CPU-only environment with its packages, as
+    written; Jupyter answers its token and the package imports (issue 16: no framework is valid)."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert gpuenv("init", "--jupyter", "--python", "3.11", cwd=folder, env=env).returncode == 0
+    text = (folder / "gpuenv.toml").read_text()            # a package (a top-level key), and no GPU
+    (folder / "gpuenv.toml").write_text('packages = ["six"]\n' + text + '\n[gpu]\ndevices = "none"\n')
+    os.chown(folder, UID, UID)
+    run = gpuenv("up", "--json", cwd=folder, env=env)
+    data = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
+    try:
+        assert run.returncode == 0, run.stderr[-3000:]
+        module_engine.images.append(data["image"])
+        base, token = data["access"]["jupyter_url"].split("/lab?token=")
+        assert status(f"{base}/api/status?token={token}") == 200 and status(f"{base}/api/status") == 403
+        made = gpuenv("exec", "--", "python3", "-c", "import six, sys; print(sys.version_info[:2])", cwd=folder, env=env)
+        assert made.returncode == 0 and made.stdout.strip() == "(3, 11)", made.stderr
+    finally:
+        gpuenv("down", "--volumes", cwd=folder, env=env)
+    assert project_containers(module_engine, data.get("project", "none")) == []

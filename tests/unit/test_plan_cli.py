@@ -68,7 +68,7 @@ def test_plan_reads_the_spec_in_the_current_folder():
     (["torch", "--gpu", "4.2"], "--gpu: '4.2' is not a compute capability gpuenv knows", "9.0"),
     (["torch", "--python", "three"], "--python: 'three' is not a Python version", "3.6"),
     (["torch", "--file", "examples/torch/gpuenv.toml"], "give either REQUIREMENTs or --file", "spec"),
-    (["pandas"], "nothing to plan: pandas is no framework", "gpuenv plan torch"),
+    (["pandas", "--cuda", "12.4"], 'gpu.cuda = "12.4" with no framework', "nvidia/cuda:"),
 ])
 def test_bad_input_is_exit_2_with_a_hint_and_no_traceback(args, message, hint):
     run = gpuenv("plan", *args)
@@ -158,3 +158,26 @@ def test_an_nvidia_smi_without_compute_cap_is_asked_again_and_the_gpu_found_by_n
     assert run.returncode == 0, run.stderr
     target = json.loads(run.stdout)["target"]
     assert target["driver"] == "580.159.04" and target["gpus"] == [{"name": "NVIDIA H200", "cc": "9.0"}]
+
+
+def test_no_framework_is_a_cpu_only_environment_with_the_packages_as_written():
+    """An environment with no framework (a data-science notebook) is valid: the newest Python a known base
+    has, or the one asked; no CUDA, no driver; the packages installed as written (issue 16, bullet 3)."""
+    run = gpuenv("plan", "pandas", "scikit-learn", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["frameworks"] == [] and data["packages"] == [] and data["cuda_source"] == "none"
+    assert data["user_packages"] == ["pandas", "scikit-learn"] and data["min_driver"] is None
+    assert data["base_image"].startswith(f"python:{data['python']}-slim")
+    assert not any("pip wheels" in reason for reason in data["reasons"]), data["reasons"]
+    older = json.loads(gpuenv("plan", "pandas", "--python", "3.8", "--json").stdout)
+    assert older["python"] == "3.8" and older["base_image"].startswith("python:3.8-slim")
+
+
+def test_init_jupyter_with_no_framework_then_plan(tmp_path):
+    """`gpuenv init --jupyter` writes a spec with no framework; `plan` of it is a CPU-only environment."""
+    made = gpuenv("init", "--jupyter", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    run = gpuenv("plan", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["cuda_source"] == "none"

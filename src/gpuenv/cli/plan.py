@@ -92,7 +92,9 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     line("cudnn", data["cudnn"] or "none")
     line("base", data["base_image"] + (f"  [{data['base']['build']}]" if data["base"]["build"] else ""))
     line("min driver", data["min_driver"] or "none")
-    line("packages", " ".join(data["packages"]))
+    line("packages", " ".join(data["packages"]) or "(no framework: a CPU-only environment)")
+    if data.get("user_packages"):
+        line("also", " ".join(data["user_packages"]) + "   (installed as written)")
     if data["pip_options"]:
         line("pip options", " ".join(data["pip_options"]))
     if data["gpu_archs"]:

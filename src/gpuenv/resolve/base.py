@@ -42,14 +42,15 @@ def _os_python() -> dict[str, str]:
     return {r["os"]: r["python"] for r in load_table("bases")["os_python"]}
 
 
-def slim_base(python: str) -> Base:
+def slim_base(python: str, cuda_from_wheels: bool = True) -> Base:
+    """The slim Python image: CUDA, when any, comes from the frameworks' wheels."""
     row = next((r for r in load_table("bases")["python_image"] if r["python"] == python), None)
     if row is None:
         raise ImpossibleRequest(f"gpuenv knows no slim base image with Python {python}", code="python-conflict",
                                 hint="set `base` in gpuenv.toml to an image that has it")
-    return Base(row["image"], row["os"], python,
-                reasons=(f"base {row['image']}: CUDA comes from the frameworks' pip wheels, so the base carries "
-                         f"none (CUDA ships once), and it has Python {python}",))
+    why = ("CUDA comes from the frameworks' pip wheels, so the base carries none (CUDA ships once)"
+           if cuda_from_wheels else "nothing needs CUDA, so the base carries none")
+    return Base(row["image"], row["os"], python, reasons=(f"base {row['image']}: {why}, and it has Python {python}",))
 
 
 def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:

@@ -102,7 +102,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         cudnn = primary.cudnn
         min_driver = max((b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
     else:
-        base = slim_base(python)
+        base = slim_base(python, cuda_from_wheels=False)
         cuda, cudnn, source, min_driver = None, None, "none", None
         reasons.append("CPU only: no CUDA, no driver needed")
     reasons += list(base.reasons)
@@ -159,6 +159,8 @@ def _wanted_companions(build: Build, request: Request) -> list[str]:
 def _python_reason(builds, python, request) -> str:
     ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in builds)
     asked = f"Python {request.python} was asked; " if request.python else ""
+    if not builds:
+        return f"Python {python}: {asked}no framework was asked, so the newest that has a known base image"
     return f"Python {python}: {asked}the newest that every framework has wheels for ({ranges})"
 
 

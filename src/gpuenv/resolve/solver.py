@@ -130,12 +130,11 @@ class Choice:
 
 def solve(request: Request, target: Target) -> Choice:
     groups = groups_of(request.wants)
-    if not groups:
-        others = ", ".join(request.packages)
-        what = f"{others} {'is' if len(request.packages) == 1 else 'are'} no framework" if others else "no framework"
-        raise BadInput(f"nothing to plan: {what} was asked for" if not others else f"nothing to plan: {what}",
-                       "name a framework, e.g. `gpuenv plan torch` or `gpuenv plan tensorflow==1.2.1`; "
-                       "other packages are installed as written")
+    if not groups and request.cuda and request.cuda != "auto" and not request.base:
+        raise BadInput(f"gpu.cuda = \"{request.cuda}\" with no framework: an environment of CUDA alone is not "
+                       "planned yet", "name a framework that brings its CUDA (e.g. torch), or give a `base` that "
+                       "holds that CUDA (e.g. nvidia/cuda:12.4.1-runtime-ubuntu22.04); a CPU-only environment "
+                       "needs neither")
     fixed = _from_base(request, groups)
     options = []
     for group in groups:
@@ -201,10 +200,16 @@ def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Buil
                     return found
         return None
 
-    pythons = set(_all_pythons(options))
+    pythons = set(_all_pythons(options)) if options else _wanted_pythons(wanted)   # no framework: any Python
     for build in fixed:
         pythons &= set(build.python)
     return walk(0, (), pythons)
+
+
+def _wanted_pythons(wanted: Optional[str]) -> set[str]:
+    from gpuenv.resolve.builds import ALL_PYTHONS
+
+    return {p for p in ALL_PYTHONS if not wanted or p == wanted or p.startswith(wanted + ".")}
 
 
 def _choose_python(pythons: set[str]) -> str:
