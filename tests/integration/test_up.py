@@ -205,6 +205,9 @@ def test_init_jupyter_with_no_framework_then_up_serves_a_cpu_notebook(module_eng
         assert status(f"{base}/api/status?token={token}") == 200 and status(f"{base}/api/status") == 403
         made = gpuenv("exec", "--", "python3", "-c", "import six, sys; print(sys.version_info[:2])", cwd=folder, env=env)
         assert made.returncode == 0 and made.stdout.strip() == "(3, 11)", made.stderr
+        verified = gpuenv("verify", "--json", cwd=folder, env=env)
+        checks = json.loads(verified.stdout)["checks"] if verified.stdout.strip().startswith("{") else []
+        assert verified.returncode == 0 and [c["check"] for c in checks] == ["python"], verified.stdout[-2000:]
     finally:
         gpuenv("down", "--volumes", cwd=folder, env=env)
     assert project_containers(module_engine, data.get("project", "none")) == []

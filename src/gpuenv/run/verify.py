@@ -373,6 +373,8 @@ def evaluate(result: dict[str, Any], families: Sequence[str], host_gpus: Sequenc
     env = result.get("environment") or {}
     reports = {r.get("family"): r for r in result.get("frameworks") or []}
     rows = driver_rows(env) if host_gpus else []
+    if not families:                     # an environment of no framework: that its Python runs is the check
+        rows.append(_python_row(env))
     for family in families:
         report = reports.get(family) or {"family": family, "not_run": "the program did not report on it"}
         rows += Judge(family, report, env, host_gpus, planned_archs).judge()
@@ -380,6 +382,14 @@ def evaluate(result: dict[str, Any], families: Sequence[str], host_gpus: Sequenc
     for row in rows:
         rows_seen += [n for n in row.causes if n not in rows_seen]
     return Verdict(tuple(rows), tuple(cause(n) for n in rows_seen), not host_gpus)
+
+
+def _python_row(env: dict[str, Any]) -> Row:
+    version = env.get("python")
+    if not version:
+        return Row("python", "python3", "fail", "the program did not say which Python ran it")
+    return Row("python", str(env.get("executable") or "python3"), "ok",
+               f"Python {version} runs; the environment asks no framework, so there is nothing more to check")
 
 
 def table(verdict: Verdict) -> Table:

@@ -412,3 +412,15 @@ def test_the_known_answer_is_the_product():
     right[3][5] += 1.0
     assert verify_program.wrong_cells(right) == 1
     assert verify_program.wrong_cells(right[:10]) == 256 * 256
+
+
+def test_an_environment_with_no_framework_checks_that_its_python_runs() -> None:
+    """No framework asked (a CPU notebook): the verdict is not an empty table that always passes; it says
+    which Python ran, and fails when the program could not tell."""
+    from gpuenv.run.verify import evaluate
+
+    ran = evaluate({"environment": {"python": "3.11.7", "executable": "/usr/local/bin/python3"}, "frameworks": []},
+                   [], [], [])
+    assert [(r.check, r.status) for r in ran.rows] == [("python", "ok")] and "3.11.7" in ran.rows[0].detail
+    silent = evaluate({"environment": {}, "frameworks": []}, [], [], [])
+    assert not silent.ok and silent.rows[0].status == "fail"
