@@ -544,7 +544,9 @@ def remove_images(docker: Docker, repository: str, user: str, image: str) -> lis
 
     tags = [t for t in docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
             if not t.endswith(":<none>")]
-    tags = [t for t in tags if t == image or (user and _built_for(docker, t) == user)]
+    found = docker.inspect("image", *tags) if user else []               # one inspect for every tag
+    users = {tag: str((i.get("Config") or {}).get("User") or "") for i in found for tag in i.get("RepoTags") or ()}
+    tags = [t for t in tags if t == image or (user and users.get(t) == user)]
     removed = []
     for tag in tags:
         try:
@@ -553,11 +555,6 @@ def remove_images(docker: Docker, repository: str, user: str, image: str) -> lis
         except EngineError:
             pass                              # in use by another container: kept
     return removed
-
-
-def _built_for(docker: Docker, tag: str) -> str:
-    found = docker.inspect("image", tag)
-    return str(((found[0] if found else {}).get("Config") or {}).get("User") or "")
 
 
 def verify(docker: Docker, env: Any, report: Any) -> tuple[Any, dict]:

@@ -114,8 +114,10 @@ def test_a_workspace_that_cannot_be_made_is_a_clear_error(tmp_path):
     from gpuenv.run import workspace
 
     (tmp_path / "file").write_text("")
-    with pytest.raises(GpuenvError, match="cannot create the workspace folder"):
+    with pytest.raises(GpuenvError, match="cannot create the workspace folder") as raised:
         workspace.create(tmp_path / "file" / "sub", 0, 0)
+    assert getattr(raised.value, "cause", None) == "not-a-folder"     # said by its cause, as every write is
+    assert "a part of its path is a file" in raised.value.message
 
 
 def _access(bind: str = "127.0.0.1", user: str = "host", jupyter: bool = True):

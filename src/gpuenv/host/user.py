@@ -133,15 +133,9 @@ def ssh_key(setting: str, spec_dir: Path) -> SshKey:
 
 def home() -> Path:
     """The home of the user the environment is for: under sudo, the caller's (sudo sets HOME to root's)."""
-    import pwd
+    from gpuenv.spec.workspace import invoking_home
 
-    uid = ids("host")[0]
-    if os.getuid() == 0 and uid != 0:
-        try:
-            return Path(pwd.getpwuid(uid).pw_dir)
-        except KeyError:
-            pass
-    return Path.home()
+    return invoking_home()
 
 
 def _own_key() -> SshKey:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gpuenv.errors import BadInput, GpuenvError
+from gpuenv.errors import BadInput, GpuenvError, StorageError
 from gpuenv.spec.workspace import ALLOW_KEY, refusal
 
 
@@ -30,8 +30,9 @@ def create(folder: Path, uid: int, gid: int) -> list[Path]:
         try:
             path.mkdir()
         except OSError as exc:
-            raise GpuenvError(f"cannot create the workspace folder {path}: {exc.strerror}",
-                              "create it yourself, or set workspace.host in gpuenv.toml to a folder you own") from None
+            raise StorageError.from_os(exc, path, doing="create the workspace folder") or GpuenvError(
+                f"cannot create the workspace folder {path}: {exc.strerror}",
+                "create it yourself, or set workspace.host in gpuenv.toml to a folder you own") from None
         if os.getuid() == 0:
             os.chown(path, uid, gid, follow_symlinks=False)   # the folder just made, never what a link names
     return missing

@@ -56,7 +56,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def invoking_home() -> Path:
-    """The home of the person who runs gpuenv: under sudo, the caller's (sudo sets HOME to root's)."""
+    """The home of the person who runs gpuenv: under sudo, the caller's (sudo sets HOME to root's). The
+    one rule for it; host.user.home() (ssh keys) asks here."""
     import pwd
 
     sudo_uid = os.environ.get("SUDO_UID", "")
