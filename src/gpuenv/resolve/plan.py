@@ -9,6 +9,7 @@ from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build
+from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, solve
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
@@ -29,6 +30,7 @@ class Plan:
     reasons: tuple[str, ...]
     target: Target
     user_packages: tuple[str, ...] = ()
+    resolved: Optional[Resolved] = None   # the whole environment as the resolver answered (resolve/resolved.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The `gpuenv plan --json` contract: keys may be added, these keep their meaning."""
@@ -62,6 +64,7 @@ class Plan:
                 "max_cuda": nvidia.max_cuda(self.target.driver) if self.target.driver else None,
                 "gpus": [{"name": g.name, "cc": g.cc} for g in self.target.gpus],
             },
+            "resolved": self.resolved.to_dict() if self.resolved else None,
         }
 
 

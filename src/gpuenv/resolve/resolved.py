@@ -1,0 +1,74 @@
+"""The whole environment as a real resolver answered it: every distribution, its version, hashes and
+index, and which pip step of the Dockerfile installs it first (the framework layer before the tools,
+the tools before the spec's packages). This is the lock before the build: `gpuenv lock` writes it,
+`build` / `up` install exactly it, step by step, `--no-deps` with hashes.
+
+`status` is "resolved", or "unresolved" with `why` (no index reachable, an index the resolver cannot
+read): then the plan rests on the knowledge base alone and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str                          # PEP 503 normalized, "nvidia-cudnn-cu12"
+    version: str                       # as the index publishes it, local version included ("2.4.1+cu118")
+    hashes: tuple[str, ...] = ()       # "sha256:..." of every file of that version the index lists
+    index: str = ""                    # the index it comes from (credentials never kept)
+    via: tuple[str, ...] = ()          # who asked for it: a step id ("frameworks") or a distribution name
+
+    def line(self) -> str:
+        """Its line in a requirements file pip installs with --require-hashes."""
+        hashes = "".join(f" \\\n    --hash={h}" for h in self.hashes)
+        return f"{self.name}=={self.version}{hashes}"
+
+
+@dataclass(frozen=True)
+class StepPins:
+    id: str                            # the Dockerfile's pip step: "frameworks", "tools", "packages-1", ...
+    requires: tuple[str, ...]          # what the step asks for, as the plan writes it
+    pins: tuple[Pin, ...]              # what it installs that no earlier step installed
+
+
+@dataclass(frozen=True)
+class Resolved:
+    status: str                        # "resolved" | "unresolved"
+    steps: tuple[StepPins, ...] = ()
+    python: str = ""                   # the Python it was resolved for
+    platform: str = ""                 # "x86_64-manylinux_2_28"
+    indexes: tuple[str, ...] = ()      # the indexes asked, first the main one
+    why: str = ""                      # unresolved: the reason, said in the plan
+    decided: tuple[str, ...] = ()      # what moved the plan off the knowledge base's first choice, and why
+
+    @property
+    def pins(self) -> tuple[Pin, ...]:
+        return tuple(p for s in self.steps for p in s.pins)
+
+    def version_of(self, name: str) -> Optional[str]:
+        return next((p.version for p in self.pins if p.name == name), None)
+
+    def step(self, step_id: str) -> Optional[StepPins]:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def requirements_text(self, step_id: str) -> str:
+        """The step's requirements file, as pip reads it with --no-deps (and --require-hashes when hashed)."""
+        step = self.step(step_id)
+        return "".join(p.line() + "\n" for p in step.pins) if step else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "python": self.python, "platform": self.platform,
+            "indexes": list(self.indexes), "why": self.why, "decided": list(self.decided),
+            "steps": [{"id": s.id, "requires": list(s.requires),
+                       "packages": [{"name": p.name, "version": p.version, "hashes": list(p.hashes),
+                                     "index": p.index, "via": list(p.via)} for p in s.pins]}
+                      for s in self.steps],
+        }
+
+
+def unresolved(why: str) -> Resolved:
+    return Resolved("unresolved", why=why)
