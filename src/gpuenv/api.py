@@ -133,7 +133,24 @@ def _cc_gpu(cc: str, where: str) -> GpuTarget:
 
 
 def plan(request: Request, target: Target) -> Plan:
+    """The knowledge base's plan alone (`gpuenv matrix`, and what the whole resolution starts from)."""
     return resolve(request, target)
+
+
+def plan_whole(request: Request, target: Target, spec: Any = None, spec_dir: Optional[Path] = None,
+               offline: bool = False) -> Plan:
+    """The plan of the whole environment: the knowledge base's choice checked, and searched further when
+    needed, by the resolver over every package (resolve/whole.py), through the spec's network policy."""
+    from gpuenv.resolve.packages import source_for
+    from gpuenv.resolve.whole import resolve_whole
+
+    tools: tuple[str, ...] = ()
+    if spec is not None:
+        from gpuenv.render.recipe import tools_for
+
+        tools = tools_for(spec)
+    source = source_for(spec.network if spec is not None else None, spec_dir, offline)
+    return resolve_whole(request, target, tools, source)
 
 
 def probe_host(network: bool = True, through_engine: Optional[bool] = None) -> Any:

@@ -62,14 +62,14 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
-    plan = api.plan(request, target)
+    plan = api.plan_whole(request, target, spec, spec_file.parent.resolve())
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     report, docker = host()
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
     planned = (plan, render(plan, spec, inputs), None, None)
     if docker is not None:
         planned = _tolerated(files_only, say, planned,
-                             lambda: _on_engine(docker, request, target, plan, spec, inputs, pull, say))
+                             lambda: _on_engine(docker, request, target, plan, spec_file, spec, inputs, pull, say))
     plan, rendered, base, info = planned
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
@@ -98,8 +98,8 @@ def _gpu_mode(report: Any) -> str:
     return report.mode.name if report is not None else ""
 
 
-def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec: Any, inputs: Any, pull: bool,
-               say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
+def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec_file: Path, spec: Any, inputs: Any,
+               pull: bool, say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
     """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
     there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
     from gpuenv.build.base import ensure
@@ -112,7 +112,7 @@ def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec: Any, 
     base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
                   _no_bootstrap(plan, spec), pull, say)
     if base.how in ("bootstrapped", "remembered"):
-        plan = _on_local_base(request, target, plan, base)
+        plan = _on_local_base(request, target, plan, base, spec_file, spec)
         rendered = render(plan, spec, inputs)
         info = docker.image(rendered.image)
         if not info or base.how == "bootstrapped":
@@ -202,14 +202,15 @@ def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
     return None
 
 
-def _on_local_base(request: Any, target: Any, plan: Any, base: Any) -> Any:
-    """The plan again on a base built here: the OS's python3 unless the spec names a Python."""
+def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: Path, spec: Any) -> Any:
+    """The plan again on a base built here: the OS's python3 unless the spec names a Python (or the whole
+    environment needs another: then the planned Python is built from source on it)."""
     from gpuenv.resolve.base import Base
 
     again = plan
     if request.python is None and base.python and base.python != plan.python:
         try:
-            again = api.plan(replace(request, python=base.python), target)
+            again = api.plan_whole(replace(request, python=base.python), target, spec, spec_file.parent.resolve())
         except ImpossibleRequest:
             again = plan                  # the planned Python is then built from source on it
     local = Base(base.image, base.os, base.python, reasons=(base.note,))

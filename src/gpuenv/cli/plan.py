@@ -38,9 +38,12 @@ def _python(value: Optional[str]) -> Optional[str]:
 @click.option("--python", "python", metavar="X.Y", help="Plan for this Python.")
 @click.option("--cuda", metavar="X.Y", help="Plan for this CUDA version (the request word cu90 is --cuda 9.0).")
 @click.option("--cpu", is_flag=True, help="Plan without a GPU: CPU builds, no CUDA, no driver.")
+@click.option("--offline", is_flag=True,
+              help="Plan from the knowledge base alone: no package index is asked (also GPUENV_OFFLINE=1).")
 @global_options
 def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[str], gpu_names: tuple[str, ...],
-         gpu_ccs: tuple[str, ...], python: Optional[str], cuda: Optional[str], cpu: bool, **_: Any) -> Result:
+         gpu_ccs: tuple[str, ...], python: Optional[str], cuda: Optional[str], cpu: bool, offline: bool,
+         **_: Any) -> Result:
     """Resolve frameworks to Python, CUDA, cuDNN, base image, packages and minimum driver.
 
     \b
@@ -62,7 +65,8 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
             raise BadInput("give either REQUIREMENTs or --file, not both", "put the requirements in the spec")
     else:
         request = api.request_from_words(list(requirements), python)
-    result = api.plan(_with_flags(request, cuda, cpu), api.target_for(flags, spec))
+    spec_dir = spec_path(file).parent.resolve() if spec is not None else None
+    result = api.plan_whole(_with_flags(request, cuda, cpu), api.target_for(flags, spec), spec, spec_dir, offline)
     data = result.to_dict()
     if spec is not None and spec.network.preset:
         from gpuenv.kb.mirrors import report
@@ -94,7 +98,9 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     line("min driver", data["min_driver"] or "none")
     line("packages", " ".join(data["packages"]) or "(no framework: a CPU-only environment)")
     if data.get("user_packages"):
-        line("also", " ".join(data["user_packages"]) + "   (installed as written)")
+        resolved = (data.get("resolved") or {}).get("status") == "resolved"
+        line("also", " ".join(data["user_packages"]) + ("" if resolved else "   (installed as written)"))
+    _show_resolved(console, data.get("resolved"))
     if data["pip_options"]:
         line("pip options", " ".join(data["pip_options"]))
     if data["gpu_archs"]:
@@ -107,6 +113,20 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
 
         for text in report_lines(data["network_preset"]):
             console.print(escape(text))
+
+
+def _show_resolved(console: Console, resolved: Optional[dict[str, Any]]) -> None:
+    """One line: how many distributions the resolver pinned, or why the packages were not resolved."""
+    if not resolved:
+        return
+    if resolved["status"] != "resolved":
+        console.print(f"[bold]{'resolved':<12}[/bold]no: {escape(resolved['why'])}")
+        return
+    pins = [p for s in resolved["steps"] for p in s["packages"]]
+    steps = {s["id"] for s in resolved["steps"]}
+    shown = ", ".join(f"{p['name']} {p['version']}" for p in pins if steps & set(p["via"]))
+    console.print(f"[bold]{'resolved':<12}[/bold]{len(pins)} distributions, hashed (`--json` lists them): "
+                  f"{escape(shown)}")
 
 
 @click.command()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from gpuenv import __version__
 from gpuenv.render.quote import comment_line, dockerfile_exec, dockerfile_value, shell_word, shell_words
 from gpuenv.render.recipe import HOME, SUPPORT, USER, Recipe, os_release
+from gpuenv.resolve.resolved import package_steps, step_layout
 
 _APT_CACHE = ("--mount=type=cache,target=/var/cache/apt,sharing=locked",
               "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked")
@@ -254,13 +255,7 @@ def pip_steps(r: Recipe) -> list[tuple[str, tuple[str, ...]]]:
     steps = []
     if r.python.method != "image":
         steps.append((PYTHON_STEP, (f"pip<{r.python.pip_below}" if r.python.pip_below else "pip",)))
-    if r.frameworks:
-        steps.append(("frameworks", r.frameworks))
-    if r.tools:
-        steps.append(("tools", r.tools))
-    ends = package_steps(len(r.user_packages))
-    steps += [(f"packages-{i}", r.user_packages[:end]) for i, end in enumerate(ends, 1)]
-    return steps
+    return steps + step_layout(r.frameworks, r.tools, r.user_packages)
 
 
 def locked_file(step: str) -> str:
@@ -284,16 +279,6 @@ def _locked_words(r: Recipe, step: str) -> "list[str] | None":
         return []
     hashed = all("--hash=" in line for line in lines)
     return ["--no-deps"] + (["--require-hashes"] if hashed else []) + ["-r", f"{_LOCK_TARGET}/{step}.txt"]
-
-
-def package_steps(count: int, single: int = 12, chunk: int = 8) -> list[int]:
-    """Where each pip step of the spec's packages ends: one package a step for the first `single`,
-    then `chunk` a step, so a long list stays a few dozen layers and appending one reruns one step."""
-    ends = list(range(1, min(count, single) + 1))
-    ends += list(range(single + chunk, count, chunk)) if count > single else []
-    if count > single:
-        ends.append(count)
-    return ends
 
 
 def _ca(r: Recipe) -> str:

@@ -131,7 +131,7 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
         python=python, system_apt=_system_apt(python, spec, bool(plan.packages or plan.user_packages)
                                               or spec.access.jupyter is not None or spec.access.gateway is not None),
         frameworks=_wheels(plan.packages, spec.network),
-        pip_options=_wheels(plan.pip_options, spec.network), user_apt=tuple(spec.apt), tools=_tools(spec),
+        pip_options=_wheels(plan.pip_options, spec.network), user_apt=tuple(spec.apt), tools=tools_for(spec),
         user_packages=plan.user_packages, cuda_from_wheels=plan.cuda_source == "wheels" and gpu, gpu=gpu,
         env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec, digest, summary)), services=services,
         workspace_mount=spec.workspace.mount, args=tuple(_args(spec.network)),
@@ -221,7 +221,8 @@ def _system_apt(python: Python, spec: Any, downloads: bool) -> tuple[str, ...]:
 REMOTE_SSH_TOOLS = ("curl", "procps", "libstdc++6")
 
 
-def _tools(spec: Any) -> tuple[str, ...]:
+def tools_for(spec: Any) -> tuple[str, ...]:
+    """What the access services need installed (its own pip step, after the framework)."""
     access = spec.access
     tools = []
     if access.jupyter is not None:

@@ -72,3 +72,27 @@ class Resolved:
 
 def unresolved(why: str) -> Resolved:
     return Resolved("unresolved", why=why)
+
+
+def step_layout(frameworks: tuple[str, ...], tools: tuple[str, ...],
+                packages: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The Dockerfile's pip steps after the Python step, in order, each with what it asks for: the framework
+    layer, the access tools, then the spec's packages (`package_steps`: each step names those before it)."""
+    steps = []
+    if frameworks:
+        steps.append(("frameworks", frameworks))
+    if tools:
+        steps.append(("tools", tools))
+    ends = package_steps(len(packages))
+    steps += [(f"packages-{i}", packages[:end]) for i, end in enumerate(ends, 1)]
+    return steps
+
+
+def package_steps(count: int, single: int = 12, chunk: int = 8) -> list[int]:
+    """Where each pip step of the spec's packages ends: one package a step for the first `single`,
+    then `chunk` a step, so a long list stays a few dozen layers and appending one reruns one step."""
+    ends = list(range(1, min(count, single) + 1))
+    ends += list(range(single + chunk, count, chunk)) if count > single else []
+    if count > single:
+        ends.append(count)
+    return ends

@@ -1,0 +1,319 @@
+"""The whole environment through a real resolver: `uv pip compile` (PyPI's `uv`, docs/decisions.md).
+
+gpuenv's knowledge decides the framework build (variant, index, CUDA, driver, archs); uv then resolves
+everything together (the framework requirement with its index, the access tools, the spec's packages
+and requirements file) for the target Python and Linux x86_64, from the index's own metadata, through
+the spec's network policy (index, extra indexes, trusted hosts, proxies, CAs). Wheels only: the
+environments have no compiler (issue 18 adds one), so uv never builds a package to read its metadata.
+
+Each Dockerfile pip step is one input file, so uv's `# via -r <step>.in` says which step asked for a
+distribution; a distribution goes to the first step that needs it (`_first_steps`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from packaging.utils import canonicalize_name
+
+from gpuenv.errors import GpuenvError
+from gpuenv.resolve.resolved import Pin, Resolved, StepPins
+
+PLATFORM = "x86_64-manylinux_2_28"
+OLDEST_PYTHON = (3, 6)        # uv resolves for Python >= 3.6
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the resolver reads packages from, and how it gets there (the spec's network policy)."""
+
+    index: str = "https://pypi.org/simple"
+    extra_indexes: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    proxies: tuple[tuple[str, str], ...] = ()      # ("HTTPS_PROXY", url), ...
+    ca_files: tuple[str, ...] = ()                 # added to the system's CAs
+    pytorch_wheels: str = ""                       # network.pytorch_wheels: a copy of download.pytorch.org
+    offline: bool = False                          # GPUENV_OFFLINE / --offline: the knowledge base alone
+
+
+class NoSolution(Exception):
+    """uv found no set of versions that satisfies every requirement; `cause` is its explanation."""
+
+    def __init__(self, cause: str, python: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.python = python
+
+
+class Unreachable(Exception):
+    """No answer from an index (network, proxy, TLS, an index uv cannot read): the plan rests on the kb."""
+
+
+class MissingExtra(Exception):
+    """A requirement names an extra its release does not publish (uv only warns and drops it)."""
+
+    def __init__(self, name: str, version: str, extra: str) -> None:
+        super().__init__(f"{name} {version} has no extra {extra}")
+        self.name, self.version, self.extra = name, version, extra
+
+
+class ResolverError(GpuenvError):
+    """uv itself failed in a way that is neither a conflict nor the network (its message is kept)."""
+
+
+def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bool = False) -> Source:
+    """The Source of a spec's `network` table (None: the environment's PIP_INDEX_URL, proxies and CAs)."""
+    from gpuenv.kb.index import network_settings
+
+    net = network_settings(network, base_dir=spec_dir)
+    proxies = tuple((k, v) for k, v in (("HTTP_PROXY", net.http_proxy), ("HTTPS_PROXY", net.https_proxy),
+                                        ("NO_PROXY", ",".join(net.no_proxy))) if v)
+    extra = tuple(str(u).rstrip("/") for u in (network.pip_extra_indexes if network is not None else ()))
+    wheels = str(network.pytorch_wheels or "") if network is not None else ""
+    offline = offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0")
+    return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels, offline)
+
+
+def resolvable_python(python: str) -> bool:
+    try:
+        return tuple(int(x) for x in python.split(".")[:2]) >= OLDEST_PYTHON
+    except ValueError:
+        return False
+
+
+def compile_steps(steps: Sequence[tuple[str, tuple[str, ...]]], options: Sequence[str], python: str,
+                  source: Source) -> Resolved:
+    """Resolve the steps' requirements together for `python` on Linux x86_64. `steps` are the Dockerfile's
+    pip steps in order, each with what it asks for (cumulative lists are fine: each requirement counts for
+    the first step that names it); `options` are the framework build's pip options (its index)."""
+    from gpuenv.kb.mirrors import mirrored_wheel_url
+
+    options = [mirrored_wheel_url(o, source.pytorch_wheels) for o in options]
+    own = _own_requirements(steps)
+    with tempfile.TemporaryDirectory(prefix="gpuenv-resolve-") as tmp:
+        files = _write_inputs(Path(tmp), own, source)
+        done = _run_uv(files, options, python, source, Path(tmp))
+    pins = _parse(done.stdout, {f.stem: f.stem for f in files})
+    _check_extras(done.stderr)
+    order = [step_id for step_id, _ in steps]
+    grouped = _first_steps(pins, order)
+    return Resolved("resolved", tuple(StepPins(sid, tuple(reqs), tuple(grouped.get(sid, ())))
+                                      for sid, reqs in steps),
+                    python=python, platform=PLATFORM, indexes=_indexes(source, options))
+
+
+def _own_requirements(steps: Sequence[tuple[str, tuple[str, ...]]]) -> list[tuple[str, list[str]]]:
+    seen: set[str] = set()
+    out = []
+    for step_id, requirements in steps:
+        new = [r for r in requirements if r not in seen]
+        seen.update(requirements)
+        out.append((step_id, new))
+    return out
+
+
+def _write_inputs(folder: Path, own: list[tuple[str, list[str]]], source: Source) -> list[Path]:
+    """One input file per step, named by its step id (ids are gpuenv's own: `[a-z0-9-]+`)."""
+    files = []
+    for step_id, requirements in own:
+        if not re.fullmatch(r"[a-z0-9-]+", step_id):
+            raise ValueError(f"step id {step_id!r}")
+        if not requirements:
+            continue
+        path = folder / f"{step_id}.in"
+        path.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return found
+    raise ResolverError("the resolver `uv` is not installed", "reinstall gpuenv (uv is one of its dependencies): "
+                        "pip install --force-reinstall gpuenv")
+
+
+def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Source,
+            tmp: Path) -> subprocess.CompletedProcess:
+    if not files:
+        return subprocess.CompletedProcess([], 0, "", "")
+    args = [uv_binary(), "pip", "compile", *map(str, files), "--python-version", python,
+            "--python-platform", PLATFORM, "--no-build", "--generate-hashes", "--emit-index-annotation",
+            "--no-header", "--index-url", source.index]
+    for url in source.extra_indexes:
+        args += ["--extra-index-url", url]
+    for host in source.trusted_hosts:
+        args += ["--allow-insecure-host", host]
+    args += _uv_options(options)
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S, env=_uv_env(source, tmp))
+    except subprocess.TimeoutExpired:
+        raise Unreachable(f"the resolver did not answer within {TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        raise _failure(done.stderr, python)
+    return done
+
+
+_PASSED_OPTIONS = {"--extra-index-url": "--extra-index-url", "--index-url": "--extra-index-url",
+                   "--find-links": "--find-links", "-f": "--find-links"}
+
+
+def _uv_options(options: Sequence[str]) -> list[str]:
+    """The framework build's pip options as uv's: its own index is one more index (PyPI stays the main one)."""
+    out, words = [], list(options)
+    for i, word in enumerate(words[:-1]):
+        if word in _PASSED_OPTIONS:
+            out += [_PASSED_OPTIONS[word], words[i + 1]]
+    return out
+
+
+def _uv_env(source: Source, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_")) or k == "UV_CACHE_DIR"}
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1", UV_HTTP_TIMEOUT="30", NO_COLOR="1")
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        env.pop(key, None)
+    env.update(dict(source.proxies))
+    if source.ca_files:
+        env["SSL_CERT_FILE"] = str(_ca_bundle(source.ca_files, tmp))
+    return env
+
+
+def _ca_bundle(ca_files: Sequence[str], tmp: Path) -> Path:
+    """The system's CAs and the policy's, in one file (uv reads one SSL_CERT_FILE)."""
+    paths = ssl.get_default_verify_paths()
+    parts = [p for p in (paths.cafile, paths.openssl_cafile) if p and os.path.isfile(p)][:1] + list(ca_files)
+    bundle = tmp / "ca-bundle.pem"
+    with bundle.open("w", encoding="utf-8") as out:
+        for part in parts:
+            for name in (sorted(Path(part).glob("*.pem")) + sorted(Path(part).glob("*.crt"))
+                         if os.path.isdir(part) else [Path(part)]):
+                out.write(name.read_text(encoding="utf-8", errors="replace") + "\n")
+    return bundle
+
+
+# --- reading uv's answer ----------------------------------------------------------------------------------
+
+_NETWORK = re.compile(r"error sending request|failed to fetch|tcp connect|dns error|tunnel error|connection "
+                      r"refused|timed out|certificate|unknownissuer|invalid peer|could not connect|network",
+                      re.IGNORECASE)
+
+
+def _failure(stderr: str, python: str) -> Exception:
+    text = "\n".join(line for line in stderr.splitlines() if not line.startswith("warning: The requested Python"))
+    if "No solution found" in text:
+        return NoSolution(_cause(text), python)
+    if _NETWORK.search(text):
+        return Unreachable(_short(text))
+    return ResolverError(f"the resolver failed: {_short(text)}", "run `gpuenv plan --json` for the whole answer; "
+                         "if the index is a mirror, check that it serves PEP 503/691 pages")
+
+
+def _cause(text: str) -> str:
+    """uv's explanation as one paragraph: its `cause:` block and any `hint:` lines."""
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line.removeprefix("cause:").strip() for line in lines
+            if line and not line.startswith(("error:", "warning:"))]
+    return re.sub(r"\s+", " ", " ".join(kept)).strip()
+
+
+def _short(text: str) -> str:
+    lines = [line.strip().removeprefix("cause:").strip() for line in text.strip().splitlines() if line.strip()]
+    return "; ".join(lines[-3:])[:500]
+
+
+_EXTRA = re.compile(r"The package `([^`=]+)==([^`]+)` does not have an extra named `([^`]+)`")
+
+
+def _check_extras(stderr: str) -> None:
+    found = _EXTRA.search(stderr)
+    if found:
+        raise MissingExtra(canonicalize_name(found.group(1)), found.group(2), found.group(3))
+
+
+@dataclass
+class _Entry:
+    name: str
+    version: str
+    hashes: list[str] = field(default_factory=list)
+    via: list[str] = field(default_factory=list)
+    index: str = ""
+
+
+def _parse(text: str, step_of_file: dict[str, str]) -> list[Pin]:
+    """uv's requirements output: `name==version`, `--hash=` lines, `# via` and `# from` annotations."""
+    entries: list[_Entry] = []
+    in_via = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not raw.startswith(" ") and "==" in line:
+            name, version = line.rstrip(" \\").split("==", 1)
+            entries.append(_Entry(canonicalize_name(name.split("[")[0]), version.split(";")[0].strip()))
+            in_via = False
+        elif not entries or not line:
+            continue
+        elif line.startswith("--hash="):
+            entries[-1].hashes.append(line.removeprefix("--hash=").rstrip(" \\"))
+        elif line.startswith("# via"):
+            rest = line.removeprefix("# via").strip()
+            in_via = not rest
+            if rest:
+                entries[-1].via.append(_via(rest, step_of_file))
+        elif line.startswith("# from "):
+            entries[-1].index = _public(line.removeprefix("# from ").strip())
+            in_via = False
+        elif in_via and line.startswith("#"):
+            entries[-1].via.append(_via(line.lstrip("# ").strip(), step_of_file))
+    return [Pin(e.name, e.version, tuple(e.hashes), e.index, tuple(e.via)) for e in entries]
+
+
+def _via(text: str, step_of_file: dict[str, str]) -> str:
+    """`-r /tmp/x/tools.in` -> "tools" (a step); `jinja2` -> "jinja2"; `torch (extra: x)` -> "torch"."""
+    if text.startswith("-r "):
+        return step_of_file.get(Path(text[3:].strip()).stem, text[3:].strip())
+    return canonicalize_name(text.split(" ")[0])
+
+
+def _public(url: str) -> str:
+    from gpuenv.kb.index import public_url
+
+    return public_url(url)
+
+
+def _first_steps(pins: list[Pin], order: list[str]) -> dict[str, list[Pin]]:
+    """Each distribution in the earliest step that needs it: a step that names it, or the step of any
+    distribution that requires it (to a fixed point: dependency cycles exist)."""
+    rank = {step: i for i, step in enumerate(order)}
+    by_name = {p.name: p for p in pins}
+    step = {p.name: min((rank[v] for v in p.via if v in rank), default=len(order)) for p in pins}
+    changed = True
+    while changed:
+        changed = False
+        for p in pins:
+            best = min([step[p.name]] + [step[v] for v in p.via if v in by_name])
+            if best < step[p.name]:
+                step[p.name], changed = best, True
+    grouped: dict[str, list[Pin]] = {}
+    for p in pins:
+        if step[p.name] < len(order):
+            grouped.setdefault(order[step[p.name]], []).append(p)
+    return grouped
+
+
+def _indexes(source: Source, options: Sequence[str]) -> tuple[str, ...]:
+    extra = [options[i + 1] for i, o in enumerate(options[:-1]) if o in _PASSED_OPTIONS]
+    return tuple(_public(u) for u in (source.index, *source.extra_indexes, *extra))

@@ -1,0 +1,80 @@
+"""What an index publishes for one project, to name what exists when a request asks for what does not:
+its versions (from the project page) and one release's extras (`Provides-Extra` of its METADATA).
+
+Read through gpuenv's own index client (kb/index.py: the same network policy as the resolver). Answers
+are for messages only: a failure to read gives an empty list, never an error of its own.
+"""
+
+from __future__ import annotations
+
+from email.parser import Parser
+from typing import Optional
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from gpuenv.errors import GpuenvError
+from gpuenv.resolve.packages import Source
+
+
+def versions_of(name: str, source: Source) -> list[str]:
+    """The project's final releases on the main index, oldest first ([] when it cannot be read)."""
+    page = _page(name, source)
+    if page is None:
+        return []
+    found = {v for link in page.links if not link.yanked and (v := _version_of(link.filename, name))}
+    return [str(v) for v in sorted(found)]
+
+
+def extras_of(name: str, version: str, source: Source) -> list[str]:
+    """The extras the release's METADATA declares ([] when it cannot be read)."""
+    from gpuenv.kb.index import IndexClient
+
+    page = _page(name, source)
+    link = next((x for x in page.links if x.filename.endswith(".whl") and _version_of(x.filename, name) == _v(version)),
+                None) if page else None
+    if link is None:
+        return []
+    try:
+        text = IndexClient(_network(source)).wheel_metadata(link)
+    except GpuenvError:
+        return []
+    if not text:
+        return []
+    return sorted({canonicalize_name(e) for e in Parser().parsestr(text, headersonly=True).get_all("Provides-Extra") or []})
+
+
+def _page(name: str, source: Source) -> Optional[object]:
+    from gpuenv.kb.index import IndexClient
+
+    try:
+        return IndexClient(_network(source)).project_page(canonicalize_name(name))
+    except GpuenvError:
+        return None
+
+
+def _network(source: Source) -> object:
+    from gpuenv.kb.index import Network
+
+    proxies = dict(source.proxies)
+    no_proxy = tuple(x for x in proxies.get("NO_PROXY", "").split(",") if x)
+    return Network(source.index, "resolver", proxies.get("HTTP_PROXY"), proxies.get("HTTPS_PROXY"), no_proxy,
+                   source.ca_files, "network.ca_certificates", source.trusted_hosts)
+
+
+def _version_of(filename: str, name: str) -> Optional[Version]:
+    """The version in a wheel's or an sdist's file name, when the file is the project's."""
+    stem = filename[:-4] if filename.endswith(".whl") else filename.rsplit(".tar", 1)[0].removesuffix(".zip")
+    project, _, rest = stem.partition("-")
+    if filename.endswith(".whl") and canonicalize_name(project) != canonicalize_name(name):
+        return None
+    text = rest.split("-")[0] if filename.endswith(".whl") else stem[len(name) + 1:] if len(stem) > len(name) else ""
+    return _v(text)
+
+
+def _v(text: str) -> Optional[Version]:
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return None
+    return None if version.is_prerelease or version.is_devrelease else version

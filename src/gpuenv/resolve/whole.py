@@ -1,0 +1,260 @@
+"""One resolution of the whole environment: the knowledge base's first choice, checked by the resolver;
+when it does not resolve, the next candidates the knowledge base allows; else exactly why not.
+
+    first     solver.solve + plan.assemble: the newest framework build that fits the target
+    check     packages.compile_steps: every distribution of every pip step, for that Python
+    search    on a conflict, per Python the knowledge base allows (the planned one first): the resolver
+              picks the framework versions the other requirements allow (the request as written), the
+              knowledge base plans those exact versions for the target, the resolver checks that plan
+    explain   nothing fits: uv's own explanation (both requirements, the shared dependency, the pins),
+              with the alternatives that do resolve (each pin lifted in turn)
+
+The request is never rewritten: the search only narrows versions inside what was asked, and says which
+requirement decided ("xformers==0.0.28.post1 depends on torch==2.4.1").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Optional, Sequence
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.resolve.packages import MissingExtra, NoSolution, Source, Unreachable, compile_steps, resolvable_python
+from gpuenv.resolve.plan import Plan, resolve
+from gpuenv.resolve.request import Request, Target, Want
+from gpuenv.resolve.resolved import Resolved, step_layout, unresolved
+from gpuenv.resolve.versions import minor_key, python_range
+
+MAX_PYTHONS = 6
+
+
+def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
+                  source: Optional[Source] = None) -> Plan:
+    """The plan with `resolved` set: resolved, or unresolved with the reason (then the kb's plan stands)."""
+    first = resolve(request, target)
+    if source is None:
+        return first
+    skip = _not_resolvable(first, source)
+    if skip:
+        return _unresolved(first, skip)
+    try:
+        return _with(first, _check(first, tools, source))
+    except Unreachable as exc:
+        return _unresolved(first, f"no package index answered ({exc})")
+    except MissingExtra as exc:
+        raise _missing_extra(exc, source) from None
+    except NoSolution as failure:
+        missing = _missing_version(failure)
+        if missing:                     # no Python or other version of anything else can make it exist
+            raise _no_such_version(missing, failure, source) from None
+        found = _search(request, target, tools, source, first, failure)
+        if found is not None:
+            return found
+        raise _impossible(failure, request, target, first, tools, source) from None
+
+
+def _not_resolvable(plan: Plan, source: Source) -> str:
+    if source.offline:
+        return "offline (GPUENV_OFFLINE or --offline): the packages were not resolved"
+    if not resolvable_python(plan.python):
+        return f"the resolver resolves for Python >= 3.6, not {plan.python}: pip resolves them in the build"
+    if any(b.provided_by for b in plan.builds):
+        return "the base image holds the framework: pip resolves the packages against it in the build"
+    if any(" @ " in p for p in plan.packages):
+        return "the framework comes as a wheel URL: pip resolves the packages in the build"
+    return ""
+
+
+def _check(plan: Plan, tools: Sequence[str], source: Source, python: Optional[str] = None) -> Resolved:
+    steps = step_layout(plan.packages, tuple(tools), plan.user_packages)
+    return compile_steps(steps, plan.pip_options, python or plan.python, source)
+
+
+def _with(plan: Plan, resolved: Resolved, decided: tuple[str, ...] = ()) -> Plan:
+    resolved = replace(resolved, decided=decided)
+    count = len(resolved.pins)
+    said = f"resolved with uv: {count} distributions for Python {resolved.python} on Linux x86_64, every pin " \
+           "and hash in the lock"
+    return replace(plan, resolved=resolved, reasons=decided + plan.reasons + (said,))
+
+
+def _unresolved(plan: Plan, why: str) -> Plan:
+    said = f"packages not resolved: {why}; the plan rests on the knowledge base alone"
+    return replace(plan, resolved=unresolved(why), reasons=plan.reasons + (said,))
+
+
+# --- the search -------------------------------------------------------------------------------------------
+
+def _search(request: Request, target: Target, tools: Sequence[str], source: Source, first: Plan,
+            failure: NoSolution) -> Optional[Plan]:
+    for python in _pythons(request, first):
+        found = _at(request, target, tools, source, first, python, failure)
+        if found is not None:
+            return found
+    return None
+
+
+def _pythons(request: Request, first: Plan) -> list[str]:
+    """The planned Python, then the others the framework builds allow, newest first."""
+    from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
+    from gpuenv.resolve.solver import groups_of
+
+    allowed = set(ALL_PYTHONS)
+    for group in groups_of(request.wants):
+        allowed &= {p for b in builds_for(group.primary, request) for p in b.python}
+    if request.python:
+        allowed = {p for p in allowed if p == request.python or p.startswith(request.python + ".")}
+    rest = sorted((p for p in allowed if p != first.python and resolvable_python(p)), key=minor_key, reverse=True)
+    return [first.python] + rest[:MAX_PYTHONS - 1]
+
+
+def _at(request: Request, target: Target, tools: Sequence[str], source: Source, first: Plan, python: str,
+        failure: NoSolution) -> Optional[Plan]:
+    """The plan at one Python: the versions the resolver allows, planned by the kb, checked again."""
+    try:
+        loose = compile_steps(step_layout(tuple(w.text for w in request.wants), tuple(tools), first.user_packages),
+                              (), python, source)
+    except (NoSolution, MissingExtra):
+        return None
+    narrowed = tuple(_narrow(w, loose.version_of(w.project)) for w in request.wants)
+    try:
+        plan = resolve(replace(request, wants=narrowed, python=python), target)
+        checked = _check(plan, tools, source)
+    except (ImpossibleRequest, NoSolution, MissingExtra):
+        return None
+    plan = replace(plan, reasons=(_python_reason(plan, request),) + plan.reasons[1:])
+    return _with(plan, checked, _decided(first, plan, failure, tools, source))
+
+
+def _python_reason(plan: Plan, request: Request) -> str:
+    asked = f"Python {request.python} was asked; " if request.python else ""
+    ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in plan.builds)
+    return (f"Python {plan.python}: {asked}the newest for which the whole environment resolves"
+            + (f" ({ranges})" if ranges else ""))
+
+
+def _narrow(w: Want, version: Optional[str]) -> Want:
+    """The want, kept as written, narrowed to the version the resolver found ("torch>=2.4" -> also ==2.4.1)."""
+    if version is None:
+        return w
+    base = version.split("+", 1)[0]
+    specifier = ",".join(s for s in (w.specifier, f"=={base}") if s)
+    return replace(w, specifier=specifier)
+
+
+def _decided(first: Plan, plan: Plan, failure: NoSolution, tools: Sequence[str],
+             source: Source) -> tuple[str, ...]:
+    """Why the plan left the first choice: the resolver's reason at the first Python, and (when framework
+    versions moved too) the reason the first choice fails at the Python found."""
+    notes = []
+    if plan.python != first.python:
+        notes.append(f"Python {plan.python} (not {first.python}): {_because(failure.cause)}")
+    moved = [f"{b.family} {b.version} (not {a.version})" for a in first.builds for b in plan.builds
+             if a.family == b.family and a.version != b.version]
+    if moved:
+        why = failure.cause
+        if plan.python != first.python:
+            try:
+                _check(first, tools, source, plan.python)
+                why = "the resolver preferred it"
+            except (NoSolution, MissingExtra) as again:
+                why = getattr(again, "cause", str(again))
+            except Unreachable:
+                why = failure.cause
+        notes.append(f"{', '.join(moved)}: {_because(why)}")
+    return tuple(notes)
+
+
+def _because(cause: str) -> str:
+    """uv's first sentence ("Because xformers==0.0.28.post1 depends on torch==2.4.1 and you require ...")."""
+    first = re.split(r"(?<=unsatisfiable\.)|(?<=incompatible\.)|(?<=\.) And because", cause)[0]
+    return first.strip()
+
+
+# --- explaining -----------------------------------------------------------------------------------------
+
+_NO_VERSION = re.compile(r"there (?:is|are) no versions? of ([A-Za-z0-9._-]+)")
+
+
+def _missing_version(failure: NoSolution) -> str:
+    """The project whose asked version does not exist, when that alone is the reason ("" otherwise)."""
+    found = _NO_VERSION.search(failure.cause)
+    if found and "depends on" not in failure.cause.split(" and you require")[0]:
+        return canonicalize_name(re.split(r"[=<>!~\[]", found.group(1))[0])
+    return ""
+
+
+def _impossible(failure: NoSolution, request: Request, target: Target, first: Plan, tools: Sequence[str],
+                source: Source) -> ImpossibleRequest:
+    fixes = _alternatives(request, target, first, tools, source)
+    message = f"the environment does not resolve for Python {failure.python} on Linux x86_64: {failure.cause}"
+    return ImpossibleRequest(message, code="conflict", alternatives=fixes,
+                             hint=("options (each resolves): " + "; or ".join(fixes)) if fixes else
+                             "change one of the pins the resolver names")
+
+
+def _alternatives(request: Request, target: Target, first: Plan, tools: Sequence[str],
+                  source: Source) -> list[str]:
+    """Each pinned requirement lifted in turn: those whose lifting resolves, as the pin that then works
+    (a framework's also planned by the knowledge base for the target)."""
+    words = [w.text for w in request.wants] + list(first.user_packages)
+    fixes: list[str] = []
+    for i, text in enumerate(words):
+        req = _requirement(text)
+        if req is None or not req.specifier or len(fixes) >= 3:
+            continue
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        trial = words[:i] + [req.name + extras] + words[i + 1:]
+        fw, pk = trial[:len(request.wants)], tuple(trial[len(request.wants):])
+        try:
+            found = compile_steps(step_layout(tuple(fw), tuple(tools), pk), (), first.python, source)
+        except (NoSolution, MissingExtra, Unreachable):
+            continue
+        version = found.version_of(canonicalize_name(req.name))
+        if version and (i >= len(request.wants) or _kb_allows(request, target, i, version)):
+            fixes.append(f"{req.name}{extras}=={version} instead of {text}")
+    return fixes
+
+
+def _kb_allows(request: Request, target: Target, index: int, version: str) -> bool:
+    wants = list(request.wants)
+    wants[index] = replace(wants[index], specifier=f"=={version.split('+', 1)[0]}")
+    try:
+        resolve(replace(request, wants=tuple(wants)), target)
+    except ImpossibleRequest:
+        return False
+    return True
+
+
+def _requirement(text: str) -> Optional[Requirement]:
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
+
+
+def _no_such_version(name: str, failure: NoSolution, source: Source) -> ImpossibleRequest:
+    from gpuenv.resolve.published import versions_of
+
+    known = versions_of(name, source)
+    shown = ", ".join(known[-6:]) if known else "none could be read"
+    asked = _NO_VERSION.search(failure.cause)
+    what = asked.group(1) if asked else name
+    return ImpossibleRequest(f"{what}: no such version on {source.index} (the resolver: {failure.cause})",
+                             code="no-such-version",
+                             alternatives=[f"{name}=={v}" for v in known[-3:][::-1]],
+                             hint=f"{name} publishes: {shown}" + (" (newest last)" if known else ""))
+
+
+def _missing_extra(exc: MissingExtra, source: Source) -> ImpossibleRequest:
+    from gpuenv.resolve.published import extras_of
+
+    extras = extras_of(exc.name, exc.version, source)
+    named = ", ".join(extras) if extras else "none"
+    return ImpossibleRequest(f"{exc.name} {exc.version} publishes no extra '{exc.extra}'",
+                             code="no-such-version", alternatives=[f"{exc.name}[{e}]" for e in extras[:3]],
+                             hint=f"the extras {exc.name} {exc.version} publishes: {named}")
