@@ -68,13 +68,25 @@ def test_plan_reads_the_spec_in_the_current_folder():
     (["torch", "--gpu", "4.2"], "--gpu: '4.2' is not a compute capability gpuenv knows", "9.0"),
     (["torch", "--python", "three"], "--python: 'three' is not a Python version", "3.6"),
     (["torch", "--file", "examples/torch/gpuenv.toml"], "give either REQUIREMENTs or --file", "spec"),
-    (["pandas", "--cuda", "12.4"], 'gpu.cuda = "12.4" with no framework', "nvidia/cuda:"),
 ])
 def test_bad_input_is_exit_2_with_a_hint_and_no_traceback(args, message, hint):
     run = gpuenv("plan", *args)
     assert run.returncode == 2, run.stdout
     assert f"error: {message}" in run.stderr and hint in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_cuda_with_no_framework_is_cuda_alone_from_an_nvidia_cuda_runtime_base():
+    """gpu.cuda alone (issue 16): the system CUDA of the nvidia/cuda runtime image of that CUDA, its driver
+    floor from that release (12.4.1: >= 550.54.15, CUDA release notes Table 3); too old a driver is exit 3."""
+    run = gpuenv("plan", "pandas", "--cuda", "12.4", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["base_image"].startswith("nvidia/cuda:12.4.") and "-runtime-" in data["base_image"]
+    assert (data["cuda"], data["cuda_source"], data["min_driver"]) == ("12.4", "base-image", "550.54.15")
+    assert data["packages"] == [] and data["user_packages"] == ["pandas"]
+    old = gpuenv("plan", "pandas", "--cuda", "12.4", "--driver", "470.82.01")
+    assert old.returncode == 3 and "driver >= 550.54.15" in old.stderr, old.stderr
 
 
 def test_a_missing_spec_is_exit_2(tmp_path):

@@ -96,7 +96,8 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     line("cudnn", data["cudnn"] or "none")
     line("base", data["base_image"] + (f"  [{data['base']['build']}]" if data["base"]["build"] else ""))
     line("min driver", data["min_driver"] or "none")
-    line("packages", " ".join(data["packages"]) or "(no framework: a CPU-only environment)")
+    line("packages", " ".join(data["packages"]) or ("(no framework: CUDA alone)" if data["cuda"]
+                                                   else "(no framework: a CPU-only environment)"))
     if data.get("user_packages"):
         resolved = (data.get("resolved") or {}).get("status") == "resolved"
         line("also", " ".join(data["user_packages"]) + ("" if resolved else "   (installed as written)"))

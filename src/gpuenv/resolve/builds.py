@@ -42,6 +42,8 @@ class Build:
 
     @property
     def label(self) -> str:
+        if self.family == "base":
+            return f"CUDA {self.cuda} alone" if self.cuda else "the base image"
         suffix = f" ({self.variant})" if self.variant else ""
         return f"{self.family} {self.version}{suffix}"
 

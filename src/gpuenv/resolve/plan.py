@@ -110,9 +110,8 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         reasons.append("CPU only: no CUDA, no driver needed")
     reasons += list(base.reasons)
     for b in builds:
-        if b.family == "base":
-            continue
-        reasons.append(_build_reason(b, request, target))
+        if b.family != "base":
+            reasons.append(_build_reason(b, request, target))
         reasons += list(b.notes)
     if min_driver:
         reasons.append(_driver_reason(min_driver, source, target))
@@ -121,7 +120,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         reasons.append(_arch_reason(gpu, archs, target))
     packages, options = [], []
     for b in builds:
-        if b.provided_by:
+        if b.provided_by or b.family == "base":
             continue
         packages.append(_fill(b.requirement, python))
         packages += _wanted_companions(b, request)
@@ -160,6 +159,7 @@ def _wanted_companions(build: Build, request: Request) -> list[str]:
 
 
 def _python_reason(builds, python, request) -> str:
+    builds = [b for b in builds if b.family != "base"]
     ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in builds)
     asked = f"Python {request.python} was asked; " if request.python else ""
     if not builds:

@@ -130,11 +130,6 @@ class Choice:
 
 def solve(request: Request, target: Target) -> Choice:
     groups = groups_of(request.wants)
-    if not groups and request.cuda and request.cuda != "auto" and not request.base:
-        raise BadInput(f"gpu.cuda = \"{request.cuda}\" with no framework: an environment of CUDA alone is not "
-                       "planned yet", "name a framework that brings its CUDA (e.g. torch), or give a `base` that "
-                       "holds that CUDA (e.g. nvidia/cuda:12.4.1-runtime-ubuntu22.04); a CPU-only environment "
-                       "needs neither")
     fixed = _from_base(request, groups)
     options = []
     for group in groups:
@@ -150,11 +145,24 @@ def solve(request: Request, target: Target) -> Choice:
                 raise explain(stage.code, group, left, every, request, target)
             left = kept
         options.append(left)
-    base_only = [b for b in fixed if b.family == "base"]
+    alone = _cuda_alone(request, groups)
+    base_only = [b for b in fixed if b.family == "base"] or alone
     choice = _search(options, request.python, tuple(base_only))
     if choice is None:
         raise _conflict(groups, options, request)
-    return choice
+    return Choice(choice.builds + tuple(alone), choice.python)
+
+
+def _cuda_alone(request: Request, groups: list[Group]) -> list[Build]:
+    """`gpu.cuda` with no framework and no `base`: an environment of CUDA alone, the system CUDA of an
+    nvidia/cuda runtime image (plan.assemble picks the tag; no pip package is installed for it)."""
+    from gpuenv.resolve.builds import ALL_PYTHONS
+
+    if groups or request.base or request.cpu or not request.cuda or request.cuda == "auto":
+        return []
+    return [Build("base", "", "", "", ALL_PYTHONS, request.cuda, None, "base-image",
+                  notes=(f"CUDA {request.cuda} alone (no framework asked): the system CUDA of an nvidia/cuda "
+                         "runtime image, for your own CUDA code (ctypes, CuPy, Numba, a compiled program)",))]
 
 
 def _from_base(request: Request, groups: list[Group]) -> list[Build]:
