@@ -47,7 +47,7 @@ def main() -> int:
     bare = statistics.median(_time([sys.executable, "-c", "pass"], args.runs, env))
     rows = []
     for request in REQUESTS:
-        times = _time([sys.executable, "-m", "gpuenv", "plan", *request], args.runs, env)
+        times = _time([sys.executable, "-m", "gpuenv", "plan", "--offline", *request], args.runs, env)
         median = statistics.median(times)
         rows.append({"request": " ".join(request), "median_s": round(median, 4), "max_s": round(max(times), 4),
                      "ratio_to_bare_python": round(median / bare, 2), "under_limit": median < LIMIT_S})
