@@ -72,12 +72,15 @@ class ResolverError(GpuenvError):
 
 def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bool = False) -> Source:
     """The Source of a spec's `network` table (None: the environment's PIP_INDEX_URL, proxies and CAs)."""
-    from gpuenv.kb.index import network_settings
+    from gpuenv.kb.index import IndexClient, network_settings
 
     net = network_settings(network, base_dir=spec_dir)
+    client = IndexClient(net)
     proxies = tuple((k, v) for k, v in (("HTTP_PROXY", net.http_proxy), ("HTTPS_PROXY", net.https_proxy),
                                         ("NO_PROXY", ",".join(net.no_proxy))) if v)
     extra = tuple(str(u).rstrip("/") for u in (network.pip_extra_indexes if network is not None else ()))
+    for url in (net.index, *extra):
+        client.check_url(url)           # plain http only to a trusted host, as for every index gpuenv reads
     wheels = str(network.pytorch_wheels or "") if network is not None else ""
     offline = offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0")
     return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels, offline)

@@ -49,7 +49,7 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
         raise _missing_extra(exc, source) from None
     except NoSolution as failure:
         missing = _missing_version(failure)
-        if missing:                     # no Python or other version of anything else can make it exist
+        if missing and _asked_exactly(missing, request):   # the user's own pin: no other choice makes it exist
             raise _no_such_version(missing, failure, source) from None
         found = _search(request, target, tools, source, first, failure)
         if found is not None:
@@ -177,7 +177,7 @@ def _because(cause: str) -> str:
 
 # --- explaining -----------------------------------------------------------------------------------------
 
-_NO_VERSION = re.compile(r"there (?:is|are) no versions? of ([A-Za-z0-9._-]+)")
+_NO_VERSION = re.compile(r"there (?:is|are) no versions? of ([A-Za-z0-9._\-\[\],]+(?:[=<>!~]=?[^\s,]+)?)")
 
 
 def _missing_version(failure: NoSolution) -> str:
@@ -186,6 +186,16 @@ def _missing_version(failure: NoSolution) -> str:
     if found and "depends on" not in failure.cause.split(" and you require")[0]:
         return canonicalize_name(re.split(r"[=<>!~\[]", found.group(1))[0])
     return ""
+
+
+def _asked_exactly(name: str, request: Request) -> bool:
+    """Whether the user's own words pin `name` (a framework the knowledge base pinned may be missing
+    from a mirror: then other versions are searched)."""
+    for text in [w.text for w in request.wants] + list(request.packages):
+        req = _requirement(text)
+        if req is not None and canonicalize_name(req.name) == name and req.specifier:
+            return True
+    return False
 
 
 def _impossible(failure: NoSolution, request: Request, target: Target, first: Plan, tools: Sequence[str],
