@@ -200,6 +200,7 @@ SCHEMAS["paddle"] = {
         "cudnn": "str",
         "suffix": "str",           # the post tag the version carries there ("post112"), "" for the plain release
         "cuda_source": "str",      # "base-image" | "wheels"
+        "min_driver": "str?",      # the driver floor Paddle's docs state, when above the one CUDA implies
     },
     "route": {"versions": "str", "kind": "str", "url": "str"},   # kind: "find-links" | "extra-index-url"; {cu}
     "gpu": {"versions": "str", "min_cc": "str"},                  # lowest compute capability the docs name
