@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
 
 from gpuenv.kb import KbError, load_table
 from gpuenv.kb.refresh import CUPY_VARIANTS
