@@ -391,6 +391,8 @@ def _cupy(want: Want, request: Request) -> list[Build]:
         raise _cupy_source_only(want, table)
     if request.cpu:
         raise _cupy_needs_gpu(want)
+    if want.project not in _cupy_wheel_projects(table):
+        raise _cupy_no_such_project(want, table)
     _check_cupy_extras(want, table)
     found, lacking = [], []
     for version in _newest_first(list(published(want.project) or {})):
@@ -468,6 +470,21 @@ def _cupy_source_only(want: Want, table):
         message += f"; none of them has a release matching '{want.specifier}'"
     return ImpossibleRequest(message, code="no-such-version", alternatives=fix[:3],
                              hint=("options: " + "; or ".join(fix[:3])) if fix else "see `gpuenv matrix cupy-cuda12x`")
+
+
+def _cupy_no_such_project(want: Want, table):
+    """cupy-cuda12 (no x), cupy-cuda118: names CuPy never published; the closest ones that exist."""
+    import difflib
+
+    from gpuenv.errors import ImpossibleRequest
+
+    projects = _cupy_wheel_projects(table)
+    fitting = [p for p in projects if any(matches(want.specifier, v) for v in published(p) or {})] or projects
+    near = difflib.get_close_matches(want.project, fitting, n=3, cutoff=0.6) or fitting[-3:]
+    fix = [f"{p}{want.specifier}" for p in near]
+    return ImpossibleRequest(f"{want.text}: CuPy publishes no {want.project} package; its wheel packages are "
+                             f"{projects[0]} ... {projects[-1]} (kb/data/cupy.toml)", code="no-such-version",
+                             alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
 def _cupy_needs_gpu(want: Want):
