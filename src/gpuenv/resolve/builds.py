@@ -305,9 +305,9 @@ def _paddle_pypi(table, version: str) -> list[Build]:
     if row is None:
         return []
     python = _pythons(list(ALL_PYTHONS), "paddlepaddle-gpu", version)
-    return [Build("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
-                  row["cudnn"], "base-image", archs=_paddle_archs(table, version, row["cuda"]),
-                  variant=_cu(row["cuda"]), notes=_paddle_arch_note(table, version))]
+    return [LimitedBuild("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
+                         row["cudnn"], "base-image", variant=_cu(row["cuda"]), notes=_paddle_arch_note(table, version),
+                         min_cc=_paddle_floor(table, version))]
 
 
 def _paddle_releases() -> dict[str, tuple[str, ...]]:
@@ -338,39 +338,33 @@ def _paddle_variant(table, row, route, release: str, python: tuple[str, ...]) ->
     note = (f"paddlepaddle-gpu {version} ({token}) comes from Paddle's own index, {url} (pip --{route['kind']}); "
             "PyPI does not have it, and gpuenv has not read that index: its CUDA and cuDNN are those of Paddle's "
             "install docs (kb/data/paddle.toml)")
-    return FlooredBuild("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
-                        row["cudnn"], row["cuda_source"], archs=_paddle_archs(table, release, row["cuda"]),
-                        pip_options=(f"--{route['kind']}", url), variant=token,
-                        notes=(note,) + _paddle_arch_note(table, release), floor=row.get("min_driver"))
+    return LimitedBuild("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
+                        row["cudnn"], row["cuda_source"], pip_options=(f"--{route['kind']}", url), variant=token,
+                        notes=(note,) + _paddle_arch_note(table, release), floor=row.get("min_driver"),
+                        min_cc=_paddle_floor(table, release))
 
 
 @dataclass(frozen=True)
-class FlooredBuild(Build):
-    """A build whose publisher states a driver floor above the one its CUDA implies (Paddle's cu126 wheels ask
-    550.54.14 where CUDA 12's minor-version compatibility would say 525.60.13): the higher one holds."""
+class LimitedBuild(Build):
+    """A build whose publisher states limits its CUDA alone does not imply: a higher driver floor (Paddle's cu126
+    wheels ask 550.54.14 where CUDA 12's minor-version compatibility says 525.60.13), and a lowest GPU ("computing
+    power over 6.0"). The stricter holds; the architectures stay the CUDA-derived range (archs None: not exact)."""
 
-    floor: Optional[str] = None
+    floor: Optional[str] = None     # driver
+    min_cc: Optional[str] = None    # compute capability, "6.0"
 
     def min_driver(self) -> Optional[str]:
         return max((d for d in (super().min_driver(), self.floor) if d), key=V, default=None)
 
+    def gpu_archs(self) -> tuple[str, ...]:
+        from gpuenv.resolve.versions import sm_to_cc
+
+        low = minor_key(self.min_cc or "0.0")
+        return tuple(a for a in super().gpu_archs() if sm_to_cc(a) >= low)
+
 
 def _paddle_floor(table, version: str) -> Optional[str]:
     return next((r["min_cc"] for r in table["gpu"] if matches(r["versions"], version)), None)
-
-
-def _paddle_archs(table, version: str, cuda: str) -> Optional[tuple[str, ...]]:
-    """The range the CUDA can build for, from the lowest compute capability Paddle's docs name (else None)."""
-    floor = _paddle_floor(table, version)
-    if floor is None:
-        return None
-    low = tuple(int(p) for p in floor.split("."))
-    return tuple(a for a in nvidia.archs_of_cuda(major_minor(cuda)) if _sm_cc(a) >= low)
-
-
-def _sm_cc(arch: str) -> tuple[int, int]:
-    digits = arch.split("_", 1)[1]
-    return int(digits[:-1]), int(digits[-1])
 
 
 def _paddle_arch_note(table, version: str) -> tuple[str, ...]:
