@@ -49,10 +49,15 @@ from gpuenv.kb.index import IndexClient, IndexNotFound, Link, Network, Page, pub
 TABLE = "pypi"
 MXNET_CUDA = ("cu75", "cu80", "cu90", "cu91", "cu92", "cu100", "cu101", "cu102", "cu110", "cu112")
 MXNET_VARIANTS = tuple(f"mxnet-{cu}{mkl}" for cu in MXNET_CUDA for mkl in ("", "mkl"))
+# CuPy's wheel projects (kb/data/cupy.toml); plain `cupy` is a source distribution, with no wheel to list.
+CUPY_CUDA = ("80", "90", "91", "92", "100", "101", "102", "110", "111", "112", "113", "114", "115", "116", "117",
+             "11x", "12x", "13x")
+CUPY_VARIANTS = tuple(f"cupy-cuda{cu}" for cu in CUPY_CUDA)
 PROJECTS = (
     "torch", "torchvision", "torchaudio", "tensorflow", "tensorflow-gpu", "mxnet", *MXNET_VARIANTS,
     "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt",
     "nvidia-cudnn-cu11", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "paddlepaddle-gpu",
+    "paddlepaddle", *CUPY_VARIANTS,
 )
 # Projects an index may well lack (MXNet published a variant for some CUDA versions only): no warning.
 OPTIONAL = frozenset(MXNET_VARIANTS)

@@ -185,3 +185,34 @@ SCHEMAS["mirrors"] = {
         "url": "str",              # "" = this preset deliberately sets none (`note` says why)
     },
 }
+
+# PaddlePaddle GPU builds (kb/data/paddle.toml): PyPI's paddlepaddle-gpu and the variants of Paddle's own index.
+SCHEMAS["paddle"] = {
+    "pypi": {
+        "versions": "str",         # specifier over paddlepaddle-gpu versions on PyPI
+        "post": "str?",            # the post-release tag that names the CUDA (1.x: "97", "107"); absent: none
+        "cuda": "str",             # the CUDA the wheels were built with, "10.2", "11.8"
+        "cudnn": "str",
+    },
+    "index": {
+        "versions": "str",         # specifier over the release numbers (2.6.2, 3.2.0)
+        "cuda": "str",
+        "cudnn": "str",
+        "suffix": "str",           # the post tag the version carries there ("post112"), "" for the plain release
+        "cuda_source": "str",      # "base-image" | "wheels"
+        "min_driver": "str?",      # the driver floor Paddle's docs state, when above the one CUDA implies
+    },
+    "route": {"versions": "str", "kind": "str", "url": "str"},   # kind: "find-links" | "extra-index-url"; {cu}
+    "gpu": {"versions": "str", "min_cc": "str"},                  # lowest compute capability the docs name
+}
+
+# CuPy wheel packages (kb/data/cupy.toml).
+SCHEMAS["cupy"] = {
+    "package": {
+        "project": "str",          # "cupy-cuda12x"
+        "versions": "str",         # specifier over CuPy releases ("" for all)
+        "cuda": "list[str]",       # the system CUDA releases it runs on, ["12.0", ..., "12.9"]
+    },
+    "ctk": {"project": "str", "versions": "str", "cuda": "str"},  # releases with the `ctk` extra; cuda: the major
+    "extras": {"versions": "str", "extras": "list[str]"},         # every extra the wheels declare
+}

@@ -269,11 +269,236 @@ def _jax(want: Want, request: Request) -> list[Build]:
     return found
 
 
+# --- PaddlePaddle ---------------------------------------------------------------------------------------
+
+def _paddle(want: Want, request: Request) -> list[Build]:
+    """paddlepaddle-gpu: PyPI's build of each release, then the CUDA variants of Paddle's own index (newest
+    CUDA first); `paddlepaddle`, or gpu.devices = "none", is the CPU build."""
+    _no_extras(want)
+    if request.cpu or want.project == "paddlepaddle":
+        return _paddle_cpu()
+    table = load_table("paddle")
+    found = [b for v in _newest_first(list(published("paddlepaddle-gpu") or {})) for b in _paddle_pypi(table, v)]
+    found += _paddle_index(table)
+    found.sort(key=lambda b: (V(b.version).release, not b.pip_options, minor_key(b.cuda or "0")), reverse=True)
+    return found
+
+
+def _no_extras(want: Want) -> None:
+    """PaddlePaddle's wheels declare no extras (their METADATA): one asked for is refused, never dropped."""
+    if want.extras:
+        from gpuenv.errors import ImpossibleRequest
+
+        plain = f"{want.project}{want.specifier}"
+        raise ImpossibleRequest(f"{want.text}: {want.project} publishes no extras ({', '.join(want.extras)} asked)",
+                                code="no-such-version", alternatives=[plain], hint=f"options: {plain}")
+
+
+def _paddle_cpu() -> list[Build]:
+    return [Build("paddle", "paddlepaddle", v, f"paddlepaddle=={v}", _pythons(list(ALL_PYTHONS), "paddlepaddle", v),
+                  None, None, "none") for v in _newest_first(list(published("paddlepaddle") or {}))]
+
+
+def _paddle_pypi(table, version: str) -> list[Build]:
+    """PyPI's paddlepaddle-gpu release: the CUDA its wheels were built with (1.x: named by the .postXY tag)."""
+    post = V(version).post
+    row = next((r for r in table["pypi"] if matches(r["versions"], version)
+                and r.get("post", "") == ("" if post is None else str(post))), None)
+    if row is None:
+        return []
+    python = _pythons(list(ALL_PYTHONS), "paddlepaddle-gpu", version)
+    return [LimitedBuild("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
+                         row["cudnn"], "base-image", variant=_cu(row["cuda"]), notes=_paddle_arch_note(table, version),
+                         min_cc=_paddle_floor(table, version))]
+
+
+def _paddle_releases() -> dict[str, tuple[str, ...]]:
+    """Release numbers -> Pythons: PyPI's paddlepaddle-gpu (2.x), else the CPU project of the same number (3.x)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for project in ("paddlepaddle", "paddlepaddle-gpu"):
+        for version, pythons in (published(project) or {}).items():
+            if V(version).post is None and not V(version).is_prerelease:
+                found[version] = _pythons(list(ALL_PYTHONS), project, version) or pythons
+    return found
+
+
+def _paddle_index(table) -> list[Build]:
+    found = []
+    for version, python in _paddle_releases().items():
+        route = next((r for r in table["route"] if matches(r["versions"], version)), None)
+        for row in table["index"]:
+            if route is not None and matches(row["versions"], version):
+                found.append(_paddle_variant(table, row, route, version, python))
+    return found
+
+
+def _paddle_variant(table, row, route, release: str, python: tuple[str, ...]) -> Build:
+    """One build only Paddle's own index has: 2.6.2.post112 (its find-links page or index), 3.2.0 from .../cu126/."""
+    token = _cu(row["cuda"])
+    version = f"{release}.{row['suffix']}" if row["suffix"] else release
+    url = route["url"].replace("{cu}", token)
+    note = (f"paddlepaddle-gpu {version} ({token}) comes from Paddle's own index, {url} (pip --{route['kind']}); "
+            "PyPI does not have it, and gpuenv has not read that index: its CUDA and cuDNN are those of Paddle's "
+            "install docs (kb/data/paddle.toml)")
+    return LimitedBuild("paddle", "paddlepaddle-gpu", version, f"paddlepaddle-gpu=={version}", python, row["cuda"],
+                        row["cudnn"], row["cuda_source"], pip_options=(f"--{route['kind']}", url), variant=token,
+                        notes=(note,) + _paddle_arch_note(table, release), floor=row.get("min_driver"),
+                        min_cc=_paddle_floor(table, release))
+
+
+@dataclass(frozen=True)
+class LimitedBuild(Build):
+    """A build whose publisher states limits its CUDA alone does not imply: a higher driver floor (Paddle's cu126
+    wheels ask 550.54.14 where CUDA 12's minor-version compatibility says 525.60.13), and a lowest GPU ("computing
+    power over 6.0"). The stricter holds; the architectures stay the CUDA-derived range (archs None: not exact)."""
+
+    floor: Optional[str] = None     # driver
+    min_cc: Optional[str] = None    # compute capability, "6.0"
+
+    def min_driver(self) -> Optional[str]:
+        return max((d for d in (super().min_driver(), self.floor) if d), key=V, default=None)
+
+    def gpu_archs(self) -> tuple[str, ...]:
+        from gpuenv.resolve.versions import sm_to_cc
+
+        low = minor_key(self.min_cc or "0.0")
+        return tuple(a for a in super().gpu_archs() if sm_to_cc(a) >= low)
+
+
+def _paddle_floor(table, version: str) -> Optional[str]:
+    return next((r["min_cc"] for r in table["gpu"] if matches(r["versions"], version)), None)
+
+
+def _paddle_arch_note(table, version: str) -> tuple[str, ...]:
+    floor = _paddle_floor(table, version)
+    if floor is None:
+        return ()
+    return (f"GPU architectures of paddlepaddle-gpu {version}: the range its CUDA can build for, from compute "
+            f"capability {floor} (Paddle's install docs); Paddle does not publish its exact list",)
+
+
+# --- CuPy -----------------------------------------------------------------------------------------------
+
+def _cupy(want: Want, request: Request) -> list[Build]:
+    """cupy-cudaXY / cupy-cudaXYx as written: with system CUDA (one build per CUDA release the project runs on,
+    newest first), or with `[ctk]` (14.0 on) CUDA from NVIDIA's wheels. `cupy` itself is a source build."""
+    table = load_table("cupy")
+    if want.project == "cupy":
+        raise _cupy_source_only(want, table)
+    if request.cpu:
+        raise _cupy_needs_gpu(want)
+    if want.project not in _cupy_wheel_projects(table):
+        raise _cupy_no_such_project(want, table)
+    _check_cupy_extras(want, table)
+    found, lacking = [], []
+    for version in _newest_first(list(published(want.project) or {})):
+        if set(want.extras) <= _cupy_extras(table, version):
+            found += _cupy_builds(table, want, version)
+        elif matches(want.specifier, version):
+            lacking.append(version)
+    if lacking and not any(matches(want.specifier, b.version) for b in found):
+        raise _cupy_extra_missing(want, lacking[0], [b.version for b in found])
+    return found
+
+
+def _cupy_extra_missing(want: Want, version: str, having: list[str]):
+    """The release asked exists but does not declare the extra (ctk from 14.0): say so, and what does."""
+    from gpuenv.errors import ImpossibleRequest
+
+    extras = ",".join(sorted(want.extras))
+    newer = sorted({v for v in having if V(v) > V(version)}, key=V)[:1] or sorted(set(having), key=V)[-1:]
+    fix = [f"{want.project}[{extras}]=={v}" for v in newer] + [f"{want.project}=={version}"]
+    return ImpossibleRequest(f"{want.text}: {want.project} {version} does not declare the extra [{extras}] "
+                             f"(releases that do: {', '.join(sorted(set(having), key=V)) or 'none'})",
+                             code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
+
+
+def _cupy_extras(table, version: str) -> set[str]:
+    return {e for row in table["extras"] if matches(row["versions"], version) for e in row["extras"]}
+
+
+def _check_cupy_extras(want: Want, table) -> None:
+    """An extra no CuPy release declares is refused (exit 3), naming the extras that exist."""
+    known = {e for row in table["extras"] for e in row["extras"]}
+    unknown = sorted(set(want.extras) - known)
+    if unknown:
+        from gpuenv.errors import ImpossibleRequest
+
+        fix = [f"{want.project}[{e}]{want.specifier}" for e in sorted(known)]
+        raise ImpossibleRequest(f"{want.text}: no {want.project} release declares the extra "
+                                f"{', '.join(unknown)} (extras: {', '.join(sorted(known))})",
+                                code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
+
+
+def _cupy_builds(table, want: Want, version: str) -> list[Build]:
+    python = (published(want.project) or {}).get(version, ())
+    extras = f"[{','.join(sorted(want.extras))}]" if want.extras else ""
+    requirement = f"{want.project}{extras}=={version}"
+    if "ctk" in want.extras:
+        row = next((r for r in table["ctk"] if r["project"] == want.project and matches(r["versions"], version)), None)
+        return [] if row is None else [Build("cupy", want.project, version, requirement, python, row["cuda"], None,
+                                             "wheels", variant=f"cuda{row['cuda']}+ctk")]
+    row = next((r for r in table["package"] if r["project"] == want.project and matches(r["versions"], version)), None)
+    cudas = sorted(row["cuda"], key=minor_key, reverse=True) if row else []
+    note = ("CuPy compiles kernels at run time with NVRTC (in the nvidia/cuda runtime image); kernels that include "
+            "CUDA headers (float16) need a devel base or nvidia-cuda-runtime-cuXY's headers (CuPy's install docs)")
+    return [Build("cupy", want.project, version, requirement, python, cuda, None, "base-image",
+                  variant=f"cuda{cuda}", notes=(note,)) for cuda in cudas]
+
+
+def _cupy_wheel_projects(table) -> list[str]:
+    return list(dict.fromkeys(r["project"] for r in table["package"]))
+
+
+def _cupy_source_only(want: Want, table):
+    """`cupy` is CuPy's source distribution: it needs nvcc and a compiler to install. Name the wheels that fit."""
+    from gpuenv.errors import ImpossibleRequest
+
+    fix = []
+    for project in reversed(_cupy_wheel_projects(table)):
+        versions = [v for v in _newest_first(list(published(project) or {})) if matches(want.specifier, v)]
+        if versions:
+            fix.append(f"{project}=={versions[0]}")
+    message = (f"{want.text}: `cupy` is CuPy's source distribution (PyPI has no wheel of it): installing it "
+               "compiles CuPy with nvcc, and gpuenv environments have no CUDA compiler; CuPy publishes prebuilt "
+               "wheels as cupy-cudaXY / cupy-cudaXYx, one project per CUDA")
+    if not fix:
+        message += f"; none of them has a release matching '{want.specifier}'"
+    return ImpossibleRequest(message, code="no-such-version", alternatives=fix[:3],
+                             hint=("options: " + "; or ".join(fix[:3])) if fix else "see `gpuenv matrix cupy-cuda12x`")
+
+
+def _cupy_no_such_project(want: Want, table):
+    """cupy-cuda12 (no x), cupy-cuda118: names CuPy never published; the closest ones that exist."""
+    import difflib
+
+    from gpuenv.errors import ImpossibleRequest
+
+    projects = _cupy_wheel_projects(table)
+    fitting = [p for p in projects if any(matches(want.specifier, v) for v in published(p) or {})] or projects
+    near = difflib.get_close_matches(want.project, fitting, n=3, cutoff=0.6) or fitting[-3:]
+    fix = [f"{p}{want.specifier}" for p in near]
+    return ImpossibleRequest(f"{want.text}: CuPy publishes no {want.project} package; its wheel packages are "
+                             f"{projects[0]} ... {projects[-1]} (kb/data/cupy.toml)", code="no-such-version",
+                             alternatives=fix, hint="options: " + "; or ".join(fix))
+
+
+def _cupy_needs_gpu(want: Want):
+    from gpuenv.errors import ImpossibleRequest
+
+    return ImpossibleRequest(f"{want.text}: CuPy has no CPU build (every cupy-cudaXY wheel runs on an NVIDIA GPU), "
+                             'and gpu.devices = "none" was asked', code="conflict",
+                             alternatives=['gpu.devices = "all"', "numpy (CuPy's CPU counterpart) under `packages`"],
+                             hint='options: gpu.devices = "all"; or numpy under `packages`')
+
+
 PROVIDERS: dict[str, Callable[[Want, Request], list[Build]]] = {
     "tensorflow": _tensorflow,
     "torch": _torch,
     "mxnet": _mxnet,
     "jax": _jax,
+    "paddle": _paddle,
+    "cupy": _cupy,
 }
 
 
