@@ -1,0 +1,122 @@
+"""Why no build is exactly what was asked: the project, extra or local version a release does not publish.
+
+The solver's variant stage keeps only the builds that match a requirement as written (see
+`solver._variant_misses`); when none is left, this says what the release does publish, so that the
+user picks it: nothing is swapped, dropped or rewritten on their behalf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.resolve.builds import Build, extra_name, extras_of, sdist_only, withdrawn
+from gpuenv.resolve.request import Request, Want
+from gpuenv.resolve.solver import Group, _options_hint, _variant_misses
+from gpuenv.resolve.versions import V
+
+_LIST = 4
+
+
+def no_such_variant(group: Group, left: list[Build], every: list[Build], request: Request) -> ImpossibleRequest:
+    """`left`: the builds whose version matches; none matches the variant."""
+    w, miss = _first_miss(group, left)
+    if request.cpu:
+        return _cpu_conflict(w, left)
+    versions = sorted({b.version for b in left}, key=V)
+    release = _release(w, versions)
+    reason = {"project": _project_reason, "extra": _extra_reason, "local": _local_reason}[miss](w, left, release)
+    fix = _elsewhere(w, miss, every, versions) + _existing(left)[: _LIST - 1]
+    return ImpossibleRequest(f"{w.text}: {reason}", code="no-such-version", alternatives=fix,
+                             hint=_options_hint(fix))
+
+
+def _first_miss(group: Group, left: list[Build]) -> tuple[Want, str]:
+    for w in group.wants:
+        misses = [_variant_misses(w, b) for b in left]
+        if all(misses):
+            return w, str(misses[0])
+    w = group.primary
+    return w, str(_variant_misses(w, left[0]) or "local")
+
+
+def _release(w: Want, versions: list[str]) -> str:
+    if len(versions) == 1:
+        return f"{w.family} {versions[0]}"
+    which = f"matching '{w.specifier}'" if w.specifier else "known"
+    return f"the {w.family} releases {which} ({versions[0]} ... {versions[-1]})"
+
+
+def _project_reason(w: Want, left: list[Build], release: str) -> str:
+    version = left[0].version
+    why = withdrawn(w.project, version)
+    if why:
+        return f"{w.project} {version} {why}"
+    if sdist_only(w.project, version):
+        return f"{w.project} {version} is published as an sdist only, with no wheel to install"
+    return f"{w.project} {version} is not published (with a Linux wheel); {release} is published as " + \
+        ", ".join(sorted({b.requirement for b in left}))
+
+
+def _extra_reason(w: Want, left: list[Build], release: str) -> str:
+    asked = ",".join(w.extras)
+    have = sorted({b.extra for b in left if b.extra})
+    kind = "CUDA extras" if all(b.cuda for b in left if b.extra) else "extras"
+    verb = "publishes" if " ... " not in release else "publish"
+    text = (f"{release} {verb} the {kind} {', '.join(have)}; not [{asked}]" if have
+            else f"{release} {verb} no extra [{asked}]")
+    declared = extras_of(left[0].project, left[0].version)
+    if declared is not None and all(extra_name(e) in declared for e in w.extras):
+        text += (f" ({left[0].project} {left[0].version} declares [{asked}] in its metadata, but it is no CUDA build "
+                 "gpuenv can plan: not a CUDA extra, or one whose CUDA plugin was not published for it)")
+    return text
+
+
+def _local_reason(w: Want, left: list[Build], release: str) -> str:
+    locals_ = sorted({b.local for b in left if b.local})
+    asked = _asked_local(w)
+    if not locals_:
+        return f"{release} is published with no local version (+{asked} does not exist)"
+    return (f"{release} is published with the local versions {', '.join('+' + x for x in locals_)}"
+            f"{' (PyTorch' + chr(39) + 's own index)' if w.family == 'torch' else ''}; not +{asked}")
+
+
+def _existing(left: list[Build]) -> list[str]:
+    return list(dict.fromkeys(_shown(b) for b in left))[:_LIST]
+
+
+def _elsewhere(w: Want, miss: str, every: list[Build], versions: list[str]) -> list[str]:
+    """The release nearest the one asked that does publish the variant as written, if any."""
+    if miss == "local":
+        asked = _asked_local(w)
+        matching = [b for b in every if b.local == asked]
+    else:
+        matching = [b for b in every if _variant_misses(replace(w, specifier=""), b) is None]
+    matching = [b for b in matching if b.version not in versions]
+    if not matching:
+        return []
+    asked_version = V(versions[-1])
+    newer = [b for b in matching if V(b.version) > asked_version]
+    nearest = min(newer, key=lambda b: V(b.version)) if newer else max(matching, key=lambda b: V(b.version))
+    return [_shown(nearest)]
+
+
+def _asked_local(w: Want) -> str:
+    return w.specifier.split("+", 1)[1].split(",")[0] if "+" in w.specifier else ""
+
+
+def _shown(build: Build) -> str:
+    """A build as a requirement to write: its pin, or for a wheel named by URL (torch < 1.2) its version and variant."""
+    if " @ " in build.requirement:
+        where = f'gpu.cuda = "{build.cuda_mm}"' if build.cuda else "cpu"
+        return f"{build.project}=={build.version} with {where} (the {build.variant} wheel, named by URL)"
+    return build.requirement
+
+
+def _cpu_conflict(w: Want, left: list[Build]) -> ImpossibleRequest:
+    cpu = _existing(left)[:2]
+    fix = cpu + ['gpu.devices = "all" (drop `cpu`)']
+    return ImpossibleRequest(
+        f"{w.text} is a GPU build, and the request is CPU-only (`cpu`, gpu.devices = \"none\"); "
+        f"CPU builds of {w.family}: {', '.join(cpu)}",
+        code="conflict", alternatives=fix, hint=_options_hint(fix))
