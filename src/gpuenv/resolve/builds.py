@@ -218,15 +218,13 @@ def _torch(want: Want, request: Request) -> list[Build]:
     local = asks_local(want)
     found = []
     for row in sorted(table["release"], key=lambda r: V(r["version"]), reverse=True):
-        if request.cpu or local:  # PyPI's Linux torch carries CUDA: the CPU build comes from PyTorch's cpu index
-            found.append(_torch_build(row, None, False, routes, table["archs"]))
-        if request.cpu:
-            continue
         default = None if local else row.get("pypi_cuda")
         ordered = ([default] if default in row["cuda"] else []) + sorted(
             (c for c in row["cuda"] if c != default), key=minor_key, reverse=True)
-        for cuda in ordered:
+        for cuda in ([] if request.cpu else ordered):
             found.append(_torch_build(row, cuda, cuda == default, routes, table["archs"]))
+        if request.cpu or local:  # PyPI's Linux torch carries CUDA: the CPU build comes from PyTorch's cpu index
+            found.append(_torch_build(row, None, False, routes, table["archs"]))
     return [b for b in found if b is not None]
 
 

@@ -15,7 +15,7 @@ from gpuenv.resolve.request import Request, Want
 from gpuenv.resolve.solver import Group, _options_hint, _variant_misses
 from gpuenv.resolve.versions import V
 
-_LIST = 4
+_LIST = 5
 
 
 def no_such_variant(group: Group, left: list[Build], every: list[Build], request: Request) -> ImpossibleRequest:
@@ -61,12 +61,18 @@ def _project_reason(w: Want, left: list[Build], release: str) -> str:
 def _extra_reason(w: Want, left: list[Build], release: str) -> str:
     asked = ",".join(w.extras)
     have = sorted({b.extra for b in left if b.extra})
-    kind = "CUDA extras" if all(b.cuda for b in left if b.extra) else "extras"
     verb = "publishes" if " ... " not in release else "publish"
-    text = (f"{release} {verb} the {kind} {', '.join(have)}; not [{asked}]" if have
-            else f"{release} {verb} no extra [{asked}]")
     declared = extras_of(left[0].project, left[0].version)
-    if declared is not None and all(extra_name(e) in declared for e in w.extras):
+    declares = declared is not None and all(extra_name(e) in declared for e in w.extras)
+    if have:
+        kind = ("CUDA " if all(b.cuda for b in left if b.extra) else "") + ("extras" if len(have) > 1 else "extra")
+        text = f"{release} {verb} the {kind} {', '.join(have)}; not [{asked}]"
+    elif declared is None:
+        return (f"{release}: its builds are told apart by version and local version (+cu118), not by an extra; "
+                f"gpuenv plans no [{asked}]")
+    else:
+        text = f"{release} {verb} no extra [{asked}]" if not declares else f"{release}: no build of [{asked}]"
+    if declares:
         text += (f" ({left[0].project} {left[0].version} declares [{asked}] in its metadata, but it is no CUDA build "
                  "gpuenv can plan: not a CUDA extra, or one whose CUDA plugin was not published for it)")
     return text
