@@ -26,7 +26,7 @@ def no_such_variant(group: Group, left: list[Build], every: list[Build], request
     versions = sorted({b.version for b in left}, key=V)
     release = _release(w, versions)
     reason = {"project": _project_reason, "extra": _extra_reason, "local": _local_reason}[miss](w, left, release)
-    fix = _elsewhere(w, miss, every, versions) + _existing(left)[: _LIST - 1]
+    fix = _existing(left)[: _LIST - 1] + _elsewhere(w, miss, every, versions)
     return ImpossibleRequest(f"{w.text}: {reason}", code="no-such-version", alternatives=fix,
                              hint=_options_hint(fix))
 
@@ -79,12 +79,18 @@ def _extra_reason(w: Want, left: list[Build], release: str) -> str:
 
 
 def _local_reason(w: Want, left: list[Build], release: str) -> str:
-    locals_ = sorted({b.local for b in left if b.local})
+    locals_ = sorted({b.local for b in left if b.local}, key=_local_key)
     asked = _asked_local(w)
     if not locals_:
         return f"{release} is published with no local version (+{asked} does not exist)"
     return (f"{release} is published with the local versions {', '.join('+' + x for x in locals_)}"
             f"{' (PyTorch' + chr(39) + 's own index)' if w.family == 'torch' else ''}; not +{asked}")
+
+
+def _local_key(local: str) -> tuple[int, int, str]:
+    """+cu92 < +cu118 < +cu121 < +cpu < others: CUDA variants by number."""
+    digits = local[2:]
+    return (0, int(digits), local) if local.startswith("cu") and digits.isdigit() else (1, 0, local)
 
 
 def _existing(left: list[Build]) -> list[str]:
