@@ -68,3 +68,9 @@ def test_a_framework_named_by_url_is_refused_not_planned_unpinned():
     run = gpuenv("plan", "--json", "torch@https://download.pytorch.org/whl/cu118/torch-2.4.1-cp312-none-any.whl")
     assert run.returncode == 2
     assert "by URL" in run.stderr or "by URL" in run.stdout
+
+
+def test_matrix_shows_the_extra_of_each_build():
+    run = gpuenv("matrix", "jax")
+    assert run.returncode == 0, run.stderr
+    assert "jax[cuda12]==" in run.stdout  # rich markup would eat "[cuda12]" unless escaped
