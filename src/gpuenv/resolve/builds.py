@@ -182,17 +182,8 @@ def _tensorflow(want: Want, request: Request) -> list[Build]:
 def _tf_builds(want: Want, request: Request, build, route, version: str) -> list[Build]:
     """The builds of one release: the one its package row names (the project and extra that carry the GPU
     build), and tensorflow-gpu itself when that was asked and published as a wheel (2.1-2.11: an alias)."""
-    if request.cpu:
-        choices = [("tensorflow", "", "none")]
-    else:
-        extra = route.get("extra", "")
-        if extra and extra_name(extra) not in (extras_of(route["project"], version) or (extra_name(extra),)):
-            extra = ""  # the snapshot says this release does not publish the extra
-        choices = [(route["project"], extra, route["cuda_source"] if extra else "base-image")]
-        if want.project == "tensorflow-gpu" != route["project"]:
-            choices.append(("tensorflow-gpu", "", "base-image"))
     found = []
-    for project, extra, source in choices:
+    for project, extra, source in _tf_choices(want, request, route, version):
         index = published(project)
         if index is not None and version not in index:
             continue
@@ -202,6 +193,20 @@ def _tf_builds(want: Want, request: Request, build, route, version: str) -> list
             None if request.cpu else build["cuda"], None if request.cpu else build["cudnn"], source,
             variant=extra, extra=extra))
     return found
+
+
+def _tf_choices(want: Want, request: Request, route, version: str) -> list[tuple[str, str, str]]:
+    """(project, extra, cuda_source) of the builds of one release to offer."""
+    if request.cpu:
+        return [("tensorflow", "", "none")]
+    extra = route.get("extra", "")
+    declared = extras_of(route["project"], version)
+    if extra and declared is not None and extra_name(extra) not in declared:
+        extra = ""  # the release's metadata does not declare the extra: its GPU build needs system CUDA
+    choices = [(route["project"], extra, route["cuda_source"] if extra else "base-image")]
+    if want.project == "tensorflow-gpu" != route["project"]:
+        choices.append(("tensorflow-gpu", "", "base-image"))
+    return choices
 
 
 # --- PyTorch --------------------------------------------------------------------------------------------
