@@ -369,5 +369,5 @@ def withdrawn(project: str, version: str) -> Optional[str]:
 
 
 def asks_local(want: Want) -> bool:
-    """Whether a requirement pins a local version (torch==2.4.1+cu118)."""
-    return "+" in want.specifier
+    """Whether a requirement pins a local version (torch==2.4.1+cu118; "!=2.4.1+cu118" excludes one, pins none)."""
+    return any(part.strip().startswith("==") and "+" in part for part in want.specifier.split(","))

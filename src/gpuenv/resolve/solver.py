@@ -71,7 +71,11 @@ def _version_of(build: Build, project: str) -> Optional[str]:
 
 def _public(specifier: str) -> str:
     """A specifier without its local versions: "==2.4.1+cu118" -> "==2.4.1"."""
-    return ",".join(part.split("+", 1)[0] for part in specifier.split(",")) if "+" in specifier else specifier
+    if "+" not in specifier:
+        return specifier
+    parts = [p.strip() for p in specifier.split(",")]
+    kept = [p.split("+", 1)[0] for p in parts if "+" not in p or not p.startswith("!=")]  # "!=V+cu118" is the variant's
+    return ",".join(kept)
 
 
 def _variant_ok(group: Group) -> Callable[[Build], bool]:
