@@ -82,11 +82,11 @@ def _variant_ok(group: Group) -> Callable[[Build], bool]:
     """Exactly what was written: the project (tensorflow-gpu, mxnet-cu90mkl; the family's own name is gpuenv's
     shorthand for the build that carries its GPU code), the extra (jax[cuda12]), the local version (+cu118)."""
     def ok(build: Build) -> bool:
-        return all(_variant_misses(w, build) is None for w in group.wants)
+        return all(variant_misses(w, build) is None for w in group.wants)
     return ok
 
 
-def _variant_misses(w: Want, build: Build) -> Optional[str]:
+def variant_misses(w: Want, build: Build) -> Optional[str]:
     """What of a requirement a build does not match: "project", "extra", "local", or None."""
     if w.project in _COMPANION_PROJECTS:
         version = _version_of(build, w.project)
@@ -298,13 +298,13 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
         return ImpossibleRequest(
             f"{asked}: builds support Python {python_range(pythons)}; Python {request.python} was asked "
             f"(e.g. {best.label} supports {python_range(best.python)})",
-            code=code, alternatives=fix, hint=_options_hint(fix))
+            code=code, alternatives=fix, hint=options_hint(fix))
     if code == "conflict":
         cudas = sorted({b.cuda for b in left if b.cuda}, key=minor_key)
         fix = [f'gpu.cuda = "{c}"' for c in cudas[-3:]]
         return ImpossibleRequest(
             f"{asked}: no build for CUDA {request.cuda}; builds exist for CUDA {', '.join(cudas)}",
-            code=code, alternatives=fix, hint=_options_hint(fix))
+            code=code, alternatives=fix, hint=options_hint(fix))
     broader = _broader(group.primary, request)
     if code == "gpu-arch-unsupported":
         return _arch(group, left, broader, request, target)
@@ -335,7 +335,7 @@ def _no_such_version(group: Group, every: list[Build], request: Request) -> Impo
     return ImpossibleRequest(
         f"{w.text}: no version of {w.project}{gpu} matches '{w.specifier}' "
         f"(known: {versions[0]} ... {versions[-1]}){_sdist_note(w)}",
-        code="no-such-version", alternatives=fix, hint=_options_hint(fix))
+        code="no-such-version", alternatives=fix, hint=options_hint(fix))
 
 
 def _sdist_note(w: Want) -> str:
@@ -358,7 +358,7 @@ def _companions_apart(group: Group, every: list[Build]) -> ImpossibleRequest:
             lines.append(f"{w.text} comes with {', '.join(p for p in pins if not p.startswith(w.project + '=='))}")
             fix.append(" ".join(pins))
     return ImpossibleRequest(f"{group.text}: no {group.family} release has them together; " + "; ".join(lines),
-                             code="conflict", alternatives=fix, hint=_options_hint(fix))
+                             code="conflict", alternatives=fix, hint=options_hint(fix))
 
 
 def _asked_version(w: Want) -> Optional[Version]:
@@ -391,7 +391,7 @@ def _driver(group, left, every, request, target) -> ImpossibleRequest:
     if other:
         fix.append(f"{_alt_name(other, group)}<={_series(other.version)} (CUDA {_cuda_text(other)})")
     fix.append(f"a driver >= {need}")
-    return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=_options_hint(fix),
+    return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=options_hint(fix),
                              causes=[f"{target.origin}: driver {driver}"])
 
 
@@ -416,7 +416,7 @@ def _arch(group, left, every, request, target) -> ImpossibleRequest:
     rng = nvidia.cuda_range_of(gpu.cc)
     if rng and rng[1] and not fix:
         fix.append(f"a GPU newer than {gpu.name} is needed for CUDA > {rng[1]}")
-    return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=_options_hint(fix))
+    return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=options_hint(fix))
 
 
 def _conflict(groups: list[Group], options: list[list[Build]], request: Request) -> ImpossibleRequest:
@@ -448,7 +448,7 @@ def _conflict(groups: list[Group], options: list[list[Build]], request: Request)
         lines.append(f"{a.label} needs CUDA {_cuda_text(a)} ({_source(a)}); "
                      f"{b.label} needs CUDA {_cuda_text(b)} ({_source(b)}); "
                      f"frameworks in one environment must share one CUDA")
-    return ImpossibleRequest("; ".join(lines), code=code, alternatives=fix[:4], hint=_options_hint(fix[:4]))
+    return ImpossibleRequest("; ".join(lines), code=code, alternatives=fix[:4], hint=options_hint(fix[:4]))
 
 
 def _source(build: Build) -> str:
@@ -493,5 +493,5 @@ def _pin(build: Build) -> str:
     return f"{build.project}=={build.version}"
 
 
-def _options_hint(fix: list[str]) -> Optional[str]:
+def options_hint(fix: list[str]) -> Optional[str]:
     return ("options: " + "; or ".join(fix)) if fix else None

@@ -1,7 +1,7 @@
 """Why no build is exactly what was asked: the project, extra or local version a release does not publish.
 
 The solver's variant stage keeps only the builds that match a requirement as written (see
-`solver._variant_misses`); when none is left, this says what the release does publish, so that the
+`solver.variant_misses`); when none is left, this says what the release does publish, so that the
 user picks it: nothing is swapped, dropped or rewritten on their behalf.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import replace
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve.builds import Build, extra_name, extras_of, sdist_only, withdrawn
 from gpuenv.resolve.request import Request, Want
-from gpuenv.resolve.solver import Group, _options_hint, _variant_misses
+from gpuenv.resolve.solver import Group, options_hint, variant_misses
 from gpuenv.resolve.versions import V
 
 _LIST = 5
@@ -28,16 +28,16 @@ def no_such_variant(group: Group, left: list[Build], every: list[Build], request
     reason = {"project": _project_reason, "extra": _extra_reason, "local": _local_reason}[miss](w, left, release)
     fix = _existing(left)[: _LIST - 1] + _elsewhere(w, miss, every, versions)
     return ImpossibleRequest(f"{w.text}: {reason}", code="no-such-version", alternatives=fix,
-                             hint=_options_hint(fix))
+                             hint=options_hint(fix))
 
 
 def _first_miss(group: Group, left: list[Build]) -> tuple[Want, str]:
     for w in group.wants:
-        misses = [_variant_misses(w, b) for b in left]
+        misses = [variant_misses(w, b) for b in left]
         if all(misses):
             return w, str(misses[0])
     w = group.primary
-    return w, str(_variant_misses(w, left[0]) or "local")
+    return w, str(variant_misses(w, left[0]) or "local")
 
 
 def _release(w: Want, versions: list[str]) -> str:
@@ -54,8 +54,8 @@ def _project_reason(w: Want, left: list[Build], release: str) -> str:
         return f"{w.project} {version} {why}"
     if sdist_only(w.project, version):
         return f"{w.project} {version} is published as an sdist only, with no wheel to install"
-    return f"{w.project} {version} is not published (with a Linux wheel); {release} is published as " + \
-        ", ".join(sorted({b.requirement for b in left}))
+    builds = ", ".join(sorted({b.requirement for b in left}))
+    return f"{w.project} {version} is not published (with a Linux wheel); {release} is published as {builds}"
 
 
 def _extra_reason(w: Want, left: list[Build], release: str) -> str:
@@ -64,18 +64,18 @@ def _extra_reason(w: Want, left: list[Build], release: str) -> str:
     verb = "publishes" if " ... " not in release else "publish"
     declared = extras_of(left[0].project, left[0].version)
     declares = declared is not None and all(extra_name(e) in declared for e in w.extras)
+    if not have and declared is None:
+        return f"{release}: none of its builds is chosen by an extra; gpuenv plans no [{asked}]"
     if have:
         kind = ("CUDA " if all(b.cuda for b in left if b.extra) else "") + ("extras" if len(have) > 1 else "extra")
         text = f"{release} {verb} the {kind} {', '.join(have)}; not [{asked}]"
-    elif declared is None:
-        return (f"{release}: its builds are told apart by version and local version (+cu118), not by an extra; "
-                f"gpuenv plans no [{asked}]")
     else:
-        text = f"{release} {verb} no extra [{asked}]" if not declares else f"{release}: no build of [{asked}]"
-    if declares:
-        text += (f" ({left[0].project} {left[0].version} declares [{asked}] in its metadata, but it is no CUDA build "
-                 "gpuenv can plan: not a CUDA extra, or one whose CUDA plugin was not published for it)")
-    return text
+        text = f"{release} {verb} no extra [{asked}]" if not declares else f"{release} has no build of [{asked}]"
+    return text + (_DECLARED.format(build=left[0], asked=asked) if declares else "")
+
+
+_DECLARED = (" ({build.project} {build.version} declares [{asked}] in its metadata, but it is no CUDA build gpuenv "
+             "can plan: not a CUDA extra, or one whose CUDA plugin was not published for it)")
 
 
 def _local_reason(w: Want, left: list[Build], release: str) -> str:
@@ -83,8 +83,8 @@ def _local_reason(w: Want, left: list[Build], release: str) -> str:
     asked = _asked_local(w)
     if not locals_:
         return f"{release} is published with no local version (+{asked} does not exist)"
-    return (f"{release} is published with the local versions {', '.join('+' + x for x in locals_)}"
-            f"{' (PyTorch' + chr(39) + 's own index)' if w.family == 'torch' else ''}; not +{asked}")
+    where = " (PyTorch's own index)" if w.family == "torch" else ""
+    return f"{release} is published with the local versions {', '.join('+' + x for x in locals_)}{where}; not +{asked}"
 
 
 def _local_key(local: str) -> tuple[int, int, str]:
@@ -103,7 +103,7 @@ def _elsewhere(w: Want, miss: str, every: list[Build], versions: list[str]) -> l
         asked = _asked_local(w)
         matching = [b for b in every if b.local == asked]
     else:
-        matching = [b for b in every if _variant_misses(replace(w, specifier=""), b) is None]
+        matching = [b for b in every if variant_misses(replace(w, specifier=""), b) is None]
     matching = [b for b in matching if b.version not in versions]
     if not matching:
         return []
@@ -131,4 +131,4 @@ def _cpu_conflict(w: Want, left: list[Build]) -> ImpossibleRequest:
     return ImpossibleRequest(
         f"{w.text} is a GPU build, and the request is CPU-only (`cpu`, gpu.devices = \"none\"); "
         f"CPU builds of {w.family}: {', '.join(cpu)}",
-        code="conflict", alternatives=fix, hint=_options_hint(fix))
+        code="conflict", alternatives=fix, hint=options_hint(fix))
