@@ -28,14 +28,14 @@ class Group:
 
     @property
     def primary(self) -> Want:
-        return next((w for w in self.wants if w.project not in _COMPANION_PROJECTS), self.wants[0])
+        return next((w for w in self.wants if w.project not in COMPANION_PROJECTS), self.wants[0])
 
     @property
     def text(self) -> str:
         return ", ".join(w.text for w in self.wants)
 
 
-_COMPANION_PROJECTS = {"torchvision", "torchaudio", "jaxlib"}
+COMPANION_PROJECTS = {"torchvision", "torchaudio", "jaxlib"}
 
 
 def groups_of(wants: tuple[Want, ...]) -> list[Group]:
@@ -88,7 +88,7 @@ def _variant_ok(group: Group) -> Callable[[Build], bool]:
 
 def variant_misses(w: Want, build: Build) -> Optional[str]:
     """What of a requirement a build does not match: "project", "extra", "local", or None."""
-    if w.project in _COMPANION_PROJECTS:
+    if w.project in COMPANION_PROJECTS:
         version = _version_of(build, w.project)
         return None if version is not None and matches(w.specifier, version) else "local"
     if w.project != w.family and build.project != w.project:
@@ -207,7 +207,7 @@ def _held_build(held: Any, groups: list[Group]) -> Build:
     group = next((g for g in groups if g.family == held.family), None)
     if group is not None and held.version is not None:
         for w in group.wants:
-            if w.project not in _COMPANION_PROJECTS and not matches(w.specifier, held.version):
+            if w.project not in COMPANION_PROJECTS and not matches(w.specifier, held.version):
                 raise ImpossibleRequest(
                     f"the base image {held.image} holds {held.family} {held.version}; the request asks {w.text}",
                     code="conflict", alternatives=[f"{w.project}=={held.version}", "another `base`"],

@@ -8,11 +8,12 @@ user picks it: nothing is swapped, dropped or rewritten on their behalf.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Optional
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve.builds import Build, extra_name, extras_of, sdist_only, withdrawn
 from gpuenv.resolve.request import Request, Want
-from gpuenv.resolve.solver import Group, options_hint, variant_misses
+from gpuenv.resolve.solver import COMPANION_PROJECTS, Group, options_hint, variant_misses
 from gpuenv.resolve.versions import V
 
 _LIST = 5
@@ -20,7 +21,10 @@ _LIST = 5
 
 def no_such_variant(group: Group, left: list[Build], every: list[Build], request: Request) -> ImpossibleRequest:
     """`left`: the builds whose version matches; none matches the variant."""
-    w, miss = _first_miss(group, left)
+    found = _first_miss(group, left)
+    if found is None:
+        return _apart(group, left)
+    w, miss = found
     if request.cpu:
         return _cpu_conflict(w, left)
     versions = sorted({b.version for b in left}, key=V)
@@ -31,13 +35,24 @@ def no_such_variant(group: Group, left: list[Build], every: list[Build], request
                              hint=options_hint(fix))
 
 
-def _first_miss(group: Group, left: list[Build]) -> tuple[Want, str]:
+def _first_miss(group: Group, left: list[Build]) -> Optional[tuple[Want, str]]:
+    """The first requirement no build matches, and how the first build misses it; None when each matches some."""
     for w in group.wants:
         misses = [variant_misses(w, b) for b in left]
         if all(misses):
             return w, str(misses[0])
-    w = group.primary
-    return w, str(variant_misses(w, left[0]) or "local")
+    return None
+
+
+def _apart(group: Group, left: list[Build]) -> ImpossibleRequest:
+    """Each requirement matches a build, no build all of them (torch==2.4.1+cu118 with torchvision==0.19.1+cu121)."""
+    parts, fix = [], []
+    for w in group.wants:
+        matched = [b for b in left if variant_misses(w, b) is None]
+        parts.append(f"{w.text} is the {', '.join(dict.fromkeys(b.variant for b in matched))} build")
+        fix += [" ".join([_shown(b), *b.companions]) for b in matched[:1]]
+    return ImpossibleRequest(f"{group.text}: no single {group.family} build is all of them: " + "; ".join(parts),
+                             code="conflict", alternatives=fix, hint=options_hint(fix))
 
 
 def _release(w: Want, versions: list[str]) -> str:
@@ -48,14 +63,20 @@ def _release(w: Want, versions: list[str]) -> str:
 
 
 def _project_reason(w: Want, left: list[Build], release: str) -> str:
-    version = left[0].version
-    why = withdrawn(w.project, version)
-    if why:
-        return f"{w.project} {version} {why}"
-    if sdist_only(w.project, version):
-        return f"{w.project} {version} is published as an sdist only, with no wheel to install"
+    versions = sorted({b.version for b in left}, key=V)
+    if len(versions) > 1:
+        gone = [f"{w.project} {v} {_why_no_build(w.project, v)}" for v in versions if sdist_only(w.project, v)]
+        return f"no {w.project} release matching '{w.specifier}' is published with a Linux wheel" + \
+            (f" ({'; '.join(gone)})" if gone else "")
+    version = versions[0]
+    if sdist_only(w.project, version) or withdrawn(w.project, version):
+        return f"{w.project} {version} {_why_no_build(w.project, version)}"
     builds = ", ".join(sorted({b.requirement for b in left}))
     return f"{w.project} {version} is not published (with a Linux wheel); {release} is published as {builds}"
+
+
+def _why_no_build(project: str, version: str) -> str:
+    return withdrawn(project, version) or "is published as an sdist only, with no wheel to install"
 
 
 def _extra_reason(w: Want, left: list[Build], release: str) -> str:
@@ -79,8 +100,12 @@ _DECLARED = (" ({build.project} {build.version} declares [{asked}] in its metada
 
 
 def _local_reason(w: Want, left: list[Build], release: str) -> str:
-    locals_ = sorted({b.local for b in left if b.local}, key=_local_key)
     asked = _asked_local(w)
+    if w.project in COMPANION_PROJECTS:
+        pins = sorted({c for b in left for c in b.companions if c.startswith(w.project + "==")})
+        return (f"with {release} gpuenv installs {', '.join(pins) or 'no ' + w.project}, as pytorch.org's install "
+                f"commands pin it; not +{asked}")
+    locals_ = sorted({b.local for b in left if b.local}, key=_local_key)
     if not locals_:
         return f"{release} is published with no local version (+{asked} does not exist)"
     where = " (PyTorch's own index)" if w.family == "torch" else ""
