@@ -57,7 +57,7 @@ TABLE = "pypi"
 MXNET_CUDA = ("cu75", "cu80", "cu90", "cu91", "cu92", "cu100", "cu101", "cu102", "cu110", "cu112")
 MXNET_VARIANTS = tuple(f"mxnet-{cu}{mkl}" for cu in MXNET_CUDA for mkl in ("", "mkl"))
 PROJECTS = (
-    "torch", "torchvision", "torchaudio", "tensorflow", "tensorflow-gpu", "mxnet", *MXNET_VARIANTS,
+    "torch", "torchvision", "torchaudio", "tensorflow", "tensorflow-gpu", "tensorflow-cpu", "mxnet", *MXNET_VARIANTS,
     "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt",
     "nvidia-cudnn-cu11", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "paddlepaddle-gpu",
 )

@@ -165,7 +165,7 @@ def _tensorflow(want: Want, request: Request) -> list[Build]:
     table = load_table("tensorflow")
     builds = {row["version"]: row for row in table["build"]}
     versions = set()
-    for project in ("tensorflow", "tensorflow-gpu"):
+    for project in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu"):
         versions.update((published(project) or {}).keys())
     if not versions:  # no index snapshot: the minor releases of the tested table, as x.y.0
         versions = {f"{v}.0" for v in builds}
@@ -190,13 +190,15 @@ def _tf_builds(want: Want, request: Request, build, route, version: str) -> list
         requirement = f"{project}[{extra}]=={version}" if extra else f"{project}=={version}"
         found.append(Build(
             "tensorflow", project, version, requirement, _pythons(build["python"], project, version),
-            None if request.cpu else build["cuda"], None if request.cpu else build["cudnn"], source,
+            None if source == "none" else build["cuda"], None if source == "none" else build["cudnn"], source,
             variant=extra, extra=extra))
     return found
 
 
 def _tf_choices(want: Want, request: Request, route, version: str) -> list[tuple[str, str, str]]:
     """(project, extra, cuda_source) of the builds of one release to offer."""
+    if want.project == "tensorflow-cpu":  # the CPU-only project, asked by name: planned as written
+        return [("tensorflow-cpu", "", "none")]
     if request.cpu:
         return [("tensorflow", "", "none")]
     extra = route.get("extra", "")

@@ -326,7 +326,7 @@ def _no_such_version(group: Group, every: list[Build], request: Request) -> Impo
         return _companions_apart(group, every)
     versions = sorted({str(V(v).public) for b in every if (v := _version_of(b, w.project))}, key=V)
     near = _nearest(w, versions)
-    gpu = "" if request.cpu else " with a Linux GPU build"
+    gpu = "" if request.cpu or not any(b.cuda for b in every) else " with a Linux GPU build"
     if not versions:
         message = f"{w.text}: gpuenv knows no version of {w.project}{gpu}"
         return ImpossibleRequest(message, code="no-such-version",
