@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Optional
 
 from gpuenv.errors import ImpossibleRequest
-from gpuenv.resolve.builds import Build, extra_name, extras_of, sdist_only, withdrawn
+from gpuenv.resolve.builds import Build, builds_for, extra_name, extras_of, published, sdist_only, withdrawn
 from gpuenv.resolve.request import Request, Want
 from gpuenv.resolve.solver import COMPANION_PROJECTS, Group, options_hint, variant_misses
 from gpuenv.resolve.versions import V
@@ -25,7 +25,7 @@ def no_such_variant(group: Group, left: list[Build], every: list[Build], request
     if found is None:
         return _apart(group, left)
     w, miss = found
-    if request.cpu:
+    if request.cpu and _is_gpu_variant(w, request):
         return _cpu_conflict(w, left)
     versions = sorted({b.version for b in left}, key=V)
     release = _release(w, versions)
@@ -72,6 +72,8 @@ def _project_reason(w: Want, left: list[Build], release: str) -> str:
     if sdist_only(w.project, version) or withdrawn(w.project, version):
         return f"{w.project} {version} {_why_no_build(w.project, version)}"
     builds = ", ".join(sorted({b.requirement for b in left}))
+    if published(w.project) is None:
+        return f"gpuenv's knowledge base has no release of {w.project}; {release} is planned as {builds}"
     return f"{w.project} {version} is not published (with a Linux wheel); {release} is published as {builds}"
 
 
@@ -148,6 +150,13 @@ def _shown(build: Build) -> str:
         where = f'gpu.cuda = "{build.cuda_mm}"' if build.cuda else "cpu"
         return f"{build.project}=={build.version} with {where} (the {build.variant} wheel, named by URL)"
     return build.requirement
+
+
+def _is_gpu_variant(w: Want, request: Request) -> bool:
+    """Whether what was written names a CUDA build (tensorflow-gpu, jax[cuda12], +cu118), as the GPU builds say."""
+    loose = replace(w, specifier="")
+    return any(b.cuda and variant_misses(loose, b) is None
+               for b in builds_for(w, replace(request, cpu=False)))
 
 
 def _cpu_conflict(w: Want, left: list[Build]) -> ImpossibleRequest:
