@@ -93,7 +93,7 @@ def variant_misses(w: Want, build: Build) -> Optional[str]:
         return None if version is not None and matches(w.specifier, version) else "local"
     if w.project != w.family and build.project != w.project:
         return "project"
-    if {extra_name(e) for e in w.extras} != ({extra_name(build.extra)} if build.extra else set()) and w.extras:
+    if w.extras and {extra_name(e) for e in w.extras} != {extra_name(build.extra)}:
         return "extra"
     return None if matches(w.specifier, build.full_version) else "local"
 
