@@ -29,10 +29,11 @@ from gpuenv.kb import refresh, tables
 # --- a package index in a folder -----------------------------------------------------------------
 
 
-def make_wheel(filename: str, requires: list[str], padding: int = 0) -> bytes:
+def make_wheel(filename: str, requires: list[str], padding: int = 0, extras: tuple[str, ...] = ()) -> bytes:
     """A real wheel: METADATA first, then `padding` incompressible bytes (so a whole-wheel read shows)."""
     name, version = filename.split("-")[:2]
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Provides-Extra: {e}\n" for e in extras)
     metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as wheel:
@@ -94,8 +95,27 @@ def build_index(root: Path) -> dict[str, int]:
         "tensorflow_gpu-1.2.1-cp27-cp27mu-manylinux1_x86_64.whl</a><br/>\n"
         '<a href="../../packages/tensorflow_gpu-2.4.0-cp38-cp38-manylinux2010_x86_64.whl" '
         'data-requires-python="&gt;=3.6">tensorflow_gpu-2.4.0-cp38-cp38-manylinux2010_x86_64.whl</a><br/>\n'
+        '<a href="../../packages/tensorflow-gpu-2.12.0.tar.gz">tensorflow-gpu-2.12.0.tar.gz</a><br/>\n'
         "</body></html>\n")
+    _jax_project(root, packages, sizes)
     return sizes
+
+
+JAX_EXTRAS = ("cpu", "cuda", "cuda12_pip", "cuda12_local", "tpu")  # not cuda12, which the real jax 0.4.30 declares
+
+
+def _jax_project(root: Path, packages: Path, sizes: dict[str, int]) -> None:
+    """simple/jax (PEP 691): a pure wheel whose METADATA declares its extras (read by ranges), and an sdist-only 0.4.1."""
+    name = "jax-0.4.30-py3-none-any.whl"
+    data = make_wheel(name, ['jaxlib==0.4.30; extra == "cuda12_pip"'], padding=BIG, extras=JAX_EXTRAS)
+    (packages / name).write_bytes(data)
+    sizes[name] = len(data)
+    (packages / "jax-0.4.1.tar.gz").write_bytes(b"not used")
+    files = [{"filename": name, "url": f"../../packages/{name}", "requires-python": ">=3.9", "hashes": {}},
+             {"filename": "jax-0.4.1.tar.gz", "url": "../../packages/jax-0.4.1.tar.gz", "hashes": {}}]
+    jax = root / "simple" / "jax"
+    jax.mkdir(parents=True)
+    (jax / "index.json").write_text(json.dumps({"meta": {"api-version": "1.1"}, "name": "jax", "files": files}))
 
 
 @dataclass
@@ -348,8 +368,11 @@ def test_plain_http_to_a_trusted_host(http_index, kb_dir, tmp_path, tree):
     assert (report["read"]["metadata_pep658"], report["read"]["metadata_range"]) == (1, 1)
 
     rows = local_rows(http_index)  # through the real loader, which prefers the table in GPUENV_KB_DIR
-    assert sorted(rows) == [("tensorflow-gpu", "1.2.1"), ("tensorflow-gpu", "2.4.0"), ("torch", "2.4.0"),
-                            ("torch", "2.5.1")]  # no yanked 2.3.0, rc 2.6.0rc1, macOS-only 2.2.0, sdist 2.1.0
+    assert sorted(rows) == [("tensorflow-gpu", "1.2.1"), ("tensorflow-gpu", "2.12.0"), ("tensorflow-gpu", "2.4.0"),
+                            ("torch", "2.1.0"), ("torch", "2.4.0"), ("torch", "2.5.1")]
+    # no yanked 2.3.0, rc 2.6.0rc1, macOS-only 2.2.0; the sdist-only releases as rows without Pythons
+    assert rows["torch", "2.1.0"]["sdist_only"] is True and rows["torch", "2.1.0"]["python"] == []
+    assert rows["tensorflow-gpu", "2.12.0"]["sdist_only"] is True
     assert rows["torch", "2.5.1"]["cuda"] == "12.4" and rows["torch", "2.5.1"]["cudnn"] == "9.1.0.70"  # PEP 658
     assert rows["torch", "2.4.0"]["cuda"] == "12.1"  # from the wheel by ranges
     assert rows["torch", "2.5.1"]["python"] == ["3.12"] and rows["torch", "2.5.1"]["requires_python"] == ">=3.8"
@@ -505,8 +528,33 @@ def test_out_and_the_rows_kept_for_projects_not_read(http_index, kb_dir, tmp_pat
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["kept"] == ["jax"]
     data = json.loads(out.read_text())
-    assert [(r["project"], r["version"]) for r in data["release"]] == [("jax", "0.4.33"), ("torch", "2.4.0"),
-                                                                       ("torch", "2.5.1")]
+    assert [(r["project"], r["version"]) for r in data["release"]] == [("jax", "0.4.33"), ("torch", "2.1.0"),
+                                                                       ("torch", "2.4.0"), ("torch", "2.5.1")]
     assert data["meta"]["index"] == http_index.url and data["meta"]["retrieved"] == dt.date.today().isoformat()
     assert not kb_dir.exists()  # --out wrote there, not to the user's table
     tables.parse_table("pypi", (out.read_text(), "json"))
+
+
+def test_the_extras_a_release_declares_and_its_sdist_only_releases(http_index, kb_dir, tmp_path, tree):
+    spec = write_spec(tmp_path, pip_index=http_index.url, pip_trusted_hosts=["127.0.0.1"])
+    run = gpuenv("--file", str(spec), "--json", "--project", "jax", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["read"]["metadata_range"] == 1  # the pure wheel's METADATA, by ranges
+    rows = local_rows(http_index)
+    assert rows["jax", "0.4.30"]["extras"] == ["cpu", "cuda", "cuda12-pip", "cuda12-local", "tpu"]
+    assert rows["jax", "0.4.1"] == {**rows["jax", "0.4.1"], "python": [], "sdist_only": True}
+    assert "extras" not in rows["jax", "0.4.1"]
+    served = [s for s in http_index.log if s.path.endswith("jax-0.4.30-py3-none-any.whl")]
+    assert served and all(s.range and s.status == 206 for s in served)
+    assert sum(s.sent for s in served) < tree[1]["jax-0.4.30-py3-none-any.whl"] / 2  # never the whole wheel
+
+    # the planner takes the extras from this table, not from gpuenv's code: jax 0.4.30 here declares no cuda12
+    def plan(request: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gpuenv", "plan", request, "--json"], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "GPUENV_KB_DIR": str(kb_dir)}, cwd=tmp_path)
+    refused = plan("jax[cuda12]==0.4.30")
+    assert refused.returncode == 3, refused.stdout
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "no-such-version" and "not [cuda12]" in error["message"]
+    assert "jax[cuda12_pip]==0.4.30" in error["alternatives"]
+    assert json.loads(plan("jax[cuda12_pip]==0.4.30").stdout)["packages"][0] == "jax[cuda12_pip]==0.4.30"

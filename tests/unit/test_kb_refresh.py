@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from gpuenv.errors import BadInput
 from gpuenv.kb import index, refresh, tables
@@ -96,6 +97,55 @@ def test_pins_apply_on_linux_x86_64_only():
     assert pinned_cuda(text) == {"cuda": "12.4"}
 
 
+@pytest.mark.parametrize("name,extras", [
+    ("tensorflow-2.16.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.METADATA", ["and-cuda"]),
+    ("torch-2.15.0-cp312-cp312-manylinux_2_28_x86_64.whl.METADATA", ["optree", "opt-einsum", "pyyaml"]),
+    ("jax_cuda12_plugin-0.9.2-cp312-cp312-manylinux_2_27_x86_64.whl.METADATA", ["with-cuda"]),
+])
+def test_extras_from_real_metadata(name, extras):
+    assert refresh.provided_extras(fixture(name)) == extras
+
+
+def test_extras_are_normalized_as_pep_685_says():
+    text = "Metadata-Version: 2.1\nName: jax\nVersion: 0.4.20\nProvides-Extra: cuda12_pip\nProvides-Extra: Cuda12-Local\n" \
+           "Provides-Extra: cuda12-pip\n"
+    assert refresh.provided_extras(text) == ["cuda12-pip", "cuda12-local"]
+
+
+def test_what_a_row_takes_from_metadata():
+    from packaging.version import Version
+
+    tf = fixture("tensorflow-2.16.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.METADATA")
+    assert refresh.from_metadata("tensorflow", Version("2.16.1"), tf) == {
+        "cuda": "12.3", "cudnn": "8.9.7.29", "extras": ["and-cuda"]}
+    torch = fixture("torch-2.15.0-cp312-cp312-manylinux_2_28_x86_64.whl.METADATA")
+    assert "extras" not in refresh.from_metadata("torch", Version("2.15.0"), torch)  # torch's variants are no extras
+    assert refresh.reads_metadata("jax", Version("0.4.30")) and not refresh.reads_metadata("jaxlib", Version("0.4.30"))
+
+
+def test_a_release_with_only_an_sdist_is_a_row_without_pythons():
+    page = index.parse_html_page(fixture("tensorflow-gpu.html"), "https://pypi.org/simple/tensorflow-gpu/",
+                                 "tensorflow-gpu")
+    rows = rows_of(page)
+    assert list(rows) == ["1.2.1", "2.10.0", "2.12.0"]
+    assert rows["2.12.0"].row["python"] == [] and rows["2.12.0"].row["sdist_only"] is True
+    assert rows["2.12.0"].probe is None and "sdist_only" not in rows["2.10.0"].row
+
+
+def test_the_shipped_snapshot_has_the_extras_and_the_tensorflow_gpu_history(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPUENV_KB_DIR", str(tmp_path))
+    tables.load_table.cache_clear()
+    try:
+        rows = {(r["project"], r["version"]): r for r in tables.load_table("pypi")["release"]}
+    finally:
+        tables.load_table.cache_clear()
+    assert {"cuda", "cuda12", "cuda12-local", "cuda12-pip"} <= set(rows["jax", "0.4.30"]["extras"])
+    assert "cuda13" not in rows["jax", "0.4.30"]["extras"] and "cuda13" in rows["jax", "0.7.2"]["extras"]
+    assert rows["tensorflow", "2.13.0"]["extras"] == [] and "and-cuda" in rows["tensorflow", "2.14.0"]["extras"]
+    assert rows["tensorflow-gpu", "2.12.0"]["sdist_only"] is True
+    assert max((v for (p, v), r in rows.items() if p == "tensorflow-gpu" and r["python"]), key=Version) == "2.11.0"
+
+
 def test_which_releases_have_their_pins_read():
     from packaging.version import Version
 
@@ -145,7 +195,7 @@ def test_an_html_page_skips_yanked_files_and_sdists():
     assert list(rows) == ["0.4.31", "0.4.33"]  # 0.4.32 yanked, 0.4.0 an sdist
     assert rows["0.4.33"].row["python"] == ["py3"]
     assert rows["0.4.33"].row["requires_python"] == ">=3.10"  # &gt; unescaped
-    assert rows["0.4.33"].probe is None  # a pure wheel: nothing to read pins from
+    assert rows["0.4.33"].probe.filename == "jax-0.4.33-py3-none-any.whl"  # a pure wheel: read for its extras
     assert all("#" not in link.url for link in page.links)  # the #sha256= fragment is dropped
 
 
@@ -153,7 +203,7 @@ def test_an_html_page_without_requires_python():
     page = index.parse_html_page(fixture("tensorflow-gpu.html"), "https://pypi.org/simple/tensorflow-gpu/",
                                  "tensorflow-gpu")
     rows = rows_of(page)
-    assert list(rows) == ["1.2.1", "2.10.0"]
+    assert list(rows) == ["1.2.1", "2.10.0", "2.12.0"]  # 2.12.0: its sdist alone (a row without Pythons)
     assert "requires_python" not in rows["1.2.1"].row
     assert rows["1.2.1"].row["python"] == ["2.7", "3.3", "3.4", "3.5", "3.6"]
 

@@ -165,7 +165,7 @@ def _show_matrix(console: Console, data: dict[str, Any]) -> None:
     for column in ("version", "install", "cuda", "cudnn", "python", "min driver", "cuda from"):
         table.add_column(column, overflow="fold", no_wrap=column != "install")
     for row in data["versions"]:
-        table.add_row(row["version"], row["requirement"], row["cuda"] or "-", row["cudnn"] or "-",
+        table.add_row(row["version"], escape(row["requirement"]), row["cuda"] or "-", row["cudnn"] or "-",
                       row["python"], row["min_driver"] or "-", row["cuda_source"])
     console.print(table)
     if not data["versions"]:

@@ -1,8 +1,8 @@
 """`gpuenv kb refresh`: derive the "pypi" table from a package index, and the snapshot date in use.
 
 One row per (project, version) of the framework projects that has a Linux x86_64 wheel (manylinux*
-or linux_x86_64) or a pure wheel. Yanked files, sdists, pre- and dev releases, and other platforms
-are left out. A row says:
+or linux_x86_64) or a pure wheel, or only an sdist. Yanked files, pre- and dev releases, and other
+platforms are left out. A row says:
 
 - `python`: the Pythons it has such wheels for: "3.6" from cp36, "3.13t" from a free-threaded
   cp313t build, "3.8+" from a cp38-abi3 wheel, "py3" / "py2" from py3 / py2 tags (pure wheels, or
@@ -13,6 +13,13 @@ are left out. A row says:
   cuDNN as the pinned `nvidia-cudnn-cuXX` version, from the METADATA of one Linux x86_64 wheel of
   the version (PEP 658, else HTTP ranges of the wheel: see index.py). For tensorflow the pins are
   those of its `and-cuda` extra. JAX's CUDA plugins state lower bounds, not pins: no `cuda` there.
+- `extras`, for the projects whose GPU build is chosen by an extra (EXTRAS_OF: jax, tensorflow): the
+  release's `Provides-Extra` list as its METADATA declares it (names normalized as PEP 685 says), so
+  that gpuenv plans only the extras a release publishes (jax[cuda13] of a release that has none is
+  refused, never swapped for another extra);
+- `sdist_only: true` and `python: []` for a final release published with no wheel at all, only an sdist
+  (tensorflow-gpu 2.12.0, a 2.6 kB sdist that fails on install on purpose): the release exists, but no
+  build of it can be planned, and the planner says so instead of "no such version";
 - `source`: the project page that was read, `retrieved`: the day. The loader requires https
   sources; when the index is a plain-http mirror (a trusted host), `source` names PyPI's page of
   the project (what the mirror copies) and `note` names the page actually read.
@@ -54,7 +61,7 @@ CUPY_CUDA = ("80", "90", "91", "92", "100", "101", "102", "110", "111", "112", "
              "11x", "12x", "13x")
 CUPY_VARIANTS = tuple(f"cupy-cuda{cu}" for cu in CUPY_CUDA)
 PROJECTS = (
-    "torch", "torchvision", "torchaudio", "tensorflow", "tensorflow-gpu", "mxnet", *MXNET_VARIANTS,
+    "torch", "torchvision", "torchaudio", "tensorflow", "tensorflow-gpu", "tensorflow-cpu", "mxnet", *MXNET_VARIANTS,
     "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-cuda12-pjrt",
     "nvidia-cudnn-cu11", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "paddlepaddle-gpu",
     "paddlepaddle", *CUPY_VARIANTS,
@@ -63,6 +70,8 @@ PROJECTS = (
 OPTIONAL = frozenset(MXNET_VARIANTS)
 # project -> (first version whose wheels pin NVIDIA's CUDA wheels, the extra the pins are under or "")
 PINNED_FROM: dict[str, tuple[str, str]] = {"torch": ("1.13", ""), "tensorflow": ("2.14", "and-cuda")}
+# Projects whose GPU build is chosen by an extra: their rows record the release's Provides-Extra.
+EXTRAS_OF = frozenset({"jax", "tensorflow"})
 WORKERS = 8
 
 _PYPI_PAGE = "https://pypi.org/simple/{project}/"
@@ -188,6 +197,13 @@ def _applies(requirement: Requirement, extra: str) -> bool:
         return True
 
 
+def provided_extras(metadata: str) -> list[str]:
+    """The extras a wheel's METADATA declares (`Provides-Extra`), normalized as PEP 685 says, in order."""
+    message = email.parser.HeaderParser().parsestr(metadata)
+    names = (canonical(value.strip()) for value in message.get_all("Provides-Extra") or [])
+    return list(dict.fromkeys(name for name in names if name))
+
+
 def wants_pins(project: str, version: Version) -> Optional[str]:
     """The extra to read pins under ("" for none), or None when this release pins no CUDA wheels."""
     first = PINNED_FROM.get(project)
@@ -222,6 +238,13 @@ def releases(page: Page, retrieved: dt.date) -> list[Release]:
             continue
         wheels.setdefault(version, []).append((wheel, link))
     source, note = _provenance(page)
+    found = _wheel_releases(project, wheels, source, note, retrieved)
+    found += _sdist_releases(page, set(_every_wheel_version(page)), source, note, retrieved)
+    return sorted(found, key=lambda release: release.version)
+
+
+def _wheel_releases(project: str, wheels: dict[Version, list[tuple[Wheel, Link]]], source: str,
+                    note: Optional[str], retrieved: dt.date) -> list[Release]:
     found = []
     for version in sorted(wheels):
         pairs = wheels[version]
@@ -237,6 +260,40 @@ def releases(page: Page, retrieved: dt.date) -> list[Release]:
     return found
 
 
+_SDIST = re.compile(r"(?P<name>.+?)-(?P<version>[^-]+)\.(tar\.gz|zip|tar\.bz2)")
+
+
+def _every_wheel_version(page: Page) -> Iterable[Version]:
+    """Versions with a wheel of any platform (a release with only a macOS wheel is no sdist-only one)."""
+    for link in page.links:
+        wheel = parse_wheel_filename(link.filename)
+        version = release_version(wheel.version) if wheel else None
+        if version is not None:
+            yield version
+
+
+def _sdist_releases(page: Page, with_wheels: set[Version], source: str, note: Optional[str],
+                    retrieved: dt.date) -> list[Release]:
+    """Rows of the final releases published as an sdist and no wheel: `python` empty, `sdist_only`."""
+    project = canonical(page.project)
+    versions = set()
+    for link in page.links:
+        match = _SDIST.fullmatch(link.filename)
+        if link.yanked or match is None or canonical(match["name"]) != project:
+            continue
+        version = release_version(match["version"])
+        if version is not None and version not in with_wheels:
+            versions.add(version)
+    rows = []
+    for version in sorted(versions):
+        row: dict[str, Any] = {"project": project, "version": str(version), "python": [], "sdist_only": True,
+                               "source": source, "retrieved": retrieved.isoformat()}
+        if note:
+            row["note"] = note
+        rows.append(Release(project, version, row, None))
+    return rows
+
+
 def _provenance(page: Page) -> tuple[str, Optional[str]]:
     url = public_url(page.url)
     if url.startswith("https://"):
@@ -245,8 +302,9 @@ def _provenance(page: Page) -> tuple[str, Optional[str]]:
 
 
 def _probe(pairs: list[tuple[Wheel, Link]]) -> Optional[Link]:
-    """The wheel to read pins from: a Linux x86_64 one, preferring PEP 658 metadata, then the newest CPython."""
-    linux = [(w, link) for w, link in pairs if w.linux_x86_64]
+    """The wheel to read pins and extras from: a Linux x86_64 one (else a pure one: jax), preferring PEP 658
+    metadata, then the newest CPython."""
+    linux = [(w, link) for w, link in pairs if w.linux_x86_64] or [(w, link) for w, link in pairs if w.pure]
     if not linux:
         return None
     best = max(linux, key=lambda pair: (pair[1].metadata is not None,
@@ -266,7 +324,8 @@ def render(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> str:
     return f'{{"meta":{meta_text},\n"release":[\n{body}\n]}}\n'
 
 
-_FIELDS = ("project", "version", "python", "requires_python", "cuda", "cudnn", "source", "retrieved", "note")
+_FIELDS = ("project", "version", "python", "sdist_only", "requires_python", "cuda", "cudnn", "extras", "source",
+           "retrieved", "note")
 
 
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
@@ -380,13 +439,13 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
             raise IndexNotFound(f"{client.index} lists no final release with a Linux x86_64 or pure wheel of "
                                 f"{', '.join(report.projects)}", "check the index URL: it must be a PEP 503 simple "
                                 "index such as https://pypi.org/simple; the table was left as it was")
-        probes = [r for r in built if r.probe is not None and wants_pins(r.project, r.version) is not None]
+        probes = [r for r in built if r.probe is not None and reads_metadata(r.project, r.version)]
         for release, answer in zip(probes, _each(pool, lambda r: _pins(client, r), probes)):
             if isinstance(answer, str):
                 report.warnings.append(answer)
             else:
                 release.row.update(answer)
-                report.pinned += bool(answer)
+                report.pinned += bool(answer.get("cuda") or answer.get("cudnn"))
 
     rows = [r.row for r in built]
     if projects:
@@ -417,15 +476,30 @@ def _each(pool: ThreadPoolExecutor, work: Callable[[Any], Any], items: Sequence[
         raise
 
 
+def reads_metadata(project: str, version: Version) -> bool:
+    """Whether a release's METADATA is read: for its CUDA pins, or for its extras."""
+    return project in EXTRAS_OF or wants_pins(project, version) is not None
+
+
 def _pins(client: IndexClient, release: Release) -> Any:
-    """The pins of a release (a dict, maybe empty), or a warning (str) when its metadata cannot be read."""
+    """The pins and extras of a release (a dict, maybe empty), or a warning (str) when its metadata cannot be read."""
     assert release.probe is not None
-    extra = wants_pins(release.project, release.version) or ""
     text = client.wheel_metadata(release.probe)
     if text is None:
         return (f"{release.project} {release.version}: no metadata (no PEP 658 file, and the server does not "
-                "answer range requests): cuda / cudnn left out")
-    return pinned_cuda(text, extra)
+                "answer range requests): cuda / cudnn / extras left out")
+    return from_metadata(release.project, release.version, text)
+
+
+def from_metadata(project: str, version: Version, text: str) -> dict[str, Any]:
+    """What a row takes from a release's METADATA: its CUDA pins (PINNED_FROM), its extras (EXTRAS_OF)."""
+    found: dict[str, Any] = {}
+    extra = wants_pins(project, version)
+    if extra is not None:
+        found.update(pinned_cuda(text, extra))
+    if project in EXTRAS_OF:
+        found["extras"] = provided_extras(text)
+    return found
 
 
 def _kept_rows(out: Path, refreshed: set[str]) -> tuple[list[dict[str, Any]], list[str]]:

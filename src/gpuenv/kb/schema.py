@@ -73,6 +73,8 @@ SCHEMAS: dict[str, dict[str, ROW]] = {
             "extra": "str?",       # "and-cuda"
             "cuda_source": "str",  # "base-image" (system CUDA/cuDNN) | "wheels" (nvidia-* pip wheels)
         },
+        # releases published as something that cannot be installed, and why (tensorflow-gpu 2.12.0)
+        "withdrawn": {"project": "str", "versions": "str", "why": "str"},
         # official images docker.io/tensorflow/tensorflow:<version>-gpu[-py3]
         "image": {"versions": "str", "tag": "str", "python": "str"},
     },
@@ -120,6 +122,7 @@ SCHEMAS: dict[str, dict[str, ROW]] = {
             "min_driver": "str",
             "cuda_source": "str",  # "wheels" | "base-image"
             "python": "list[str]",
+            "local_jaxlib": "bool?",  # the extra pins jaxlib==V+cudaXX.cudnnYY (JAX's release page, wheel_routes)
         },
     },
 }
@@ -133,6 +136,8 @@ SCHEMAS["pypi"] = {
         "requires_python": "str?",
         "cuda": "str?",            # CUDA major.minor of the nvidia-* wheels it pins (torch >= 1.13)
         "cudnn": "str?",           # cuDNN of the nvidia-cudnn-* wheel it pins
+        "extras": "list[str]?",    # Provides-Extra of its METADATA, PEP 685 names (jax, tensorflow)
+        "sdist_only": "bool?",     # published as an sdist and no wheel (python is then empty)
     },
 }
 
@@ -148,7 +153,7 @@ SCHEMAS["bases"] = {
 # How pip reaches a non-PyPI build of a framework (PyTorch's own wheel index), per version range.
 SCHEMAS["wheel_routes"] = {
     "route": {
-        "family": "str",        # "torch"
+        "family": "str",        # "torch", "jax"
         "versions": "str",      # PEP 440 specifier over the framework's versions
         "kind": "str",          # "index-url" | "extra-index-url" | "find-links" | "wheel-url"
         "url": "str",           # template: {cu} = "cu118", {version}, {py} = "36" (wheel-url only)

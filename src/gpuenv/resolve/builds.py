@@ -37,6 +37,8 @@ class Build:
     pip_options: tuple[str, ...] = ()        # ("--extra-index-url", "https://download.pytorch.org/whl/cu118")
     companions: tuple[str, ...] = ()         # torchvision==..., same family, pinned to match
     variant: str = ""                        # "cu118", "cu90mkl", "cuda12"
+    extra: str = ""                          # the pip extra the requirement carries: "and-cuda", "cuda12_pip"
+    local: str = ""                          # the local version the pin carries: "cu118", "cpu" (torch==2.4.1+cu118)
     provided_by: Optional[str] = None        # the base image that already holds it (nothing installed)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -46,6 +48,11 @@ class Build:
             return f"CUDA {self.cuda} alone" if self.cuda else "the base image"
         suffix = f" ({self.variant})" if self.variant else ""
         return f"{self.family} {self.version}{suffix}"
+
+    @property
+    def full_version(self) -> str:
+        """The version as installed, with its local version ("2.4.1+cu118")."""
+        return f"{self.version}+{self.local}" if self.local else self.version
 
     @property
     def cuda_mm(self) -> Optional[str]:
@@ -79,6 +86,8 @@ def _pypi() -> dict[str, dict[str, tuple[str, ...]]]:
         return {}
     index: dict[str, dict[str, tuple[str, ...]]] = {}
     for row in rows:
+        if row.get("sdist_only"):
+            continue
         index.setdefault(row["project"], {})[row["version"]] = _allowed(_expand(row["python"]),
                                                                       row.get("requires_python"))
     return index
@@ -112,6 +121,33 @@ def published(project: str) -> Optional[dict[str, tuple[str, ...]]]:
     return _pypi().get(project)
 
 
+@lru_cache(maxsize=None)
+def _snapshot_rows() -> dict[tuple[str, str], dict]:
+    try:
+        return {(row["project"], row["version"]): row for row in load_table("pypi")["release"]}
+    except KbError:
+        return {}
+
+
+def extras_of(project: str, version: str) -> Optional[tuple[str, ...]]:
+    """The extras a release declares (Provides-Extra, PEP 685 names); None when the snapshot does not say."""
+    row = _snapshot_rows().get((project, version))
+    if row is None or "extras" not in row:
+        return None
+    return tuple(row["extras"])
+
+
+def sdist_only(project: str, version: str) -> bool:
+    """Whether the release was published as an sdist and no wheel (tensorflow-gpu 2.12.0)."""
+    row = _snapshot_rows().get((project, version))
+    return bool(row and row.get("sdist_only"))
+
+
+def extra_name(extra: str) -> str:
+    """An extra's name as PEP 685 compares them: cuda12_pip and cuda12-pip are one extra."""
+    return re.sub(r"[-_.]+", "-", extra).lower()
+
+
 def _pythons(listed: list[str], project: str, version: str) -> tuple[str, ...]:
     """The tables' Pythons, narrowed to those the index has wheels for (when it knows the version)."""
     wheels = (published(project) or {}).get(version)
@@ -130,34 +166,51 @@ def _newest_first(versions: list[str]) -> list[str]:
 def _tensorflow(want: Want, request: Request) -> list[Build]:
     table = load_table("tensorflow")
     builds = {row["version"]: row for row in table["build"]}
-    packages = table["package"]
     versions = set()
-    for project in ("tensorflow", "tensorflow-gpu"):
+    for project in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu"):
         versions.update((published(project) or {}).keys())
     if not versions:  # no index snapshot: the minor releases of the tested table, as x.y.0
         versions = {f"{v}.0" for v in builds}
     found = []
     for version in _newest_first(sorted(versions)):
         build = builds.get(major_minor(version))
-        route = next((p for p in packages if matches(p["versions"], version)), None)
+        route = next((p for p in table["package"] if matches(p["versions"], version)), None)
         if build is None or route is None:
             continue
-        project = route["project"]
-        if request.cpu:
-            project, extra, source = "tensorflow", None, "none"
-        else:
-            extra, source = route.get("extra"), route["cuda_source"]
+        found += _tf_builds(want, request, build, route, version)
+    return found
+
+
+def _tf_builds(want: Want, request: Request, build, route, version: str) -> list[Build]:
+    """The builds of one release: the one its package row names (the project and extra that carry the GPU
+    build), and tensorflow-gpu itself when that was asked and published as a wheel (2.1-2.11: an alias)."""
+    found = []
+    for project, extra, source in _tf_choices(want, request, route, version):
         index = published(project)
         if index is not None and version not in index:
             continue
-        python = _pythons(build["python"], project, version)
         requirement = f"{project}[{extra}]=={version}" if extra else f"{project}=={version}"
         found.append(Build(
-            "tensorflow", project, version, requirement, python,
-            None if request.cpu else build["cuda"], None if request.cpu else build["cudnn"], source,
-            variant=extra or "",
-        ))
+            "tensorflow", project, version, requirement, _pythons(build["python"], project, version),
+            None if source == "none" else build["cuda"], None if source == "none" else build["cudnn"], source,
+            variant=extra, extra=extra))
     return found
+
+
+def _tf_choices(want: Want, request: Request, route, version: str) -> list[tuple[str, str, str]]:
+    """(project, extra, cuda_source) of the builds of one release to offer."""
+    if want.project == "tensorflow-cpu":  # the CPU-only project, asked by name: planned as written
+        return [("tensorflow-cpu", "", "none")]
+    if request.cpu:
+        return [("tensorflow", "", "none")]
+    extra = route.get("extra", "")
+    declared = extras_of(route["project"], version)
+    if extra and declared is not None and extra_name(extra) not in declared:
+        extra = ""  # the release's metadata does not declare the extra: its GPU build needs system CUDA
+    choices = [(route["project"], extra, route["cuda_source"] if extra else "base-image")]
+    if want.project == "tensorflow-gpu" != route["project"]:
+        choices.append(("tensorflow-gpu", "", "base-image"))
+    return choices
 
 
 # --- PyTorch --------------------------------------------------------------------------------------------
@@ -167,18 +220,20 @@ def _cu(cuda: str) -> str:
 
 
 def _torch(want: Want, request: Request) -> list[Build]:
+    """Every build of every release; a pin with a local version (torch==2.4.1+cu118) is given the builds of
+    PyTorch's own index only (their pins carry +cuXYZ / +cpu; PyPI's own build has no local version)."""
     table = load_table("pytorch")
     routes = [r for r in load_table("wheel_routes")["route"] if r["family"] == "torch"]
+    local = asks_local(want)
     found = []
     for row in sorted(table["release"], key=lambda r: V(r["version"]), reverse=True):
-        if request.cpu:  # PyPI's Linux torch carries CUDA: the CPU build comes from PyTorch's cpu index
-            found.append(_torch_build(row, None, False, routes, table["archs"]))
-            continue
-        default = row.get("pypi_cuda")
+        default = None if local else row.get("pypi_cuda")
         ordered = ([default] if default in row["cuda"] else []) + sorted(
             (c for c in row["cuda"] if c != default), key=minor_key, reverse=True)
-        for cuda in ordered:
+        for cuda in ([] if request.cpu else ordered):
             found.append(_torch_build(row, cuda, cuda == default, routes, table["archs"]))
+        if request.cpu or local:  # PyPI's Linux torch carries CUDA: the CPU build comes from PyTorch's cpu index
+            found.append(_torch_build(row, None, False, routes, table["archs"]))
     return [b for b in found if b is not None]
 
 
@@ -204,7 +259,7 @@ def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) 
     else:
         requirement, options = f"torch=={version}{local}", (f"--{route['kind']}", url)
     return Build("torch", "torch", version, requirement, tuple(row["python"]), cuda, cudnn, source, archs=archs,
-                 pip_options=options, companions=_companions(row, local), variant=token)
+                 pip_options=options, companions=_companions(row, local), variant=token, local=local.lstrip("+"))
 
 
 def _companions(row, local: str) -> tuple[str, ...]:
@@ -253,20 +308,42 @@ def _mxnet_build(table, row, version: str) -> Build:
 # --- JAX ------------------------------------------------------------------------------------------------
 
 def _jax(want: Want, request: Request) -> list[Build]:
-    variants = load_table("jax")["variant"]
+    """Per release, a build for each CUDA extra it publishes (its Provides-Extra in the snapshot) that jax.toml
+    knows; `jax[cpu]` only when asked (the CPU build of a GPU request is never chosen for it)."""
+    table = load_table("jax")
+    route = next((r for r in load_table("wheel_routes")["route"] if r["family"] == "jax"), None)
+    cpu_asked = "cpu" in {extra_name(e) for e in want.extras}
     found = []
     for version in _newest_first(list(published("jax") or {})):
+        if request.cpu or cpu_asked:
+            found.append(_jax_cpu(version, cpu_asked))
         if request.cpu:
-            pythons = _pythons(list(_pythons(list(ALL_PYTHONS), "jax", version)), "jaxlib", version)
-            found.append(Build("jax", "jax", version, f"jax=={version}", pythons, None, None, "none"))
             continue
-        for row in variants:
-            if not matches(row["versions"], version):
-                continue
-            found.append(Build("jax", "jax", version, f"jax[{row['extra']}]=={version}",
-                               _pythons(list(row["python"]), "jaxlib", version), row["cuda"], row["cudnn"],
-                               row["cuda_source"], variant=row["extra"]))
+        declared = extras_of("jax", version)
+        for row in table["variant"]:
+            if matches(row["versions"], version) and (declared is None or extra_name(row["extra"]) in declared):
+                found.append(_jax_build(row, version, route))
     return found
+
+
+def _jax_cpu(version: str, extra: bool) -> Build:
+    pythons = _pythons(list(_pythons(list(ALL_PYTHONS), "jax", version)), "jaxlib", version)
+    requirement = f"jax[cpu]=={version}" if extra else f"jax=={version}"
+    return Build("jax", "jax", version, requirement, pythons, None, None, "none", extra="cpu" if extra else "")
+
+
+def _jax_build(row, version: str, route) -> Build:
+    """One CUDA extra of a release; an extra that pins a local jaxlib (jaxlib==V+cuda12.cudnn89, before 0.4.30)
+    gets it from JAX's own release page (wheel_routes.toml), where those jaxlib builds are published."""
+    options: tuple[str, ...] = ()
+    if row.get("local_jaxlib"):
+        if route is None or not matches(route["versions"], version):
+            raise KbError(f"jax.toml: jax[{row['extra']}]=={version} needs a local jaxlib and wheel_routes.toml has "
+                          "no route for it", "reinstall gpuenv; if it persists, report it with `gpuenv --version`")
+        options = (f"--{route['kind']}", route["url"])
+    return Build("jax", "jax", version, f"jax[{row['extra']}]=={version}",
+                 _pythons(list(row["python"]), "jaxlib", version), row["cuda"], row["cudnn"],
+                 row["cuda_source"], pip_options=options, variant=row["extra"], extra=row["extra"])
 
 
 # --- PaddlePaddle ---------------------------------------------------------------------------------------
@@ -511,3 +588,15 @@ def builds_for(want: Want, request: Request) -> list[Build]:
 
 def families() -> list[str]:
     return list(PROVIDERS)
+
+
+def withdrawn(project: str, version: str) -> Optional[str]:
+    """Why a published release of a framework project is no build to install (tensorflow.toml `withdrawn`)."""
+    rows = load_table("tensorflow").get("withdrawn", ())
+    row = next((r for r in rows if r["project"] == project and matches(r["versions"], version)), None)
+    return row["why"] if row else None
+
+
+def asks_local(want: Want) -> bool:
+    """Whether a requirement pins a local version (torch==2.4.1+cu118; "!=2.4.1+cu118" excludes one, pins none)."""
+    return any(part.strip().startswith("==") and "+" in part for part in want.specifier.split(","))

@@ -72,7 +72,21 @@ def want(text: str, where: str = "request") -> Want:
         near = closest(project)
         hint = f"did you mean {near}?" if near else "frameworks gpuenv knows: see `gpuenv matrix --help`"
         raise BadInput(f"{where}: '{req.name}' is not a framework gpuenv knows", hint)
+    _exact(req, text, where)
     return Want(text, project, family, str(req.specifier), tuple(sorted(req.extras)))
+
+
+def _exact(req: Requirement, text: str, where: str) -> None:
+    """A framework named by URL or with a marker is refused rather than planned as something else (the URL or
+    the marker would be dropped: the plan installs the build it chose, by version)."""
+    if req.url:
+        raise BadInput(f"{where}: '{text}' names {req.name} by URL; gpuenv plans a framework by version and variant",
+                       f"pin it as pip does ({req.name}==VERSION, with +cu118 or [extra] for a variant), or give a "
+                       "`base` that holds it")
+    if req.marker is not None:
+        raise BadInput(f"{where}: '{text}' has an environment marker ({req.marker}); a framework is planned for one "
+                       "Python and platform, so the marker cannot be kept", f"write it without the marker: "
+                       f"{req.name}{req.specifier}, and `python` to choose the Python")
 
 
 def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[str], list[str]]:

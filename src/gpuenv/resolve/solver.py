@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.resolve import nvidia
-from gpuenv.resolve.builds import Build, builds_for
+from gpuenv.resolve.builds import Build, builds_for, extra_name
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, matches, minor_key, python_range, sm_to_cc
 
@@ -28,14 +28,14 @@ class Group:
 
     @property
     def primary(self) -> Want:
-        return next((w for w in self.wants if w.project not in _COMPANION_PROJECTS), self.wants[0])
+        return next((w for w in self.wants if w.project not in COMPANION_PROJECTS), self.wants[0])
 
     @property
     def text(self) -> str:
         return ", ".join(w.text for w in self.wants)
 
 
-_COMPANION_PROJECTS = {"torchvision", "torchaudio", "jaxlib"}
+COMPANION_PROJECTS = {"torchvision", "torchaudio", "jaxlib"}
 
 
 def groups_of(wants: tuple[Want, ...]) -> list[Group]:
@@ -51,22 +51,51 @@ def groups_of(wants: tuple[Want, ...]) -> list[Group]:
 # --- filters: (code, test) ------------------------------------------------------------------------------
 
 def _version_ok(group: Group) -> Callable[[Build], bool]:
+    """The public versions asked (a local version, +cu118, is the variant stage's)."""
     def ok(build: Build) -> bool:
         for w in group.wants:
             version = _version_of(build, w.project)
-            if version is None or not matches(w.specifier, version):
-                return False
-            if w.family == "mxnet" and w.project != "mxnet" and build.cuda and build.project != w.project:
+            if version is None or not matches(_public(w.specifier), version):
                 return False
         return True
     return ok
 
 
 def _version_of(build: Build, project: str) -> Optional[str]:
+    """The version of `project` a build installs, with its local version ("0.19.1+cu118")."""
     if project in ("torchvision", "torchaudio"):
         found = next((c for c in build.companions if c.startswith(project + "==")), None)
-        return found.split("==", 1)[1].split("+", 1)[0] if found else None
-    return build.version
+        return found.split("==", 1)[1] if found else None
+    return build.full_version
+
+
+def _public(specifier: str) -> str:
+    """A specifier without its local versions: "==2.4.1+cu118" -> "==2.4.1"."""
+    if "+" not in specifier:
+        return specifier
+    parts = [p.strip() for p in specifier.split(",")]
+    kept = [p.split("+", 1)[0] for p in parts if "+" not in p or not p.startswith("!=")]  # "!=V+cu118" is the variant's
+    return ",".join(kept)
+
+
+def _variant_ok(group: Group) -> Callable[[Build], bool]:
+    """Exactly what was written: the project (tensorflow-gpu, mxnet-cu90mkl; the family's own name is gpuenv's
+    shorthand for the build that carries its GPU code), the extra (jax[cuda12]), the local version (+cu118)."""
+    def ok(build: Build) -> bool:
+        return all(variant_misses(w, build) is None for w in group.wants)
+    return ok
+
+
+def variant_misses(w: Want, build: Build) -> Optional[str]:
+    """What of a requirement a build does not match: "project", "extra", "local", or None."""
+    if w.project in COMPANION_PROJECTS:
+        version = _version_of(build, w.project)
+        return None if version is not None and matches(w.specifier, version) else "local"
+    if w.project != w.family and build.project != w.project:
+        return "project"
+    if w.extras and {extra_name(e) for e in w.extras} != {extra_name(build.extra)}:
+        return "extra"
+    return None if matches(w.specifier, build.full_version) else "local"
 
 
 def python_ok(wanted: Optional[str]) -> Callable[[Build], bool]:
@@ -113,6 +142,7 @@ class Stage:
 def stages(group: Group, request: Request, target: Target) -> list[Stage]:
     return [
         Stage("no-such-version", _version_ok(group)),
+        Stage("no-such-variant", _variant_ok(group)),
         Stage("python-conflict", python_ok(request.python)),
         Stage("conflict", cuda_ok(request.cuda)),
         Stage("gpu-arch-unsupported", arch_ok(target)),
@@ -185,7 +215,7 @@ def _held_build(held: Any, groups: list[Group]) -> Build:
     group = next((g for g in groups if g.family == held.family), None)
     if group is not None and held.version is not None:
         for w in group.wants:
-            if w.project not in _COMPANION_PROJECTS and not matches(w.specifier, held.version):
+            if w.project not in COMPANION_PROJECTS and not matches(w.specifier, held.version):
                 raise ImpossibleRequest(
                     f"the base image {held.image} holds {held.family} {held.version}; the request asks {w.text}",
                     code="conflict", alternatives=[f"{w.project}=={held.version}", "another `base`"],
@@ -262,6 +292,10 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
     asked = group.text
     if code == "no-such-version":
         return _no_such_version(group, every, request)
+    if code == "no-such-variant":
+        from gpuenv.resolve.variants import no_such_variant
+
+        return no_such_variant(group, left, every, request)
     if code == "python-conflict":
         best = left[0]
         pythons = sorted({p for b in left for p in b.python}, key=minor_key)
@@ -272,13 +306,13 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
         return ImpossibleRequest(
             f"{asked}: builds support Python {python_range(pythons)}; Python {request.python} was asked "
             f"(e.g. {best.label} supports {python_range(best.python)})",
-            code=code, alternatives=fix, hint=_options_hint(fix))
+            code=code, alternatives=fix, hint=options_hint(fix))
     if code == "conflict":
         cudas = sorted({b.cuda for b in left if b.cuda}, key=minor_key)
         fix = [f'gpu.cuda = "{c}"' for c in cudas[-3:]]
         return ImpossibleRequest(
             f"{asked}: no build for CUDA {request.cuda}; builds exist for CUDA {', '.join(cudas)}",
-            code=code, alternatives=fix, hint=_options_hint(fix))
+            code=code, alternatives=fix, hint=options_hint(fix))
     broader = _broader(group.primary, request)
     if code == "gpu-arch-unsupported":
         return _arch(group, left, broader, request, target)
@@ -295,11 +329,12 @@ def _broader(w: Want, request: Request) -> list[Build]:
 
 
 def _no_such_version(group: Group, every: list[Build], request: Request) -> ImpossibleRequest:
-    w = next((w for w in group.wants if not any(_version_ok(Group(group.family, (w,)))(b) for b in every)),
-             group.primary)
-    versions = sorted({v for b in every if (v := _version_of(b, w.project))}, key=V)
+    w = next((w for w in group.wants if not any(_version_ok(Group(group.family, (w,)))(b) for b in every)), None)
+    if w is None:  # each matches some build, not one together (torchvision==0.19.1 with torch==2.5.1)
+        return _companions_apart(group, every)
+    versions = sorted({str(V(v).public) for b in every if (v := _version_of(b, w.project))}, key=V)
     near = _nearest(w, versions)
-    gpu = "" if request.cpu else " with a Linux GPU build"
+    gpu = "" if request.cpu or not any(b.cuda for b in every) else " with a Linux GPU build"
     if not versions:
         message = f"{w.text}: gpuenv knows no version of {w.project}{gpu}"
         return ImpossibleRequest(message, code="no-such-version",
@@ -307,8 +342,31 @@ def _no_such_version(group: Group, every: list[Build], request: Request) -> Impo
     fix = [f"{w.project}=={v}" for v in near]
     return ImpossibleRequest(
         f"{w.text}: no version of {w.project}{gpu} matches '{w.specifier}' "
-        f"(known: {versions[0]} ... {versions[-1]})",
-        code="no-such-version", alternatives=fix, hint=_options_hint(fix))
+        f"(known: {versions[0]} ... {versions[-1]}){_sdist_note(w)}",
+        code="no-such-version", alternatives=fix, hint=options_hint(fix))
+
+
+def _sdist_note(w: Want) -> str:
+    """When the version asked exists only as an sdist (jax 0.4.1), say so: gpuenv plans releases with wheels."""
+    from gpuenv.resolve.builds import sdist_only
+
+    asked = _asked_version(w)
+    if asked is None or not w.specifier.startswith("==") or not sdist_only(w.project, str(asked)):
+        return ""
+    return f"; {w.project} {asked} is published as an sdist only, with no wheel: gpuenv plans releases with wheels"
+
+
+def _companions_apart(group: Group, every: list[Build]) -> ImpossibleRequest:
+    """Requirements of one family that no single release satisfies together: name what each comes with."""
+    lines, fix = [], []
+    for w in group.wants:
+        build = next((b for b in every if _version_ok(Group(group.family, (w,)))(b)), None)
+        if build is not None:
+            pins = [f"{build.project}=={build.version}", *build.companions]
+            lines.append(f"{w.text} comes with {', '.join(p for p in pins if not p.startswith(w.project + '=='))}")
+            fix.append(" ".join(pins))
+    return ImpossibleRequest(f"{group.text}: no {group.family} release has them together; " + "; ".join(lines),
+                             code="conflict", alternatives=fix, hint=options_hint(fix))
 
 
 def _asked_version(w: Want) -> Optional[Version]:
@@ -341,7 +399,7 @@ def _driver(group, left, every, request, target) -> ImpossibleRequest:
     if other:
         fix.append(f"{_alt_name(other, group)}<={_series(other.version)} (CUDA {_cuda_text(other)})")
     fix.append(f"a driver >= {need}")
-    return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=_options_hint(fix),
+    return ImpossibleRequest(message, code="driver-too-old", alternatives=fix, hint=options_hint(fix),
                              causes=[f"{target.origin}: driver {driver}"])
 
 
@@ -366,7 +424,7 @@ def _arch(group, left, every, request, target) -> ImpossibleRequest:
     rng = nvidia.cuda_range_of(gpu.cc)
     if rng and rng[1] and not fix:
         fix.append(f"a GPU newer than {gpu.name} is needed for CUDA > {rng[1]}")
-    return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=_options_hint(fix))
+    return ImpossibleRequest(message, code="gpu-arch-unsupported", alternatives=fix, hint=options_hint(fix))
 
 
 def _conflict(groups: list[Group], options: list[list[Build]], request: Request) -> ImpossibleRequest:
@@ -398,7 +456,7 @@ def _conflict(groups: list[Group], options: list[list[Build]], request: Request)
         lines.append(f"{a.label} needs CUDA {_cuda_text(a)} ({_source(a)}); "
                      f"{b.label} needs CUDA {_cuda_text(b)} ({_source(b)}); "
                      f"frameworks in one environment must share one CUDA")
-    return ImpossibleRequest("; ".join(lines), code=code, alternatives=fix[:4], hint=_options_hint(fix[:4]))
+    return ImpossibleRequest("; ".join(lines), code=code, alternatives=fix[:4], hint=options_hint(fix[:4]))
 
 
 def _source(build: Build) -> str:
@@ -422,8 +480,11 @@ def _nearest_build(builds: list[Build], w: Want, *tests: Callable[[Build], bool]
 
 
 def _alt_name(build: Build, group: Group) -> str:
-    """Name an alternative as the user named the framework; an MXNet variant by its own project."""
-    return build.project if group.family == "mxnet" else group.primary.project
+    """Name an alternative as the user named the framework; an MXNet variant by its own project, a build chosen
+    by an extra with its extra (jax[cuda11_pip]: "jax<=0.4.x" would not say which build)."""
+    if group.family == "mxnet":
+        return build.project
+    return f"{group.primary.project}[{build.extra}]" if build.extra else group.primary.project
 
 
 def _series(version: str) -> str:
@@ -440,5 +501,5 @@ def _pin(build: Build) -> str:
     return f"{build.project}=={build.version}"
 
 
-def _options_hint(fix: list[str]) -> Optional[str]:
+def options_hint(fix: list[str]) -> Optional[str]:
     return ("options: " + "; or ".join(fix)) if fix else None

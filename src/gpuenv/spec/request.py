@@ -161,8 +161,11 @@ def _is_version(word: str) -> bool:
 
 
 def _pin(partial: Partial, last: Requirement, word: str) -> None:
+    """`tensorflow[and-cuda] 2.15.0` -> tensorflow[and-cuda]==2.15.0: the extras and marker as written."""
     listed = partial["frameworks" if _is_framework(last.name) else "packages"]
-    listed[listed.index(str(last))] = f"{last.name}=={word}"
+    extras = f"[{','.join(sorted(last.extras))}]" if last.extras else ""
+    marker = f"; {last.marker}" if last.marker else ""
+    listed[listed.index(str(last))] = f"{last.name}{extras}=={word}{marker}"
 
 
 def _requirement(partial: Partial, word: str) -> Requirement:

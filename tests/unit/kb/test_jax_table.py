@@ -23,7 +23,7 @@ from gpuenv.kb import load_table
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "kb" / "jax"
 RETRIEVED = dt.date(2026, 11, 22)
-ALIASES = re.compile(r"^cuda$|^cuda\d+-cudnn\d+$")  # jax[cuda], jax[cuda11_cudnn86] ...: same wheels as a listed extra
+ALIASES = re.compile(r"^cuda$|^cuda\d+-cudnn\d+$")  # jax[cuda], jax[cuda11_cudnn86] ...: checked by what they install
 
 
 def norm(extra: str) -> str:
@@ -160,7 +160,48 @@ def releases() -> list[str]:
 # --- checks -------------------------------------------------------------------------------------------------------
 
 
+def _local_jaxlib(reqs: list[Requirement]) -> re.Match | None:
+    """jaxlib==V+cudaXX.cudnnYY in an extra's requirements (a build of JAX's release page, not PyPI)."""
+    return next((m for r in reqs if r.name == "jaxlib" and (m := re.search(r"\+cuda(\d+)\.cudnn(\d+)", str(r.specifier)))),
+                None)
+
+
+def check_alias(row: dict) -> list[str]:
+    """An alias (jax[cuda]) or cuDNN-pinned extra (jax[cuda12_cudnn89]) against what its requirements install: a local
+    jaxlib (system CUDA XX, cuDNN >= YY, from JAX's release page) or a jax-cudaXX-plugin (then the cudaXX row's values)."""
+    problems = []
+    spec = SpecifierSet(row["versions"])
+    covered = [v for v in jax_metadata() if Version(v) in spec and norm(row["extra"]) in jax_metadata()[v]]
+    if not covered:
+        return [f"{row['versions']}: no release declares {row['extra']}"]
+    for version in covered:
+        reqs = jax_metadata()[version][norm(row["extra"])]
+        local = _local_jaxlib(reqs)
+        if local:
+            nvidia = any(r.name.startswith("nvidia-") for r in reqs)
+            want = {"cuda": local.group(1), "cuda_source": "wheels" if nvidia else "base-image", "local_jaxlib": True,
+                    "min_driver": statements()[1][local.group(1)]}
+            if Version(row["cudnn"]) < Version(_dotted(local.group(2))):
+                problems.append(f"{version}: cudnn {row['cudnn']} below the jaxlib build's {_dotted(local.group(2))}")
+        else:
+            plugin = next((r.name for r in reqs if r.name.startswith("jax-cuda")), "")
+            cuda = re.sub(r"\D", "", plugin)
+            twin = next((r for r in variants() if r["extra"] == f"cuda{cuda}" and Version(version) in
+                         SpecifierSet(r["versions"])), None)
+            if twin is None:
+                problems.append(f"{version}: {row['extra']} installs {plugin or 'nothing known'} and has no twin row")
+                continue
+            want = {k: twin[k] for k in ("cuda", "cudnn", "cuda_source", "python", "min_driver")}
+            want["local_jaxlib"] = False
+        got = {k: (bool(row.get(k)) if k == "local_jaxlib" else row[k]) for k in want}
+        if got != want:
+            problems.append(f"{version}: {row['extra']} {got} != {want}")
+    return problems
+
+
 def check_variant(row: dict) -> list[str]:
+    if ALIASES.match(norm(row["extra"])):
+        return check_alias(row)
     problems = []
     extra, cuda, note = norm(row["extra"]), row["cuda"], row.get("note", "")
     spec = SpecifierSet(row["versions"])
@@ -176,6 +217,9 @@ def check_variant(row: dict) -> list[str]:
 
     checked_python = checked_cudnn = 0
     for version in covered:
+        reqs = jax_metadata().get(version, {}).get(extra)
+        if reqs is not None and bool(row.get("local_jaxlib")) != bool(_local_jaxlib(reqs)):
+            problems.append(f"{version}: local_jaxlib {row.get('local_jaxlib')} but the extra pins {reqs[:1]}")
         if (tags := wheel_pythons(version, row)) is not None:
             checked_python += 1
             if row["python"] != tags:
@@ -211,7 +255,7 @@ def test_loader_accepts_the_table_with_provenance():
     rows = load_table("jax")["variant"]
     assert len(rows) >= 40
     for row in rows:
-        assert row["retrieved"] == RETRIEVED and row["source"].startswith("https://")
+        assert row["retrieved"] >= RETRIEVED and row["source"].startswith("https://")
 
 
 @pytest.mark.parametrize("index", range(len(load_table("jax")["variant"])))
@@ -232,7 +276,7 @@ def test_ranges_do_not_overlap_per_extra():
 def test_each_release_lists_exactly_its_cuda_extras():
     """Every CUDA extra a release's metadata declares has a row, and every row's extra exists in that release."""
     for version, extras in jax_metadata().items():
-        declared = {e for e in extras if e.startswith("cuda") and not ALIASES.match(e)} - extras_without_plugin(version)
+        declared = {e for e in extras if e.startswith("cuda")} - extras_without_plugin(version)
         listed = {norm(r["extra"]) for r in variants() if Version(version) in SpecifierSet(r["versions"])}
         if Version(version) < Version("0.4.7"):
             continue
