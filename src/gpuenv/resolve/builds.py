@@ -514,7 +514,7 @@ def _cupy_builds(table, want: Want, version: str) -> list[Build]:
     if "ctk" in want.extras:
         row = next((r for r in table["ctk"] if r["project"] == want.project and matches(r["versions"], version)), None)
         return [] if row is None else [Build("cupy", want.project, version, requirement, python, row["cuda"], None,
-                                             "wheels", variant=f"cuda{row['cuda']}+ctk")]
+                                             "wheels", variant=f"cuda{row['cuda']}+ctk", extra="ctk")]
     row = next((r for r in table["package"] if r["project"] == want.project and matches(r["versions"], version)), None)
     cudas = sorted(row["cuda"], key=minor_key, reverse=True) if row else []
     note = ("CuPy compiles kernels at run time with NVRTC (in the nvidia/cuda runtime image); kernels that include "
