@@ -292,7 +292,8 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
             "# added at the end installs alone, and pip still resolves them all together.\n")
     steps = [_pip_run(r, packages[:end], step=f"packages-{i}")
              for i, end in enumerate(package_steps(len(packages)), 1)]
-    return head + f"{_pin_comment(r)}\n" + _PIN_AGAIN.join(steps)
+    again = "# As above: pinned.\n# hadolint ignore=DL3013\n" if r.pinned else _PIN_AGAIN
+    return head + f"{_pin_comment(r)}\n" + again.join(steps)
 
 
 def _pin_comment(r: Recipe) -> str:
