@@ -34,14 +34,15 @@ def lock_for(spec_file: Path, spec: Any) -> Lock:
 
 def requirement_files(lock: Lock) -> tuple[tuple[str, str], ...]:
     """(step id, requirements file text) of every pip step the lock knows."""
-    return tuple((s.id, requirements_text(s)) for s in lock.steps if s.id != SYSTEM_STEP)
+    indexes = (lock.plan.get("resolved") or {}).get("indexes") or [""]
+    return tuple((s.id, requirements_text(s, indexes[0])) for s in lock.steps if s.id != SYSTEM_STEP)
 
 
-def requirements_text(step: Step) -> str:
+def requirements_text(step: Step, main: str = "") -> str:
     from gpuenv.render.recipe import step_file
 
-    return step_file(step.id, "".join(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]) + "\n"
-                                      for p in step.packages))
+    pins = "".join(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]) + "\n" for p in step.packages)
+    return step_file(step.id, pins, [p.index for p in step.packages], main)
 
 
 def pinned_base(lock: Lock, docker: Any) -> str:

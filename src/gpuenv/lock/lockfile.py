@@ -194,6 +194,7 @@ _STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,40}")
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _VERSION = re.compile(r"[A-Za-z0-9.+!_-]+")
 _HASH = re.compile(r"sha(256|384|512):[0-9a-f]+")
+_INDEX = re.compile(r"https?://[^\s\"'\\]+")
 
 
 def _check_steps(steps: tuple[Step, ...]) -> None:
@@ -205,8 +206,10 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
         for p in step.packages:
             bad = [text for text, form in ((p.name, _NAME), (p.version, _VERSION), *((h, _HASH) for h in p.hashes))
                    if not (isinstance(text, str) and form.fullmatch(text))]
+            if p.index and not _INDEX.fullmatch(p.index):
+                bad.append(p.index)
             if bad:
-                raise ValueError(f"step {step.id}: {bad[0]!r} is not a distribution name, version or hash")
+                raise ValueError(f"step {step.id}: {bad[0]!r} is not a distribution name, version, hash or index")
 
 
 # --- the plan as data and back --------------------------------------------------------------------

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from gpuenv import __version__
 from gpuenv.kb import load_table
@@ -162,12 +163,21 @@ def pinned_steps(plan: Plan, inputs: Inputs) -> tuple[tuple[str, str], ...]:
     resolved = plan.resolved
     if resolved is None or resolved.status != "resolved":
         return ()
-    return tuple((s.id, step_file(s.id, resolved.requirements_text(s.id))) for s in resolved.steps)
+    main = resolved.indexes[0] if resolved.indexes else ""
+    return tuple((s.id, step_file(s.id, resolved.requirements_text(s.id), [p.index for p in s.pins], main))
+                 for s in resolved.steps)
 
 
-def step_file(step_id: str, pins: str) -> str:
+INDEX_URL = re.compile(r"https?://[^\s\"'\\]+")
+
+
+def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = "") -> str:
     """A pinned step's requirements file, the same whether the pins are the resolver's or gpuenv.lock's:
-    a lock made from the resolution renders the same files, hence the same image tag."""
+    a lock made from the resolution renders the same files, hence the same image tag. An index its pins
+    come from other than the main one (which the build's PIP_INDEX_URL names) is named in it, so pip and
+    uv both find them there."""
+    extra = [i for i in dict.fromkeys(indexes) if i and i != main and INDEX_URL.fullmatch(i)]
+    pins = "".join(f"--extra-index-url {i}\n" for i in extra) + pins
     return f"# step {step_id}: exactly these, installed with --no-deps\n{pins}"
 
 

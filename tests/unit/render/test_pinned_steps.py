@@ -151,3 +151,19 @@ def test_a_lock_cannot_smuggle_a_line_into_a_requirements_file(bad: str) -> None
     data["step"][0]["package"][0].update(eval(bad))
     with pytest.raises(ValueError):
         from_data(data)
+
+
+def test_a_pin_of_another_index_names_it_in_its_step_file() -> None:
+    wheels = "https://wheels.example/simple"
+    other = StepPins("frameworks", ("jax",), FRAMEWORKS.pins[:2] + (Pin("numpy", "2.1.3", ("sha256:ad",), wheels),))
+    plan_, spec = _planned(resolved=_resolved(other, TOOLS, PACKAGES))
+    rendered = render(plan_, spec, FIXED)
+    text = rendered.text(locked_file("frameworks"))
+    assert text.count("--extra-index-url") == 1 and f"--extra-index-url {wheels}\n" in text
+    assert "--extra-index-url" not in rendered.text(locked_file("tools"))      # PyPI is the build's own index
+    made = lock_from_plan(SimpleNamespace(rendered=rendered, image=rendered.image), None)
+    assert locked.requirement_files(from_data(tomllib.loads(to_text(made))))[0] == ("frameworks", text)
+    data = tomllib.loads(to_text(made))
+    data["step"][0]["package"][2]["index"] = "https://x.example/simple\n--trusted-host x.example"
+    with pytest.raises(ValueError, match="index"):
+        from_data(data)
