@@ -35,8 +35,10 @@ from results_file import write  # noqa: E402
 PACKAGES = ("numpy", "pandas", "requests")
 ADDED = "tqdm"
 SPEC = 'name = "{name}"\npython = "3.11"\npackages = [{packages}]\n\n[gpu]\ndevices = "none"\n'
+# The round's own ENV line: BuildKit's cache of an earlier round's rebuild is not this round's (gpuenv's
+# Dockerfiles differ by their cache-mount ids already).
 HANDWRITTEN = """FROM {base}
-ENV DEBIAN_FRONTEND=noninteractive
+ENV DEBIAN_FRONTEND=noninteractive BENCH_ROUND={tag}
 RUN apt-get update
 RUN apt-get install -y --no-install-recommends ca-certificates python3 python3-pip
 RUN rm -f /usr/lib/python3*/EXTERNALLY-MANAGED
@@ -91,7 +93,7 @@ def one_round(work: Path, n: int) -> dict[str, Any]:
     base = prepared.rendered.recipe.base
     hand = work / f"hand-{n}"
     hand.mkdir()
-    (hand / "Dockerfile").write_text(HANDWRITTEN.format(base=base))
+    (hand / "Dockerfile").write_text(HANDWRITTEN.format(base=base, tag=tag))
     files = gpuenv_variants(prepared, tag)
     order = ["uv", "pip", "hand"] if n % 2 == 0 else ["hand", "pip", "uv"]
     cold = {}
@@ -100,7 +102,7 @@ def one_round(work: Path, n: int) -> dict[str, Any]:
         cold[kind] = docker_build(where, f"{tag}-{kind}:cold", True, work / f"{kind}-{n}-cold.log", dockerfile)
     again = render(folder, tag, PACKAGES + (ADDED,))
     files = gpuenv_variants(again, tag)
-    (hand / "Dockerfile").write_text(HANDWRITTEN.format(base=base) + f"RUN --mount=type=secret,id=ca "
+    (hand / "Dockerfile").write_text(HANDWRITTEN.format(base=base, tag=tag) + f"RUN --mount=type=secret,id=ca "
                                      f"PIP_CERT=/run/secrets/ca pip3 install {ADDED}\n")
     rebuild = {}
     for kind in order:

@@ -335,7 +335,8 @@ def _locked_words(r: Recipe, step: str) -> "list[str] | None":
     text = dict(r.pinned).get(step)
     if text is None:
         return None
-    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line for line in text.replace("\\\n", " ").splitlines()
+             if line.strip() and not line.startswith(("#", "-"))]        # pins, not comments or index options
     if not lines:
         return []
     hashed = all("--hash=" in line for line in lines)

@@ -161,6 +161,7 @@ def test_a_pin_of_another_index_names_it_in_its_step_file() -> None:
     text = rendered.text(locked_file("frameworks"))
     assert text.count("--extra-index-url") == 1 and f"--extra-index-url {wheels}\n" in text
     assert "--extra-index-url" not in rendered.text(locked_file("tools"))      # PyPI is the build's own index
+    assert f"{UV} --require-hashes -r /tmp/gpuenv-lock/frameworks.txt" in rendered.text("Dockerfile")
     made = lock_from_plan(SimpleNamespace(rendered=rendered, image=rendered.image), None)
     assert locked.requirement_files(from_data(tomllib.loads(to_text(made))))[0] == ("frameworks", text)
     data = tomllib.loads(to_text(made))
