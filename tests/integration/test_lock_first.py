@@ -122,3 +122,22 @@ def test_a_forged_hash_stops_the_build_naming_the_package(resolved_env, capsys) 
         assert "gpuenv lock" in data["error"]["hint"]
     finally:
         path.write_text(original)
+
+
+def test_lock_of_an_image_already_built_has_its_facts_at_once(resolved_env, module_engine, capsys) -> None:
+    spec_file, answer = resolved_env
+    path = spec_file.parent / "gpuenv.lock"
+    original = path.read_text()
+    try:
+        path.unlink()
+        docker = Docker(module_engine.client)
+        before = _images(docker)
+        code, data = gpuenv(capsys, "lock", "-f", str(spec_file))
+        assert code == 0 and data["built"] is False and data["image_id"], data
+        assert _images(docker) == before
+        lock = read(path)
+        assert lock.step(SYSTEM_STEP) is not None and lock.image.id == docker.image(data["image"])["Id"]
+        assert {p.name: p.version for s in lock.steps if s.id != SYSTEM_STEP for p in s.packages} == \
+            {p.name: p.version for p in answer.pins}
+    finally:
+        path.write_text(original)
