@@ -49,13 +49,16 @@ def resolved_env(module_engine) -> Iterator[tuple[Path, object]]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def gpuenv(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict]:
+def gpuenv(capsys: pytest.CaptureFixture, *args: str, said: "list[str] | None" = None) -> tuple[int, dict]:
+    """gpuenv in this process (so the plan carries the resolution); `said` receives its stderr."""
     from gpuenv.cli.main import run
 
     capsys.readouterr()
     code = run(["--json", *args])
-    out = capsys.readouterr().out
-    return code, json.loads(out)
+    out = capsys.readouterr()
+    if said is not None:
+        said.append(out.err)
+    return code, json.loads(out.out)
 
 
 def _images(docker: Docker) -> set[str]:
@@ -141,3 +144,52 @@ def test_lock_of_an_image_already_built_has_its_facts_at_once(resolved_env, modu
             {p.name: p.version for p in answer.pins}
     finally:
         path.write_text(original)
+
+
+def test_pip_installs_the_same_pinned_files_where_uv_does_not_run(resolved_env, module_engine) -> None:
+    """The pip path (a Python below uv's floor) from the same pinned files: the environment's Dockerfile
+    rendered with pip as the installer, built for real, holds the same resolved set, installed by pip."""
+    from gpuenv import environment
+    from gpuenv.build.image import secrets
+    from gpuenv.cli.up import engine
+    from gpuenv.render.dockerfile import dockerfile
+
+    spec_file, answer = resolved_env
+    prepared = environment.prepare(spec_file, engine, lambda _: None, locked=True)
+    text = dockerfile(dataclasses.replace(prepared.rendered.recipe, installer="pip"))
+    assert "/opt/uv" not in text and "python3 -m pip install --no-deps --require-hashes -r" in text
+    (spec_file.parent / "Dockerfile.pip").write_text(text)
+    tag = module_engine.track_image(f"{prepared.image.split(':')[0]}:pip")
+    ca = [f"--secret=id={name},src={src}" for name, src in secrets("auto")]
+    module_engine.docker("build", *ca, "-t", tag, "-f", str(spec_file.parent / "Dockerfile.pip"),
+                         str(spec_file.parent), timeout=900)
+    holds = inside.distributions(Docker(module_engine.client), tag)
+    assert {d.key: d.version for d in holds.dists if d.installer == "pip" and d.key != "pip"} == \
+        {p.name: p.version for p in answer.pins}
+
+
+def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> None:
+    from gpuenv import api
+    from gpuenv.resolve.resolved import unresolved
+
+    name = f"lockfirst-u-{uuid.uuid4().hex[:8]}"
+    folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
+    (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
+    planned = api.plan
+    why = "no index answered: https://pypi.org/simple (test)"
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(api, "plan", lambda *a, **k: dataclasses.replace(planned(*a, **k), resolved=unresolved(why)))
+            said: list[str] = []
+            code, data = gpuenv(capsys, "lock", "-f", str(folder / "gpuenv.toml"), said=said)
+        assert code == 0, data
+        assert f"no resolution to lock ({why}): building the image" in " ".join(said[0].split()), said
+        assert data["from"] == "image" and data["built"] is True and data["image_id"]
+        lock = read(folder / "gpuenv.lock")
+        assert {p.name.lower() for p in lock.step("packages-2").packages} == {"six"}
+        assert "/opt/uv" not in (folder / "Dockerfile").read_text()      # unresolved: pip, as before
+    finally:
+        found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
+        for image in sorted(set(found.stdout.decode().split())):
+            module_engine.docker("image", "rm", "--force", image, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
