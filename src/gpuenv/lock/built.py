@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from gpuenv.errors import BadInput
 from gpuenv.lock import LOCK_NAME, inside
-from gpuenv.lock.collect import _apt_added, base_ref
+from gpuenv.lock.collect import apt_added, base_ref
 from gpuenv.lock.lockfile import SYSTEM_STEP, ImageRef, Lock, Package, Step, read, write
 
 NOT_PINNED = "not in the resolution: the base image's, an OS package's or pip's own (pinned by version, no hashes)"
@@ -51,4 +51,4 @@ def with_image(lock: Lock, docker: Any, image: str, python: str) -> Lock:
     base = lock.base if lock.base.id else base_ref(docker, lock.base.image)
     steps = tuple(s for s in lock.steps if s.id != SYSTEM_STEP) + (system,)
     return replace(lock, image=ImageRef(image, info.get("Id", ""), tuple(info.get("RepoDigests") or ())),
-                   base=base, steps=steps, apt=_apt_added(docker, image, lock.base.image))
+                   base=base, steps=steps, apt=apt_added(docker, image, lock.base.image))

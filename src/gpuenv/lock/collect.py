@@ -39,7 +39,7 @@ def collect(prepared: Any, docker: Any, say: Callable[[str], None], indexes: Any
                    for step, dists in parts)
     return Lock(r.spec_hash, datetime.date.today().isoformat(), __version__, lock_plan(r.plan), base,
                 ImageRef(prepared.image, image.get("Id", ""), tuple(image.get("RepoDigests") or ())),
-                locked, _apt_added(docker, prepared.image, r.base))
+                locked, apt_added(docker, prepared.image, r.base))
 
 
 def base_ref(docker: Any, image: str) -> BaseRef:
@@ -65,7 +65,7 @@ def _package(d: Dist, step: str, found: dict) -> Package:
     return Package(d.name, d.version, tuple(hashes), "" if hashes else where)
 
 
-def _apt_added(docker: Any, image: str, base: str) -> tuple[tuple[str, str], ...]:
+def apt_added(docker: Any, image: str, base: str) -> tuple[tuple[str, str], ...]:
     now = inside.apt_packages(docker, image) or {}
     before = inside.apt_packages(docker, base) or {}
     return tuple(sorted((n, v) for n, v in now.items() if before.get(n) != v))
