@@ -256,6 +256,7 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
     from gpuenv.build.image import BuildSpec, build as run_build, secrets
 
     if not no_cache and prepared.image_info:
+        _lock_facts(prepared, docker)
         return None
     r = prepared.rendered.recipe
     args = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
@@ -264,13 +265,25 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
                      no_cache=no_cache, network="" if docker.has_bridge() else "host")
     log = log_dir() / f"{r.inputs.project or r.name}-build.log"
     try:
-        return run_build(docker, spec, console, live, log)
+        built = run_build(docker, spec, console, live, log)
     except GpuenvError as exc:
-        if not prepared.locked:
+        if not r.pinned:
             raise
         from gpuenv.lock.locked import explain
 
-        raise explain(exc, log.read_text(errors="replace") if log.is_file() else "") from None
+        source = "gpuenv.lock" if prepared.locked else "the resolution's pins (gpuenv plan --json: resolved)"
+        raise explain(exc, log.read_text(errors="replace") if log.is_file() else "", source) from None
+    _lock_facts(prepared, docker)
+    return built
+
+
+def _lock_facts(prepared: Prepared, docker: Docker) -> None:
+    """A gpuenv.lock made before the build (from the resolution) gets the image's facts from its first
+    build (lock/built.py); nothing happens when there is no lock or it has them."""
+    from gpuenv.lock.built import record
+
+    if prepared.rendered.recipe.pinned:
+        record(prepared, docker, lambda _: None)
 
 
 def _proxy_args(spec: Any) -> list[tuple[str, str]]:

@@ -1,4 +1,6 @@
-"""`gpuenv lock`: build when needed, then record exactly what the image holds in gpuenv.lock;
+"""`gpuenv lock`: the resolution is the lock: every distribution, its hashes and index, by pip step,
+written with no build (the first build of it adds the image's facts). When nothing could be resolved
+(no index answered), it builds and records exactly what the image holds, and says so.
 `gpuenv lock --check`: say what drifted from it (exit 1 when anything did)."""
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, forc
     """Pin the environment: base image digest, every package's exact version and hashes.
 
     \b
-    gpuenv lock                 build the image when needed, then write gpuenv.lock next to gpuenv.toml
+    gpuenv lock                 resolve, then write gpuenv.lock next to gpuenv.toml (no build); when no
+                                index answers, build and record what the image holds
     gpuenv build --locked       build exactly the lock, on any day and any host (gpuenv up --locked too)
     gpuenv lock --check         what drifted: the spec, the image's packages, the base image
     """
@@ -42,32 +45,60 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, forc
 
 def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Result:
     from gpuenv import environment
-    from gpuenv.cli.up import _live, _say, engine
+    from gpuenv.cli.up import _say, engine
     from gpuenv.lock import LOCK_NAME
-    from gpuenv.lock.collect import collect
     from gpuenv.lock.lockfile import SYSTEM_STEP, write
+    from gpuenv.lock.resolution import resolved_of
 
     say = _say(renderer)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
         prepared = environment.prepare(spec_file, probing.result, say, None, force, pull)
         _, docker = probing.result()
-    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
-    made = collect(prepared, docker, say)
+    if resolved_of(prepared.plan) is not None:
+        made, log = _from_resolution(prepared, docker, say), None
+    else:
+        made, log = _by_building(renderer, prepared, docker, say)
     path = spec_file.parent / LOCK_NAME
     write(made, path)
     pip = [p for s in made.steps if s.id != SYSTEM_STEP for p in s.packages]
     unhashed = [p.pin() for p in pip if not p.hashes]
     data = {"lock": str(path), "image": made.image.tag, "image_id": made.image.id, "built": log is not None,
+            "from": "resolution" if resolved_of(prepared.plan) is not None else "image",
             "base": made.base.image, "base_digest": made.base.digest or None, "base_id": made.base.id,
             "steps": {s.id: len(s.packages) for s in made.steps}, "distributions": len(pip),
             "unhashed": unhashed, "apt": len(made.apt)}
     return Result(data, lambda c: _show_lock(c, data))
 
 
+def _from_resolution(prepared: Any, docker: Any, say: Any) -> Any:
+    """The lock from the plan's resolution, no build; with the image's facts when it is built already."""
+    from gpuenv.lock.built import with_image
+    from gpuenv.lock.resolution import lock_from_plan
+
+    made = lock_from_plan(prepared, docker)
+    if docker is not None and prepared.image_info:
+        made = with_image(made, docker, prepared.image, prepared.rendered.recipe.python.command)
+    return made
+
+
+def _by_building(renderer: Renderer, prepared: Any, docker: Any, say: Any) -> tuple[Any, Any]:
+    """No resolution (no index answered): build, then record exactly what the image holds."""
+    from gpuenv import environment
+    from gpuenv.cli.up import _live
+    from gpuenv.lock.collect import collect
+
+    resolved = getattr(prepared.plan, "resolved", None)
+    why = resolved.why if resolved is not None and resolved.why else "the plan was not resolved"
+    say(f"no resolution to lock ({why}): building the image and recording what it holds instead")
+    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+    return collect(prepared, docker, say), log
+
+
 def _show_lock(c: Console, data: dict[str, Any]) -> None:
-    c.print(f"[bold]wrote[/bold] {escape(data['lock'])}")
-    c.print(f"  image   {escape(data['image'])} ({escape(data['image_id'][:19])})")
+    c.print(f"[bold]wrote[/bold] {escape(data['lock'])} (from the {data['from']})")
+    image_id = data["image_id"][:19] or "not built yet: its first build adds the image, base and apt facts"
+    c.print(f"  image   {escape(data['image'])} ({escape(image_id)})")
     pin = data["base_digest"] or f"{data['base_id'][:19]} (no registry digest: a locked build checks its ID)"
     c.print(f"  base    {escape(data['base'])} {escape(pin)}")
     steps = ", ".join(f"{k} {v}" for k, v in data["steps"].items())

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from gpuenv import __version__
 from gpuenv.errors import GpuenvError
 from gpuenv.lock import inside
-from gpuenv.lock.lockfile import SYSTEM_STEP, BaseRef, ImageRef, Lock, Package, Step, plan_data
+from gpuenv.lock.lockfile import SYSTEM_STEP, BaseRef, ImageRef, Lock, Package, Step, lock_plan
 from gpuenv.lock.partition import Dist, partition
 
 NOT_BY_PIP = "not installed by pip: the base image's or an OS package's (pinned by version, no index hashes)"
@@ -37,9 +37,9 @@ def collect(prepared: Any, docker: Any, say: Callable[[str], None], indexes: Any
     found = indexes.all(pins)
     locked = tuple(Step(step, steps.get(step, ()), tuple(_package(d, step, found) for d in dists))
                    for step, dists in parts)
-    return Lock(r.spec_hash, datetime.date.today().isoformat(), __version__, plan_data(r.plan), base,
+    return Lock(r.spec_hash, datetime.date.today().isoformat(), __version__, lock_plan(r.plan), base,
                 ImageRef(prepared.image, image.get("Id", ""), tuple(image.get("RepoDigests") or ())),
-                locked, _apt_added(docker, prepared.image, r.base))
+                locked, apt_added(docker, prepared.image, r.base))
 
 
 def base_ref(docker: Any, image: str) -> BaseRef:
@@ -65,7 +65,7 @@ def _package(d: Dist, step: str, found: dict) -> Package:
     return Package(d.name, d.version, tuple(hashes), "" if hashes else where)
 
 
-def _apt_added(docker: Any, image: str, base: str) -> tuple[tuple[str, str], ...]:
+def apt_added(docker: Any, image: str, base: str) -> tuple[tuple[str, str], ...]:
     now = inside.apt_packages(docker, image) or {}
     before = inside.apt_packages(docker, base) or {}
     return tuple(sorted((n, v) for n, v in now.items() if before.get(n) != v))

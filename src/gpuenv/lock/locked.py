@@ -34,14 +34,15 @@ def lock_for(spec_file: Path, spec: Any) -> Lock:
 
 def requirement_files(lock: Lock) -> tuple[tuple[str, str], ...]:
     """(step id, requirements file text) of every pip step the lock knows."""
-    return tuple((s.id, requirements_text(s)) for s in lock.steps if s.id != SYSTEM_STEP)
+    indexes = (lock.plan.get("resolved") or {}).get("indexes") or [""]
+    return tuple((s.id, requirements_text(s, indexes[0])) for s in lock.steps if s.id != SYSTEM_STEP)
 
 
-def requirements_text(step: Step) -> str:
-    lines = [f"# gpuenv.lock, step {step.id}: exactly these, installed with --no-deps"]
-    for p in step.packages:
-        lines.append(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]))
-    return "\n".join(lines) + "\n"
+def requirements_text(step: Step, main: str = "") -> str:
+    from gpuenv.render.recipe import step_file
+
+    pins = "".join(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]) + "\n" for p in step.packages)
+    return step_file(step.id, pins, [p.index for p in step.packages], main)
 
 
 def pinned_base(lock: Lock, docker: Any) -> str:
@@ -71,16 +72,31 @@ def _short(image_id: str) -> str:
 _MISMATCH = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) from ((?:https?|file)://\S+)")
 
 
-def explain(error: GpuenvError, log_text: str = "") -> GpuenvError:
+def explain(error: GpuenvError, log_text: str = "", source: str = LOCK_NAME) -> GpuenvError:
     """A locked build that pip stopped because a download does not match the lock's hashes, said as
     such, naming each package; any other failure as it was."""
     text = f"{error.message}\n{log_text}"
+    if "hash mismatch" in text.lower():
+        return _uv_mismatch(error, text, source)
     if "DO NOT MATCH THE HASHES" not in text and "Expected sha256" not in text:
         return error
     where = text[text.find("DO NOT MATCH THE HASHES"):]
     found = list(dict.fromkeys(f"{n}=={v}" for n, v, _ in _MISMATCH.findall(where)))
     names = ", ".join(found) or "a package"
-    return GpuenvError(f"the locked build stopped: the file pip downloaded for {names} does not match the hashes "
-                       f"in {LOCK_NAME} (the index now serves other bytes under that version, or the lock was edited)",
+    return _mismatch(error, names, source)
+
+
+# uv 0.13: "Hash mismatch for `NAME==VERSION`" (the pinned file's hashes, then the computed one)
+_UV_MISMATCH = re.compile(r"[Hh]ash mismatch for `([A-Za-z0-9][A-Za-z0-9._-]*)==([^`\s]+)`")
+
+
+def _uv_mismatch(error: GpuenvError, text: str, source: str) -> GpuenvError:
+    found = list(dict.fromkeys(f"{n}=={v}" for n, v in _UV_MISMATCH.findall(text)))
+    return _mismatch(error, ", ".join(found) or "a package", source)
+
+
+def _mismatch(error: GpuenvError, names: str, source: str) -> GpuenvError:
+    return GpuenvError(f"the pinned build stopped: the file downloaded for {names} does not match the hashes "
+                       f"in {source} (the index now serves other bytes under that version, or the lock was edited)",
                        "if the lock was edited, restore it from version control; if the index changed the file, "
                        "check why, then lock again: gpuenv lock" + (f"; {error.hint}" if error.hint else ""))

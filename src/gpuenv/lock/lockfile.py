@@ -6,9 +6,11 @@
     [plan]                       the resolver's decisions (gpuenv.resolve.Plan as data): the files are
                                  rendered from it with no planning, so another host renders the same
     [base]   image, digest ("REGISTRY/REPO@sha256:..." or ""), id
-    [image]  tag, id, repo_digests
+    [image]  tag, id, repo_digests: id "" until the image is built (a lock made from the resolution,
+             with no build: the first build of it fills in the image, the base and the apt packages)
     [[step]] id, requires (what the Dockerfile step asks for), then [[step.package]] name, version,
-             hashes ("sha256:..." of every file of that version on the index; [] with `note` when none)
+             hashes ("sha256:..." of every file of that version on the index; [] with `note` when none),
+             index (the index the resolver found it on; absent in locks collected from a built image)
     [[apt]]  name, version: the OS packages the build added to the base
 """
 
@@ -37,6 +39,7 @@ class Package:
     version: str
     hashes: tuple[str, ...] = ()
     note: str = ""           # why there are no hashes
+    index: str = ""          # the index it comes from ("" when the lock was collected from an image)
 
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
@@ -102,8 +105,7 @@ def to_text(lock: Lock) -> str:
         for p in step.packages:
             lines += ["", "[[step.package]]", f"name = {toml_inline(p.name)}", f"version = {toml_inline(p.version)}",
                       _array("hashes", p.hashes)]
-            if p.note:
-                lines.append(f"note = {toml_inline(p.note)}")
+            lines += [f"{key} = {toml_inline(value)}" for key, value in (("note", p.note), ("index", p.index)) if value]
     for name, version in lock.apt:
         lines += ["", "[[apt]]", f"name = {toml_inline(name)}", f"version = {toml_inline(version)}"]
     return "\n".join(lines) + "\n"
@@ -176,7 +178,8 @@ def from_data(data: dict[str, Any]) -> Lock:
     if data.get("version") != VERSION:
         raise ValueError(f"version {data.get('version')!r}, this gpuenv reads version {VERSION}")
     steps = tuple(Step(s["id"], tuple(s.get("requires", ())),
-                       tuple(Package(p["name"], p["version"], tuple(p.get("hashes", ())), p.get("note", ""))
+                       tuple(Package(p["name"], p["version"], tuple(p.get("hashes", ())), p.get("note", ""),
+                                     str(p.get("index", "")))
                              for p in s.get("package", ())))
                   for s in data.get("step", ()))
     _check_steps(steps)
@@ -191,6 +194,7 @@ _STEP_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,40}")
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _VERSION = re.compile(r"[A-Za-z0-9.+!_-]+")
 _HASH = re.compile(r"sha(256|384|512):[0-9a-f]+")
+_INDEX = re.compile(r"https?://[^\s\"'\\]+")
 
 
 def _check_steps(steps: tuple[Step, ...]) -> None:
@@ -202,8 +206,10 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
         for p in step.packages:
             bad = [text for text, form in ((p.name, _NAME), (p.version, _VERSION), *((h, _HASH) for h in p.hashes))
                    if not (isinstance(text, str) and form.fullmatch(text))]
+            if p.index and not _INDEX.fullmatch(p.index):
+                bad.append(p.index)
             if bad:
-                raise ValueError(f"step {step.id}: {bad[0]!r} is not a distribution name, version or hash")
+                raise ValueError(f"step {step.id}: {bad[0]!r} is not a distribution name, version, hash or index")
 
 
 # --- the plan as data and back --------------------------------------------------------------------
@@ -216,6 +222,14 @@ def plan_data(plan: Any) -> dict[str, Any]:
         if value is not None:
             out[f.name] = value
     return out
+
+
+def lock_plan(plan: Any) -> dict[str, Any]:
+    """The plan as the lock keeps it: its resolution without the pins (the lock's steps hold them)."""
+    resolved = getattr(plan, "resolved", None)
+    if resolved is not None:
+        plan = dataclasses.replace(plan, resolved=dataclasses.replace(resolved, steps=()))
+    return plan_data(plan)
 
 
 def _data(value: Any) -> Any:

@@ -19,13 +19,15 @@ from packaging.utils import canonicalize_name
 
 from gpuenv.lock.lockfile import SYSTEM_STEP
 
+INSTALLERS = ("pip", "uv")         # what gpuenv's pip steps write in INSTALLER
+
 
 @dataclass(frozen=True)
 class Dist:
     name: str                      # as its metadata spells it
     version: str
     requires: tuple[str, ...] = ()  # Requires-Dist lines
-    installer: str = ""             # its INSTALLER file: "pip", or "" (an OS package's, the base's)
+    installer: str = ""             # its INSTALLER file: "pip", "uv", or "" (an OS package's, the base's)
 
     @property
     def key(self) -> str:
@@ -45,7 +47,7 @@ def partition(dists: Iterable[Dist], steps: list[tuple[str, tuple[str, ...]]], a
     for step_id, requires in steps:
         owned[step_id] = [k for k in closure(by_key, requires, env) if k not in seen]
         seen.update(owned[step_id])
-    left = [k for k, d in by_key.items() if k not in seen and d.installer == "pip"]
+    left = [k for k, d in by_key.items() if k not in seen and d.installer in INSTALLERS]
     if left and steps:
         owned[trimmed if trimmed in owned else steps[-1][0]] += left
         seen.update(left)

@@ -59,7 +59,7 @@ def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
     context += [File(f"{SUPPORT}/{name}", text, mode) for name, text, mode in _support(r)]
     if inputs.ssh_key_text:
         context.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
-    context += [File(locked_file(step), text) for step, text in inputs.locked]
+    context += _pinned_files(r)
     files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
              context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), _build_script(), *context[2:]]
     return Rendered(r, tuple(files))
@@ -88,6 +88,18 @@ def tag_for(name: str, uid: int, gid: int, context: list[File]) -> str:
     for f in sorted(context, key=lambda f: f.path):
         digest.update(f"\0{f.path}\0{f.mode:o}\0".encode() + f.text.encode())
     return f"gpuenv-{name}:{digest.hexdigest()[:12]}"
+
+
+def _pinned_files(r: Recipe) -> list[File]:
+    """The pinned steps' requirements files (only of steps the Dockerfile has: a step id becomes a path),
+    and uv's own pinned wheel when uv installs them."""
+    from gpuenv.render.dockerfile import pip_steps, uses_uv
+
+    ids = {step for step, _ in pip_steps(r)}
+    files = [File(locked_file(step), text) for step, text in r.pinned if step in ids]
+    if uses_uv(r):
+        files.append(File(f"{SUPPORT}/uv.txt", (resources.files("gpuenv.render") / "files" / "uv.txt").read_text()))
+    return files
 
 
 def _support(r: Recipe) -> list[tuple[str, str, int]]:

@@ -31,16 +31,29 @@ _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact ver
 # Distributions the Jupyter tools pull in that only slow every start: (distribution, module).
 _SLOW_TO_IMPORT = (("rfc3987-syntax", "rfc3987_syntax"),)
 _PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
-_PIN_LOCKED = ("# `gpuenv build --locked`: each pip step installs exactly what gpuenv.lock lists for it, with\n"
-               "# --no-deps (and --require-hashes when the index gave hashes), from .gpuenv/lock/<step>.txt.\n"
+_PIN_LOCKED = ("# Each pip step installs exactly its pinned distributions (gpuenv.lock's, or what the resolver\n"
+               "# answered for this plan) with --no-deps (and --require-hashes when the index gave hashes), from\n"
+               "# .gpuenv/lock/<step>.txt, bound into the step and never in a layer.\n"
                "# hadolint ignore=DL3013")
+_UV_CACHE = "--mount=type=cache,target=/root/.cache/uv,sharing=locked"
+_UV_DIR = "/opt/uv"
+_UV_FILE = "uv.txt"
+# uv reads its own variables, not pip's: the build's index arguments (and the spec's mirror in them) are
+# given to it as such; copy mode because the cache mount is another file system than the image's.
+_UV_ENV = ("export UV_INDEX_URL=\"$PIP_INDEX_URL\" UV_LINK_MODE=copy UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never \\\n"
+           " && if [ -n \"$PIP_EXTRA_INDEX_URL\" ]; then export UV_EXTRA_INDEX_URL=\"$PIP_EXTRA_INDEX_URL\"; fi \\\n"
+           " && if [ -n \"$PIP_TRUSTED_HOST\" ]; then export UV_INSECURE_HOST=\"$PIP_TRUSTED_HOST\"; fi")
 
 
 def dockerfile(r: Recipe) -> str:
     parts = [_header(r), _system(r), _apt(r) if (r.system_apt or r.user_apt or r.python.method == "source") else ""]
     if r.python.method == "source":
         parts.append(_python_build_stage(r))
-    parts += [_final(r), _python(r), _frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
+    if uses_uv(r):
+        parts += [_final(r, "python"), _python(r), _uv_stage(r), _final(r, "")]
+    else:
+        parts += [_final(r, ""), _python(r)]
+    parts += [_frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
               _pip(r, r.user_packages, "packages"), _ca(r), _user(r), _config(r), _finish(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -76,10 +89,17 @@ def _system(r: Recipe) -> str:
     ])
 
 
-def _final(r: Recipe) -> str:
-    return "\n".join([
-        "# The environment: Python, the framework, your packages, your user, the settings.",
-        "FROM system",
+def _final(r: Recipe, stage: str) -> str:
+    """The environment's stage; with uv, first as stage `python` (the interpreter and pip), which the
+    `uv` stage and then the environment start from."""
+    if stage:
+        head = ["# Stage `python`: the environment's Python and pip, which the `uv` stage starts from too.",
+                f"FROM system AS {stage}"]
+    elif uses_uv(r):
+        head = ["# The environment: the framework, your packages, your user, the settings.", "FROM python"]
+    else:
+        head = ["# The environment: Python, the framework, your packages, your user, the settings.", "FROM system"]
+    return "\n".join(head + [
         _SHELL,
         "ARG DEBIAN_FRONTEND=noninteractive",
         *_stage_args(r, ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")),
@@ -193,13 +213,48 @@ def _pip_run(r: Recipe, requirements: tuple[str, ...], options: tuple[str, ...] 
     mounts = " \\\n    ".join((_PIP_CACHE,) + _SECRETS)
     words = shell_words(options + requirements)
     pinned = _locked_words(r, step)
+    tail = f" \\\n && {after}" if after else ""
     if pinned is not None:
         if not pinned:
-            return f"# {step}: nothing of its own to install (the lock found it all installed by the steps above)\n"
+            return f"# {step}: nothing of its own to install (all of it is installed by the steps above)\n"
+        if uses_uv(r):
+            return _uv_run(r, step, shell_words(options + tuple(pinned)), tail)
         mounts += f" \\\n    {_bind(step)}"
         words = shell_words(options + tuple(pinned))
-    tail = f" \\\n && {after}" if after else ""
     return f"RUN {mounts} \\\n    {_USE_CA} \\\n && {r.python.command} -m pip install {words}{tail}\n"
+
+
+def _uv_run(r: Recipe, step: str, words: str, tail: str) -> str:
+    """A pinned step installed by uv (from the `uv` stage, bound in: not in any layer) into the same
+    interpreter pip installs into."""
+    mounts = " \\\n    ".join((_UV_CACHE,) + _SECRETS + (_uv_bind(), _bind(step)))
+    return (f"RUN {mounts} \\\n    {_USE_CA} \\\n && {_UV_ENV} \\\n"
+            f" && {_UV_DIR}/bin/uv pip install --python \"$(command -v {r.python.command})\" {words}{tail}\n")
+
+
+def uses_uv(r: Recipe) -> bool:
+    """Whether uv installs the pinned steps: some step other than pip's own is pinned, on a Python uv runs on."""
+    return r.installer == "uv" and any(step != PYTHON_STEP for step, _ in r.pinned)
+
+
+def _uv_bind() -> str:
+    return f"--mount=type=bind,from=uv,source={_UV_DIR},target={_UV_DIR}"
+
+
+def _uv_stage(r: Recipe) -> str:
+    """Stage `uv`: uv's wheel from the package index by pip, pinned with its hashes (.gpuenv/uv.txt);
+    only bound into the environment's pip steps, so it is in none of the image's layers."""
+    return "\n".join([
+        "# Stage `uv`: the installer of the pinned steps, from the package index, by its hashes.",
+        "FROM python AS uv",
+        _SHELL,
+        *_stage_args(r, ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")),
+        f"RUN {_PIP_CACHE} \\\n    " + " \\\n    ".join(_SECRETS) + " \\\n    "
+        f"--mount=type=bind,source={SUPPORT}/{_UV_FILE},target={_LOCK_TARGET}/{_UV_FILE} \\\n    {_USE_CA} \\\n"
+        f" && {r.python.command} -m pip install --no-deps --require-hashes --target {_UV_DIR} "
+        f"-r {_LOCK_TARGET}/{_UV_FILE}",
+        "",
+    ])
 
 
 def _frameworks(r: Recipe) -> str:
@@ -238,11 +293,12 @@ def _pip(r: Recipe, packages: tuple[str, ...], what: str) -> str:
             "# added at the end installs alone, and pip still resolves them all together.\n")
     steps = [_pip_run(r, packages[:end], step=f"packages-{i}")
              for i, end in enumerate(package_steps(len(packages)), 1)]
-    return head + f"{_pin_comment(r)}\n" + _PIN_AGAIN.join(steps)
+    again = "# As above: pinned.\n# hadolint ignore=DL3013\n" if r.pinned else _PIN_AGAIN
+    return head + f"{_pin_comment(r)}\n" + again.join(steps)
 
 
 def _pin_comment(r: Recipe) -> str:
-    return _PIN_LOCKED if r.inputs.locked else _PIN_PIP
+    return _PIN_LOCKED if r.pinned else _PIN_PIP
 
 
 PYTHON_STEP = "python"
@@ -271,10 +327,11 @@ def _bind(step: str) -> str:
 def _locked_words(r: Recipe, step: str) -> "list[str] | None":
     """pip's words for a locked step: exactly its distributions, no dependency resolution; hashes
     required when the lock has them for all. None when the build is not locked; [] when it has none."""
-    text = dict(r.inputs.locked).get(step)
+    text = dict(r.pinned).get(step)
     if text is None:
         return None
-    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line for line in text.replace("\\\n", " ").splitlines()
+             if line.strip() and not line.startswith(("#", "-"))]        # pins, not comments or index options
     if not lines:
         return []
     hashed = all("--hash=" in line for line in lines)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from gpuenv import __version__
 from gpuenv.kb import load_table
@@ -93,6 +94,10 @@ class Recipe:
     spec: Any
     inputs: Inputs
     summary: str
+    # each pip step's requirements file (step id, text): the lock's (`--locked`), else the resolution's;
+    # () when neither pins the steps (nothing resolved: pip resolves at build time, as the spec names them)
+    pinned: tuple[tuple[str, str], ...] = ()
+    installer: str = "pip"         # what installs the pinned steps: "uv" (Python >= UV_MIN_PYTHON) or "pip"
 
     @property
     def main(self) -> Service:
@@ -136,7 +141,44 @@ def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
         env=tuple(_env(plan, gpu)), labels=tuple(_labels(plan, spec, digest, summary)), services=services,
         workspace_mount=spec.workspace.mount, args=tuple(_args(spec.network)),
         ca_in_image=spec.network.ca_in_image, plan=plan, spec=spec, inputs=inputs, summary=summary,
+        pinned=pinned_steps(plan, inputs), installer=installer_for(python.version),
     )
+
+
+# uv's documented floor: "uv does not work with Python versions prior to 3.6" (Tier 2 support: 3.6-3.9),
+# https://docs.astral.sh/uv/reference/policies/python/ (retrieved 2026-12-07)
+UV_MIN_PYTHON = (3, 6)
+
+
+def installer_for(python: str) -> str:
+    """uv installs the pinned steps where it runs on the target Python; pip below (Python 2.7)."""
+    return "uv" if minor_key(python)[:2] >= UV_MIN_PYTHON else "pip"
+
+
+def pinned_steps(plan: Plan, inputs: Inputs) -> tuple[tuple[str, str], ...]:
+    """What each pip step installs exactly: the lock's files (`--locked`), else the resolution's; ()
+    when the plan was not resolved (the steps then name the spec's packages and pip resolves them)."""
+    if inputs.locked:
+        return inputs.locked
+    resolved = plan.resolved
+    if resolved is None or resolved.status != "resolved":
+        return ()
+    main = resolved.indexes[0] if resolved.indexes else ""
+    return tuple((s.id, step_file(s.id, resolved.requirements_text(s.id), [p.index for p in s.pins], main))
+                 for s in resolved.steps)
+
+
+INDEX_URL = re.compile(r"https?://[^\s\"'\\]+")
+
+
+def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = "") -> str:
+    """A pinned step's requirements file, the same whether the pins are the resolver's or gpuenv.lock's:
+    a lock made from the resolution renders the same files, hence the same image tag. An index its pins
+    come from other than the main one (which the build's PIP_INDEX_URL names) is named in it, so pip and
+    uv both find them there."""
+    extra = [i for i in dict.fromkeys(indexes) if i and i != main and INDEX_URL.fullmatch(i)]
+    pins = "".join(f"--extra-index-url {i}\n" for i in extra) + pins
+    return f"# step {step_id}: exactly these, installed with --no-deps\n{pins}"
 
 
 def spec_hash(spec: Any) -> str:

@@ -107,8 +107,9 @@ def test_the_locked_dockerfile_installs_exactly_each_steps_distributions() -> No
     assert "FROM 127.0.0.1:5000/b@sha256:99 AS system" in dockerfile
     assert ("--mount=type=bind,source=.gpuenv/lock/frameworks.txt,target=/tmp/gpuenv-lock/frameworks.txt"
             in dockerfile)
-    assert "pip install --no-deps --require-hashes -r /tmp/gpuenv-lock/frameworks.txt" in dockerfile
-    assert "pip install --no-deps --require-hashes -r /tmp/gpuenv-lock/packages-1.txt" in dockerfile
+    uv = '/opt/uv/bin/uv pip install --python "$(command -v python3)" --no-deps --require-hashes'
+    assert f"{uv} -r /tmp/gpuenv-lock/frameworks.txt" in dockerfile
+    assert f"{uv} -r /tmp/gpuenv-lock/packages-1.txt" in dockerfile
     assert "install jax==0.10.2" not in dockerfile and "install matplotlib" not in dockerfile
     text = rendered.text(locked_file("frameworks"))
     assert "jax==0.10.2 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb" in text
@@ -121,7 +122,7 @@ def test_a_step_without_hashes_is_pinned_by_version() -> None:
     steps = (Step("frameworks", (), (Package("jax", "0.10.2", ("sha256:aa",)), Package("mine", "1.0", (), "local"))),)
     rendered = render(plan_, spec, dataclasses.replace(FIXED, locked=locked.requirement_files(
         dataclasses.replace(lock, steps=steps))))
-    assert "pip install --no-deps -r /tmp/gpuenv-lock/frameworks.txt" in rendered.text("Dockerfile")
+    assert '"$(command -v python3)" --no-deps -r /tmp/gpuenv-lock/frameworks.txt' in rendered.text("Dockerfile")
     assert "mine==1.0\n" in rendered.text(locked_file("frameworks"))
 
 

@@ -1,0 +1,195 @@
+"""The lock before the build, on the real engine: a plan resolved by the real resolver (uv pip compile
+against PyPI, through this machine's TLS-inspecting proxy: uv_resolution.py, until planning attaches
+the resolution itself) is locked with no image built; the build installs exactly the lock, step by step,
+with uv from its hashed stage; the image holds exactly the resolved set; a forged hash stops the build
+naming the package; `gpuenv lock --check` is clean once the first build added the image's facts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from packaging.utils import canonicalize_name
+from uv_resolution import resolve
+
+from gpuenv.lock import inside
+from gpuenv.lock.lockfile import SYSTEM_STEP, read
+from gpuenv.run.docker import Docker
+
+pytestmark = pytest.mark.docker
+STEPS = [("packages-1", ("requests",)), ("packages-2", ("requests", "six"))]
+SPEC = 'name = "{name}"\npython = "3.11"\npackages = ["requests", "six"]\n\n[gpu]\ndevices = "none"\n'
+
+
+@pytest.fixture(scope="module")
+def resolved_env(module_engine) -> Iterator[tuple[Path, object]]:
+    """A spec folder whose plans carry the real resolver's answer; yields (gpuenv.toml, that Resolved)."""
+    from gpuenv import api
+
+    name = f"lockfirst-{uuid.uuid4().hex[:8]}"
+    folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
+    (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
+    answer = resolve(STEPS, "3.11")
+    planned = api.plan
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(api, "plan", lambda *a, **k: dataclasses.replace(planned(*a, **k), resolved=answer))
+        try:
+            yield folder / "gpuenv.toml", answer
+        finally:
+            found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
+            for image in sorted(set(found.stdout.decode().split())):
+                module_engine.docker("image", "rm", "--force", image, check=False)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def gpuenv(capsys: pytest.CaptureFixture, *args: str, said: "list[str] | None" = None) -> tuple[int, dict]:
+    """gpuenv in this process (so the plan carries the resolution); `said` receives its stderr."""
+    from gpuenv.cli.main import run
+
+    capsys.readouterr()
+    code = run(["--json", *args])
+    out = capsys.readouterr()
+    if said is not None:
+        said.append(out.err)
+    return code, json.loads(out.out)
+
+
+def _images(docker: Docker) -> set[str]:
+    return set(docker.run("images", "-aq", "--no-trunc").stdout.split())
+
+
+def test_lock_writes_the_resolution_without_building(resolved_env, module_engine, capsys) -> None:
+    spec_file, answer = resolved_env
+    docker = Docker(module_engine.client)
+    before = _images(docker)
+    code, data = gpuenv(capsys, "lock", "-f", str(spec_file))
+    assert code == 0, data
+    assert data["built"] is False and data["from"] == "resolution" and data["image_id"] == ""
+    assert _images(docker) == before                       # no image was built (nor any other made)
+    lock = read(spec_file.parent / "gpuenv.lock")
+    assert [s.id for s in lock.steps] == ["packages-1", "packages-2"]
+    for step in answer.steps:
+        assert [(p.name, p.version, p.hashes, p.index) for p in lock.step(step.id).packages] == \
+            [(p.name, p.version, p.hashes, p.index) for p in step.pins]
+    assert all(p.hashes for s in lock.steps for p in s.packages)
+
+
+def test_the_build_installs_exactly_the_lock_with_uv(resolved_env, module_engine, capsys) -> None:
+    spec_file, answer = resolved_env
+    code, data = gpuenv(capsys, "build", "--locked", "-f", str(spec_file))
+    assert code == 0, data
+    dockerfile = (spec_file.parent / "Dockerfile").read_text()
+    assert "FROM python AS uv" in dockerfile and "--require-hashes --target /opt/uv" in dockerfile
+    assert '/opt/uv/bin/uv pip install --python "$(command -v python3)" --no-deps --require-hashes' in dockerfile
+    docker = Docker(module_engine.client)
+    holds = inside.distributions(docker, data["image"])
+    by_uv = {d.key: d.version for d in holds.dists if d.installer == "uv"}
+    assert by_uv == {p.name: p.version for p in answer.pins}          # exactly the resolved set, by uv
+    assert {d.key for d in holds.dists if d.installer == "pip"} <= {"pip"}   # pip at most upgraded itself
+    assert not docker.run("run", "--rm", "--entrypoint", "sh", data["image"], "-c",
+                          "ls /opt/uv 2>/dev/null").stdout.strip()    # uv is in no layer of the image
+    lock = read(spec_file.parent / "gpuenv.lock")
+    assert lock.image.id and lock.image.tag == data["image"]          # the first build added its facts
+    assert "pip" in {canonicalize_name(p.name) for p in lock.step(SYSTEM_STEP).packages}
+    code, check = gpuenv(capsys, "lock", "--check", "-f", str(spec_file))
+    assert code == 0 and not check["drifted"], check
+
+
+def test_a_build_from_the_resolution_is_the_locked_image(resolved_env, capsys) -> None:
+    spec_file, _ = resolved_env
+    _, locked = gpuenv(capsys, "build", "--locked", "-f", str(spec_file))
+    code, data = gpuenv(capsys, "build", "-f", str(spec_file))
+    assert code == 0, data
+    assert data["image"] == locked["image"] and data["built"] is False   # same files, same tag: not built again
+
+
+def test_a_forged_hash_stops_the_build_naming_the_package(resolved_env, capsys) -> None:
+    spec_file, _ = resolved_env
+    path = spec_file.parent / "gpuenv.lock"
+    original = path.read_text()
+    try:
+        block = re.search(r'name = "six"\nversion = "[^"]+"\nhashes = (\[[^\]]*\])', original)
+        assert block, "six is not in the lock with hashes"
+        path.write_text(original.replace(block.group(1), re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64,
+                                                                block.group(1))))
+        code, data = gpuenv(capsys, "build", "--locked", "-f", str(spec_file))
+        assert code == 1, data
+        assert re.search(r"six==\S+ does not match the hashes in gpuenv.lock", data["error"]["message"]), data
+        assert "gpuenv lock" in data["error"]["hint"]
+    finally:
+        path.write_text(original)
+
+
+def test_lock_of_an_image_already_built_has_its_facts_at_once(resolved_env, module_engine, capsys) -> None:
+    spec_file, answer = resolved_env
+    path = spec_file.parent / "gpuenv.lock"
+    original = path.read_text()
+    try:
+        path.unlink()
+        docker = Docker(module_engine.client)
+        before = _images(docker)
+        code, data = gpuenv(capsys, "lock", "-f", str(spec_file))
+        assert code == 0 and data["built"] is False and data["image_id"], data
+        assert _images(docker) == before
+        lock = read(path)
+        assert lock.step(SYSTEM_STEP) is not None and lock.image.id == docker.image(data["image"])["Id"]
+        assert {p.name: p.version for s in lock.steps if s.id != SYSTEM_STEP for p in s.packages} == \
+            {p.name: p.version for p in answer.pins}
+    finally:
+        path.write_text(original)
+
+
+def test_pip_installs_the_same_pinned_files_where_uv_does_not_run(resolved_env, module_engine) -> None:
+    """The pip path (a Python below uv's floor) from the same pinned files: the environment's Dockerfile
+    rendered with pip as the installer, built for real, holds the same resolved set, installed by pip."""
+    from gpuenv import environment
+    from gpuenv.build.image import secrets
+    from gpuenv.cli.up import engine
+    from gpuenv.render.dockerfile import dockerfile
+
+    spec_file, answer = resolved_env
+    prepared = environment.prepare(spec_file, engine, lambda _: None, locked=True)
+    text = dockerfile(dataclasses.replace(prepared.rendered.recipe, installer="pip"))
+    assert "/opt/uv" not in text and "python3 -m pip install --no-deps --require-hashes -r" in text
+    (spec_file.parent / "Dockerfile.pip").write_text(text)
+    tag = module_engine.track_image(f"{prepared.image.split(':')[0]}:pip")
+    ca = [f"--secret=id={name},src={src}" for name, src in secrets("auto")]
+    module_engine.docker("build", *ca, "-t", tag, "-f", str(spec_file.parent / "Dockerfile.pip"),
+                         str(spec_file.parent), timeout=900)
+    holds = inside.distributions(Docker(module_engine.client), tag)
+    assert {d.key: d.version for d in holds.dists if d.installer == "pip" and d.key != "pip"} == \
+        {p.name: p.version for p in answer.pins}
+
+
+def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> None:
+    from gpuenv import api
+    from gpuenv.resolve.resolved import unresolved
+
+    name = f"lockfirst-u-{uuid.uuid4().hex[:8]}"
+    folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
+    (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
+    planned = api.plan
+    why = "no index answered: https://pypi.org/simple (test)"
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(api, "plan", lambda *a, **k: dataclasses.replace(planned(*a, **k), resolved=unresolved(why)))
+            said: list[str] = []
+            code, data = gpuenv(capsys, "lock", "-f", str(folder / "gpuenv.toml"), said=said)
+        assert code == 0, data
+        assert f"no resolution to lock ({why}): building the image" in " ".join(said[0].split()), said
+        assert data["from"] == "image" and data["built"] is True and data["image_id"]
+        lock = read(folder / "gpuenv.lock")
+        assert {p.name.lower() for p in lock.step("packages-2").packages} == {"six"}
+        assert "/opt/uv" not in (folder / "Dockerfile").read_text()      # unresolved: pip, as before
+    finally:
+        found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
+        for image in sorted(set(found.stdout.decode().split())):
+            module_engine.docker("image", "rm", "--force", image, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
