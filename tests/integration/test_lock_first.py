@@ -1,6 +1,5 @@
 """The lock before the build, on the real engine: a plan resolved by the real resolver (uv pip compile
-against PyPI, through this machine's TLS-inspecting proxy: uv_resolution.py, until planning attaches
-the resolution itself) is locked with no image built; the build installs exactly the lock, step by step,
+against PyPI, through this machine's TLS-inspecting proxy, as `gpuenv plan` resolves) is locked with no image built; the build installs exactly the lock, step by step,
 with uv from its hashed stage; the image holds exactly the resolved set; a forged hash stops the build
 naming the package; `gpuenv lock --check` is clean once the first build added the image's facts."""
 
@@ -17,36 +16,34 @@ from typing import Iterator
 
 import pytest
 from packaging.utils import canonicalize_name
-from uv_resolution import resolve
 
 from gpuenv.lock import inside
 from gpuenv.lock.lockfile import SYSTEM_STEP, read
 from gpuenv.run.docker import Docker
 
 pytestmark = pytest.mark.docker
-STEPS = [("packages-1", ("requests",)), ("packages-2", ("requests", "six"))]
 SPEC = 'name = "{name}"\npython = "3.11"\npackages = ["requests", "six"]\n\n[gpu]\ndevices = "none"\n'
 
 
 @pytest.fixture(scope="module")
 def resolved_env(module_engine) -> Iterator[tuple[Path, object]]:
-    """A spec folder whose plans carry the real resolver's answer; yields (gpuenv.toml, that Resolved)."""
+    """A spec folder and the real resolver's answer for it, as planning makes it; yields (gpuenv.toml, Resolved)."""
     from gpuenv import api
 
     name = f"lockfirst-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
     (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
-    answer = resolve(STEPS, "3.11")
-    planned = api.plan
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(api, "plan", lambda *a, **k: dataclasses.replace(planned(*a, **k), resolved=answer))
-        try:
-            yield folder / "gpuenv.toml", answer
-        finally:
-            found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
-            for image in sorted(set(found.stdout.decode().split())):
-                module_engine.docker("image", "rm", "--force", image, check=False)
-            shutil.rmtree(folder, ignore_errors=True)
+    request, spec = api.request_from_spec(folder / "gpuenv.toml")
+    answer = api.plan_whole(request, api.target_for(api.TargetFlags(), spec, probe=False), spec, folder).resolved
+    assert answer is not None and answer.status == "resolved", answer
+    assert [s.id for s in answer.steps] == ["packages-1", "packages-2"]
+    try:
+        yield folder / "gpuenv.toml", answer
+    finally:
+        found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
+        for image in sorted(set(found.stdout.decode().split())):
+            module_engine.docker("image", "rm", "--force", image, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def gpuenv(capsys: pytest.CaptureFixture, *args: str, said: "list[str] | None" = None) -> tuple[int, dict]:
@@ -175,11 +172,11 @@ def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> 
     name = f"lockfirst-u-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
     (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
-    planned = api.plan
     why = "no index answered: https://pypi.org/simple (test)"
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(api, "plan", lambda *a, **k: dataclasses.replace(planned(*a, **k), resolved=unresolved(why)))
+            patch.setattr(api, "plan_whole", lambda request, target, *a, **k:
+                          dataclasses.replace(api.plan(request, target), resolved=unresolved(why)))
             said: list[str] = []
             code, data = gpuenv(capsys, "lock", "-f", str(folder / "gpuenv.toml"), said=said)
         assert code == 0, data
