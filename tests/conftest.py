@@ -50,3 +50,16 @@ def uv_env(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from tests.support.uvrun import offline_env
 
     return offline_env(tmp_path_factory.mktemp("uv-cache"))
+
+
+@pytest.fixture
+def uv_offline(uv_env: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """`uv_env` put into os.environ for the test, for code under test that starts uv itself."""
+    import os
+
+    for key in list(os.environ):
+        if key not in uv_env:
+            monkeypatch.delenv(key)
+    for key, value in uv_env.items():
+        monkeypatch.setenv(key, value)
+    return uv_env

@@ -162,3 +162,16 @@ def test_the_cu118_variant_gives_torch_with_its_cuda_11_pins(recorded_index, uv_
 def test_every_recorded_case_answers_as_live_pypi_did(recorded_index, uv_env, case, python):
     got = answer(case, python, recorded_index.simple, recorded_index.variant, uv_env, recorded_index.server.url)
     assert got == case.answer_path(python).read_text()
+
+
+def test_uv_offline_gives_code_that_starts_uv_itself_the_offline_environment(recorded_index, uv_offline):
+    import os
+    import subprocess
+
+    from tests.support.uvrun import compile_args
+
+    assert os.environ["UV_PYTHON_DOWNLOADS"] == "never" and os.environ["NO_PROXY"] == "127.0.0.1,localhost"
+    done = subprocess.run(compile_args("3.12", recorded_index.simple), input="requests\n", capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "requests==" in done.stdout
