@@ -5,16 +5,20 @@ metadata; `uv pip compile` answers every recorded case as live PyPI did."""
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import re
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from gpuenv.kb.index import IndexClient, Network, parse_html_page, parse_json_page
-from tests.support.indexcases import answer, load_cases
-from tests.support.pyindex import JSON_TYPE, wants_json
+from tests.support.indexcases import FIXTURES, answer, load_cases
+from tests.support.pyindex import JSON_TYPE, IndexFile, Project, wants_json
 from tests.support.uvrun import pins, uv_compile
 
 CASES = [(case, python) for case in load_cases() for python in case.pythons]
@@ -175,3 +179,63 @@ def test_uv_offline_gives_code_that_starts_uv_itself_the_offline_environment(rec
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "requests==" in done.stdout
+
+
+# --- scripts/record-index: what it keeps, what it constructs ------------------------------------------
+
+
+def record_index():
+    """scripts/record-index as a module (it has no .py name), loaded once."""
+    if "record_index" not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "scripts" / "record-index"
+        loader = importlib.machinery.SourceFileLoader("record_index", str(path))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("record_index", loader))
+        sys.modules["record_index"] = module
+        loader.exec_module(module)
+    return sys.modules["record_index"]
+
+
+@pytest.mark.parametrize("filename, kept", [
+    ("torch-2.4.1-cp312-cp312-manylinux1_x86_64.whl", True),
+    ("torch-2.4.1+cu118-cp312-cp312-linux_x86_64.whl", True),
+    ("numpy-2.1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", True),
+    ("requests-2.32.3-py3-none-any.whl", True),
+    ("requests-2.32.3.tar.gz", True),
+    ("torch-2.4.1-cp312-none-macosx_11_0_arm64.whl", False),
+    ("torch-2.4.1-cp312-cp312-win_amd64.whl", False),
+    ("numpy-2.1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", False),
+    ("numpy-2.1.0-cp312-cp312-musllinux_1_1_x86_64.whl", False),
+])
+def test_the_recording_keeps_linux_x86_64_pure_wheels_and_sdists(filename, kept):
+    assert record_index().kept_platform(filename) is kept
+
+
+def test_the_recording_keeps_what_the_resolver_read_and_two_releases_either_side():
+    script = record_index()
+    versions = ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "2.0rc1"]
+    project = Project("demo", tuple(IndexFile(f"demo-{v}-py3-none-any.whl", "0" * 64) for v in versions))
+    assert script.kept_versions(project, {"1.5"}) == ["1.3", "1.4", "1.5", "1.6", "1.7"]
+    assert script.kept_versions(project, {"2.0rc1"}) == ["1.7", "1.8", "2.0rc1"]
+    assert script.kept_versions(project, set()) == ["1.7", "1.8", "2.0rc1"]
+
+
+def test_the_cu118_torch_is_pypis_metadata_with_only_the_version_and_the_cuda_pins_changed():
+    script = record_index()
+    build = next(b for b in script.load_builds(FIXTURES / "variants.toml") if b.project == "torch")
+    page = json.loads((FIXTURES / "pypi" / "pages" / "torch.json").read_text())
+    source = next(f["metadata"] for f in page["files"] if f["filename"].startswith("torch-2.4.1-cp312"))
+    pypi_text = (FIXTURES / "pypi" / "metadata" / source).read_text()
+    variant_page = json.loads((FIXTURES / "variants" / "cu118" / "pages" / "torch.json").read_text())
+    served = (FIXTURES / "variants" / "cu118" / "metadata" / variant_page["files"][0]["metadata"]).read_text()
+    assert served == script.constructed_metadata(pypi_text, build)
+    requires = re.findall(r"^Requires-Dist: (nvidia-[a-z0-9-]+)", served, re.M)
+    assert len(requires) == 11 and all(name.endswith("-cu11") for name in requires)
+    assert re.findall(r"^Requires-Dist: triton.*", served, re.M) == re.findall(r"^Requires-Dist: triton.*", pypi_text, re.M)
+
+
+def test_every_constructed_file_says_so_and_its_hash_is_the_announced_fake():
+    script = record_index()
+    for page_path in (FIXTURES / "variants").glob("*/pages/*.json"):
+        for entry in json.loads(page_path.read_text())["files"]:
+            assert entry["constructed"] is True
+            assert entry["sha256"] == hashlib.sha256(script.CONSTRUCTED + entry["filename"].encode()).hexdigest()
