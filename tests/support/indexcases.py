@@ -25,8 +25,8 @@ class Case:
     pythons: tuple[str, ...]
     variants: tuple[str, ...] = ()   # variant index tokens, given as --extra-index-url
 
-    def answer_path(self, python: str) -> Path:
-        return FIXTURES / "answers" / f"{self.id}-py{python}.txt"
+    def answer_path(self, python: str, root: Path = FIXTURES) -> Path:
+        return root / "answers" / f"{self.id}-py{python}.txt"
 
 
 def load_cases(path: Path = FIXTURES / "cases.toml") -> list[Case]:
