@@ -188,8 +188,8 @@ def _uv_options(options: Sequence[str]) -> list[str]:
 def _uv_env(source: Source, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_")) or k == "UV_CACHE_DIR"}
     env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1", UV_HTTP_TIMEOUT="30", NO_COLOR="1")
-    for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
-        env.pop(key, None)
+    for key in [k for k in env if k.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")]:
+        env.pop(key)                    # the policy's proxies only (network_settings read the environment's)
     env.update(dict(source.proxies))
     if source.ca_files:
         env["SSL_CERT_FILE"] = str(_ca_bundle(source.ca_files, tmp))

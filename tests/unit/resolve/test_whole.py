@@ -26,7 +26,13 @@ pytestmark = pytest.mark.resolver
 
 @pytest.fixture
 def source(recorded_index, uv_offline) -> Source:
-    return Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",))
+    """The recorded index as the spec's network policy would give it, the internet shut out (uv_offline's
+    proxies, read from the environment as for any user)."""
+    from gpuenv.resolve.packages import source_for
+
+    found = source_for(None)
+    assert dict(found.proxies)["HTTPS_PROXY"].endswith(":9")
+    return Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=found.proxies)
 
 
 def request(*frameworks: str, packages: tuple[str, ...] = (), python=None) -> Request:
@@ -139,3 +145,4 @@ def test_plain_http_to_an_untrusted_index_is_refused_before_the_resolver_runs(re
         f'packages = ["pandas"]\n[network]\npip_index = "{recorded_index.simple}"\n')
     run = _gpuenv("plan", cwd=tmp_path)
     assert run.returncode == 2 and "not a trusted host" in run.stderr and "Traceback" not in run.stderr
+
