@@ -79,9 +79,9 @@ def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bo
     proxies = tuple((k, v) for k, v in (("HTTP_PROXY", net.http_proxy), ("HTTPS_PROXY", net.https_proxy),
                                         ("NO_PROXY", ",".join(net.no_proxy))) if v)
     extra = tuple(str(u).rstrip("/") for u in (network.pip_extra_indexes if network is not None else ()))
-    for url in (net.index, *extra):
+    wheels = str(network.pytorch_wheels or "").rstrip("/") if network is not None else ""
+    for url in (net.index, *extra, *([wheels] if wheels else [])):
         client.check_url(url)           # plain http only to a trusted host, as for every index gpuenv reads
-    wheels = str(network.pytorch_wheels or "") if network is not None else ""
     offline = offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0")
     return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels, offline)
 

@@ -146,3 +146,23 @@ def test_plain_http_to_an_untrusted_index_is_refused_before_the_resolver_runs(re
     run = _gpuenv("plan", cwd=tmp_path)
     assert run.returncode == 2 and "not a trusted host" in run.stderr and "Traceback" not in run.stderr
 
+
+
+def test_a_pytorch_local_version_resolves_from_its_variant_index_through_the_mirror(recorded_index, uv_offline,
+                                                                                     tmp_path):
+    """torch==2.4.1+cu118 as written: the cu118 build from PyTorch's index (here through
+    network.pytorch_wheels, a mirror of download.pytorch.org/whl: the recorded variant index, constructed
+    in PyTorch's layout, see tests/fixtures/index/SOURCE.md), with its nvidia-*-cu11 pins from PyPI."""
+    wheels = recorded_index.variant("cu118").rsplit("/", 1)[0]
+    (tmp_path / "gpuenv.toml").write_text(
+        'frameworks = ["torch==2.4.1+cu118"]\npython = "3.12"\n'
+        f'[network]\npip_index = "{recorded_index.simple}"\npytorch_wheels = "{wheels}"\n'
+        'pip_trusted_hosts = ["127.0.0.1"]\n')
+    run = _gpuenv("plan", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["packages"] == ["torch==2.4.1+cu118"] and data["cuda"] == "11.8"
+    pins = {p["name"]: p for s in data["resolved"]["steps"] for p in s["packages"]}
+    assert pins["torch"]["version"] == "2.4.1+cu118" and pins["torch"]["index"] == recorded_index.variant("cu118")
+    assert "nvidia-cudnn-cu11" in pins and not any(n.endswith("-cu12") for n in pins)
+    assert pins["nvidia-cudnn-cu11"]["index"] == recorded_index.simple
