@@ -200,8 +200,8 @@ def test_another_uid_gets_a_derived_image_that_up_finds(bundle: Path, second: se
 
 
 def test_a_locked_environment_travels_with_its_lock_and_up_renders_from_it(module_engine, second, work):
-    """lock, build --locked, save; load --up on the second engine finds the locked image only through the
-    lock's plan and pinned steps (a fresh plan there would name the unlocked image, which did not travel)."""
+    """lock (the resolution, no build), build --locked, save; load --up on the second engine finds the locked
+    image through the lock's plan and pinned steps, with no index (a fresh plan there would resolve again)."""
     name = f"bundle-lk-{uuid.uuid4().hex[:8]}"
     folder = work / "locked-env"
     folder.mkdir()
@@ -213,7 +213,7 @@ def test_a_locked_environment_travels_with_its_lock_and_up_renders_from_it(modul
         built = gpuenv("build", "--locked", "--json", cwd=folder)
         assert built.returncode == 0, built.stderr
         image = json.loads(built.stdout)["image"]
-        assert image != unlocked
+        assert image == unlocked      # the lock is the resolution: build --locked builds the tag it names
         saved = gpuenv("save", "-o", str(work / "locked.gpuenv"), "--json", cwd=folder)
         assert saved.returncode == 0, saved.stderr
         assert json.loads(saved.stdout)["image"] == image
