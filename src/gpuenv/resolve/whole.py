@@ -170,9 +170,9 @@ def _decided(first: Plan, plan: Plan, failure: NoSolution, tools: Sequence[str],
 
 
 def _because(cause: str) -> str:
-    """uv's first sentence ("Because xformers==0.0.28.post1 depends on torch==2.4.1 and you require ...")."""
-    first = re.split(r"(?<=unsatisfiable\.)|(?<=incompatible\.)|(?<=\.) And because", cause)[0]
-    return first.strip()
+    """uv's explanation, as uv gives it ("Because xformers==0.0.28.post1 depends on torch==2.4.1 and you
+    require torch==2.15.0, ..."): every step of it, since the last names the requirement that decided."""
+    return cause.strip()
 
 
 # --- explaining -----------------------------------------------------------------------------------------

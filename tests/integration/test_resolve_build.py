@@ -1,0 +1,87 @@
+"""The whole-environment resolution on the real engine (issue 16): a spec whose package holds the framework
+back builds and verifies with exactly the versions the plan printed (the image's distributions are the
+resolution's, every one), and a spec that cannot resolve fails at plan time, in seconds, building nothing.
+Resolved against the live index (PyPI through this machine's proxy), as a user's `gpuenv up` is."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from gpuenv.lock import inside
+from gpuenv.run.docker import Docker
+
+pytestmark = pytest.mark.docker
+UID = 4321
+
+
+def gpuenv(*args: str, cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SUDO_UID": str(UID), "SUDO_GID": str(UID)}
+    env.pop("GPUENV_OFFLINE", None)
+    return subprocess.run([sys.executable, "-m", "gpuenv", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def spec(folder: Path, frameworks: list[str], packages: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gpuenv.toml").write_text(
+        f'name = "resolve-{uuid.uuid4().hex[:8]}"\npython = "3.11"\nframeworks = {json.dumps(frameworks)}\n'
+        f'packages = {json.dumps(packages)}\n\n[gpu]\ndevices = "none"\n')
+    os.chown(folder, UID, UID)
+    return folder / "gpuenv.toml"
+
+
+def test_a_package_that_holds_the_framework_back_builds_what_the_plan_printed(module_engine, tmp_path):
+    """numpy<1.26 holds jax back: the newest jax needs numpy>=2.0, so the plan is an older jax (the one whose
+    numpy floor fits) and says numpy decided; the image then holds exactly the resolved set, and verifies."""
+    folder = tmp_path / "held"
+    spec(folder, ["jax"], ["numpy<1.26"])
+    planned = gpuenv("plan", "--json", cwd=folder)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    newest = json.loads(gpuenv("plan", "--json", "--offline", cwd=folder).stdout)["frameworks"][0]["version"]
+    jax = plan["frameworks"][0]["version"]
+    assert Version(jax) < Version(newest) and plan["packages"] == [f"jax=={jax}"]
+    assert any(f"jax {jax} (not {newest})" in r and "numpy" in r for r in plan["reasons"]), plan["reasons"]
+    pins = {p["name"]: p["version"] for s in plan["resolved"]["steps"] for p in s["packages"]}
+    assert pins["jax"] == jax and Version(pins["numpy"]) < Version("1.26")
+    built = gpuenv("build", "--json", cwd=folder)
+    assert built.returncode == 0, built.stderr[-3000:]
+    image = json.loads(built.stdout)["image"]
+    module_engine.images.append(image)
+    holds = inside.distributions(Docker(module_engine.client), image)
+    found = {d.key: d.version for d in holds.dists if d.installer in ("pip", "uv") and d.key != "pip"}
+    assert found == pins
+    try:
+        started = gpuenv("up", "--json", cwd=folder)
+        assert started.returncode == 0 and json.loads(started.stdout)["image"] == image, started.stderr[-2000:]
+        verified = gpuenv("verify", "--json", cwd=folder)
+        assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+        checks = json.loads(verified.stdout)["checks"]
+        assert checks and all(c["status"] in ("ok", "skip") for c in checks)
+        assert any(jax in c["detail"] for c in checks), checks
+    finally:
+        gpuenv("down", "--volumes", cwd=folder)
+
+
+def test_a_spec_that_cannot_resolve_fails_at_plan_time_and_builds_nothing(module_engine, tmp_path):
+    folder = tmp_path / "clash"
+    spec(folder, ["jax==0.6.1"], ["numpy>=2.3", "ml-dtypes==0.2.0"])
+    before = set(module_engine.docker("images", "-aq", "--no-trunc").stdout.decode().split())
+    start = time.monotonic()
+    run = gpuenv("up", "--json", cwd=folder)
+    took = time.monotonic() - start
+    assert run.returncode == 3, run.stdout + run.stderr
+    error = json.loads(run.stdout)["error"]
+    assert error["code"] == "conflict" and "ml-dtypes" in error["message"], error
+    assert took < 60, took
+    assert set(module_engine.docker("images", "-aq", "--no-trunc").stdout.decode().split()) == before
+    assert not (folder / "Dockerfile").exists()
