@@ -79,7 +79,9 @@ def _with(plan: Plan, resolved: Resolved, decided: tuple[str, ...] = ()) -> Plan
     count = len(resolved.pins)
     said = f"resolved with uv: {count} distributions for Python {resolved.python} on Linux x86_64, every pin " \
            "and hash in the lock"
-    return replace(plan, resolved=resolved, reasons=decided + plan.reasons + (said,))
+    from gpuenv.resolve.wheel_cuda import checked
+
+    return checked(replace(plan, resolved=resolved, reasons=decided + plan.reasons + (said,)))
 
 
 def _unresolved(plan: Plan, why: str) -> Plan:

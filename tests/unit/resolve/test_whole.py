@@ -166,3 +166,22 @@ def test_a_pytorch_local_version_resolves_from_its_variant_index_through_the_mir
     assert pins["torch"]["version"] == "2.4.1+cu118" and pins["torch"]["index"] == recorded_index.variant("cu118")
     assert "nvidia-cudnn-cu11" in pins and not any(n.endswith("-cu12") for n in pins)
     assert pins["nvidia-cudnn-cu11"]["index"] == recorded_index.simple
+
+
+def test_the_plan_says_the_cuda_and_cudnn_of_the_resolved_wheels(source):
+    """jax[cuda12]==0.6.0's plugin states lower bounds (nvidia-cudnn-cu12>=9.8): the plan's cuDNN is the one
+    the resolution installs, and its CUDA the runtime wheel's major.minor, not the knowledge base's guess."""
+    plan = resolve_whole(request("jax[cuda12]==0.6.0", python="3.12"), Target(), (), source)
+    runtime = plan.resolved.version_of("nvidia-cuda-runtime-cu12")
+    cudnn = plan.resolved.version_of("nvidia-cudnn-cu12")
+    assert runtime and cudnn and plan.cuda == ".".join(runtime.split(".")[:2]) and plan.cudnn == cudnn
+    assert plan.cuda_source == "wheels" and plan.min_driver == "525.60.13"
+
+
+def test_a_package_that_brings_another_cuda_major_is_a_conflict(source):
+    """torch 2.5.1 carries CUDA 12 wheels; nvidia-cuda-runtime-cu11 next to them would be CUDA 11's."""
+    with pytest.raises(ImpossibleRequest) as caught:
+        resolve_whole(request("torch==2.5.1", packages=("nvidia-cuda-runtime-cu11",), python="3.12"), Target(),
+                      (), source)
+    assert caught.value.code == "conflict" and "two CUDA majors" in caught.value.message
+    assert "nvidia-cuda-runtime-cu11" in caught.value.message and "nvidia-cuda-runtime-cu12" in caught.value.message
