@@ -117,6 +117,15 @@ def test_the_variant_index_has_pytorch_layout_and_local_versions(recorded_index)
         recorded_index.variant("cu999")
 
 
+def test_a_real_index_url_maps_to_its_stand_in(recorded_index):
+    assert recorded_index.stand_in("https://pypi.org/simple/") == recorded_index.simple
+    assert recorded_index.stand_in("https://download.pytorch.org/whl/cu121") == recorded_index.variant("cu121")
+    with pytest.raises(KeyError, match="cu999"):
+        recorded_index.stand_in("https://download.pytorch.org/whl/cu999")
+    with pytest.raises(KeyError, match="mirror.example"):
+        recorded_index.stand_in("https://mirror.example/simple")
+
+
 # --- the real resolver on it, offline -------------------------------------------------------------
 
 
