@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.pyindex import RecordedIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -32,7 +36,7 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(scope="session")
-def recorded_index():
+def recorded_index() -> Iterator[RecordedIndex]:
     """A real package index on 127.0.0.1 served from tests/fixtures/index/ (recorded from PyPI, see its
     SOURCE.md): `.simple` is the main index's URL (PEP 691 JSON / PEP 503 HTML, PEP 658 metadata),
     `.variant("cu118")` a PyTorch-style variant index, `.log` what the server was asked."""

@@ -29,6 +29,8 @@ from typing import Optional, Protocol, Union
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
+PYPI_SIMPLE = "https://pypi.org/simple"
+PYTORCH_WHL = "https://download.pytorch.org/whl"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -352,6 +354,15 @@ class RecordedIndex:
         if token not in self.tokens:
             raise KeyError(f"no recorded variant index {token!r}; recorded: {', '.join(self.tokens)}")
         return f"{self.server.url}/whl/{token}"
+
+    def stand_in(self, url: str) -> str:
+        """The local URL standing in for a real index: PyPI's simple index, or PyTorch's per variant."""
+        real = url.rstrip("/")
+        if real in (PYPI_SIMPLE, "https://pypi.python.org/simple"):
+            return self.simple
+        if real.startswith(PYTORCH_WHL + "/"):
+            return self.variant(real[len(PYTORCH_WHL) + 1:])
+        raise KeyError(f"no recorded index stands in for {url}")
 
     @property
     def log(self) -> RequestLog:

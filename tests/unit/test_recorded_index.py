@@ -117,6 +117,15 @@ def test_the_variant_index_has_pytorch_layout_and_local_versions(recorded_index)
         recorded_index.variant("cu999")
 
 
+def test_a_real_index_url_maps_to_its_stand_in(recorded_index):
+    assert recorded_index.stand_in("https://pypi.org/simple/") == recorded_index.simple
+    assert recorded_index.stand_in("https://download.pytorch.org/whl/cu121") == recorded_index.variant("cu121")
+    with pytest.raises(KeyError, match="cu999"):
+        recorded_index.stand_in("https://download.pytorch.org/whl/cu999")
+    with pytest.raises(KeyError, match="mirror.example"):
+        recorded_index.stand_in("https://mirror.example/simple")
+
+
 # --- the real resolver on it, offline -------------------------------------------------------------
 
 
@@ -219,18 +228,35 @@ def test_the_recording_keeps_what_the_resolver_read_and_two_releases_either_side
     assert script.kept_versions(project, set()) == ["1.7", "1.8", "2.0rc1"]
 
 
-def test_the_cu118_torch_is_pypis_metadata_with_only_the_version_and_the_cuda_pins_changed():
-    script = record_index()
-    build = next(b for b in script.load_builds(FIXTURES / "variants.toml") if b.project == "torch")
-    page = json.loads((FIXTURES / "pypi" / "pages" / "torch.json").read_text())
-    source = next(f["metadata"] for f in page["files"] if f["filename"].startswith("torch-2.4.1-cp312"))
+def constructed_builds():
+    return record_index().load_builds(FIXTURES / "variants.toml")
+
+
+@pytest.mark.parametrize("build", constructed_builds(), ids=lambda b: f"{b.project}-{b.version}+{b.token}")
+def test_each_constructed_build_is_pypis_metadata_with_only_the_local_version_and_its_pins_changed(build):
+    page = json.loads((FIXTURES / "pypi" / "pages" / f"{build.project}.json").read_text())
+    source = next(f["metadata"] for f in page["files"]
+                  if f["filename"].startswith(f"{build.project}-{build.version}-cp312") and "x86_64" in f["filename"])
     pypi_text = (FIXTURES / "pypi" / "metadata" / source).read_text()
-    variant_page = json.loads((FIXTURES / "variants" / "cu118" / "pages" / "torch.json").read_text())
-    served = (FIXTURES / "variants" / "cu118" / "metadata" / variant_page["files"][0]["metadata"]).read_text()
-    assert served == script.constructed_metadata(pypi_text, build)
-    requires = re.findall(r"^Requires-Dist: (nvidia-[a-z0-9-]+)", served, re.M)
-    assert len(requires) == 11 and all(name.endswith("-cu11") for name in requires)
-    assert re.findall(r"^Requires-Dist: triton.*", served, re.M) == re.findall(r"^Requires-Dist: triton.*", pypi_text, re.M)
+    variant_page = json.loads((FIXTURES / "variants" / build.token / "pages" / f"{build.project}.json").read_text())
+    entry = next(f for f in variant_page["files"] if f"-{build.version}+{build.token}-" in f["filename"])
+    served = (FIXTURES / "variants" / build.token / "metadata" / entry["metadata"]).read_text()
+    assert served == record_index().constructed_metadata(pypi_text, build)
+    assert f"\nVersion: {build.version}+{build.token}\n" in served
+
+
+def test_the_cu118_torch_carries_the_cuda_11_8_pins_and_the_cpu_torch_no_cuda_wheel():
+    def requires(token: str, version: str) -> list[str]:
+        page = json.loads((FIXTURES / "variants" / token / "pages" / "torch.json").read_text())
+        name = next(f["metadata"] for f in page["files"] if f"-{version}+{token}-" in f["filename"])
+        text = (FIXTURES / "variants" / token / "metadata" / name).read_text()
+        return re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", text, re.M)
+
+    cu118 = [name for name in requires("cu118", "2.4.1") if name.startswith("nvidia-")]
+    assert len(cu118) == 11 and all(name.endswith("-cu11") for name in cu118)
+    assert "triton" in requires("cu118", "2.4.1")
+    cpu = requires("cpu", "2.5.1")
+    assert "filelock" in cpu and not [n for n in cpu if n.startswith("nvidia-") or n == "triton"]
 
 
 def test_every_constructed_file_says_so_and_its_hash_is_the_announced_fake():
