@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -141,6 +141,34 @@ def sdist_only(project: str, version: str) -> bool:
     """Whether the release was published as an sdist and no wheel (tensorflow-gpu 2.12.0)."""
     row = _snapshot_rows().get((project, version))
     return bool(row and row.get("sdist_only"))
+
+
+@lru_cache(maxsize=None)
+def selecting_extras(family: str) -> frozenset[str]:
+    """The extras that choose which build of a framework is installed (jax[cuda12], tensorflow[and-cuda],
+    cupy-cuda12x[ctk], jax[cpu]): these pick the build; any other extra a release declares is carried along
+    with it (torch[opt-einsum])."""
+    if family == "jax":
+        return frozenset({"cpu"} | {extra_name(r["extra"]) for r in load_table("jax")["variant"]})
+    if family == "tensorflow":
+        return frozenset(extra_name(r["extra"]) for r in load_table("tensorflow")["package"] if r.get("extra"))
+    if family == "cupy":
+        return frozenset({"ctk"})
+    return frozenset()
+
+
+def with_extras(requirement: str, extras: Sequence[str]) -> str:
+    """`torch==2.5.1` with opt-einsum -> `torch[opt-einsum]==2.5.1` (a URL requirement keeps its form)."""
+    if not extras or " @ " in requirement:
+        return requirement
+    name, _, rest = requirement.partition("[") if "[" in requirement.split("=")[0] else (requirement, "", "")
+    if rest:
+        have, _, tail = rest.partition("]")
+        merged = sorted(set(have.split(",")) | set(extras))
+        return f"{name}[{','.join(merged)}]{tail}"
+    split = re.search(r"[=<>!~]", requirement)
+    at = split.start() if split else len(requirement)
+    return f"{requirement[:at]}[{','.join(sorted(extras))}]{requirement[at:]}"
 
 
 def extra_name(extra: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
-from gpuenv.resolve.builds import Build
+from gpuenv.resolve.builds import Build, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, solve
@@ -122,7 +122,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
     for b in builds:
         if b.provided_by or b.family == "base":
             continue
-        packages.append(_fill(b.requirement, python))
+        packages.append(with_extras(_fill(b.requirement, python), _carried(b, request)))
         packages += _wanted_companions(b, request)
         options += [o for o in b.pip_options if o not in options]
     return Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
@@ -151,6 +151,12 @@ def _fill(requirement: str, python: str) -> str:
     short = python.replace(".", "")
     abi = "mu" if python == "2.7" else ("m" if minor_key(python) < (3, 8) else "")
     return requirement.replace("{py}", short).replace("{abi}", abi)
+
+
+def _carried(build: Build, request: Request) -> tuple[str, ...]:
+    from gpuenv.resolve.solver import carried_extras
+
+    return tuple(e for w in request.wants if w.family == build.family for e in carried_extras(w, build))
 
 
 def _wanted_companions(build: Build, request: Request) -> list[str]:

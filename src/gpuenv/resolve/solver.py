@@ -93,9 +93,33 @@ def variant_misses(w: Want, build: Build) -> Optional[str]:
         return None if version is not None and matches(w.specifier, version) else "local"
     if w.project != w.family and build.project != w.project:
         return "project"
-    if w.extras and {extra_name(e) for e in w.extras} != {extra_name(build.extra)}:
+    if w.extras and not _extras_fit(w, build):
         return "extra"
     return None if matches(w.specifier, build.full_version) else "local"
+
+
+def _extras_fit(w: Want, build: Build) -> bool:
+    """The build's own extra is the one asked among those that pick a build; the other extras asked are
+    carried along (plan.carried_extras) when the release declares them (or the kb does not know: the
+    resolver then checks them against the release's metadata)."""
+    from gpuenv.resolve.builds import extras_of, selecting_extras
+
+    wanted = {extra_name(e) for e in w.extras}
+    picking = wanted & selecting_extras(w.family)
+    if picking != ({extra_name(build.extra)} if build.extra else set()):
+        return False
+    plain = wanted - picking
+    declared = extras_of(build.project, build.version)
+    return declared is None or plain <= {extra_name(e) for e in declared}
+
+
+def carried_extras(w: Want, build: Build) -> tuple[str, ...]:
+    """The extras asked that do not pick the build: they go into its requirement as written."""
+    from gpuenv.resolve.builds import selecting_extras
+
+    if w.project in COMPANION_PROJECTS:
+        return ()
+    return tuple(sorted(e for e in w.extras if extra_name(e) not in selecting_extras(w.family)))
 
 
 def python_ok(wanted: Optional[str]) -> Callable[[Build], bool]:
