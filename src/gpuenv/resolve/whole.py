@@ -66,7 +66,25 @@ def _not_resolvable(plan: Plan, source: Source) -> str:
         return "the base image holds the framework: pip resolves the packages against it in the build"
     if any(" @ " in p for p in plan.packages):
         return "the framework comes as a wheel URL: pip resolves the packages in the build"
+    urls = [p for p in plan.user_packages if (r := _requirement(p)) is not None and r.url]
+    for text in urls:
+        _check_url(text)
+    if urls:
+        return f"{urls[0]} is a direct URL: pip resolves the packages in the build"
     return ""
+
+
+def _check_url(text: str) -> None:
+    """A package by URL is fetched in the build, where only http(s) reaches anything: a local path is the
+    host's, not the build's (and the resolver would read it on the host)."""
+    from urllib.parse import urlsplit
+
+    from gpuenv.errors import BadInput
+
+    req = _requirement(text)
+    if req is not None and req.url and urlsplit(req.url).scheme not in ("http", "https"):
+        raise BadInput(f"packages: {text!r} names a {urlsplit(req.url).scheme or 'local'} URL, which the image "
+                       "build cannot reach", "give an https URL, or the package by name and version")
 
 
 def _check(plan: Plan, tools: Sequence[str], source: Source, python: Optional[str] = None) -> Resolved:

@@ -185,3 +185,17 @@ def test_a_package_that_brings_another_cuda_major_is_a_conflict(source):
                       (), source)
     assert caught.value.code == "conflict" and "two CUDA majors" in caught.value.message
     assert "nvidia-cuda-runtime-cu11" in caught.value.message and "nvidia-cuda-runtime-cu12" in caught.value.message
+
+
+def test_a_package_by_local_url_is_refused_and_one_by_https_is_left_to_pip(source, recorded_index):
+    """`name @ file:///...` would make the resolver read the host's file, and the build cannot reach it:
+    exit 2. `name @ https://...` is fetched in the build: the plan says pip resolves then, and asks no index."""
+    from gpuenv.errors import BadInput
+
+    with pytest.raises(BadInput, match="names a file URL"):
+        resolve_whole(request(packages=("requests @ file:///etc/passwd",), python="3.12"), Target(), (), source)
+    mark = recorded_index.log.mark()
+    url = "requests @ https://files.example.org/requests-2.32.3-py3-none-any.whl"
+    plan = resolve_whole(request(packages=(url,), python="3.12"), Target(), (), source)
+    assert plan.resolved.status == "unresolved" and "direct URL" in plan.resolved.why
+    assert recorded_index.log.paths(since=mark) == []
