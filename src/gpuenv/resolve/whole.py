@@ -48,6 +48,9 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
     except MissingExtra as exc:
         raise _missing_extra(exc, source) from None
     except NoSolution as failure:
+        absent = _NOT_ON_INDEX.search(failure.cause)
+        if absent:                      # no version at all: no other Python or framework makes one appear
+            raise _not_on_index(canonicalize_name(absent.group(1)), source) from None
         missing = _missing_version(failure)
         if missing and _asked_exactly(missing, request):   # the user's own pin: no other choice makes it exist
             raise _no_such_version(missing, failure, source) from None
@@ -198,6 +201,16 @@ def _because(cause: str) -> str:
 # --- explaining -----------------------------------------------------------------------------------------
 
 _NO_VERSION = re.compile(r"there (?:is|are) no versions? of ([A-Za-z0-9._\-\[\],]+(?:[=<>!~]=?[^\s,]+)?)")
+
+
+_NOT_ON_INDEX = re.compile(r"Because ([A-Za-z0-9._-]+) was not found in the package registry")
+
+
+def _not_on_index(name: str, source: Source) -> ImpossibleRequest:
+    where = ", ".join((source.index,) + source.extra_indexes)
+    return ImpossibleRequest(f"{name}: no such project on {where}", code="no-such-version",
+                             hint="check its name as the index spells it (https://pypi.org/project/NAME/), or the "
+                                  "index: network.pip_index in gpuenv.toml, or PIP_INDEX_URL")
 
 
 def _missing_version(failure: NoSolution) -> str:

@@ -199,3 +199,10 @@ def test_a_package_by_local_url_is_refused_and_one_by_https_is_left_to_pip(sourc
     plan = resolve_whole(request(packages=(url,), python="3.12"), Target(), (), source)
     assert plan.resolved.status == "unresolved" and "direct URL" in plan.resolved.why
     assert recorded_index.log.paths(since=mark) == []
+
+
+def test_a_misspelt_package_is_no_such_project_on_the_index(source):
+    with pytest.raises(ImpossibleRequest) as caught:
+        resolve_whole(request(packages=("reqeusts",), python="3.12"), Target(), (), source)
+    assert caught.value.code == "no-such-version"
+    assert caught.value.message == f"reqeusts: no such project on {source.index}"
