@@ -220,8 +220,8 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: P
 @contextmanager
 def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
     """Hold this spec folder's lock while it runs: a second `up` (or `build`) of the same folder waits for
-    the first (then finds it running and reuses it, or its image built). An flock on a file of the user's state folder, keyed by the
-    folder: the kernel releases it when the process ends, however it ends."""
+    the first (then finds it running and reuses it, or its image built). An flock on a file of the user's
+    state folder, keyed by the folder: the kernel releases it when the process ends, however it ends."""
     import fcntl
     import hashlib
     import os

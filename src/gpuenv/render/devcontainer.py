@@ -10,6 +10,8 @@ environment through compose.yaml, in the main service, at the workspace mount.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gpuenv.render.compose import BUILD_SCRIPT
 from gpuenv.render.quote import json_document
 from gpuenv.render.recipe import Recipe

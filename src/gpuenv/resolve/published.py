@@ -41,7 +41,8 @@ def extras_of(name: str, version: str, source: Source) -> list[str]:
         return []
     if not text:
         return []
-    return sorted({canonicalize_name(e) for e in Parser().parsestr(text, headersonly=True).get_all("Provides-Extra") or []})
+    declared = Parser().parsestr(text, headersonly=True).get_all("Provides-Extra") or []
+    return sorted({canonicalize_name(e) for e in declared})
 
 
 def _page(name: str, source: Source) -> Optional[object]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
-from gpuenv.errors import BadInput, ImpossibleRequest
+from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.builds import Build, builds_for, extra_name
 from gpuenv.resolve.request import Request, Target, Want
