@@ -1,7 +1,7 @@
 """The lock before the build, on the real engine: a plan resolved by the real resolver (uv pip compile
 against PyPI, through this machine's TLS-inspecting proxy, as `gpuenv plan` resolves) is locked with no
-image built; the build installs exactly the lock, step by step, with uv from its hashed stage; the image holds exactly the resolved set; a forged hash stops the build
-naming the package; `gpuenv lock --check` is clean once the first build added the image's facts."""
+image built; the build installs exactly the lock, step by step, with uv from its hashed stage; the image
+holds exactly the resolved set; a forged hash stops the build naming the package; `gpuenv lock --check` is clean once the first build added the image's facts."""
 
 from __future__ import annotations
 
