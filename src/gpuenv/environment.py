@@ -63,6 +63,7 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
     plan = api.plan_whole(request, target, spec, spec_file.parent.resolve())
+    _say_resolution(plan, say)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
     report, docker = host()
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
@@ -73,6 +74,17 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     plan, rendered, base, info = planned
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _say_resolution(plan: Any, say: Say) -> None:
+    """What the user must know of the resolution: what moved the plan and why, or that it did not run."""
+    resolved = plan.resolved
+    if resolved is None:
+        return
+    if resolved.status != "resolved":
+        say(f"packages not resolved: {resolved.why}; pip resolves them in the build")
+    for note in resolved.decided:
+        say(f"resolved: {note}")
 
 
 def _base_facts(host: Callable[[], tuple[Any, Optional[Docker]]], request: Any, spec: Any, say: Say) -> Any:
