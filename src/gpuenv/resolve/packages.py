@@ -163,13 +163,44 @@ def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Sour
     for host in source.trusted_hosts:
         args += ["--allow-insecure-host", host]
     args += _uv_options(options)
+    done = _asked(args, files, source, tmp)
+    if done.returncode != 0:
+        raise _failure(done.stderr, python)
+    return done
+
+
+def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> subprocess.CompletedProcess:
+    """uv's answer: a recent one to the same question (answers.py), else uv run now."""
+    from gpuenv.resolve import answers
+
+    inputs = [(f.name, f.read_text(encoding="utf-8")) for f in files]
+    question = answers.key(inputs, [a for a in args[1:] if not a.startswith(str(tmp))] + [_uv_version(args[0])])
+    kept = answers.get(question)
+    if kept is not None:
+        return subprocess.CompletedProcess(args, kept[0], kept[1], kept[2])
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S, env=_uv_env(source, tmp))
     except subprocess.TimeoutExpired:
         raise Unreachable(f"the resolver did not answer within {TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        raise _failure(done.stderr, python)
+    if (done.returncode == 0 or "No solution found" in done.stderr) and not _credentials(source):
+        answers.put(question, done.returncode, done.stdout, done.stderr)
     return done
+
+
+def _credentials(source: Source) -> bool:
+    """An index URL with a user or password: its answers are not kept on disk."""
+    from urllib.parse import urlsplit
+
+    return any(urlsplit(u).username or urlsplit(u).password for u in (source.index, *source.extra_indexes))
+
+
+def _uv_version(binary: str) -> str:
+    """The resolver's identity for the answers it gave: its binary's size and time (no process started)."""
+    try:
+        stat = os.stat(binary)
+    except OSError:
+        return binary
+    return f"{binary}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
 _PASSED_OPTIONS = {"--extra-index-url": "--extra-index-url", "--index-url": "--extra-index-url",

@@ -206,3 +206,19 @@ def test_a_misspelt_package_is_no_such_project_on_the_index(source):
         resolve_whole(request(packages=("reqeusts",), python="3.12"), Target(), (), source)
     assert caught.value.code == "no-such-version"
     assert caught.value.message == f"reqeusts: no such project on {source.index}"
+
+
+def test_the_same_question_within_minutes_is_answered_without_the_index(source, recorded_index, tmp_path,
+                                                                         monkeypatch):
+    """The index's caching horizon, kept by gpuenv (resolve/answers.py): a proxy that strips PyPI's caching
+    headers would otherwise make every plan fetch every page again. GPUENV_RESOLVE_TTL=0 asks every time."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    steps = step_layout((), (), ("requests",))
+    first = compile_steps(steps, (), "3.12", source)
+    mark = recorded_index.log.mark()
+    again = compile_steps(steps, (), "3.12", source)
+    assert again == first and recorded_index.log.paths(since=mark) == []
+    monkeypatch.setenv("GPUENV_RESOLVE_TTL", "0")
+    mark = recorded_index.log.mark()
+    assert compile_steps(steps, (), "3.12", source) == first
+    assert any(p.endswith("/requests/") for p in recorded_index.log.paths(since=mark))
