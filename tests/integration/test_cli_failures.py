@@ -132,7 +132,7 @@ def test_generate_and_init_on_a_full_disk_leave_nothing_behind(mounted, tmp_path
 
 
 def test_generate_into_an_existing_folder_on_a_full_disk_keeps_its_old_files(mounted, tmp_path, home):
-    full = mounted("full")
+    full = mounted("full", "size=1m")         # the files with every pinned step's hashes outgrow 64 KiB
     first = gpuenv("generate", "-f", str(JAX), "--out", str(full), cwd=tmp_path, env=home)
     assert first.returncode == 0, first.stderr
     kept = {p.name: p.read_bytes() for p in full.iterdir() if p.is_file()}

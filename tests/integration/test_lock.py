@@ -42,15 +42,23 @@ def answer(done: subprocess.CompletedProcess) -> dict:
 
 @pytest.fixture(scope="module")
 def locked_env(module_engine) -> Iterator[tuple[Path, dict]]:
-    """The example locked in a temp folder; yields (its gpuenv.toml, `gpuenv lock --json`'s answer)."""
+    """The example locked in a temp folder, then built: `gpuenv lock` writes the resolution with no build,
+    the first build adds the image's facts; yields (its gpuenv.toml, the answer of `gpuenv lock --json` run
+    again, which finds the image of exactly its pins built)."""
     name = f"lock-test-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-lock-{name}-"))
     text = (ROOT / "examples" / "jax-cpu" / "gpuenv.toml").read_text()
     (folder / "gpuenv.toml").write_text(text.replace('name = "jax-cpu"', f'name = "{name}"'))
     try:
         done = gpuenv("lock", "-f", str(folder / "gpuenv.toml"))
-        data = answer(done)
+        first = answer(done)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert first["from"] == "resolution" and not first["built"] and not first["image_id"], first
+        built = gpuenv("build", "-f", str(folder / "gpuenv.toml"))
+        assert built.returncode == 0 and answer(built)["image"] == first["image"], built.stderr[-3000:]
+        done = gpuenv("lock", "-f", str(folder / "gpuenv.toml"))
+        data = answer(done)
+        assert done.returncode == 0 and data["image_id"], done.stderr[-3000:]
         yield folder / "gpuenv.toml", data
     finally:
         found = module_engine.docker("images", "-q", "--filter", f"reference=gpuenv-{name}", check=False)
@@ -68,13 +76,14 @@ def test_the_lock_records_base_image_steps_hashes_and_apt(locked_env) -> None:
     assert image["Config"]["Labels"]["io.gpuenv.spec-sha256"] == lock.spec_sha256
     base = docker.image(lock.base.image)
     assert base and base["Id"] == lock.base.id
-    assert [s.id for s in lock.steps][:3] == ["python", "frameworks", "tools"]
+    assert [s.id for s in lock.steps][:3] == ["frameworks", "tools", "packages-1"]   # pip's upgrade: system
     frameworks = {p.name: p for p in lock.step("frameworks").packages}
     assert frameworks["jax"].version == "0.10.2" and {"jaxlib", "numpy"} <= set(frameworks)
     assert len(frameworks["jaxlib"].hashes) > 1                  # every platform's wheel, not only this one's
     assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for s in lock.steps for p in s.packages for h in p.hashes)
     assert all(p.hashes for s in lock.steps if s.id != SYSTEM_STEP for p in s.packages)   # PyPI has them all
-    assert {p.name for p in lock.step(SYSTEM_STEP).packages} == {"setuptools", "wheel"}  # Debian's python3-pip's
+    # Debian's python3-pip's, and pip as the Python step upgraded it (no resolution pins pip itself)
+    assert {p.name for p in lock.step(SYSTEM_STEP).packages} == {"pip", "setuptools", "wheel"}
     assert dict(lock.apt)["python3-pip"] and dict(lock.apt)["ca-certificates"]
 
 
@@ -91,7 +100,7 @@ def test_a_rebuild_without_cache_from_the_lock_holds_exactly_the_lock(locked_env
     done = gpuenv("build", "--locked", "--no-cache", "-f", str(spec_file))
     data = answer(done)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert data["built"] and data["image"] != lock.image.tag    # a new image, from the lock's pins
+    assert data["built"] and data["image"] == lock.image.tag    # built again (no cache), from the lock's pins
     docker = Docker(os.environ.get("GPUENV_DOCKER", "docker"))
     holds = inside.distributions(docker, data["image"])
     assert {d.key: d.version for d in holds.dists} == {_key(n): v for n, v in lock.distributions().items()}

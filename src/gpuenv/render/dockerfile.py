@@ -13,7 +13,7 @@ from __future__ import annotations
 from gpuenv import __version__
 from gpuenv.render.quote import comment_line, dockerfile_exec, dockerfile_value, shell_word, shell_words
 from gpuenv.render.recipe import HOME, SUPPORT, USER, Recipe, os_release
-from gpuenv.resolve.resolved import package_steps, step_layout
+from gpuenv.resolve.resolved import LEFT_OUT_OF_TOOLS, package_steps, step_layout
 
 _APT_CACHE = ("--mount=type=cache,target=/var/cache/apt,sharing=locked",
               "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked")
@@ -29,7 +29,7 @@ _PIN_APT = ("# Versions come from the base OS release (and the mirror); pinning 
 _PIN_PIP = ("# Packages are as the spec names them; `gpuenv lock` pins exact versions.\n"
             "# hadolint ignore=DL3013")
 # Distributions the Jupyter tools pull in that only slow every start: (distribution, module).
-_SLOW_TO_IMPORT = (("rfc3987-syntax", "rfc3987_syntax"),)
+_SLOW_TO_IMPORT = tuple((dist, dist.replace("-", "_")) for dist in LEFT_OUT_OF_TOOLS)
 _PIN_AGAIN = "# As above: as the spec names them.\n# hadolint ignore=DL3013\n"
 _PIN_LOCKED = ("# Each pip step installs exactly its pinned distributions (gpuenv.lock's, or what the resolver\n"
                "# answered for this plan) with --no-deps (and --require-hashes when the index gave hashes), from\n"

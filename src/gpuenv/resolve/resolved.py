@@ -9,7 +9,7 @@ read): then the plan rests on the knowledge base alone and says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 
@@ -68,6 +68,25 @@ class Resolved:
                                      "index": p.index, "via": list(p.via)} for p in s.pins]}
                       for s in self.steps],
         }
+
+
+# Distributions the access tools pull in that gpuenv leaves out of the tools step: they only slow every
+# Jupyter start (render/dockerfile.py says why). Named in the spec's packages, they are installed there.
+LEFT_OUT_OF_TOOLS = ("rfc3987-syntax",)
+
+
+def without_slow_tools(resolved: Resolved) -> Resolved:
+    """The resolution with LEFT_OUT_OF_TOOLS out of the tools step: moved to the first package step that
+    names it, else not installed."""
+    tools = resolved.step("tools")
+    out = [p for p in (tools.pins if tools else ()) if p.name in LEFT_OUT_OF_TOOLS]
+    if not out:
+        return resolved
+    home = {p.name: next((s.id for s in resolved.steps if s.id.startswith("packages-") and s.id in p.via), "")
+            for p in out}
+    steps = tuple(StepPins(s.id, s.requires, tuple(p for p in s.pins if p not in out)
+                           + tuple(p for p in out if home[p.name] == s.id)) for s in resolved.steps)
+    return replace(resolved, steps=steps)
 
 
 def unresolved(why: str) -> Resolved:

@@ -26,7 +26,7 @@ from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve.packages import MissingExtra, NoSolution, Source, Unreachable, compile_steps, resolvable_python
 from gpuenv.resolve.plan import Plan, resolve
 from gpuenv.resolve.request import Request, Target, Want
-from gpuenv.resolve.resolved import Resolved, step_layout, unresolved
+from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
 from gpuenv.resolve.versions import minor_key, python_range
 
 MAX_PYTHONS = 6
@@ -96,7 +96,7 @@ def _check(plan: Plan, tools: Sequence[str], source: Source, python: Optional[st
 
 
 def _with(plan: Plan, resolved: Resolved, decided: tuple[str, ...] = ()) -> Plan:
-    resolved = replace(resolved, decided=decided)
+    resolved = without_slow_tools(replace(resolved, decided=decided))
     count = len(resolved.pins)
     said = f"resolved with uv: {count} distributions for Python {resolved.python} on Linux x86_64, every pin " \
            "and hash in the lock"

@@ -222,3 +222,12 @@ def test_the_same_question_within_minutes_is_answered_without_the_index(source, 
     mark = recorded_index.log.mark()
     assert compile_steps(steps, (), "3.12", source) == first
     assert any(p.endswith("/requests/") for p in recorded_index.log.paths(since=mark))
+
+
+def test_what_only_slows_jupyter_is_left_out_of_the_tools_step_unless_the_spec_names_it(source):
+    """rfc3987-syntax (jsonschema[format-nongpl], via jupyterlab) is not installed with the tools; named in
+    the spec's packages, it is installed in that package's step."""
+    plan = resolve_whole(request(python="3.12"), Target(), ("jupyterlab",), source)
+    assert plan.resolved.version_of("rfc3987-syntax") is None and plan.resolved.version_of("jsonschema")
+    named = resolve_whole(request(packages=("rfc3987-syntax",), python="3.12"), Target(), ("jupyterlab",), source)
+    assert "rfc3987-syntax" in {p.name for p in named.resolved.step("packages-1").pins}
