@@ -28,6 +28,7 @@ from gpuenv.resolve.plan import Plan, resolve
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
 from gpuenv.resolve.versions import minor_key, python_range
+from gpuenv.resolve.wheel_cuda import checked
 
 MAX_PYTHONS = 6
 
@@ -38,6 +39,8 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
     first = resolve(request, target)
     if source is None:
         return first
+    for text in first.user_packages:
+        _check_url(text)
     skip = _not_resolvable(first, source)
     if skip:
         return _unresolved(first, skip)
@@ -70,8 +73,6 @@ def _not_resolvable(plan: Plan, source: Source) -> str:
     if any(" @ " in p for p in plan.packages):
         return "the framework comes as a wheel URL: pip resolves the packages in the build"
     urls = [p for p in plan.user_packages if (r := _requirement(p)) is not None and r.url]
-    for text in urls:
-        _check_url(text)
     if urls:
         return f"{urls[0]} is a direct URL: pip resolves the packages in the build"
     return ""
@@ -100,8 +101,6 @@ def _with(plan: Plan, resolved: Resolved, decided: tuple[str, ...] = ()) -> Plan
     count = len(resolved.pins)
     said = f"resolved with uv: {count} distributions for Python {resolved.python} on Linux x86_64, every pin " \
            "and hash in the lock"
-    from gpuenv.resolve.wheel_cuda import checked
-
     return checked(replace(plan, resolved=resolved, reasons=decided + plan.reasons + (said,)))
 
 
