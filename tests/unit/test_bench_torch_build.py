@@ -43,13 +43,20 @@ def test_uv_durations(text, seconds):
 
 
 def test_handwritten_file_must_pin_the_plans_torch():
-    assert "pip3 install torch==2.15.0\n" in torch_build.handwritten("t", "2.15.0")
+    assert "pip3 install torch==2.15.0 && : t\n" in torch_build.handwritten("t", "2.15.0")
     with pytest.raises(SystemExit, match="does not pin torch==2.4.1"):
         torch_build.handwritten("t", "2.4.1")
 
 
 def test_handwritten_rebuild_adds_one_pip_line_before_workdir():
     text = torch_build.handwritten("t", "2.15.0", "tomli")
-    assert text.index("pip3 install tomli\n") < text.index("WORKDIR")
+    assert text.index("pip3 install tomli && : t\n") < text.index("WORKDIR")
     assert text.count("pip3 install") == 4
     assert "BENCH_ROUND=t" in text
+
+
+def test_every_run_of_a_continued_dockerfile_ends_with_the_round_tag():
+    text = "FROM x\nRUN a \\\n    && b\nCOPY c d\nRUN e\n"
+    assert torch_build.tagged(text, "bench-1") == "FROM x\nRUN a \\\n    && b && : bench-1\nCOPY c d\nRUN e && : bench-1\n"
+    with pytest.raises(SystemExit, match="exec-form"):
+        torch_build.tagged('RUN ["a"]\n', "t")
