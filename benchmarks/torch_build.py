@@ -49,6 +49,7 @@ KINDS = ("gpuenv", "hand")
 # image's own filesystem) and hardlinks from it, so the wheels are unpacked once instead of unpacked into
 # the cache mount and then copied into the layer. It says what the copy costs.
 WHAT_IF = "gpuenv-hardlink"
+FRAMEWORK_STEP = re.compile(r"frameworks\.txt|pip3 install torch")   # gpuenv's framework step; the hand-written one
 
 
 def prepare(folder: Path, name: str, added: Optional[str] = None) -> Any:
@@ -189,8 +190,7 @@ def build(kind: str, where: Path, tag: str, cold: bool, log: Path, dockerfile: O
             "image_bytes": int(size),
             "time": where_time_went(text), "steps_built": sum(s["status"] == "done" for s in steps),
             "steps_cached": [s["step"][:120] for s in steps if s["status"] == "cached"],
-            "framework_step_cached": any(s["status"] == "cached" and re.search(r"frameworks\.txt|pip3 install torch", s["step"])
-                                         for s in steps)}
+            "framework_step_cached": any(s["status"] == "cached" and FRAMEWORK_STEP.search(s["step"]) for s in steps)}
 
 
 def added_package(prepared: Any) -> str:

@@ -57,6 +57,7 @@ def test_handwritten_rebuild_adds_one_pip_line_before_workdir():
 
 def test_every_run_of_a_continued_dockerfile_ends_with_the_round_tag():
     text = "FROM x\nRUN a \\\n    && b\nCOPY c d\nRUN e\n"
-    assert torch_build.tagged(text, "bench-1") == "FROM x\nRUN a \\\n    && b && : bench-1\nCOPY c d\nRUN e && : bench-1\n"
+    tagged = "FROM x\nRUN a \\\n    && b && : bench-1\nCOPY c d\nRUN e && : bench-1\n"
+    assert torch_build.tagged(text, "bench-1") == tagged
     with pytest.raises(SystemExit, match="exec-form"):
         torch_build.tagged('RUN ["a"]\n', "t")
