@@ -85,21 +85,26 @@ def _checked_rows(name: str, key: str, rows: Any) -> list[Row]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise KbError(f"knowledge table {name}: '{key}' must be an array of tables", _REINSTALL)
     fields = {**SCHEMAS.get(name, {}).get(key, {}), **_COMMON}
+    kinds = [(field, kind.rstrip("?"), kind.endswith("?")) for field, kind in fields.items()]
     for index, row in enumerate(rows):
-        where = f"{name} {key}[{index}]"
-        _check_provenance(where, row)
-        for field, kind in fields.items():
-            _check_field(where, row, field, kind)
-        extra = set(row) - set(fields)
-        if extra:
-            raise KbError(f"knowledge table {where}: unknown field(s) {', '.join(sorted(extra))}", _REINSTALL)
+        _check_provenance(name, key, index, row)
+        for field, kind, optional in kinds:
+            if field in row:
+                if not _good(row[field], kind):
+                    raise KbError(f"knowledge table {name} {key}[{index}]: field `{field}` must be {kind}, not "
+                                  f"{row[field]!r}", _REINSTALL)
+            elif not optional:
+                raise KbError(f"knowledge table {name} {key}[{index}]: missing field `{field}` ({kind})", _REINSTALL)
+        if len(row) > len(fields) or not fields.keys() >= row.keys():
+            extra = ", ".join(sorted(set(row) - set(fields)))
+            raise KbError(f"knowledge table {name} {key}[{index}]: unknown field(s) {extra}", _REINSTALL)
     return rows
 
 
-def _check_provenance(where: str, row: Row) -> None:
+def _check_provenance(name: str, key: str, index: int, row: Row) -> None:
     source = row.get("source")
     if not isinstance(source, str) or not source.startswith("https://"):
-        raise KbError(f"knowledge table {where}: row has no https `source`", _REINSTALL)
+        raise KbError(f"knowledge table {name} {key}[{index}]: row has no https `source`", _REINSTALL)
     retrieved = row.get("retrieved")
     if isinstance(retrieved, str):  # JSON tables write dates as strings
         try:
@@ -107,25 +112,15 @@ def _check_provenance(where: str, row: Row) -> None:
         except ValueError:
             pass
     if not isinstance(retrieved, dt.date):
-        raise KbError(f"knowledge table {where}: row has no `retrieved` date", _REINSTALL)
+        raise KbError(f"knowledge table {name} {key}[{index}]: row has no `retrieved` date", _REINSTALL)
 
 
 _TYPES = {"str": str, "bool": bool, "int": int, "date": dt.date}
 
 
-def _check_field(where: str, row: Row, field: str, kind: str) -> None:
-    optional = kind.endswith("?")
-    kind = kind.rstrip("?")
-    if field not in row:
-        if not optional:
-            raise KbError(f"knowledge table {where}: missing field `{field}` ({kind})", _REINSTALL)
-        return
-    value = row[field]
+def _good(value: Any, kind: str) -> bool:
     if kind == "list[str]":
-        good = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    elif kind == "table[str]":
-        good = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    else:
-        good = isinstance(value, _TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
-    if not good:
-        raise KbError(f"knowledge table {where}: field `{field}` must be {kind}, not {value!r}", _REINSTALL)
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "table[str]":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, _TYPES[kind]) and not (kind == "int" and isinstance(value, bool))

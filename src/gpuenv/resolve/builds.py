@@ -88,11 +88,12 @@ def _pypi() -> dict[str, dict[str, tuple[str, ...]]]:
     for row in rows:
         if row.get("sdist_only"):
             continue
-        index.setdefault(row["project"], {})[row["version"]] = _allowed(_expand(row["python"]),
+        index.setdefault(row["project"], {})[row["version"]] = _allowed(_expand(tuple(row["python"])),
                                                                       row.get("requires_python"))
     return index
 
 
+@lru_cache(maxsize=None)            # a snapshot repeats a few Python lists and ranges over a thousand rows
 def _allowed(pythons: tuple[str, ...], requires: Optional[str]) -> tuple[str, ...]:
     """A pure wheel (py3) runs only on the Pythons its Requires-Python admits (jax 0.12: >=3.12)."""
     if not requires:
@@ -104,7 +105,8 @@ def _allowed(pythons: tuple[str, ...], requires: Optional[str]) -> tuple[str, ..
     return tuple(p for p in pythons if spec.contains(p))
 
 
-def _expand(pythons: list[str]) -> tuple[str, ...]:
+@lru_cache(maxsize=None)
+def _expand(pythons: tuple[str, ...]) -> tuple[str, ...]:
     found: set[str] = set()
     for item in pythons:
         if item in ("py3", "py2.py3"):

@@ -72,6 +72,8 @@ class ResolverError(GpuenvError):
 
 def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bool = False) -> Source:
     """The Source of a spec's `network` table (None: the environment's PIP_INDEX_URL, proxies and CAs)."""
+    if offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0"):
+        return Source(offline=True)     # no index is asked: nothing of the network is read
     from gpuenv.kb.index import IndexClient, network_settings
 
     net = network_settings(network, base_dir=spec_dir)
@@ -82,8 +84,7 @@ def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bo
     wheels = str(network.pytorch_wheels or "").rstrip("/") if network is not None else ""
     for url in (net.index, *extra, *([wheels] if wheels else [])):
         client.check_url(url)           # plain http only to a trusted host, as for every index gpuenv reads
-    offline = offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0")
-    return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels, offline)
+    return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels)
 
 
 def resolvable_python(python: str) -> bool:
