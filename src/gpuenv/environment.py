@@ -62,18 +62,50 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
     target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
+    report, docker = host()
+    known = None
+    if docker is not None and not pull:
+        request, known = _on_known_base(docker, request, target, spec)
     plan = api.plan_whole(request, target, spec, spec_file.parent.resolve())
+    if known is not None and plan.python == known.python:
+        plan = _on_base(plan, known)     # decided before planning: planned, resolved and rendered once
     _say_resolution(plan, say)
     inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
-    report, docker = host()
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
     planned = (plan, render(plan, spec, inputs), None, None)
     if docker is not None:
         planned = _tolerated(files_only, say, planned,
-                             lambda: _on_engine(docker, request, target, plan, spec_file, spec, inputs, pull, say))
+                             lambda: _on_engine(docker, request, target, planned, spec_file, spec, inputs, pull, say))
     plan, rendered, base, info = planned
+    if known is not None and plan.base.image == known.image and not info:
+        say(f"{known.note}; {known.detail}")    # it shapes this build (as _on_engine says it)
     written = write(rendered, folder, force)
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+
+
+def _on_known_base(docker: Docker, request: Any, target: Any, spec: Any) -> tuple[Any, Any]:
+    """(request, base) for the base this engine will build on when that is already decided: built here
+    from the apt mirror before and remembered (build/base.known). The request then asks that base's Python,
+    so that the environment is planned, resolved and rendered once; unchanged (and no base) when the base
+    is not known yet, is the planned image itself, or the spec names a Python or a base."""
+    from gpuenv.build.base import known
+    from gpuenv.render.recipe import mirrored
+
+    if request.python is not None or spec.base:
+        return request, None
+    first = api.plan(request, target)
+    if _no_bootstrap(first, spec) is not None:
+        return request, None
+    found = known(docker, mirrored(first.base.image, spec.network), first.base.os)
+    if found is None or found.how != "remembered" or not found.python:
+        return request, None
+    if found.python == first.python:
+        return request, found
+    try:
+        api.plan(replace(request, python=found.python), target)
+    except ImpossibleRequest:
+        return request, None          # the planned Python is then built from source on it
+    return replace(request, python=found.python), found
 
 
 def _say_resolution(plan: Any, say: Say) -> None:
@@ -110,14 +142,14 @@ def _gpu_mode(report: Any) -> str:
     return report.mode.name if report is not None else ""
 
 
-def _on_engine(docker: Docker, request: Any, target: Any, plan: Any, spec_file: Path, spec: Any, inputs: Any,
+def _on_engine(docker: Docker, request: Any, target: Any, planned: tuple, spec_file: Path, spec: Any, inputs: Any,
                pull: bool, say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
     """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
     there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
     from gpuenv.build.base import ensure
     from gpuenv.render import render
 
-    rendered = render(plan, spec, inputs)
+    plan, rendered = planned[0], planned[1]
     info = docker.image(rendered.image)
     if info:
         return plan, rendered, None, info
@@ -225,8 +257,17 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: P
             again = api.plan_whole(replace(request, python=base.python), target, spec, spec_file.parent.resolve())
         except ImpossibleRequest:
             again = plan                  # the planned Python is then built from source on it
+    return _on_base(again, base)
+
+
+def _on_base(plan: Any, base: Any) -> Any:
+    """The plan with FROM the base built here (once: a plan already on it is kept)."""
+    from gpuenv.resolve.base import Base
+
+    if plan.base.image == base.image:
+        return plan
     local = Base(base.image, base.os, base.python, reasons=(base.note,))
-    return replace(again, base=local, reasons=tuple(again.reasons) + (base.note,))
+    return replace(plan, base=local, reasons=tuple(plan.reasons) + (base.note,))
 
 
 @contextmanager

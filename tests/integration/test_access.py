@@ -511,8 +511,10 @@ def test_ctrl_c_during_a_build_stops_it_cleanly_and_the_next_build_reuses_the_fi
     assert marker in spec and name in spec
     (folder / "gpuenv.toml").write_text(spec)
     os.chown(folder, UID, UID)
+    # Planned from the knowledge base alone (GPUENV_OFFLINE): pip resolves the spec's packages in their step,
+    # so the marker is on that step's RUN line (a resolved plan names only its pinned file there).
     env = {**os.environ, **isolated_home(tmp_path_factory), "SUDO_UID": str(UID), "SUDO_GID": str(UID),
-           "COLUMNS": "4000"}     # plain progress lines are cut to the width: keep the whole RUN line
+           "COLUMNS": "4000", "GPUENV_OFFLINE": "1"}  # progress lines are cut to the width: keep the RUN line
     repository = f"gpuenv-{name}"
     before = set(containers(module_engine))
     # SIGINT default, as in a terminal's foreground job: a test run started in the background (`cmd &`)

@@ -85,3 +85,34 @@ def test_a_spec_that_cannot_resolve_fails_at_plan_time_and_builds_nothing(module
     assert took < 60, took
     assert set(module_engine.docker("images", "-aq", "--no-trunc").stdout.decode().split()) == before
     assert not (folder / "Dockerfile").exists()
+
+
+def test_a_base_built_here_before_is_known_before_planning_so_the_environment_is_resolved_once(
+        module_engine, tmp_path, monkeypatch):
+    """No registry answers here, so the planned python:X-slim base is built from the apt mirror and
+    remembered. The next `build` knows that base before it plans: one resolution, for the base's Python
+    (not one for the planned Python, then another for the base's), and the image is found built."""
+    from gpuenv import api, environment
+    from gpuenv.resolve.base import Base
+
+    folder = tmp_path / "once"
+    folder.mkdir()
+    (folder / "gpuenv.toml").write_text(f'name = "once-{uuid.uuid4().hex[:8]}"\npackages = ["six"]\n\n'
+                                        '[gpu]\ndevices = "none"\n')
+    os.chown(folder, UID, UID)
+    built = gpuenv("build", "--json", cwd=folder)
+    assert built.returncode == 0, built.stderr[-3000:]
+    module_engine.images.append(json.loads(built.stdout)["image"])
+    calls = []
+    real = api.plan_whole
+    monkeypatch.setattr(api, "plan_whole", lambda *a, **k: calls.append(a[0].python) or real(*a, **k))
+    monkeypatch.setenv("SUDO_UID", str(UID))
+    monkeypatch.setenv("SUDO_GID", str(UID))
+    monkeypatch.delenv("GPUENV_OFFLINE", raising=False)
+    said: list[str] = []
+    docker = Docker(module_engine.client)
+    prepared = environment.prepare(folder / "gpuenv.toml", lambda: (None, docker), said.append)
+    assert len(calls) == 1, calls
+    assert isinstance(prepared.plan.base, Base) and prepared.plan.base.image.startswith("gpuenv-base/")
+    assert prepared.plan.python == prepared.plan.base.python_in_base == calls[0]
+    assert prepared.image == json.loads(built.stdout)["image"] and prepared.image_info

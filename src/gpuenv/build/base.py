@@ -52,10 +52,10 @@ def _remember(planned: str, local: str, why: str) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bootstrap_allowed: Optional[str],
-           pull: bool, say: Callable[[str], None]) -> BaseChoice:
-    """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
-    `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
+def known(docker: Docker, planned: str, os_name: str) -> Optional[BaseChoice]:
+    """The base this engine builds `planned` on, when that is already decided and costs nothing to find:
+    the image itself, or a base built here from the apt mirror before and remembered. None: `ensure`
+    must decide (pull, or build one)."""
     from gpuenv.build import bootstrap
 
     if docker.image(planned):
@@ -63,10 +63,24 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
     release = bootstrap.release(os_name)
     local = bootstrap.local_tag(os_name) if release else None
     memo = _memo().get(planned)
-    if not pull and local and bootstrap_allowed is None and memo and memo.get("use") == local and docker.image(local):
+    if release and local and memo and memo.get("use") == local and docker.image(local):
         why = memo.get("why", "")
         return BaseChoice(local, "remembered", _note(planned, local, why), _detail(why, memo.get("when")),
                           os_name, release.python)
+    return None
+
+
+def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bootstrap_allowed: Optional[str],
+           pull: bool, say: Callable[[str], None]) -> BaseChoice:
+    """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
+    `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
+    from gpuenv.build import bootstrap
+
+    found = known(docker, planned, os_name)
+    if found is not None and (found.how == "present" or (not pull and bootstrap_allowed is None)):
+        return found
+    release = bootstrap.release(os_name)
+    local = bootstrap.local_tag(os_name) if release else None
     say(f"pulling {planned}")
     done = docker.run("pull", planned, check=False, timeout=3600)
     if done.returncode == 0:
