@@ -230,7 +230,10 @@ def test_a_pull_by_another_user_in_the_folder_makes_their_copy_and_up_builds_not
     try:
         locked = run("lock", "--json", cwd=folder, env=home, timeout=1800)
         assert locked.returncode == 0, locked.stderr
+        first = run("build", "--json", cwd=folder, env=home, timeout=1800)   # the lock is the resolution:
+        assert first.returncode == 0, first.stderr                           # its first build adds the image
         image = tomllib.loads((folder / "gpuenv.lock").read_text())["image"]["tag"]
+        assert json.loads(first.stdout)["image"] == image
         target = repo(engine.registry, name)
         pushed = run("push", target, "--json", cwd=folder, env=home)
         assert pushed.returncode == 0, pushed.stderr
