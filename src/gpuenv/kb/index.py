@@ -537,6 +537,21 @@ def bypass_proxy(host: str, port: Optional[int], no_proxy: Sequence[str]) -> boo
     return False
 
 
+def distribution_file(filename: str) -> Optional[tuple[str, Any]]:
+    """(normalized name, Version) of a wheel's or an sdist's file name; None for anything else."""
+    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename,
+                                 parse_wheel_filename)
+    from packaging.version import InvalidVersion
+
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+            return name, version
+        return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
 def public_url(url: str) -> str:
     """`url` without user:password@."""
     parts = urllib.parse.urlsplit(url)

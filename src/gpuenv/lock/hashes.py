@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from typing import Any, Optional, Sequence
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name
-from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import GpuenvError
+from gpuenv.kb.index import distribution_file
 
 FileHashes = list[tuple[str, str]]       # (filename, sha256 hex)
 
@@ -62,21 +62,10 @@ def of_version(files: FileHashes, name: str, version: str) -> list[str]:
     want_name, want = canonicalize_name(name), _version(version)
     out = set()
     for filename, digest in files:
-        found = _parse(filename)
+        found = distribution_file(filename)
         if found and found[0] == want_name and want is not None and found[1] == want:
             out.add(f"sha256:{digest}")
     return sorted(out)
-
-
-def _parse(filename: str) -> Optional[tuple[str, Version]]:
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            return name, version
-        name, version = parse_sdist_filename(filename)
-        return name, version
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
 
 
 def _version(text: str) -> Optional[Version]:

@@ -64,13 +64,13 @@ def _network(source: Source) -> object:
 
 
 def _version_of(filename: str, name: str) -> Optional[Version]:
-    """The version in a wheel's or an sdist's file name, when the file is the project's."""
-    stem = filename[:-4] if filename.endswith(".whl") else filename.rsplit(".tar", 1)[0].removesuffix(".zip")
-    project, _, rest = stem.partition("-")
-    if filename.endswith(".whl") and canonicalize_name(project) != canonicalize_name(name):
+    """The final-release version in a wheel's or an sdist's file name, when the file is the project's."""
+    from gpuenv.kb.index import distribution_file
+
+    found = distribution_file(filename)
+    if found is None or found[0] != canonicalize_name(name):
         return None
-    text = rest.split("-")[0] if filename.endswith(".whl") else stem[len(name) + 1:] if len(stem) > len(name) else ""
-    return _v(text)
+    return None if found[1].is_prerelease or found[1].is_devrelease else found[1]
 
 
 def _v(text: str) -> Optional[Version]:
