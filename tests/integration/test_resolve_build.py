@@ -116,3 +116,16 @@ def test_a_base_built_here_before_is_known_before_planning_so_the_environment_is
     assert isinstance(prepared.plan.base, Base) and prepared.plan.base.image.startswith("gpuenv-base/")
     assert prepared.plan.python == prepared.plan.base.python_in_base == calls[0]
     assert prepared.image == json.loads(built.stdout)["image"] and prepared.image_info
+
+
+def test_a_dependency_published_only_as_an_sdist_is_resolved_from_it_after_wheels_fail(tmp_path):
+    """Against the live index: tensorflow-gpu 1.2.1 (README's first example) pins html5lib 0.9999999, which
+    PyPI has only as an sdist; no Python or framework version avoids it, so it is allowed from its source
+    distribution (pure Python: pip and uv build it in the image), and the plan says so."""
+    run = gpuenv("plan", "tensorflow==1.2.1", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    pins = {p["name"]: p for s in data["resolved"]["steps"] for p in s["packages"]}
+    assert data["resolved"]["status"] == "resolved" and pins["html5lib"]["version"] == "0.9999999"
+    assert pins["html5lib"]["hashes"] and pins["tensorflow-gpu"]["version"] == "1.2.1"
+    assert any(r.startswith("html5lib: no wheel") for r in data["reasons"])

@@ -43,6 +43,7 @@ class Source:
     ca_files: tuple[str, ...] = ()                 # added to the system's CAs
     pytorch_wheels: str = ""                       # network.pytorch_wheels: a copy of download.pytorch.org
     offline: bool = False                          # GPUENV_OFFLINE / --offline: the knowledge base alone
+    sdists: tuple[str, ...] = ()                   # packages with no wheel, allowed as source distributions
 
 
 class NoSolution(Exception):
@@ -157,8 +158,10 @@ def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Sour
     if not files:
         return subprocess.CompletedProcess([], 0, "", "")
     args = [uv_binary(), "pip", "compile", *map(str, files), "--python-version", python,
-            "--python-platform", PLATFORM, "--no-build", "--generate-hashes", "--emit-index-annotation",
-            "--no-header", "--index-url", source.index]
+            "--python-platform", PLATFORM, "--generate-hashes", "--emit-index-annotation",
+            "--no-header", "--index-url", source.index, "--only-binary", ":all:"]
+    for name in source.sdists:           # built in the image from its source distribution (no wheel exists)
+        args += ["--no-binary", name]
     for url in source.extra_indexes:
         args += ["--extra-index-url", url]
     for host in source.trusted_hosts:
@@ -168,6 +171,9 @@ def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Sour
     if done.returncode != 0:
         raise _failure(done.stderr, python)
     return done
+
+
+NO_WHEEL = re.compile(r"([A-Za-z0-9._-]+)(?:==\S+)? has no usable wheels")
 
 
 def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> subprocess.CompletedProcess:

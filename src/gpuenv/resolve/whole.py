@@ -60,7 +60,29 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
         found = _search(request, target, tools, source, first, failure)
         if found is not None:
             return found
+        sdists = _sdist_only(failure, first, source)
+        if sdists:
+            return _noted(resolve_whole(request, target, tools, replace(source, sdists=source.sdists + sdists)),
+                          sdists)
         raise _impossible(failure, request, target, first, tools, source) from None
+
+
+def _sdist_only(failure: NoSolution, first: Plan, source: Source) -> tuple[str, ...]:
+    """Packages the failure names as having no wheel for the target, when no Python and no framework
+    version avoids them: then they are built in the image from their source distribution (tensorflow-gpu
+    1.2.1 pins html5lib 0.9999999, pure Python, published only as an sdist). Never a framework."""
+    from gpuenv.resolve.packages import NO_WHEEL
+
+    frameworks = {canonicalize_name(b.project) for b in first.builds}
+    names = {canonicalize_name(m) for m in NO_WHEEL.findall(failure.cause)} - frameworks - set(source.sdists)
+    return tuple(sorted(names))
+
+
+def _noted(plan: Plan, sdists: tuple[str, ...]) -> Plan:
+    said = (f"{', '.join(sdists)}: no wheel for this Python and platform; built in the image from the source "
+            "distribution (a package that needs a compiler fails there: environments have none yet)")
+    resolved = replace(plan.resolved, decided=plan.resolved.decided + (said,)) if plan.resolved else None
+    return replace(plan, resolved=resolved, reasons=(said,) + plan.reasons)
 
 
 def _not_resolvable(plan: Plan, source: Source) -> str:
