@@ -87,6 +87,14 @@ CASES = [
     ('[workspace]\nmount = "/usr/local/code"', "gpuenv.toml:2", "workspace.mount",
      "must not be / or under a system folder (/bin, /boot, /dev, /etc, /lib, /lib64, /proc, /run, /sbin, "
      '/sys, /usr, /var) (got "/usr/local/code")', 'mount = "/workspace"'),
+    ('[workspace]\nmount = "/home/gpuenv/work/"', "gpuenv.toml:2", "workspace.mount",
+     "must not be /home/gpuenv or inside it: that is the environment's home, a volume of its own; a mount inside "
+     'it races the engine when two services start at once. Use a folder such as "/workspace" '
+     '(got "/home/gpuenv/work/")', 'mount = "/workspace"'),
+    ('[workspace]\nmount = "/home/gpuenv"', "gpuenv.toml:2", "workspace.mount",
+     "must not be /home/gpuenv or inside it: that is the environment's home, a volume of its own; a mount inside "
+     'it races the engine when two services start at once. Use a folder such as "/workspace" '
+     '(got "/home/gpuenv")', 'mount = "/workspace"'),
     ('[workspace]\nmount = "code"', "gpuenv.toml:2", "workspace.mount",
      'must be an absolute path inside the container, such as "/workspace" (got "code")', 'mount = "/workspace"'),
     ('[workspace]\nuser = "root"', "gpuenv.toml:2", "workspace.user",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gpuenv import __version__
 from gpuenv.render.quote import comment_line, dockerfile_exec, dockerfile_value, shell_word, shell_words
-from gpuenv.render.recipe import HOME, SUPPORT, USER, Recipe, os_release
+from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, SUPPORT, USER, Recipe, os_release
 from gpuenv.resolve.resolved import LEFT_OUT_OF_TOOLS, package_steps, step_layout
 
 _APT_CACHE = ("--mount=type=cache,target=/var/cache/apt,sharing=locked",
@@ -368,8 +368,8 @@ def _user(r: Recipe) -> str:
         "# workspace are yours. Late in the file: another user's build shares every layer above.",
         "ARG USER_UID=1000",
         "ARG USER_GID=1000",
-        f"RUN {script} \\\n && mkdir -p {HOME}/.ssh-host {shell_word(r.workspace_mount)} \\\n"
-        f" && chown \"$USER_UID:$USER_GID\" {HOME} {HOME}/.ssh-host {shell_word(r.workspace_mount)}",
+        f"RUN {script} \\\n && mkdir -p {HOME} {SSH_HOST_KEYS} {shell_word(r.workspace_mount)} \\\n"
+        f" && chown \"$USER_UID:$USER_GID\" {HOME} {SSH_HOST_KEYS} {shell_word(r.workspace_mount)}",
         "",
     ])
 

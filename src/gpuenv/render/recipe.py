@@ -24,7 +24,9 @@ from gpuenv.resolve.versions import minor_key
 HOME = "/home/gpuenv"          # the environment's user is always called gpuenv; its UID/GID are the host user's
 USER = "gpuenv"
 SUPPORT = ".gpuenv"            # support files next to the Dockerfile (build context)
-SSH_HOST_KEYS = f"{HOME}/.ssh-host"   # sshd's host keys, made at its first start (never in the image)
+SSH_HOST_KEYS = "/var/lib/gpuenv/ssh-host"   # sshd's host keys, made at its first start (never in the image);
+# outside HOME: a volume mounted inside another volume races the engine when compose creates two services
+# at once (docker-compose v1: "failed to mkdir .../home/_data/.ssh-host: file exists")
 
 
 @dataclass(frozen=True)

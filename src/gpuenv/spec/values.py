@@ -208,7 +208,14 @@ def container_path(value: str) -> str:
     top = "/" + normal.strip("/").split("/")[0]
     if normal == "/" or top in _SYSTEM_DIRS:
         raise ValueError(f"must not be / or under a system folder ({', '.join(sorted(_SYSTEM_DIRS))})")
+    if normal == ENV_HOME or normal.startswith(ENV_HOME + "/"):
+        raise ValueError(f"must not be {ENV_HOME} or inside it: that is the environment's home, a volume of its "
+                         "own; a mount inside it races the engine when two services start at once. "
+                         "Use a folder such as \"/workspace\"")
     return normal
+
+
+ENV_HOME = "/home/gpuenv"   # render.recipe.HOME: the environment user's home, a named volume in every container
 
 
 _SYSTEM_DIRS = {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/var", "/run"}

@@ -7,7 +7,7 @@
 # When the mounted public key belongs to another user (workspace.user is not the host user's UID),
 # sshd's StrictModes would refuse it: a copy of this user's is used.
 set -eu
-keys=/home/gpuenv/.ssh-host
+keys=/var/lib/gpuenv/ssh-host
 given=/etc/gpuenv/authorized_keys
 if [ ! -s "$given" ]; then
   echo "gpuenv: no public key at $given; compose mounts GPUENV_SSH_AUTHORIZED_KEY from .env" >&2
