@@ -14,8 +14,8 @@ that the resolution does not already hold to the spec's `packages`, renders agai
 cache (the cache mounts of the round's cold build: what a user's second build sees); one whose framework
 step ran again (its cache gone meanwhile) is kept in the rounds and set aside from the median. Each
 build's steps are split from BuildKit's plain log: apt, pip's or uv's download and install, the export of
-the layers. A what-if, outside the verdict, builds gpuenv's file with uv hardlinking from a temporary
-cache instead of copying from its cache mount (WHAT_IF). Every RUN of the built files ends with the no-op
+the layers. A what-if, outside the verdict, builds gpuenv's file with GPUENV_KEEP_WHEELS=always: what
+keeping the downloaded wheels in the cache mount for the next build costs a cold build (WHAT_IF). Every RUN of the built files ends with the no-op
 `&& : <round tag>`, so the images and exactly the BuildKit records of the round are removed after it
 (the disk and the engine are shared: another build's records are never touched).
 Results: results/torch-build-<date>.json, rewritten after every round.
@@ -45,10 +45,10 @@ EXAMPLE = HERE.parent / "examples" / "torch" / "gpuenv.toml"
 HANDWRITTEN = HERE / "handwritten" / "torch.Dockerfile"
 COLD_RATIO, REBUILD_RATIO = 0.6, 0.15
 KINDS = ("gpuenv", "hand")
-# A what-if, not gpuenv's file and not in the verdict: uv with no cache of its own (a temporary one on the
-# image's own filesystem) and hardlinks from it, so the wheels are unpacked once instead of unpacked into
-# the cache mount and then copied into the layer. It says what the copy costs.
-WHAT_IF = "gpuenv-hardlink"
+# A what-if, not in the verdict: gpuenv's file with GPUENV_KEEP_WHEELS=always, so every pinned step's wheels
+# are also copied into the cache mount (what `auto` does when the download was slow). It says what keeping
+# them costs a cold build on this link, where `auto` does not keep them.
+WHAT_IF = "gpuenv-keep-wheels"
 FRAMEWORK_STEP = re.compile(r"frameworks\.txt|pip3 install torch")   # gpuenv's framework step; the hand-written one
 
 
@@ -118,9 +118,9 @@ def gpuenv_file(prepared: Any, tag: str, what_if: bool = False) -> Path:
     text = fresh_mounts((prepared.folder / "Dockerfile").read_text(), tag + ("-what-if" if what_if else ""))[0]
     text = tagged(text, tag)
     if what_if:
-        text, n = re.subn(r"UV_LINK_MODE=copy\b", "UV_LINK_MODE=hardlink UV_NO_CACHE=1", text)
+        text, n = re.subn(r"^ARG GPUENV_KEEP_WHEELS=auto$", "ARG GPUENV_KEEP_WHEELS=always", text, flags=re.M)
         if not n:
-            raise SystemExit("gpuenv's Dockerfile sets no UV_LINK_MODE=copy: the what-if has nothing to change")
+            raise SystemExit("gpuenv's Dockerfile has no ARG GPUENV_KEEP_WHEELS=auto: the what-if has nothing to change")
     path = prepared.folder / ("Dockerfile.what-if" if what_if else "Dockerfile.bench")
     path.write_text(text)
     return path

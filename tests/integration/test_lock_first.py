@@ -84,7 +84,7 @@ def test_the_build_installs_exactly_the_lock_with_uv(resolved_env, module_engine
     assert code == 0, data
     dockerfile = (spec_file.parent / "Dockerfile").read_text()
     assert "FROM python AS uv" in dockerfile and "--require-hashes --target /opt/uv" in dockerfile
-    assert '/opt/uv/bin/uv pip install --python "$(command -v python3)" --no-deps --require-hashes' in dockerfile
+    assert 'sh /tmp/gpuenv-lock/uv-install.sh "$(command -v python3)" --no-deps --require-hashes' in dockerfile
     docker = Docker(module_engine.client)
     holds = inside.distributions(docker, data["image"])
     by_uv = {d.key: d.version for d in holds.dists if d.installer == "uv"}
@@ -190,3 +190,51 @@ def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> 
         for image in sorted(set(found.stdout.decode().split())):
             module_engine.docker("image", "rm", "--force", image, check=False)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_downloaded_wheels_are_kept_for_the_next_build_only_when_asked_or_slow(resolved_env, module_engine) -> None:
+    """.gpuenv/uv-install.sh on the real engine: each pinned step downloads into a cache on the image's own
+    file system and hardlinks from it; with GPUENV_KEEP_WHEELS=always the wheels are also kept in the cache
+    mount, and the next build of the same steps takes them from there; auto on a fast index (this one,
+    under a second for a few hundred kB) keeps nothing; a bad value stops the build naming the three."""
+    from gpuenv import environment
+    from gpuenv.build.image import secrets
+    from gpuenv.cli.up import engine
+
+    spec_file, answer = resolved_env
+    prepared = environment.prepare(spec_file, engine, lambda _: None)
+    folder = spec_file.parent
+    text = (folder / "Dockerfile").read_text()
+    assert "sh /tmp/gpuenv-lock/uv-install.sh" in text and "ARG GPUENV_KEEP_WHEELS=auto" in text
+    ca = [f"--secret=id={name},src={src}" for name, src in secrets("auto")]
+    pins = {p.name: p.version for p in answer.pins}
+
+    def build(mount: str, keep: str, check: bool = True) -> tuple[str, str, int]:
+        dockerfile = folder / f"Dockerfile.{mount}"
+        dockerfile.write_text(text.replace("--mount=type=cache,target=/root/.cache/uv,",
+                                           f"--mount=type=cache,id={mount},target=/root/.cache/uv,"))
+        tag = module_engine.track_image(f"{prepared.image.split(':')[0]}:{mount}")
+        # not --no-cache: Docker 20.10 then gives the step an empty cache mount (seen here); the mount id and
+        # GPUENV_KEEP_WHEELS differ between these builds, so no step of the environment comes from the cache
+        run = module_engine.docker("build", "--progress=plain", *ca, "--build-arg",
+                                   f"GPUENV_KEEP_WHEELS={keep}", "-t", tag, "-f", str(dockerfile), str(folder),
+                                   check=check, timeout=900)
+        return tag, run.stderr.decode(), run.returncode
+
+    def holds(tag: str) -> dict[str, str]:
+        found = inside.distributions(Docker(module_engine.client), tag).dists
+        return {d.key: d.version for d in found if d.installer == "uv"}
+
+    steps = len(answer.steps)
+    kept_mount, fresh_mount = (f"gpuenv-test-uv-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    tag, log, _ = build(kept_mount, "always")
+    assert log.count("keeping them in the cache mount") == steps and "from the cache mount" not in log, log[-3000:]
+    assert holds(tag) == pins
+    tag, log, _ = build(kept_mount, "auto")
+    assert log.count("this step's wheels from the cache mount") == steps and "keeping them" not in log, log[-3000:]
+    assert holds(tag) == pins
+    tag, log, _ = build(fresh_mount, "auto")
+    assert "keeping them" not in log and "from the cache mount" not in log, log[-3000:]
+    assert holds(tag) == pins
+    _, log, code = build(fresh_mount, "sometimes", check=False)
+    assert code != 0 and "GPUENV_KEEP_WHEELS is auto, always or never, not 'sometimes'" in log, log[-3000:]

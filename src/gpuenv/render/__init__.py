@@ -98,7 +98,8 @@ def _pinned_files(r: Recipe) -> list[File]:
     ids = {step for step, _ in pip_steps(r)}
     files = [File(locked_file(step), text) for step, text in r.pinned if step in ids]
     if uses_uv(r):
-        files.append(File(f"{SUPPORT}/uv.txt", (resources.files("gpuenv.render") / "files" / "uv.txt").read_text()))
+        folder = resources.files("gpuenv.render") / "files"
+        files += [File(f"{SUPPORT}/{name}", (folder / name).read_text()) for name in ("uv.txt", "uv-install.sh")]
     return files
 
 

@@ -38,9 +38,10 @@ _PIN_LOCKED = ("# Each pip step installs exactly its pinned distributions (gpuen
 _UV_CACHE = "--mount=type=cache,target=/root/.cache/uv,sharing=locked"
 _UV_DIR = "/opt/uv"
 _UV_FILE = "uv.txt"
+_UV_INSTALL = "uv-install.sh"   # where each pinned step's wheels come from and how they land: the script says
 # uv reads its own variables, not pip's: the build's index arguments (and the spec's mirror in them) are
-# given to it as such; copy mode because the cache mount is another file system than the image's.
-_UV_ENV = ("export UV_INDEX_URL=\"$PIP_INDEX_URL\" UV_LINK_MODE=copy UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never \\\n"
+# given to it as such.
+_UV_ENV = ("export UV_INDEX_URL=\"$PIP_INDEX_URL\" UV_NO_PROGRESS=1 UV_PYTHON_DOWNLOADS=never \\\n"
            " && if [ -n \"$PIP_EXTRA_INDEX_URL\" ]; then export UV_EXTRA_INDEX_URL=\"$PIP_EXTRA_INDEX_URL\"; fi \\\n"
            " && if [ -n \"$PIP_TRUSTED_HOST\" ]; then export UV_INSECURE_HOST=\"$PIP_TRUSTED_HOST\"; fi")
 
@@ -97,6 +98,15 @@ def _final(r: Recipe, stage: str) -> str:
                 f"FROM system AS {stage}"]
     elif uses_uv(r):
         head = ["# The environment: the framework, your packages, your user, the settings.", "FROM python"]
+        return "\n".join(head + [
+            _SHELL,
+            "ARG DEBIAN_FRONTEND=noninteractive",
+            *_stage_args(r, ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")),
+            "# Whether a pinned step's downloaded wheels are kept in the cache mount for the next build:",
+            "# auto (when the download was slow), always, never. .gpuenv/uv-install.sh says how.",
+            "ARG GPUENV_KEEP_WHEELS=auto",
+            "",
+        ])
     else:
         head = ["# The environment: Python, the framework, your packages, your user, the settings.", "FROM system"]
     return "\n".join(head + [
@@ -227,9 +237,10 @@ def _pip_run(r: Recipe, requirements: tuple[str, ...], options: tuple[str, ...] 
 def _uv_run(r: Recipe, step: str, words: str, tail: str) -> str:
     """A pinned step installed by uv (from the `uv` stage, bound in: not in any layer) into the same
     interpreter pip installs into."""
-    mounts = " \\\n    ".join((_UV_CACHE,) + _SECRETS + (_uv_bind(), _bind(step)))
+    script = f"--mount=type=bind,source={SUPPORT}/{_UV_INSTALL},target={_LOCK_TARGET}/{_UV_INSTALL}"
+    mounts = " \\\n    ".join((_UV_CACHE,) + _SECRETS + (_uv_bind(), script, _bind(step)))
     return (f"RUN {mounts} \\\n    {_USE_CA} \\\n && {_UV_ENV} \\\n"
-            f" && {_UV_DIR}/bin/uv pip install --python \"$(command -v {r.python.command})\" {words}{tail}\n")
+            f" && sh {_LOCK_TARGET}/{_UV_INSTALL} \"$(command -v {r.python.command})\" {words}{tail}\n")
 
 
 def uses_uv(r: Recipe) -> bool:

@@ -107,7 +107,7 @@ def test_the_locked_dockerfile_installs_exactly_each_steps_distributions() -> No
     assert "FROM 127.0.0.1:5000/b@sha256:99 AS system" in dockerfile
     assert ("--mount=type=bind,source=.gpuenv/lock/frameworks.txt,target=/tmp/gpuenv-lock/frameworks.txt"
             in dockerfile)
-    uv = '/opt/uv/bin/uv pip install --python "$(command -v python3)" --no-deps --require-hashes'
+    uv = 'sh /tmp/gpuenv-lock/uv-install.sh "$(command -v python3)" --no-deps --require-hashes'
     assert f"{uv} -r /tmp/gpuenv-lock/frameworks.txt" in dockerfile
     assert f"{uv} -r /tmp/gpuenv-lock/packages-1.txt" in dockerfile
     assert "install jax==0.10.2" not in dockerfile and "install matplotlib" not in dockerfile

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "pinned" / "jax-cpu" / "Dockerfile"
 FIXED = Inputs(uid=1000, gid=1000, tokens={"JUPYTER_TOKEN": "t", "GPUENV_GATEWAY_TOKEN": "g"})
 PYPI = "https://pypi.org/simple"
-UV = '/opt/uv/bin/uv pip install --python "$(command -v python3)" --no-deps'
+UV = 'sh /tmp/gpuenv-lock/uv-install.sh "$(command -v python3)" --no-deps'
 
 
 def _pin(name: str, version: str, *hashes: str) -> Pin:
