@@ -143,7 +143,8 @@ def _uv_seconds(text: str) -> float:
 def split_install(log: str, vertex: str, done: Optional[float]) -> dict[str, Any]:
     """Where one install step's time went: uv says it (`Prepared N packages in T`: download and unpack;
     `Installed N packages in T`: the copy into site-packages); pip's lines say when it stopped downloading
-    (`Installing collected packages`, seconds into the step), the rest to `DONE` is its install."""
+    (`Installing collected packages`, seconds into the step), the rest to `DONE` is its install. A uv step
+    of gpuenv's runs .gpuenv/uv-install.sh, which says when it also kept the wheels in the cache mount."""
     lines = step_lines(log, vertex)
     out: dict[str, Any] = {"seconds": done}
     for _, text in lines:
@@ -151,6 +152,8 @@ def split_install(log: str, vertex: str, done: Optional[float]) -> dict[str, Any
         if m:
             out[f"uv_{m.group(1).lower()}_s"] = _uv_seconds(m.group(3))
             out["distributions"] = int(m.group(2))
+    if any(text.startswith("gpuenv: ") and "keeping them in the cache mount" in text for _, text in lines):
+        out["wheels_kept_in_mount"] = True          # uv-install.sh copied them into the cache mount too
     pip = [s for s, text in lines if text.startswith("Installing collected packages")]
     if pip and done is not None:
         out["pip_resolve_download_s"] = pip[0]
@@ -169,7 +172,7 @@ def where_time_went(log: str) -> dict[str, Any]:
         seconds = done.get(vertex)
         if "apt-get" in name:
             out["apt_s"] = round(out["apt_s"] + (seconds or 0), 2)
-        elif re.search(r"pip3? install|uv pip install", name):
+        elif re.search(r"pip3? install|uv pip install|uv-install\.sh", name):
             out["installs"][name[:160]] = split_install(log, str(vertex), seconds)
         else:
             out["other_steps_s"] = round(out["other_steps_s"] + (seconds or 0), 2)

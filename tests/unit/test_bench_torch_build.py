@@ -61,3 +61,23 @@ def test_every_run_of_a_continued_dockerfile_ends_with_the_round_tag():
     assert torch_build.tagged(text, "bench-1") == tagged
     with pytest.raises(SystemExit, match="exec-form"):
         torch_build.tagged('RUN ["a"]\n', "t")
+
+
+def test_a_step_through_uv_install_sh_is_split_and_says_when_it_kept_the_wheels():
+    """gpuenv's pinned steps now run .gpuenv/uv-install.sh (BuildKit's plain log, in its format)."""
+    log = "\n".join([
+        '#11 [stage-3 2/8] RUN --mount=type=cache,id=x/root/.cache/uv,target=/root/.cache/uv,sharing=locked '
+        '    sh /tmp/gpuenv-lock/uv-install.sh "$(command -v python3)" --no-deps --require-hashes '
+        '-r /tmp/gpuenv-lock/frameworks.txt  && : bench-torch-000000',
+        "#11 14.10 Prepared 29 packages in 13.80s",
+        "#11 14.40 Installed 29 packages in 301ms",
+        "#11 19.90 gpuenv: 4391 MB in 14s: keeping them in the cache mount for the next build of this step",
+        "#11 DONE 20.5s",
+        "#12 exporting to image",
+        "#12 DONE 19.2s",
+    ])
+    time = torch_build.where_time_went(log)
+    (step,) = time["installs"].values()
+    assert step == {"seconds": 20.5, "uv_prepared_s": 13.8, "uv_installed_s": 0.3, "distributions": 29,
+                    "wheels_kept_in_mount": True}
+    assert time["export_s"] == 19.2 and time["other_steps_s"] == 0.0
