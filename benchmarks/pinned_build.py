@@ -49,12 +49,12 @@ RUN --mount=type=secret,id=ca PIP_CERT=/run/secrets/ca pip3 install --upgrade pi
 def render(folder: Path, name: str, packages: tuple[str, ...]) -> Any:
     """gpuenv's files for the spec, written into `folder`, with the resolution (made here when the plan
     has none); the Prepared."""
-    from gpuenv import api, environment
+    from gpuenv import environment, planning
     from gpuenv.cli.up import engine
     from uv_resolution import resolve
 
     (folder / "gpuenv.toml").write_text(SPEC.format(name=name, packages=", ".join(f'"{p}"' for p in packages)))
-    planned = api.plan
+    planned = planning.plan
 
     def with_resolution(*a: Any, **k: Any) -> Any:
         plan = planned(*a, **k)
@@ -63,11 +63,11 @@ def render(folder: Path, name: str, packages: tuple[str, ...]) -> Any:
         steps = [(f"packages-{i}", packages[:i]) for i in range(1, len(packages) + 1)]
         return dataclasses.replace(plan, resolved=resolve(steps, plan.python))
 
-    api.plan = with_resolution
+    planning.plan = with_resolution
     try:
         return environment.prepare(folder / "gpuenv.toml", engine, lambda _: None, force=True)
     finally:
-        api.plan = planned
+        planning.plan = planned
 
 
 def gpuenv_variants(prepared: Any, tag: str) -> dict[str, Path]:

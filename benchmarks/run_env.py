@@ -289,7 +289,7 @@ import importlib, json, os, sys, threading, time
 T0 = time.perf_counter()
 events = []
 WRAP = ["gpuenv.host.probe:probe", "gpuenv.api:request_from_spec", "gpuenv.api:plan", "gpuenv.api:render_inputs",
-        "gpuenv.render:render", "gpuenv.render.write:write", "gpuenv.build.base:ensure",
+        "gpuenv.render:render", "gpuenv.render.write:write", "gpuenv.images.base:ensure",
         "gpuenv.environment:prepare", "gpuenv.environment:build", "gpuenv.environment:up",
         "gpuenv.run.ports:choose", "gpuenv.run.ready:wait", "gpuenv.run.ready:answers", "gpuenv.run.docker:Docker.run",
         "gpuenv.host.probe:probe_engine", "gpuenv.host.probe:observe_local", "gpuenv.host.nvidia:read_nvml",
@@ -591,7 +591,7 @@ def prune(records: list[str]) -> dict[str, Any]:
 
 def docker_build(folder: Path, tag: str, no_cache: bool, log_file: Path, dockerfile: Optional[Path] = None) -> float:
     """Build with the client and flags gpuenv's own build uses (build/image.py: command)."""
-    from gpuenv.build.image import BuildSpec, command, secrets
+    from gpuenv.images.image import BuildSpec, command, secrets
 
     envs = env_file(folder) if (folder / ".env").exists() else {}
     args = (("USER_UID", envs.get("GPUENV_UID", str(os.getuid()))),

@@ -1,8 +1,9 @@
 """An environment's life, from a gpuenv.toml to running containers, in the order it happens:
 
+    generate  the files alone: plan for the spec's target (planning.py), render, write; no engine
     prepare   plan for the host the probe saw; when the image is not built yet, get its base (there,
-              pulled, or built here from the apt mirror: build/base.py); render and write the files
-    build     the image under its content tag (build/image.py): an unchanged environment never rebuilds
+              pulled, or built here from the apt mirror: images/base.py); render and write the files
+    build     the image under its content tag (images/image.py): an unchanged environment never rebuilds
     up        one container per service (run/container.py), GPU in the probe's mode, free ports
               (run/ports.py); wait until each answers (run/ready.py); one `up` of a folder at a time
               (folder_lock: the second waits)
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from gpuenv import api
+from gpuenv import planning
 from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
 from gpuenv.run.docker import Docker
 
@@ -43,6 +44,49 @@ class Prepared:
         return self.rendered.image
 
 
+def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
+             flags: Optional[planning.TargetFlags] = None) -> Any:
+    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
+    Returns (gpuenv.render.Rendered, the paths written, the SSH private key to log in with or None)."""
+    from gpuenv.render import render
+    from gpuenv.render.write import write
+
+    request, spec = planning.request_from_spec(spec_file)
+    out = (out or spec_file.parent).resolve()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
+    result = planning.plan(request, planning.target_for(flags or planning.TargetFlags(), spec))
+    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), out)
+    rendered = render(result, spec, inputs)
+    return rendered, write(rendered, out, force), private_key
+
+
+def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
+    """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
+    workspace relative to `out`), and the SSH private key that goes with the key."""
+    import os
+    import secrets
+
+    from gpuenv.host import user
+    from gpuenv.render.envfile import TOKENS
+    from gpuenv.render.recipe import Inputs
+    from gpuenv.render.write import existing_tokens
+
+    uid, gid = user.ids(spec.workspace.user)
+    tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
+    key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
+    workspace = (spec_dir / Path(spec.workspace.host).expanduser()).resolve()
+    relative = os.path.relpath(workspace, out)
+    shown = relative if relative == "." or relative.startswith("..") else f"./{relative}"
+    return (Inputs(
+        workspace=str(workspace) if Path(spec.workspace.host).expanduser().is_absolute() else shown,
+        uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
+        ssh_key=key.public if key else "",
+        ssh_key_text=(key.text or "") if key else "", tokens=tokens,
+        ca_bundle=user.run_ca_bundle(spec.network.ca_certificates),
+    ), key.private if key else None)
+
+
 def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], say: Say, out: Optional[Path] = None,
             force: bool = False, pull: bool = False, locked: bool = False, files_only: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
@@ -58,19 +102,19 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     if locked:
         report, docker = host()
         return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
-    request, spec = api.request_from_spec(spec_file)
+    request, spec = planning.request_from_spec(spec_file)
     request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
-    target = api.target_for(api.TargetFlags(), spec, driver=driver_for_planning())
+    target = planning.target_for(planning.TargetFlags(), spec, driver=driver_for_planning())
     report, docker = host()
     known = None
     if docker is not None and not pull:
         request, known = _on_known_base(docker, request, target, spec)
-    plan = api.plan_whole(request, target, spec, spec_file.parent.resolve())
+    plan = planning.plan_whole(request, target, spec, spec_file.parent.resolve())
     if known is not None and plan.python == known.python:
         plan = _on_base(plan, known)     # decided before planning: planned, resolved and rendered once
     _say_resolution(plan, say)
-    inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
     planned = (plan, render(plan, spec, inputs), None, None)
     if docker is not None:
@@ -88,12 +132,12 @@ def _on_known_base(docker: Docker, request: Any, target: Any, spec: Any) -> tupl
     from the apt mirror before and remembered (build/base.known). The request then asks that base's Python,
     so that the environment is planned, resolved and rendered once; unchanged (and no base) when the base
     is not known yet, is the planned image itself, or the spec names a Python or a base."""
-    from gpuenv.build.base import known
+    from gpuenv.images.base import known
     from gpuenv.render.recipe import mirrored
 
     if request.python is not None or spec.base:
         return request, None
-    first = api.plan(request, target)
+    first = planning.plan(request, target)
     if _no_bootstrap(first, spec) is not None:
         return request, None
     found = known(docker, mirrored(first.base.image, spec.network), first.base.os)
@@ -102,7 +146,7 @@ def _on_known_base(docker: Docker, request: Any, target: Any, spec: Any) -> tupl
     if found.python == first.python:
         return request, found
     try:
-        api.plan(replace(request, python=found.python), target)
+        planning.plan(replace(request, python=found.python), target)
     except ImpossibleRequest:
         return request, None          # the planned Python is then built from source on it
     return replace(request, python=found.python), found
@@ -146,7 +190,7 @@ def _on_engine(docker: Docker, request: Any, target: Any, planned: tuple, spec_f
                pull: bool, say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
     """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
     there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
-    from gpuenv.build.base import ensure
+    from gpuenv.images.base import ensure
     from gpuenv.render import render
 
     plan, rendered = planned[0], planned[1]
@@ -196,7 +240,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
     lock = locked.lock_for(spec_file, spec)
     plan = plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
-    inputs, private_key = api.render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=gpu_mode)
     if pin_steps:
         inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
@@ -213,7 +257,7 @@ def _written(prepared: Prepared, force: bool) -> Prepared:
 
 def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:
     """The spec's own base, pulled when missing, and what its Python already holds (build/holds.py)."""
-    from gpuenv.build import holds
+    from gpuenv.images import holds
     from gpuenv.errors import EngineError
     from gpuenv.kb.frameworks import family_of
     from gpuenv.render.recipe import mirrored
@@ -254,7 +298,7 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: P
     again = plan
     if request.python is None and base.python and base.python != plan.python:
         try:
-            again = api.plan_whole(replace(request, python=base.python), target, spec, spec_file.parent.resolve())
+            again = planning.plan_whole(replace(request, python=base.python), target, spec, spec_file.parent.resolve())
         except ImpossibleRequest:
             again = plan                  # the planned Python is then built from source on it
     return _on_base(again, base)
@@ -306,7 +350,7 @@ def state_dir() -> Path:
 
 def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache: bool = False) -> Optional[Any]:
     """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
-    from gpuenv.build.image import BuildSpec, build as run_build, secrets
+    from gpuenv.images.image import BuildSpec, build as run_build, secrets
 
     if not no_cache and prepared.image_info:
         _lock_facts(prepared, docker)

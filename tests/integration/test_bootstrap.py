@@ -27,7 +27,7 @@ from typing import Iterator
 
 import pytest
 
-from gpuenv.build import bootstrap
+from gpuenv.images import bootstrap
 from gpuenv.errors import GpuenvError
 
 pytestmark = pytest.mark.docker

@@ -32,7 +32,7 @@ from typing import Iterator
 import pytest
 import tomli_w
 
-from gpuenv import api
+from gpuenv import environment
 from gpuenv.host import network, user
 from gpuenv.tomlcompat import tomllib
 
@@ -135,7 +135,7 @@ def generate_copy(example: str, folder: Path, edit) -> Path:
     edit(data)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "gpuenv.toml").write_text(tomli_w.dumps(data))
-    api.generate(folder / "gpuenv.toml")
+    environment.generate(folder / "gpuenv.toml")
     return folder
 
 

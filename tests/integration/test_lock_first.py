@@ -28,13 +28,13 @@ SPEC = 'name = "{name}"\npython = "3.11"\npackages = ["requests", "six"]\n\n[gpu
 @pytest.fixture(scope="module")
 def resolved_env(module_engine) -> Iterator[tuple[Path, object]]:
     """A spec folder and the real resolver's answer for it, as planning makes it; yields (gpuenv.toml, Resolved)."""
-    from gpuenv import api
+    from gpuenv import planning
 
     name = f"lockfirst-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix=f"gpuenv-{name}-"))
     (folder / "gpuenv.toml").write_text(SPEC.format(name=name))
-    request, spec = api.request_from_spec(folder / "gpuenv.toml")
-    answer = api.plan_whole(request, api.target_for(api.TargetFlags(), spec, probe=False), spec, folder).resolved
+    request, spec = planning.request_from_spec(folder / "gpuenv.toml")
+    answer = planning.plan_whole(request, planning.target_for(planning.TargetFlags(), spec, probe=False), spec, folder).resolved
     assert answer is not None and answer.status == "resolved", answer
     assert [s.id for s in answer.steps] == ["packages-1", "packages-2"]
     try:
@@ -147,7 +147,7 @@ def test_pip_installs_the_same_pinned_files_where_uv_does_not_run(resolved_env, 
     """The pip path (a Python below uv's floor) from the same pinned files: the environment's Dockerfile
     rendered with pip as the installer, built for real, holds the same resolved set, installed by pip."""
     from gpuenv import environment
-    from gpuenv.build.image import secrets
+    from gpuenv.images.image import secrets
     from gpuenv.cli.up import engine
     from gpuenv.render.dockerfile import dockerfile
 
@@ -166,7 +166,7 @@ def test_pip_installs_the_same_pinned_files_where_uv_does_not_run(resolved_env, 
 
 
 def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> None:
-    from gpuenv import api
+    from gpuenv import planning
     from gpuenv.resolve.resolved import unresolved
 
     name = f"lockfirst-u-{uuid.uuid4().hex[:8]}"
@@ -175,8 +175,8 @@ def test_lock_without_a_resolution_builds_and_says_so(module_engine, capsys) -> 
     why = "no index answered: https://pypi.org/simple (test)"
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(api, "plan_whole", lambda request, target, *a, **k:
-                          dataclasses.replace(api.plan(request, target), resolved=unresolved(why)))
+            patch.setattr(planning, "plan_whole", lambda request, target, *a, **k:
+                          dataclasses.replace(planning.plan(request, target), resolved=unresolved(why)))
             said: list[str] = []
             code, data = gpuenv(capsys, "lock", "-f", str(folder / "gpuenv.toml"), said=said)
         assert code == 0, data
@@ -198,7 +198,7 @@ def test_downloaded_wheels_are_kept_for_the_next_build_only_when_asked_or_slow(r
     mount, and the next build of the same steps takes them from there; auto on a fast index (this one,
     under a second for a few hundred kB) keeps nothing; a bad value stops the build naming the three."""
     from gpuenv import environment
-    from gpuenv.build.image import secrets
+    from gpuenv.images.image import secrets
     from gpuenv.cli.up import engine
 
     spec_file, answer = resolved_env

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.render import render
 from gpuenv.render.quote import dockerfile_exec, dockerfile_value, shell_words
 from gpuenv.render.recipe import Inputs

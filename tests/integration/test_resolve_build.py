@@ -92,7 +92,7 @@ def test_a_base_built_here_before_is_known_before_planning_so_the_environment_is
     """No registry answers here, so the planned python:X-slim base is built from the apt mirror and
     remembered. The next `build` knows that base before it plans: one resolution, for the base's Python
     (not one for the planned Python, then another for the base's), and the image is found built."""
-    from gpuenv import api, environment
+    from gpuenv import environment, planning
     from gpuenv.resolve.base import Base
 
     folder = tmp_path / "once"
@@ -104,8 +104,8 @@ def test_a_base_built_here_before_is_known_before_planning_so_the_environment_is
     assert built.returncode == 0, built.stderr[-3000:]
     module_engine.images.append(json.loads(built.stdout)["image"])
     calls = []
-    real = api.plan_whole
-    monkeypatch.setattr(api, "plan_whole", lambda *a, **k: calls.append(a[0].python) or real(*a, **k))
+    real = planning.plan_whole
+    monkeypatch.setattr(planning, "plan_whole", lambda *a, **k: calls.append(a[0].python) or real(*a, **k))
     monkeypatch.setenv("SUDO_UID", str(UID))
     monkeypatch.setenv("SUDO_GID", str(UID))
     monkeypatch.delenv("GPUENV_OFFLINE", raising=False)

@@ -84,7 +84,7 @@ def test_a_spec_without_the_new_keys_keeps_its_hash():
 
 @pytest.mark.parametrize("value", ["[]", '"none"'])
 def test_no_ca_is_none_and_builds_get_no_ca_secret(value, tmp_path, monkeypatch):
-    from gpuenv.build.image import secrets
+    from gpuenv.images.image import secrets
 
     s = spec(f"[network]\nca_certificates = {value}\n")
     assert s.network.ca_certificates == "none"
@@ -108,7 +108,7 @@ TORCH_CU118 = 'name = "t"\nframeworks = ["torch==2.5.1"]\n[gpu]\ncuda = "11.8"\n
 def _rendered(extra: str, ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt", tmp: Path = Path("/tmp")):
     import tempfile
 
-    from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+    from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
     from gpuenv.render import render
     from gpuenv.render.recipe import Inputs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.errors import SpecError
 from gpuenv.render import render
 from gpuenv.render.recipe import Inputs

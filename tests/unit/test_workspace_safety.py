@@ -158,7 +158,7 @@ def test_this_hosts_addresses_leave_out_loopback_and_the_engines_bridges():
 
 @pytest.mark.skipif(os.getuid() != 0, reason="giving a folder to another user needs root, as gpuenv under sudo has")
 def test_up_makes_the_target_of_a_link_to_a_missing_folder_not_the_engine(tmp_path):
-    from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+    from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
     from gpuenv.host.access import RunArgs
     from gpuenv.render import render
     from gpuenv.render.recipe import Inputs

@@ -237,7 +237,7 @@ def for_user(docker: Docker, verified: Verified, uid: int, gid: int,
              placed: Placed) -> tuple[str, str, Optional[tuple[int, int]]]:
     """(tag, image ID) of the image for this UID/GID: the bundle's own, or one derived for this user (its
     tag placed only when free or already on an image derived from this one: TagTaken otherwise)."""
-    from gpuenv.build.retarget import DERIVED_FROM, retarget
+    from gpuenv.images.retarget import DERIVED_FROM, retarget
     from gpuenv.bundle.write import content_tag
 
     m = verified.manifest

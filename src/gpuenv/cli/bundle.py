@@ -36,7 +36,7 @@ class Meter:
             self._show(now, "\r" if self.live else "\n")
 
     def _show(self, now: float, end: str) -> None:
-        from gpuenv.build.progress import human_bytes
+        from gpuenv.images.progress import human_bytes
 
         rate = self.done / max(now - self.start, 1e-6)
         share = f" of {human_bytes(self.total)} ({100 * self.done // self.total}%)" if self.total else ""
@@ -146,7 +146,7 @@ def _built_tag(folder: Path) -> str:
 
 
 def _show_saved(console: Console, data: dict[str, Any]) -> None:
-    from gpuenv.build.progress import human_bytes
+    from gpuenv.images.progress import human_bytes
 
     ratio = data["size"] / data["image_bytes"] if data["image_bytes"] else 0
     console.print(f"[bold green]saved[/bold green] {escape(data['image'])} to {escape(data['file'])}: "

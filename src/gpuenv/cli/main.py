@@ -17,6 +17,7 @@ import click
 
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError, Interrupted, StorageError
+from gpuenv.lazy import load
 
 F = Callable[..., Any]
 
@@ -94,10 +95,7 @@ class LazyGroup(VerbGroup):
         target = self.VERBS.get(cmd_name)
         if target is None:
             return None
-        from importlib import import_module
-
-        module, _, attr = target.partition(":")
-        return getattr(import_module(module), attr)
+        return load(target)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -52,21 +52,21 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     gpuenv plan --file examples/mxnet-cu90/gpuenv.toml --json
     Exit code 3, with the reason and what would work instead, when nothing fits.
     """
-    from gpuenv import api
+    from gpuenv import planning
 
     python = _python(python)
-    flags = api.TargetFlags(driver, gpu_names, gpu_ccs)
+    flags = planning.TargetFlags(driver, gpu_names, gpu_ccs)
     spec = None
     if file is not None or not requirements:
         from gpuenv.spec import spec_path
 
-        request, spec = api.request_from_spec(spec_path(file), python)
+        request, spec = planning.request_from_spec(spec_path(file), python)
         if requirements:
             raise BadInput("give either REQUIREMENTs or --file, not both", "put the requirements in the spec")
     else:
-        request = api.request_from_words(list(requirements), python)
+        request = planning.request_from_words(list(requirements), python)
     spec_dir = spec_path(file).parent.resolve() if spec is not None else None
-    result = api.plan_whole(_with_flags(request, cuda, cpu), api.target_for(flags, spec), spec, spec_dir, offline)
+    result = planning.plan_whole(_with_flags(request, cuda, cpu), planning.target_for(flags, spec), spec, spec_dir, offline)
     data = result.to_dict()
     if spec is not None and spec.network.preset:
         from gpuenv.kb.mirrors import report
@@ -144,11 +144,11 @@ def matrix(framework: str, driver: Optional[str], gpu_names: tuple[str, ...], gp
     gpuenv matrix tensorflow --driver 384.90
     gpuenv matrix torch --gpu-name "Tesla K80"
     """
-    from gpuenv import api
+    from gpuenv import planning
     from gpuenv.resolve.matrix import rows_for
 
     python = _python(python)
-    target = api.target_for(api.TargetFlags(driver, gpu_names, gpu_ccs))
+    target = planning.target_for(planning.TargetFlags(driver, gpu_names, gpu_ccs))
     rows = rows_for(framework, target, python, show_all)
     data = {"framework": framework, "target": {"driver": target.driver, "origin": target.origin,
             "gpus": [{"name": g.name, "cc": g.cc} for g in target.gpus]}, "versions": rows}

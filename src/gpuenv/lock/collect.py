@@ -52,7 +52,7 @@ def base_ref(docker: Any, image: str) -> BaseRef:
 
 
 def _base_dists(docker: Any, image: str) -> list[str]:
-    from gpuenv.build import holds
+    from gpuenv.images import holds
 
     facts = holds.inspect(docker, image) or {}
     return list(facts.get("dists", {}))

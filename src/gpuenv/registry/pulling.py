@@ -78,7 +78,7 @@ def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMism
     """This user's image of a pulled one built for another user, under the tag `gpuenv up` plans here;
     None when no rendering of the folder's lock gives the pulled image (nothing is derived then)."""
     from gpuenv import environment
-    from gpuenv.build.retarget import retarget
+    from gpuenv.images.retarget import retarget
     from gpuenv.render import tag_for
 
     if not pulled.tag or not spec_file.is_file():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.lock import locked
 from gpuenv.lock.lockfile import (BaseRef, ImageRef, Lock, Package, Step, from_data, plan_data, plan_from_data, read,

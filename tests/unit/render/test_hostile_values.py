@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
 from gpuenv.render import render
 from gpuenv.render.recipe import Inputs

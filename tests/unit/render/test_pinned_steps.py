@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.errors import GpuenvError
 from gpuenv.lock import locked
 from gpuenv.lock.built import pending

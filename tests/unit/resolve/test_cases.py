@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuenv import api
+from gpuenv import planning
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.tomlcompat import tomllib
 
@@ -21,16 +21,16 @@ CASES = tomllib.loads((HERE / "cases.toml").read_text("utf-8"))["case"]
 
 
 def _plan(case: dict):
-    flags = api.TargetFlags(case.get("driver"), tuple(case.get("gpu_names", [])), tuple(case.get("ccs", [])))
+    flags = planning.TargetFlags(case.get("driver"), tuple(case.get("gpu_names", [])), tuple(case.get("ccs", [])))
     if "spec" in case:
-        request, spec = api.request_from_spec(ROOT / case["spec"], case.get("python"))
-        target = api.target_for(flags, spec, probe=False)
+        request, spec = planning.request_from_spec(ROOT / case["spec"], case.get("python"))
+        target = planning.target_for(flags, spec, probe=False)
     else:
-        request = api.request_from_words(case["request"], case.get("python"))
+        request = planning.request_from_words(case["request"], case.get("python"))
         if "base" in case:
             request = type(request)(**{**request.__dict__, "base": case["base"]})
-        target = api.target_for(flags, None, probe=False)
-    return api.plan(request, target)
+        target = planning.target_for(flags, None, probe=False)
+    return planning.plan(request, target)
 
 
 def test_there_are_enough_cases_and_every_one_says_why():

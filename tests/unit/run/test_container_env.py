@@ -18,7 +18,7 @@ PROXY = "http://alice:s3cret@proxy.example.com:3128"
 
 
 def _recipe(extra: str, tmp_path: Path):
-    from gpuenv.api import TargetFlags, plan, request_from_spec, target_for
+    from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
     from gpuenv.render import render
     from gpuenv.render.recipe import Inputs
 
@@ -84,7 +84,7 @@ def test_a_value_one_line_cannot_hold_is_refused_and_no_file_is_left(key, value,
 
 
 def test_a_build_gets_a_proxys_login_by_name_from_the_clients_environment(tmp_path):
-    from gpuenv.build.image import BuildSpec, command
+    from gpuenv.images.image import BuildSpec, command
     from gpuenv.host.engine import BuildRoute
 
     spec = BuildSpec(tmp_path, "t:1", (("USER_UID", "1000"), ("https_proxy", PROXY),

@@ -17,7 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from gpuenv.build.progress import CACHED, DONE, ERROR, RUNNING, BuildLog, Step, human_bytes
+from gpuenv.images.progress import CACHED, DONE, ERROR, RUNNING, BuildLog, Step, human_bytes
 
 _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _ENDED = {DONE: "done", CACHED: "cached", ERROR: "failed"}

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gpuenv import api
-from gpuenv.build import base
+from gpuenv import planning
+from gpuenv.images import base
 from gpuenv.environment import _on_local_base
 from gpuenv.lock.lockfile import Lock, BaseRef, ImageRef, plan_data, to_text
 
@@ -54,9 +54,9 @@ def test_the_lock_of_two_hosts_with_different_resolvers_is_the_same(tmp_path, mo
     for i, said in enumerate(DNS):
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / str(i)))
         choice = base.ensure(Engine(said), PLANNED, "debian12", None, None, False, lambda line: None)
-        request = api.request_from_words(["jax", "cpu"])
-        target = api.target_for(api.TargetFlags(), probe=False)
-        plan = _on_local_base(request, target, api.plan(request, target), choice)
+        request = planning.request_from_words(["jax", "cpu"])
+        target = planning.target_for(planning.TargetFlags(), probe=False)
+        plan = _on_local_base(request, target, planning.plan(request, target), choice, tmp_path / "gpuenv.toml", None)
         lock = Lock("0" * 64, "2026-12-07", "0", plan_data(plan), BaseRef(LOCAL), ImageRef("t"), ())
         texts.append(to_text(lock))
     assert texts[0] == texts[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuenv.build import bootstrap
+from gpuenv.images import bootstrap
 from gpuenv.errors import EngineError, GpuenvError
 from gpuenv.kb import load_table
 from gpuenv.render.recipe import os_release
@@ -200,7 +200,8 @@ def test_the_dockerfiles_apt_mirror_edit_rewrites_every_source(example, name):
     assert path == found.sources_path
     text = bootstrap.sources_text(found, bootstrap.apt_sources(found))
     edited = subprocess.run(["sh", "-c", f'sed -E "{expression}"'], input=text, capture_output=True, text=True,
-                            env={"APT_MIRROR": "http://mirror.example/", "PATH": "/usr/bin:/bin"}, check=True).stdout
+                            # the Dockerfile's `mirror`: APT_MIRROR without its last slash, sed's specials escaped
+                            env={"mirror": "http://mirror.example", "PATH": "/usr/bin:/bin"}, check=True).stdout
     uris = re.findall(r"(?:URIs: |deb )(\S+)", edited)
     assert uris and all(u.startswith(f"http://mirror.example/{found.family}") for u in uris), edited
 

@@ -10,8 +10,8 @@ from typing import Iterator, List
 import pytest
 from rich.console import Console
 
-from gpuenv.build.progress import CACHED, CANCELED, DONE, ERROR, BuildLog, clean_error, size_of
-from gpuenv.build.progress_view import follow, render
+from gpuenv.images.progress import CACHED, CANCELED, DONE, ERROR, BuildLog, clean_error, size_of
+from gpuenv.images.progress_view import follow, render
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "buildkit"
 ENGINES = ["docker-20.10", "buildx-0.13"]

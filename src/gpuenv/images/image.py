@@ -100,7 +100,7 @@ def _holds_login(value: str) -> bool:
 
 def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_file: Path) -> Any:
     """Build, showing progress; the finished BuildLog. Failure: GpuenvError with the failing step."""
-    from gpuenv.build.progress_view import follow
+    from gpuenv.images.progress_view import follow
 
     if docker.build is None:
         raise EngineError("no docker client here can build with BuildKit (gpuenv's Dockerfiles use its cache and "

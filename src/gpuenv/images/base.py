@@ -56,7 +56,7 @@ def known(docker: Docker, planned: str, os_name: str) -> Optional[BaseChoice]:
     """The base this engine builds `planned` on, when that is already decided and costs nothing to find:
     the image itself, or a base built here from the apt mirror before and remembered. None: `ensure`
     must decide (pull, or build one)."""
-    from gpuenv.build import bootstrap
+    from gpuenv.images import bootstrap
 
     if docker.image(planned):
         return BaseChoice(planned, "present")
@@ -74,7 +74,7 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
            pull: bool, say: Callable[[str], None]) -> BaseChoice:
     """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
     `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
-    from gpuenv.build import bootstrap
+    from gpuenv.images import bootstrap
 
     found = known(docker, planned, os_name)
     if found is not None and (found.how == "present" or (not pull and bootstrap_allowed is None)):

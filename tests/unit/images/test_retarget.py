@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pytest
 
-from gpuenv.build.retarget import dockerfile, retarget
+from gpuenv.images.retarget import dockerfile, retarget
 from gpuenv.errors import BadInput
 
 
