@@ -15,13 +15,16 @@ from __future__ import annotations
 import difflib
 import socket
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from gpuenv.doctor import engine_checks, gpu_checks, setup_checks  # noqa: F401  (registers the checks)
 from gpuenv.doctor.finding import CHECKS, Context, Finding
 from gpuenv.doctor.smoke import SmokeResult, run_smoke
 from gpuenv.errors import BadInput
 from gpuenv.host.probe import HostReport
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 SMOKE = "gpu-smoke-test"
 ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -57,8 +60,8 @@ def validate_skips(skip: Iterable[str]) -> tuple[str, ...]:
     return tuple(skip)
 
 
-def diagnose(report: HostReport, spec: Any = None, spec_path: Optional[str] = None, skip: Iterable[str] = (),
-             smoke: bool = True, smoke_image: Optional[str] = None) -> Diagnosis:
+def diagnose(report: HostReport, spec: Optional[EnvSpec] = None, spec_path: Optional[str] = None,
+             skip: Iterable[str] = (), smoke: bool = True, smoke_image: Optional[str] = None) -> Diagnosis:
     skipped = validate_skips(skip)
     ctx = Context(report, spec, spec_path, taken_ports(spec) if spec is not None and not report.engine.remote else {})
     findings = [f for c in CHECKS if c.id not in skipped for f in [c.run(ctx)] if f is not None]
@@ -86,7 +89,7 @@ def smoke_finding(ctx: Context, result: SmokeResult) -> Optional[Finding]:
                    "the findings above usually say why.", 20)
 
 
-def taken_ports(spec: Any) -> dict[int, str]:
+def taken_ports(spec: EnvSpec) -> dict[int, str]:
     """Ports the spec publishes that cannot be bound on its access.bind address."""
     access = spec.access
     wanted = {m.host: "ports" for m in access.ports}

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from gpuenv.host.probe import HostReport
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -33,7 +36,7 @@ class Finding:
 @dataclass(frozen=True)
 class Context:
     report: HostReport
-    spec: Any = None                    # an EnvSpec, when one was given or found
+    spec: Optional[EnvSpec] = None      # when one was given or found
     spec_path: Optional[str] = None
     taken_ports: dict[int, str] = field(default_factory=dict)    # port -> who said it is taken
     root: bool = field(default_factory=lambda: os.geteuid() == 0)

@@ -10,10 +10,14 @@ a base image is not on the engine yet), is a warning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from gpuenv.doctor.finding import Finding
 from gpuenv.doctor.network_probe import SLOW_S, Answer
+from gpuenv.kb.mirrors import presets
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 IDS = ("net-pip-index", "net-pip-extra-index", "net-pytorch-wheels", "net-apt-mirror", "net-registry-mirror",
        "net-docker-hub", "net-proxy")
@@ -41,14 +45,14 @@ def check_id(answer: Answer) -> str:
     return f"net-{answer.source.id}"
 
 
-def report(answers: list[Answer], spec: Any, skip: tuple[str, ...] = ()) -> NetworkReport:
+def report(answers: list[Answer], spec: Optional[EnvSpec], skip: tuple[str, ...] = ()) -> NetworkReport:
     kept = [a for a in answers if check_id(a) not in skip]
     found = [f for a in kept for f in [finding(a, spec)] if f is not None]
     found.sort(key=lambda f: {"error": 0, "warning": 1, "info": 2}[f.severity])
     return NetworkReport(tuple(kept), tuple(found), skip)
 
 
-def finding(answer: Answer, spec: Any) -> Optional[Finding]:
+def finding(answer: Answer, spec: Optional[EnvSpec]) -> Optional[Finding]:
     if answer.status == "ok":
         return None
     src = answer.source
@@ -74,7 +78,7 @@ def _problem(a: Answer) -> str:
     return f"{name} is blocked: {a.detail}"
 
 
-def _fix(a: Answer, spec: Any) -> tuple[str, ...]:
+def _fix(a: Answer, spec: Optional[EnvSpec]) -> tuple[str, ...]:
     key = _SETTING.get(a.source.id, "")
     if a.status == "tls":
         if a.ca_fixes:
@@ -96,9 +100,9 @@ def _fix(a: Answer, spec: Any) -> tuple[str, ...]:
     return _elsewhere(a, key, spec)
 
 
-def _elsewhere(a: Answer, key: str, spec: Any) -> tuple[str, ...]:
+def _elsewhere(a: Answer, key: str, spec: Optional[EnvSpec]) -> tuple[str, ...]:
     """Blocked or slow: another mirror, a preset, or the proxy."""
-    preset = getattr(getattr(spec, "network", None), "preset", None)
+    preset = spec.network.preset if spec is not None else None
     value = '"<a mirror closer to this server>"'
     value = f"[{value}]" if key == "pip_extra_indexes" else value
     fixes = [f"# gpuenv.toml: [network] {key} = {value}"]
@@ -106,8 +110,6 @@ def _elsewhere(a: Answer, key: str, spec: Any) -> tuple[str, ...]:
         fixes.append('# in mainland China: [network] preset = "cn" (TUNA for apt and PyPI, NJU for PyTorch wheels; '
                      "`gpuenv spec check` shows what it fills)")
     elif "from preset" in a.source.setting:
-        from gpuenv.kb.mirrors import presets
-
         others = ", ".join(f'"{p}"' for p in presets() if p != preset)
         fixes.append(f'# the preset "{preset}" filled it; an explicit {key} wins, or try another preset: {others}')
     if a.status == "blocked" and key != "registry_mirror":

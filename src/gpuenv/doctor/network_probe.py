@@ -22,10 +22,16 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlsplit
 
+from packaging.requirements import Requirement
+
 from gpuenv.host import network as host_network
+from gpuenv.host.user import ca_bundle, pem_blocks
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec, Network
 
 SLOW_S = 2.0        # a package index or mirror that takes longer than this to answer makes builds crawl
 TIMEOUT_S = 6.0     # no answer by then: blocked (a firewall that drops packets never answers at all)
@@ -55,16 +61,16 @@ class Answer:
         return asdict(self)
 
 
-def sources(spec: Any, env: Optional[dict[str, str]] = None) -> list[Source]:
+def sources(spec: Optional[EnvSpec], env: Optional[dict[str, str]] = None) -> list[Source]:
     """Every source the spec (with its preset) uses; the defaults builds use when it sets none."""
-    net = getattr(spec, "network", None)
+    net = spec.network if spec is not None else None
     found = [_http("pip-index", net, "pip_index", DEFAULT_INDEX, "/pip/")]
     found += [Source("pip-extra-index", f"network.pip_extra_indexes[{i}]", url.rstrip("/") + "/")
-              for i, url in enumerate(getattr(net, "pip_extra_indexes", []))]
-    if getattr(net, "pytorch_wheels", None) or _wants_torch(spec):
+              for i, url in enumerate(net.pip_extra_indexes if net is not None else [])]
+    if (net is not None and net.pytorch_wheels) or _wants_torch(spec):
         found.append(_http("pytorch-wheels", net, "pytorch_wheels", PYTORCH, "/torch/"))
     found.append(_http("apt-mirror", net, "apt_mirror", DEFAULT_APT, "/debian/"))
-    if getattr(net, "registry_mirror", None):
+    if net is not None and net.registry_mirror:
         found.append(Source("registry-mirror", "network.registry_mirror",
                             host_network.registry_url(net.registry_mirror), True))
     found.append(Source("docker-hub", "(default)", host_network.DOCKER_HUB, True))
@@ -74,37 +80,39 @@ def sources(spec: Any, env: Optional[dict[str, str]] = None) -> list[Source]:
     return found
 
 
-def _http(kind: str, net: Any, key: str, default: str, path: str) -> Source:
-    value = getattr(net, key, None)
+def _http(kind: str, net: Optional[Network], key: str, default: str, path: str) -> Source:
+    """The source of the URL setting `key` (the spec's, a preset's, else `default`), with `path` added."""
+    value: Optional[str] = getattr(net, key, None)
     setting = f"network.{key}" if value else "(default)"
-    if key in getattr(net, "filled", {}):
+    if net is not None and key in net.filled:
         setting += f", from preset \"{net.preset}\""
     return Source(kind, setting, (value or default).rstrip("/") + path)
 
 
-def _wants_torch(spec: Any) -> bool:
-    from packaging.requirements import Requirement
-
-    return any(Requirement(f).name == "torch" for f in getattr(spec, "frameworks", []))
+def _wants_torch(spec: Optional[EnvSpec]) -> bool:
+    return spec is not None and any(Requirement(f).name == "torch" for f in spec.frameworks)
 
 
-def proxy_of(spec: Any, env: Optional[dict[str, str]] = None) -> tuple[str, str]:
+def proxy_of(spec: Optional[EnvSpec], env: Optional[dict[str, str]] = None) -> tuple[str, str]:
     """The proxy HTTPS goes through: the spec's, else this shell's (HTTPS_PROXY / HTTP_PROXY)."""
-    net = getattr(spec, "network", None)
+    net = spec.network if spec is not None else None
     for key in ("https_proxy", "http_proxy"):
-        if getattr(net, key, None):
-            return getattr(net, key), f"network.{key}"
+        chosen: Optional[str] = getattr(net, key, None)
+        if chosen:
+            return chosen, f"network.{key}"
     found = host_network.proxy_env(env)
     value = found.get("https_proxy") or found.get("http_proxy") or ""
     return value, "(environment)" if value else ""
 
 
-def probe_all(spec: Any, env: Optional[dict[str, str]] = None, timeout: float = TIMEOUT_S) -> list[Answer]:
+def probe_all(spec: Optional[EnvSpec], env: Optional[dict[str, str]] = None,
+              timeout: float = TIMEOUT_S) -> list[Answer]:
     """Try every source at once; answers in the order of `sources`."""
     found = sources(spec, env)
     proxy, _ = proxy_of(spec, env)
-    trust = TrustStores.for_setting(getattr(getattr(spec, "network", None), "ca_certificates", "auto"))
-    skip = list(getattr(getattr(spec, "network", None), "no_proxy", []))
+    net = spec.network if spec is not None else None
+    trust = TrustStores.for_setting(net.ca_certificates if net is not None else "auto")
+    skip = list(net.no_proxy) if net is not None else []
     with ThreadPoolExecutor(max_workers=len(found)) as pool:
         return list(pool.map(lambda s: probe(s, trust, _proxy_for(s, proxy, skip), timeout), found))
 
@@ -125,9 +133,8 @@ class TrustStores:
     build_has_host_cas: bool
 
     @classmethod
-    def for_setting(cls, setting: Any) -> "TrustStores":
-        from gpuenv.host.user import ca_bundle
-
+    def for_setting(cls, setting: Union[str, list[str]]) -> TrustStores:
+        """The stores of a network.ca_certificates setting ("auto", "none" or CA files)."""
         host = ssl.create_default_context(cafile=ca_bundle("auto"))
         if setting == "none":
             return cls(public_roots(), host, False)
@@ -136,9 +143,7 @@ class TrustStores:
 
 def public_roots() -> ssl.SSLContext:
     """This host's CA bundle without the CAs an administrator added to it: what an image trusts."""
-    from gpuenv.host.user import ca_bundle, pem_blocks
-
-    added = set()
+    added: set[str] = set()
     for path in host_network.extra_cas({}):
         if path.startswith(host_network.CA_ANCHOR_DIRS):
             added |= set(pem_blocks(_text(path)))
@@ -173,14 +178,15 @@ def probe(source: Source, trust: TrustStores, proxy: str = "", timeout: float = 
 
 
 def _get(url: str, context: ssl.SSLContext, proxy: str, timeout: float) -> int:
-    handlers: list[Any] = [urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}),
-                           urllib.request.HTTPSHandler(context=context)]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}),
+                                         urllib.request.HTTPSHandler(context=context))
     request = urllib.request.Request(url, headers={"User-Agent": "gpuenv-doctor"})
-    with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as reply:
+    with opener.open(request, timeout=timeout) as reply:
         return reply.status                    # headers only: the body is never read
 
 
-def _failed(source: Source, trust: TrustStores, proxy: str, timeout: float, reason: Any) -> Answer:
+def _failed(source: Source, trust: TrustStores, proxy: str, timeout: float,
+            reason: Union[str, BaseException]) -> Answer:
     if isinstance(reason, ssl.SSLCertVerificationError):
         fixes = None if trust.build_has_host_cas else _verifies(source.url, trust.host, proxy, timeout)
         return Answer(source, "tls", None, f"certificate not trusted: {reason.verify_message or reason}",
@@ -200,7 +206,7 @@ def _verifies(url: str, context: ssl.SSLContext, proxy: str, timeout: float) -> 
     return True
 
 
-def _why_blocked(reason: Any, timeout: float) -> str:
+def _why_blocked(reason: Union[str, BaseException], timeout: float) -> str:
     if isinstance(reason, socket.gaierror):
         return f"the name does not resolve ({reason.strerror or reason})"
     if isinstance(reason, (socket.timeout, TimeoutError)):

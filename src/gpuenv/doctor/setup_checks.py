@@ -86,7 +86,7 @@ def tls_proxy_ca(ctx: Context) -> Optional[Finding]:
     network = ctx.report.network
     if network is None or not network.extra_cas:
         return None
-    setting = getattr(getattr(ctx.spec, "network", None), "ca_certificates", "auto")
+    setting = ctx.spec.network.ca_certificates if ctx.spec is not None else "auto"
     if network.intercepted_by is None and setting != "none":
         return None
     ca = network.intercepted_by or network.extra_cas[0]

@@ -71,7 +71,8 @@ def native_flags(entries: list[CacheEntry]) -> Optional[str]:
     """The flags of this machine's own libraries: those of the first libc.so.6 (not a 32-bit one)."""
     libcs = [e.flags for e in entries if e.name == "libc.so.6"]
     wide = [f for f in libcs if "," in f]
-    return (wide or libcs or [None])[0]
+    found = wide or libcs
+    return found[0] if found else None
 
 
 def find_libraries(entries: list[CacheEntry], resolved: dict[str, str], version: str) -> tuple[Library, ...]:

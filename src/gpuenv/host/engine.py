@@ -237,7 +237,8 @@ def loose_version(text: str) -> Version:
 
 def clients_on_path(env_path: Optional[str] = None) -> list[str]:
     """Every `docker` executable on PATH, in order, without duplicates (by real path)."""
-    found, seen = [], set()
+    found: list[str] = []
+    seen: set[str] = set()
     preferred = os.environ.get("GPUENV_DOCKER")
     candidates = [preferred] if preferred else []
     for folder in (env_path if env_path is not None else os.environ.get("PATH", "")).split(os.pathsep):
@@ -305,15 +306,15 @@ def probe_engine(compose: bool = True) -> Engine:
             code, err = 1, " ".join(data.get("ServerErrors") or [err or "`docker info` printed no engine"])
         answers = [job.result() for job in client_jobs]
         clients = tuple(client for client, _ in answers)
-        common = dict(endpoint=endpoint, context=context, clients=clients, buildkit=build_route(clients),
-                      compose=tuple(compose_job.result()) if compose_job else ())
+        route = build_route(clients)
+        composes = tuple(compose_job.result()) if compose_job else ()
         if code != 0:
             status, reason = unreachable_reason(err)
             if status == "not-running" and _client_only(endpoint, context):
                 status, reason = "not-installed", f"only the docker client is installed ({paths[0]}); no dockerd"
-            return Engine(status, reason, **common)
+            return Engine(status, reason, endpoint, context, clients=clients, buildkit=route, compose=composes)
     engine = engine_from_info(data, {"Server": answers[0][1]}, endpoint)
-    return replace(engine, **{k: v for k, v in common.items() if k != "endpoint"})
+    return replace(engine, context=context, clients=clients, buildkit=route, compose=composes)
 
 
 def _client_only(endpoint: str, context: str) -> bool:

@@ -88,8 +88,8 @@ def intercepting_ca(host: str, cas: tuple[str, ...], timeout: float = 3.0) -> tu
 
 def registry_check(url: str, proxy: Optional[str] = None, timeout: float = 3.0) -> RegistryCheck:
     """Does a registry's /v2/ answer at all (200 or 401 both mean yes)?"""
-    handlers: list[Any] = [urllib.request.ProxyHandler({"https": proxy, "http": proxy} if proxy else None)]
-    opener = urllib.request.build_opener(*handlers)
+    proxies = {"https": proxy, "http": proxy} if proxy else None         # None: the environment's, as urllib reads it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     try:
         with opener.open(url, timeout=timeout) as reply:
             return RegistryCheck(url, True, f"HTTP {reply.status}")

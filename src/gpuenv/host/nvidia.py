@@ -13,11 +13,13 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Optional
+from types import ModuleType
+from typing import Any, Callable, Optional, TypeVar
 
 from gpuenv.host.observe import Observations
 
 QUERY = "index,name,uuid,compute_cap,driver_version"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def read_nvml() -> Optional[DriverState]:
             pass
 
 
-def _nvml_error(pynvml: Any, exc: Exception) -> str:
+def _nvml_error(pynvml: ModuleType, exc: Exception) -> str:
     if isinstance(exc, pynvml.NVMLError_LibraryNotFound):
         return "no NVIDIA driver: libnvidia-ml.so.1 is not in the linker cache"
     if isinstance(exc, pynvml.NVMLError_DriverNotLoaded):
@@ -97,7 +99,7 @@ def _nvml_error(pynvml: Any, exc: Exception) -> str:
     return f"Failed to initialize NVML: {exc}"
 
 
-def _nvml_gpu(pynvml: Any, index: int) -> Gpu:
+def _nvml_gpu(pynvml: ModuleType, index: int) -> Gpu:
     handle = pynvml.nvmlDeviceGetHandleByIndex(index)
     major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
     memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
@@ -111,9 +113,9 @@ def _nvml_gpu(pynvml: Any, index: int) -> Gpu:
         memory_total_mib=memory.total // 2**20,
         memory_used_mib=memory.used // 2**20,
         utilization_pct=_try(pynvml, lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
-        compute_mode=_NVML_COMPUTE_MODES.get(_try(pynvml, lambda: pynvml.nvmlDeviceGetComputeMode(handle)), ""),
-        persistence_mode={0: "Disabled", 1: "Enabled"}.get(
-            _try(pynvml, lambda: pynvml.nvmlDeviceGetPersistenceMode(handle)), ""),
+        compute_mode=_named(_NVML_COMPUTE_MODES, _try(pynvml, lambda: pynvml.nvmlDeviceGetComputeMode(handle))),
+        persistence_mode=_named(_NVML_PERSISTENCE_MODES,
+                                _try(pynvml, lambda: pynvml.nvmlDeviceGetPersistenceMode(handle))),
         mig=bool((_try(pynvml, lambda: pynvml.nvmlDeviceGetMigMode(handle)) or [0])[0]),
         processes=tuple(GpuProcess(p.pid, _process_name(pynvml, p.pid), _mib(p.usedGpuMemory))
                         for p in _try(pynvml, lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle)) or ()),
@@ -121,16 +123,23 @@ def _nvml_gpu(pynvml: Any, index: int) -> Gpu:
 
 
 _NVML_COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
+_NVML_PERSISTENCE_MODES = {0: "Disabled", 1: "Enabled"}
 
 
-def _try(pynvml: Any, call: Any) -> Any:
+def _named(names: dict[int, str], value: Optional[int]) -> str:
+    """The name of an NVML enum value, as nvidia-smi prints it; "" where NVML did not say or the value is new."""
+    return names.get(value, "") if value is not None else ""
+
+
+def _try(pynvml: ModuleType, call: Callable[[], T]) -> Optional[T]:
+    """What `call` answers, or None where NVML raises (a field this GPU or driver does not report)."""
     try:
         return call()
     except pynvml.NVMLError:
         return None
 
 
-def _process_name(pynvml: Any, pid: int) -> str:
+def _process_name(pynvml: ModuleType, pid: int) -> str:
     return _text(_try(pynvml, lambda: pynvml.nvmlSystemGetProcessName(pid)) or "")
 
 
@@ -138,7 +147,7 @@ def _mib(value: Optional[int]) -> Optional[int]:
     return None if value is None or value >= 2**63 else value // 2**20
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -234,7 +243,8 @@ def parse_query(text: str) -> Optional[QueryAnswer]:
         header, rows = names, rows[1:]
     else:
         header = QUERY.split(",")
-    gpus, driver = [], None
+    gpus: list[QueryRow] = []
+    driver: Optional[str] = None
     for row in rows:
         item = dict(zip(header, (c.strip() for c in row)))
         if not re.fullmatch(r"\d+", item.get("index", "0")) or not re.match(r"\d+\.", item.get("driver_version", "")):

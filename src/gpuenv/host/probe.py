@@ -20,9 +20,10 @@ from gpuenv.errors import EngineError
 from gpuenv.host import access, nvidia
 from gpuenv.host.driver_files import DriverFiles, driver_files
 from gpuenv.host.engine import Engine, probe_engine
-from gpuenv.host.network import DOCKER_HUB, Network, extra_cas, intercepting_ca, proxy_env, registry_check, \
-    registry_url
+from gpuenv.host.network import DOCKER_HUB, Network, RegistryCheck, extra_cas, intercepting_ca, proxy_env, \
+    registry_check, registry_url
 from gpuenv.host.observe import OBSERVATIONS, Observations, observe_local
+from gpuenv.host.remote import observe_remote
 from gpuenv.host.system import System, system
 
 NVIDIA_SMI = ("nvidia-smi-q.xml", "nvidia-smi-query-gpu.csv")
@@ -84,7 +85,7 @@ def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Op
             report = from_observations(engine, obs, None, None, error)
         else:
             nvml = nvml_job.result()
-            more = (DOCKER_ROOT,) if engine.root_dir else ()
+            more: tuple[str, ...] = (DOCKER_ROOT,) if engine.root_dir else ()
             more += NVIDIA_SMI if nvml is None or not nvml.ok else ()
             obs = _merged(local_job.result(), observe_local(more, docker_root=engine.root_dir or "/"))
             report = from_observations(engine, obs, nvml)
@@ -93,8 +94,6 @@ def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Op
 
 def _observe_through(engine: Engine) -> tuple[Observations, Optional[str]]:
     try:
-        from gpuenv.host.remote import observe_remote
-
         return observe_remote(engine.client or "docker", engine.root_dir or "/var/lib/docker"), None
     except EngineError as exc:
         return Observations({}, "the engine's host (not observed)"), exc.message
@@ -112,7 +111,7 @@ def probe_network(engine: Engine, index_host: str = "pypi.org") -> Network:
     urls = [registry_url(m) for m in engine.mirrors] + [DOCKER_HUB]
     with ThreadPoolExecutor(max_workers=len(urls) + 1) as pool:
         intercept: Future[tuple[Optional[str], str]] = pool.submit(intercepting_ca, index_host, cas)
-        checks: list[Future[Any]] = [pool.submit(registry_check, url, proxy) for url in urls]
+        checks: list[Future[RegistryCheck]] = [pool.submit(registry_check, url, proxy) for url in urls]
         ca, what = intercept.result()
         return Network(proxy_env(), cas, ca, what, tuple(c.result() for c in checks))
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional, Union
 
 from gpuenv.errors import BadInput, GpuenvError
-from gpuenv.host.network import CA_ENV, SYSTEM_BUNDLES
+from gpuenv.host import network
 from gpuenv.spec.values import is_public_key
+from gpuenv.spec.workspace import invoking_home
 
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -31,8 +33,8 @@ def ids(spec_user: str) -> tuple[int, int]:
     """The UID/GID the container runs as: the spec's "UID:GID", else the host user's (under sudo, the
     user who ran sudo)."""
     if spec_user != "host":
-        uid, gid = spec_user.split(":")
-        return int(uid), int(gid)
+        uid_text, gid_text = spec_user.split(":")
+        return int(uid_text), int(gid_text)
     uid, gid = os.getuid(), os.getgid()
     if uid == 0 and os.environ.get("SUDO_UID", "").isdigit():
         return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
@@ -40,8 +42,6 @@ def ids(spec_user: str) -> tuple[int, int]:
 
 
 def user_name() -> str:
-    import pwd
-
     try:
         return pwd.getpwuid(ids("host")[0]).pw_name
     except KeyError:
@@ -55,15 +55,15 @@ def project_name(env_name: str, folder: Path) -> str:
     return f"{name}-{digest}"
 
 
-def ca_bundle(setting: Any, cache: Optional[Path] = None) -> str:
+def ca_bundle(setting: Union[str, list[str]], cache: Optional[Path] = None) -> str:
     """The PEM bundle builds trust: a bundle the environment names (SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
     PIP_CERT), else the system's, plus ("auto") any CA in the system's extra CA folder that bundle lacks
     (added without update-ca-certificates); with CA files listed in the spec, the system's plus those."""
-    named = [os.environ[n] for n in CA_ENV if os.path.isfile(os.environ.get(n, ""))]
-    system = next((b for b in SYSTEM_BUNDLES if os.path.isfile(b)), None)
+    named = [os.environ[n] for n in network.CA_ENV if os.path.isfile(os.environ.get(n, ""))]
+    system = next((b for b in network.SYSTEM_BUNDLES if os.path.isfile(b)), None)
     base = named[0] if named and setting == "auto" else system
     if base is None:
-        raise BadInput("this host has no CA bundle (none of " + ", ".join(SYSTEM_BUNDLES) + ")",
+        raise BadInput("this host has no CA bundle (none of " + ", ".join(network.SYSTEM_BUNDLES) + ")",
                        "install ca-certificates, or set SSL_CERT_FILE to a PEM bundle")
     if setting == "auto":
         missing = _anchors_missing_from(base)
@@ -75,8 +75,6 @@ def ca_bundle(setting: Any, cache: Optional[Path] = None) -> str:
 
 def _anchors_missing_from(bundle: str) -> list[str]:
     """CA files in the distribution's extra CA folders whose certificates `bundle` does not hold."""
-    from gpuenv.host import network
-
     held = set(pem_blocks(Path(bundle).read_text("ascii", errors="replace")))
     return [path for path in network.extra_cas({}) if path.startswith(network.CA_ANCHOR_DIRS)
             and not set(pem_blocks(Path(path).read_text("ascii", errors="replace"))) <= held]
@@ -88,7 +86,7 @@ def pem_blocks(text: str) -> list[str]:
     return [f"{begin}\n{''.join(part.split(end, 1)[0].split())}\n{end}" for part in text.split(begin)[1:]]
 
 
-def run_ca_bundle(setting: Any) -> str:
+def run_ca_bundle(setting: Union[str, list[str]]) -> str:
     """The bundle running containers get (mounted read-only): the one builds get, as a real path; "" for
     ca_certificates = "none", or when "auto" finds no bundle on this host."""
     if setting == "none":
@@ -133,8 +131,6 @@ def ssh_key(setting: str, spec_dir: Path) -> SshKey:
 
 def home() -> Path:
     """The home of the user the environment is for: under sudo, the caller's (sudo sets HOME to root's)."""
-    from gpuenv.spec.workspace import invoking_home
-
     return invoking_home()
 
 

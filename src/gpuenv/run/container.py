@@ -22,10 +22,10 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from gpuenv.errors import BadInput
-from gpuenv.host.access import RunArgs
+from gpuenv.host.access import Devices, RunArgs
 from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
 from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, Recipe, Service
@@ -191,12 +191,15 @@ def _environment(r: Recipe, host: Host, s: Service) -> list[tuple[str, str]]:
     return env
 
 
-def gpus_text(devices: object, mode: str) -> str:
+def gpus_text(devices: Devices, mode: str) -> str:
+    """The GPUs a container gets, as its io.gpuenv.gpus label says them: "all", "0,1" or "none"."""
     if mode == "none":
         return "none"
-    return "all" if devices == "all" else ",".join(str(d) for d in devices)   # type: ignore[union-attr]
+    return "all" if devices == "all" else ",".join(str(d) for d in devices)
 
 
-def image_env(image: Optional[dict]) -> tuple[tuple[str, str], ...]:
-    found = ((image or {}).get("Config") or {}).get("Env") or []
-    return tuple(tuple(item.split("=", 1)) for item in found if "=" in item)   # type: ignore[misc]
+def image_env(image: Optional[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """The image's ENV (its `docker image inspect`), as (name, value) pairs."""
+    found: list[str] = ((image or {}).get("Config") or {}).get("Env") or []
+    pairs = (item.partition("=") for item in found if "=" in item)
+    return tuple((key, value) for key, _, value in pairs)

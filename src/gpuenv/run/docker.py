@@ -40,7 +40,7 @@ class Docker:
         return [self.client, *args]
 
     def run(self, *args: str, check: bool = True, timeout: Optional[float] = 120,
-            stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+            stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
         """Run a docker command, capturing its output; EngineError when it fails and `check`."""
         try:
             done = subprocess.run(self.argv(*args), capture_output=True, text=True, errors="replace",

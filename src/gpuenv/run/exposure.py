@@ -4,12 +4,15 @@ addresses (host/addresses.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 ALL_ADDRESSES = ("0.0.0.0", "::")
 
 
-def warnings(spec: Any, uid: int, addresses: list[str]) -> list[str]:
+def warnings(spec: EnvSpec, uid: int, addresses: list[str]) -> list[str]:
     """Sentences to warn with; [] for a spec that keeps the defaults' safety."""
     found = [_root(spec.workspace.user)] if uid == 0 else []
     if spec.access.bind in ALL_ADDRESSES and _publishes(spec):
@@ -34,6 +37,6 @@ def _open(bind: str, addresses: list[str]) -> str:
             '"127.0.0.1" with an SSH tunnel keeps them to this host')
 
 
-def _publishes(spec: Any) -> bool:
+def _publishes(spec: EnvSpec) -> bool:
     access = spec.access
     return bool(access.jupyter or access.gateway or access.ssh or access.ports)

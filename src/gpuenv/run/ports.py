@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from gpuenv.errors import GpuenvError
 
@@ -74,7 +74,7 @@ def _next_free(address: str, port: int, skip: set[int]) -> int:
                       "free one, or set another port in gpuenv.toml")
 
 
-def published_ports(containers: Iterable[dict]) -> dict[int, str]:
+def published_ports(containers: Iterable[dict[str, Any]]) -> dict[int, str]:
     """Host ports published by running containers (from `docker inspect`), with the container's name."""
     found: dict[int, str] = {}
     for c in containers:

@@ -5,10 +5,13 @@ ports) and `gpuenv up` (the ports it got).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from gpuenv.render.recipe import Recipe
 
 
-def reach(r: Any, ports: dict[str, int], private_key: Optional[str]) -> dict[str, Any]:
+def reach(r: Recipe, ports: dict[str, int], private_key: Optional[str]) -> dict[str, Any]:
     """`ports`: host port per service (jupyter, gateway, ssh)."""
     spec, tokens = r.spec, r.inputs.tokens
     host = "127.0.0.1" if spec.access.bind in ("0.0.0.0", "::") else spec.access.bind
@@ -27,11 +30,11 @@ def reach(r: Any, ports: dict[str, int], private_key: Optional[str]) -> dict[str
     return access
 
 
-def spec_ports(r: Any) -> dict[str, int]:
+def spec_ports(r: Recipe) -> dict[str, int]:
     return {s.name: s.host_port for s in r.services if s.host_port}
 
 
-def _ssh(project: str, host: str, port: int, private_key: Optional[str]) -> dict[str, Any]:
+def _ssh(project: str, host: str, port: int, private_key: Optional[str]) -> dict[str, str]:
     """The alias is the project's (NAME-USER-FOLDERHASH): two folders whose environments share a name get
     two entries, and the host key it remembers is the one kept in the environment's volume."""
     name = project

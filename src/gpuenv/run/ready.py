@@ -14,9 +14,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from gpuenv.errors import NotAnswering
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import Docker
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never through a proxy: it is local
 
@@ -47,7 +50,7 @@ class Watch:
     """A container being waited on. `restarts`: its RestartCount when the wait began (0 for one
     created now: any restart since is a crash)."""
 
-    docker: Any                   # run.docker.Docker
+    docker: Docker
     name: str
     restarts: int = 0
 

@@ -338,7 +338,8 @@ class Judge:
 
     def computed_on(self, position: int) -> bool:
         index = [g[0] for g in self.host_gpus].index(position)
-        entry = next((c for c in self.report.get("compute") or [] if c.get("device") == f"gpu:{index}"), {})
+        entry: dict[str, Any] = next((c for c in self.report.get("compute") or []
+                                      if c.get("device") == f"gpu:{index}"), {})
         return bool(entry.get("ok"))
 
     def finishes(self) -> None:

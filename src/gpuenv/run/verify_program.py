@@ -41,7 +41,7 @@ VARIABLES = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_REQ
              "CUDA_VERSION", "LD_LIBRARY_PATH")
 TEXT_KEEP = 4000          # characters of one error message
 LOG_HEAD, LOG_TAIL = 4000, 12000
-_TABLE = []
+_TABLE = []  # type: list[list[float]]
 
 
 def text(value):
@@ -171,7 +171,7 @@ def tf_described_gpus():
     """TensorFlow 1.x and 2.0-2.2: the GPUs device_lib lists, from its description text
     ("device: 0, name: Tesla K80, pci bus id: 0000:00:1e.0, compute capability: 3.7")."""
     from tensorflow.python.client import device_lib
-    found = []
+    found = []  # type: list[dict[str, object]]
     for device in device_lib.list_local_devices():
         if device.device_type != "GPU":
             continue
@@ -445,7 +445,7 @@ def libcuda():
         library = ctypes.CDLL("libcuda.so.1")
     except OSError as exc:
         return {"ok": False, "error": text(exc)}
-    found = {"ok": True, "error": None, "path": None, "cuda": None}
+    found = {"ok": True, "error": None, "path": None, "cuda": None}  # type: dict[str, object]
     version = ctypes.c_int()
     if library.cuDriverGetVersion(ctypes.byref(version)) == 0:
         found["cuda"] = cuda_text(version.value)
