@@ -8,35 +8,91 @@
               (run/ports.py); wait until each answers (run/ready.py); one `up` of a folder at a time
               (folder_lock: the second waits)
     down, rm  by the labels the containers carry (run/envs.py); rm also after down, by the files
+    verify    the check program in the main container (run/verify.py)
+
+What crosses each seam, by type:
+
+    gpuenv.toml -> Request, EnvSpec (planning.request_from_spec) -> Plan (planning.plan_whole)
+    Plan, EnvSpec, Inputs -> Rendered (render.render) -> Prepared (with the HostReport's GPU mode and,
+        where an engine answers, the BaseChoice and the image's `docker image inspect`)
+    Prepared, Docker -> BuildLog (build) ; Prepared, Docker, HostReport -> Started (up)
+    Env (run/envs.py), Docker -> the names removed (down, rm; Remains after down) ; -> Verdict (verify)
 
 The CLI prints; this module decides and drives. `say` carries what the user must be told on the way.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import secrets
+import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from gpuenv import planning
-from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
+from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
+from gpuenv.host import access as gpu_access
+from gpuenv.host import user
+from gpuenv.host.probe import driver_for_planning
+from gpuenv.images import holds
+from gpuenv.images.base import BaseChoice, ensure, known
+from gpuenv.images.image import BuildSpec
+from gpuenv.images.image import build as build_image
+from gpuenv.images.image import secrets as build_secrets
+from gpuenv.kb.frameworks import family_of
+from gpuenv.lock import LOCK_NAME
+from gpuenv.render import Rendered, render
+from gpuenv.render.envfile import TOKENS
+from gpuenv.render.recipe import Inputs, mirrored
+from gpuenv.render.write import check_writable, existing_tokens, write
+from gpuenv.resolve.base import Base
+from gpuenv.run import container, ready
+from gpuenv.run import ports as host_ports
+from gpuenv.run import verify as check
 from gpuenv.run.docker import Docker
+from gpuenv.run.reach import reach
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gpuenv.host.probe import HostReport
+    from gpuenv.images.progress import BuildLog
+    from gpuenv.render.recipe import Recipe
+    from gpuenv.resolve import Plan, Request, Target
+    from gpuenv.run.container import Launch
+    from gpuenv.run.envs import Env, Remains
+    from gpuenv.run.verify import HostGpu, Verdict
+    from gpuenv.spec.model import EnvSpec
+
+    # what `prepare` holds once the engine had its say: the plan, its files, the base the engine gave
+    # (None: the planned one, unchecked) and `docker image inspect` of the image when it is built already
+    Planned = tuple[Plan, Rendered, Optional[BaseChoice], Optional[dict[str, Any]]]
+    # the probe's report and the docker client, asked for once the plan needs them; (None, None) where no
+    # engine answers (`gpuenv generate`)
+    HostAndEngine = Callable[[], tuple[Optional[HostReport], Optional[Docker]]]
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Prepared:
+    """An environment ready to build: its spec, the plan for this host, the files rendered and written."""
+
     spec_file: Path
     folder: Path                     # where the files are
-    spec: Any
-    plan: Any
-    rendered: Any                    # gpuenv.render.Rendered
+    spec: EnvSpec
+    plan: Plan
+    rendered: Rendered
     written: tuple[str, ...]
     private_key: Optional[str]
-    base: Any = None                 # build.base.BaseChoice when the base was checked
-    image_info: Optional[dict] = None  # `docker image inspect` of the image when it was already built
+    base: Optional[BaseChoice] = None             # when the base was checked on the engine
+    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image when it was already built
     locked: bool = False             # rendered from gpuenv.lock (`--locked`)
 
     @property
@@ -45,12 +101,9 @@ class Prepared:
 
 
 def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
-             flags: Optional[planning.TargetFlags] = None) -> Any:
+             flags: Optional[planning.TargetFlags] = None) -> tuple[Rendered, list[str], Optional[str]]:
     """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
-    Returns (gpuenv.render.Rendered, the paths written, the SSH private key to log in with or None)."""
-    from gpuenv.render import render
-    from gpuenv.render.write import write
-
+    Returns (the files, the paths written, the SSH private key to log in with or None)."""
     request, spec = planning.request_from_spec(spec_file)
     out = (out or spec_file.parent).resolve()
     if out.exists() and not out.is_dir():
@@ -61,17 +114,9 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
     return rendered, write(rendered, out, force), private_key
 
 
-def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
+def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> tuple[Inputs, Optional[str]]:
     """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
     workspace relative to `out`), and the SSH private key that goes with the key."""
-    import os
-    import secrets
-
-    from gpuenv.host import user
-    from gpuenv.render.envfile import TOKENS
-    from gpuenv.render.recipe import Inputs
-    from gpuenv.render.write import existing_tokens
-
     uid, gid = user.ids(spec.workspace.user)
     tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
     key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
@@ -87,20 +132,19 @@ def render_inputs(spec: Any, spec_dir: Path, out: Path) -> Any:
     ), key.private if key else None)
 
 
-def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], say: Say, out: Optional[Path] = None,
+def prepare(spec_file: Path, host: HostAndEngine, say: Say, out: Optional[Path] = None,
             force: bool = False, pull: bool = False, locked: bool = False, files_only: bool = False) -> Prepared:
     """`host()` gives the probe's report and the docker client; it is asked for only once the plan
     needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
     no planning; the files come from gpuenv.lock (lock/locked.py). `gpuenv generate` uses it too, so
     the files name the base and plan `up` builds; its `host()` may give (None, None) where no engine
     answers, and `files_only` writes the plan's files when no base can be had here (both said)."""
-    from gpuenv.host.probe import driver_for_planning
-    from gpuenv.render import render
-    from gpuenv.render.write import check_writable, write
-
     check_writable((out or spec_file.parent).resolve())
     if locked:
         report, docker = host()
+        if docker is None:
+            raise EngineError("no Docker engine answers: `--locked` renders the lock's base as this engine has it",
+                              "start the engine (`gpuenv doctor` says why it does not answer)")
         return _written(_render_locked(spec_file, docker, out, pin_steps=True, gpu_mode=_gpu_mode(report)), force)
     request, spec = planning.request_from_spec(spec_file)
     request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
@@ -116,7 +160,7 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     _say_resolution(plan, say)
     inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
-    planned = (plan, render(plan, spec, inputs), None, None)
+    planned: Planned = (plan, render(plan, spec, inputs), None, None)
     if docker is not None:
         planned = _tolerated(files_only, say, planned,
                              lambda: _on_engine(docker, request, target, planned, spec_file, spec, inputs, pull, say))
@@ -127,14 +171,12 @@ def prepare(spec_file: Path, host: Callable[[], tuple[Any, Optional[Docker]]], s
     return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
 
 
-def _on_known_base(docker: Docker, request: Any, target: Any, spec: Any) -> tuple[Any, Any]:
+def _on_known_base(docker: Docker, request: Request, target: Target, spec: EnvSpec
+                   ) -> tuple[Request, Optional[BaseChoice]]:
     """(request, base) for the base this engine will build on when that is already decided: built here
     from the apt mirror before and remembered (build/base.known). The request then asks that base's Python,
     so that the environment is planned, resolved and rendered once; unchanged (and no base) when the base
     is not known yet, is the planned image itself, or the spec names a Python or a base."""
-    from gpuenv.images.base import known
-    from gpuenv.render.recipe import mirrored
-
     if request.python is not None or spec.base:
         return request, None
     first = planning.plan(request, target)
@@ -152,7 +194,7 @@ def _on_known_base(docker: Docker, request: Any, target: Any, spec: Any) -> tupl
     return replace(request, python=found.python), found
 
 
-def _say_resolution(plan: Any, say: Say) -> None:
+def _say_resolution(plan: Plan, say: Say) -> None:
     """What the user must know of the resolution: what moved the plan and why, or that it did not run."""
     resolved = plan.resolved
     if resolved is None:
@@ -163,13 +205,13 @@ def _say_resolution(plan: Any, say: Say) -> None:
         say(f"resolved: {note}")
 
 
-def _base_facts(host: Callable[[], tuple[Any, Optional[Docker]]], request: Any, spec: Any, say: Say) -> Any:
+def _base_facts(host: HostAndEngine, request: Request, spec: EnvSpec, say: Say) -> Request:
     """The request with what the spec's own base holds, when it names one and an engine answers."""
     docker = host()[1] if spec.base else None
     return _look_inside(docker, request, spec, say) if docker is not None else request
 
 
-def _tolerated(files_only: bool, say: Say, fallback: Any, attempt: Callable[[], Any]) -> Any:
+def _tolerated(files_only: bool, say: Say, fallback: T, attempt: Callable[[], T]) -> T:
     """`attempt()`; for `gpuenv generate` (`files_only`), a base that cannot be had here is said, and the
     files are the plan's as made (`fallback`), for a host that has it."""
     try:
@@ -181,18 +223,15 @@ def _tolerated(files_only: bool, say: Say, fallback: Any, attempt: Callable[[], 
         return fallback
 
 
-def _gpu_mode(report: Any) -> str:
+def _gpu_mode(report: Optional[HostReport]) -> str:
     """The GPU mode the files follow: the probe's ("" when no probe was made: the plan's request stands)."""
     return report.mode.name if report is not None else ""
 
 
-def _on_engine(docker: Docker, request: Any, target: Any, planned: tuple, spec_file: Path, spec: Any, inputs: Any,
-               pull: bool, say: Say) -> tuple[Any, Any, Any, Optional[dict]]:
+def _on_engine(docker: Docker, request: Request, target: Target, planned: Planned, spec_file: Path, spec: EnvSpec,
+               inputs: Inputs, pull: bool, say: Say) -> Planned:
     """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
     there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
-    from gpuenv.images.base import ensure
-    from gpuenv.render import render
-
     plan, rendered = planned[0], planned[1]
     info = docker.image(rendered.image)
     if info:
@@ -213,9 +252,6 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
     """The rendering of the folder's gpuenv.lock that `matches` (an image that came from elsewhere: a
     bundle, a registry), written: its pinned steps (`build --locked`), else unpinned (an image built
     before it was locked). None, and nothing written, when there is no lock or neither matches."""
-    from gpuenv.errors import GpuenvError
-    from gpuenv.lock import LOCK_NAME
-
     if not (spec_file.parent / LOCK_NAME).is_file():
         return None
     for pin_steps in (True, False):
@@ -231,9 +267,8 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
 def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool,
                    gpu_mode: str = "") -> Prepared:
     """The lock's rendering, not yet written (`written` empty)."""
-    from gpuenv.lock import locked
+    from gpuenv.lock import locked          # late: these bring pydantic, which ls/down/rm/verify never need
     from gpuenv.lock.lockfile import plan_from_data
-    from gpuenv.render import render
     from gpuenv.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -250,18 +285,12 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_ste
 
 
 def _written(prepared: Prepared, force: bool) -> Prepared:
-    from gpuenv.render.write import write
-
     return replace(prepared, written=tuple(write(prepared.rendered, prepared.folder, force)))
 
 
-def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:
-    """The spec's own base, pulled when missing, and what its Python already holds (build/holds.py)."""
-    from gpuenv.images import holds
-    from gpuenv.errors import EngineError
-    from gpuenv.kb.frameworks import family_of
-    from gpuenv.render.recipe import mirrored
-
+def _look_inside(docker: Docker, request: Request, spec: EnvSpec, say: Say) -> Request:
+    """The spec's own base, pulled when missing, and what its Python already holds (images/holds.py)."""
+    assert spec.base is not None                      # _base_facts asks only when the spec names a base
     image = mirrored(spec.base, spec.network)
     if not docker.image(image):
         say(f"pulling {image} (gpuenv.toml's base)")
@@ -273,14 +302,14 @@ def _look_inside(docker: Docker, request: Any, spec: Any, say: Say) -> Any:
     facts = holds.inspect(docker, image)
     if not facts:
         return request
-    families = {family_of(w.project) for w in request.wants} - {None}
-    found = holds.held(image, facts, families)   # type: ignore[arg-type]
+    families = {family for family in map(family_of, (w.project for w in request.wants)) if family is not None}
+    found = holds.held(image, facts, families)
     for p in found:
         say(f"{image} already holds {p.family} {p.version} in Python {p.python}: it is used, not installed again")
     return replace(request, base_holds=found, python=request.python or facts.get("python"))
 
 
-def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
+def _no_bootstrap(plan: Plan, spec: EnvSpec) -> Optional[str]:
     """Why a base built from the apt mirror cannot stand in for the planned one (None: it can)."""
     if spec.base:
         return f"gpuenv.toml names its own base ({spec.base})"
@@ -290,11 +319,10 @@ def _no_bootstrap(plan: Any, spec: Any) -> Optional[str]:
     return None
 
 
-def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: Path, spec: Any) -> Any:
+def _on_local_base(request: Request, target: Target, plan: Plan, base: BaseChoice, spec_file: Path,
+                   spec: EnvSpec) -> Plan:
     """The plan again on a base built here: the OS's python3 unless the spec names a Python (or the whole
     environment needs another: then the planned Python is built from source on it)."""
-    from gpuenv.resolve.base import Base
-
     again = plan
     if request.python is None and base.python and base.python != plan.python:
         try:
@@ -304,10 +332,8 @@ def _on_local_base(request: Any, target: Any, plan: Any, base: Any, spec_file: P
     return _on_base(again, base)
 
 
-def _on_base(plan: Any, base: Any) -> Any:
+def _on_base(plan: Plan, base: BaseChoice) -> Plan:
     """The plan with FROM the base built here (once: a plan already on it is kept)."""
-    from gpuenv.resolve.base import Base
-
     if plan.base.image == base.image:
         return plan
     local = Base(base.image, base.os, base.python, reasons=(base.note,))
@@ -319,10 +345,6 @@ def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
     """Hold this spec folder's lock while it runs: a second `up` (or `build`) of the same folder waits for
     the first (then finds it running and reuses it, or its image built). An flock on a file of the user's
     state folder, keyed by the folder: the kernel releases it when the process ends, however it ends."""
-    import fcntl
-    import hashlib
-    import os
-
     folder = str(spec_file.parent.resolve())
     path = state_dir() / "locks" / f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}.lock"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -343,30 +365,27 @@ def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
 
 def state_dir() -> Path:
     """gpuenv's state folder of this user ($XDG_STATE_HOME/gpuenv)."""
-    import os
-
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuenv"
 
 
-def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache: bool = False) -> Optional[Any]:
+def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
+          no_cache: bool = False) -> Optional[BuildLog]:
     """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
-    from gpuenv.images.image import BuildSpec, build as run_build, secrets
-
     if not no_cache and prepared.image_info:
         _lock_facts(prepared, docker)
         return None
     r = prepared.rendered.recipe
-    args = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
+    args: tuple[tuple[str, str], ...] = (("USER_UID", str(r.inputs.uid)), ("USER_GID", str(r.inputs.gid)))
     args += tuple(_proxy_args(prepared.spec))
-    spec = BuildSpec(prepared.folder, prepared.image, args, secrets(prepared.spec.network.ca_certificates),
+    spec = BuildSpec(prepared.folder, prepared.image, args, build_secrets(prepared.spec.network.ca_certificates),
                      no_cache=no_cache, network="" if docker.has_bridge() else "host")
     log = log_dir() / f"{r.inputs.project or r.name}-build.log"
     try:
-        built = run_build(docker, spec, console, live, log)
+        built = build_image(docker, spec, console, live, log)
     except GpuenvError as exc:
         if not r.pinned:
             raise
-        from gpuenv.lock.locked import explain
+        from gpuenv.lock.locked import explain        # late: gpuenv.lock brings pydantic (see _render_locked)
 
         source = "gpuenv.lock" if prepared.locked else "the resolution's pins (gpuenv plan --json: resolved)"
         raise explain(exc, log.read_text(errors="replace") if log.is_file() else "", source) from None
@@ -377,15 +396,16 @@ def build(prepared: Prepared, docker: Docker, console: Any, live: bool, no_cache
 def _lock_facts(prepared: Prepared, docker: Docker) -> None:
     """A gpuenv.lock made before the build (from the resolution) gets the image's facts from its first
     build (lock/built.py); nothing happens when there is no lock or it has them."""
-    from gpuenv.lock.built import record
+    from gpuenv.lock.built import record              # late: gpuenv.lock brings pydantic (see _render_locked)
 
     if prepared.rendered.recipe.pinned:
         record(prepared, docker, lambda _: None)
 
 
-def _proxy_args(spec: Any) -> list[tuple[str, str]]:
+def _proxy_args(spec: EnvSpec) -> list[tuple[str, str]]:
     """Proxies reach a build as Docker's predefined arguments (not kept in the image's history)."""
-    net, args = spec.network, []
+    net = spec.network
+    args: list[tuple[str, str]] = []
     for name, value in (("http_proxy", net.http_proxy), ("https_proxy", net.https_proxy),
                         ("no_proxy", ",".join(net.no_proxy))):
         if value:
@@ -394,8 +414,6 @@ def _proxy_args(spec: Any) -> list[tuple[str, str]]:
 
 
 def log_dir() -> Path:
-    import os
-
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "logs"
 
 
@@ -403,21 +421,15 @@ def log_dir() -> Path:
 class Started:
     project: str
     containers: tuple[str, ...]
-    ports: tuple[Any, ...]           # run.ports.Port, with the service: (service, Port)
+    ports: tuple[tuple[str, host_ports.Port], ...]     # (service, its host port)
     gpu_mode: str
     reused: bool
     waited: float
-    access: dict
+    access: dict[str, Any]           # how to reach it (run/reach.py), as `gpuenv up --json` shows it
 
 
-def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = True) -> Started:
+def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True) -> Started:
     """Start (or keep) one container per service of a built environment and wait until each answers."""
-    import time
-
-    from gpuenv.host import access as gpu_access
-    from gpuenv.run import container, ports as host_ports
-    from gpuenv.run.reach import reach
-
     r = prepared.rendered.recipe
     mode = report.mode.name if r.gpu else "none"
     if r.gpu and mode == "none":
@@ -431,8 +443,6 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
     wanted += [("*", p.container, p.host) for p in prepared.spec.access.ports]
     network = "" if docker.has_bridge() else "none"
     if network and wanted:
-        from gpuenv.errors import GpuenvError
-
         raise GpuenvError("this engine has no bridge network (dockerd --bridge=none), so no port can be published",
                           "start dockerd with its default bridge, or use an environment without ports "
                           "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
@@ -477,16 +487,13 @@ def up(prepared: Prepared, docker: Docker, report: Any, say: Say, wait: bool = T
 def invoker() -> int:
     """Whose environment it is: the user who runs gpuenv (under sudo, the one who ran sudo), whatever
     UID its containers run as (workspace.user). The `owner` label says so; ls/status/down look for it."""
-    from gpuenv.host.user import ids
-
-    return ids("host")[0]
+    return user.ids("host")[0]
 
 
-def _wait_all(docker: Docker, r: Any, chosen: list, started: list[str], say: Say) -> None:
+def _wait_all(docker: Docker, r: Recipe, chosen: list[tuple[str, host_ports.Port]], started: list[str],
+              say: Say) -> None:
     """Wait until every service answers. When one exits, restart-loops, never answers or the wait is
     interrupted, the containers started now are stopped (their logs kept for `gpuenv logs`)."""
-    from gpuenv.run import container, ready
-
     bind = r.spec.access.bind
     try:
         for s in r.services:
@@ -516,7 +523,7 @@ def _stop(docker: Docker, names: list[str], say: Say) -> None:
         "`gpuenv down` removes it")
 
 
-def _repair_volumes(docker: Docker, r: Any, image: str, say: Say) -> None:
+def _repair_volumes(docker: Docker, r: Recipe, image: str, say: Say) -> None:
     """The named volumes (HOME, sshd's host keys) of containers that ran as another UID (workspace.user
     changed) are given to this one's user, as root in a one-off container of the environment's image;
     a volume already this user's is left as it is (HOME may be large)."""
@@ -533,12 +540,10 @@ def _repair_volumes(docker: Docker, r: Any, image: str, say: Say) -> None:
         say(f"could not give the volumes {names} to {owner}: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
-def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]], chosen: list[tuple[str, Any]]) -> None:
+def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]],
+                  chosen: list[tuple[str, host_ports.Port]]) -> None:
     """When a taken port moved, the written files say the port `up` published (compose.yaml, which
     devcontainer.json starts), so that compose and the Dev Containers CLI start it where gpuenv did."""
-    from gpuenv.render import render
-    from gpuenv.render.write import write
-
     got = {(svc, port.wanted): port.got for svc, port in chosen}
     used = tuple((svc, inside, got.get((svc, want), want)) for svc, inside, want in wanted)
     if used == tuple(wanted):
@@ -552,10 +557,8 @@ def _what(service: str) -> str:
     return names.get(service, service)
 
 
-def _reusable(old: list[dict], plans: list[Any]) -> bool:
+def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
     """The environment already runs exactly as it would be started now."""
-    from gpuenv.run.container import LABEL
-
     if len(old) != len(plans):
         return False
     by_name = {c.get("Name", "").lstrip("/"): c for c in old}
@@ -564,20 +567,19 @@ def _reusable(old: list[dict], plans: list[Any]) -> bool:
         state = (c or {}).get("State") or {}
         if c is None or not state.get("Running") or state.get("Restarting"):
             return False
-        if ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.config") != launch.config:
+        if ((c.get("Config") or {}).get("Labels") or {}).get(f"{container.LABEL}.config") != launch.config:
             return False
     return True
 
 
-def _published(old: list[dict], wanted: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+def _published(old: list[dict[str, Any]], wanted: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     """(service, wanted host port, host port it has) of running containers."""
-    from gpuenv.run.container import LABEL
-
     found = []
     for svc, inside, want in wanted:
         for c in old:
             labels = (c.get("Config") or {}).get("Labels") or {}
-            if svc not in (labels.get(f"{LABEL}.service"), "*" if labels.get(f"{LABEL}.main") == "true" else None):
+            if svc not in (labels.get(f"{container.LABEL}.service"),
+                           "*" if labels.get(f"{container.LABEL}.main") == "true" else None):
                 continue
             bindings = ((c.get("HostConfig") or {}).get("PortBindings") or {}).get(f"{inside}/tcp") or []
             if bindings:
@@ -587,20 +589,18 @@ def _published(old: list[dict], wanted: list[tuple[str, int, int]]) -> list[tupl
 
 def _published_by_others(docker: Docker, project: str) -> Callable[[], dict[int, str]]:
     def lookup() -> dict[int, str]:
-        from gpuenv.run.ports import published_ports
-
         ids = docker.run("ps", "-q", "--no-trunc").stdout.split()
-        return published_ports(c for c in docker.inspect("container", *ids))
+        return host_ports.published_ports(c for c in docker.inspect("container", *ids))
     return lookup
 
 
-def _remove(docker: Docker, containers: list[dict]) -> None:
+def _remove(docker: Docker, containers: list[dict[str, Any]]) -> None:
     names = [c.get("Name", "").lstrip("/") for c in containers]
     if names:
         docker.run("rm", "-f", *names, timeout=120)
 
 
-def down(docker: Docker, env: Any, volumes: bool = False) -> list[str]:
+def down(docker: Docker, env: Env, volumes: bool = False) -> list[str]:
     """Remove an environment's containers (and with `volumes` its named volumes: sshd's host keys)."""
     names = [c.get("Name", "").lstrip("/") for c in env.containers]
     found = sorted({m["Name"] for c in env.containers for m in c.get("Mounts") or () if m.get("Type") == "volume"})
@@ -611,7 +611,7 @@ def down(docker: Docker, env: Any, volumes: bool = False) -> list[str]:
     return names + (found if volumes else [])
 
 
-def rm(docker: Docker, env: Any, remains: Any, state: Path) -> list[str]:
+def rm(docker: Docker, env: Optional[Env], remains: Remains, state: Path) -> list[str]:
     """Remove an environment entirely: its containers (`env`, None after `down`) and volumes, its
     images, its build log, and its files folder when that is a request's in the state folder `state`
     (a folder of the user's own gpuenv.toml stays: the files there are theirs)."""
@@ -631,10 +631,8 @@ def _remove_volumes(docker: Docker, project: str, gone: list[str]) -> list[str]:
     return volumes
 
 
-def _remove_files(remains: Any, state: Path) -> list[str]:
+def _remove_files(remains: Remains, state: Path) -> list[str]:
     """The build log, and the files folder when it is one of the state folder's (a short request's)."""
-    import shutil
-
     removed = []
     log = log_dir() / f"{remains.project}-build.log"
     if log.is_file():
@@ -651,8 +649,6 @@ def remove_images(docker: Docker, repository: str, user: str, image: str) -> lis
     """The images of this environment's name (gpuenv-NAME:*) built for its user ("UID:GID", their USER)
     that no container uses: on a shared server another user's environment of the same name keeps its
     images. With the user unknown, only `image` itself."""
-    from gpuenv.errors import EngineError
-
     tags = [t for t in docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
             if not t.endswith(":<none>")]
     found = docker.inspect("image", *tags) if user else []               # one inspect for every tag
@@ -668,11 +664,8 @@ def remove_images(docker: Docker, repository: str, user: str, image: str) -> lis
     return removed
 
 
-def verify(docker: Docker, env: Any, report: Any) -> tuple[Any, dict]:
+def verify(docker: Docker, env: Env, report: HostReport) -> tuple[Verdict, dict[str, Any]]:
     """Run the check program inside the environment's main container; (Verdict, its data)."""
-    from gpuenv.errors import GpuenvError
-    from gpuenv.run import verify as check
-
     if not env.running:
         raise GpuenvError(f"{env.name} is not running ({env.state})", f"start it: gpuenv up (in {env.label('files')})")
     labels = ((docker.image(env.image) or {}).get("Config") or {}).get("Labels") or {}
@@ -691,7 +684,7 @@ def verify(docker: Docker, env: Any, report: Any) -> tuple[Any, dict]:
     return verdict, data
 
 
-def _given_gpus(report: Any, mode: str, chosen: str) -> list[tuple[int, str, str]]:
+def _given_gpus(report: HostReport, mode: str, chosen: str) -> list[HostGpu]:
     """(index, name, compute capability) of the host GPUs the environment was given."""
     if mode in ("", "none") or not report.driver.ok:
         return []

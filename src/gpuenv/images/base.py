@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from gpuenv.errors import EngineError, GpuenvError
+from gpuenv.images import bootstrap
 from gpuenv.run.docker import Docker
 
 
@@ -56,8 +57,6 @@ def known(docker: Docker, planned: str, os_name: str) -> Optional[BaseChoice]:
     """The base this engine builds `planned` on, when that is already decided and costs nothing to find:
     the image itself, or a base built here from the apt mirror before and remembered. None: `ensure`
     must decide (pull, or build one)."""
-    from gpuenv.images import bootstrap
-
     if docker.image(planned):
         return BaseChoice(planned, "present")
     release = bootstrap.release(os_name)
@@ -74,8 +73,6 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
            pull: bool, say: Callable[[str], None]) -> BaseChoice:
     """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
     `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
-    from gpuenv.images import bootstrap
-
     found = known(docker, planned, os_name)
     if found is not None and (found.how == "present" or (not pull and bootstrap_allowed is None)):
         return found

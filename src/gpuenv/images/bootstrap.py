@@ -439,6 +439,7 @@ def _follow(stream: IO[bytes], log: Log, tail: Deque[str], noise: Callable[[str]
 def _run(argv: list[str], log: Log, name: str, noise: Callable[[str], bool] = lambda line: False) -> None:
     tail: Deque[str] = deque(maxlen=_TAIL)
     process = _start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None                 # stdout=PIPE
     try:
         _follow(process.stdout, log, tail, noise)
         process.wait()
@@ -452,6 +453,7 @@ def _stream(producing: list[str], importing: list[str], log: Log, name: str) -> 
     """Pipe the producer's tarball into `docker import`; the new image's id."""
     tail: Deque[str] = deque(maxlen=_TAIL)
     producer = _start(producing, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert producer.stdout is not None                # stdout=PIPE
     importer = None
     try:
         importer = _start(importing, stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
+from gpuenv.kb.frameworks import family_of
 from gpuenv.resolve.provided import Provided
 from gpuenv.run.docker import Docker
 
@@ -53,9 +54,7 @@ def inspect(docker: Docker, image: str) -> Optional[dict]:
 
 def held(image: str, facts: dict, families: set[str]) -> tuple[Provided, ...]:
     """The wanted frameworks the image's Python already has, as the resolver's Provided."""
-    from gpuenv.kb.frameworks import family_of
-
-    found = []
+    found: list[Provided] = []
     for dist, version in sorted(facts.get("dists", {}).items()):
         family = family_of(dist)
         if family in families and dist == family and family not in {p.family for p in found}:

@@ -10,12 +10,16 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Iterable, Iterator, Optional, Union
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from gpuenv.errors import EngineError, GpuenvError
 from gpuenv.host.engine import BuildRoute
+from gpuenv.host.user import ca_bundle
+from gpuenv.images.progress import BuildLog
+from gpuenv.images.progress_view import follow
 from gpuenv.run.docker import Docker
 
 NO_BUILDKIT_HINT = ("install the buildx plugin (Debian/Ubuntu: docker-buildx or docker-buildx-plugin), or put a "
@@ -47,10 +51,9 @@ class BuildSpec:
     network: str = ""                            # "host" where the engine has no bridge for RUN steps
 
 
-def secrets(ca_setting: Any) -> tuple[tuple[str, str], ...]:
-    """The CA bundle builds trust, and ~/.netrc when there is one (an index that needs a login)."""
-    from gpuenv.host.user import ca_bundle
-
+def secrets(ca_setting: Union[str, list[str]]) -> tuple[tuple[str, str], ...]:
+    """The CA bundle builds trust (network.ca_certificates), and ~/.netrc when there is one (an index that
+    needs a login)."""
     found = []
     bundle = ca_bundle(ca_setting) if ca_setting != "none" else None    # "none": the image's own roots only
     if bundle:
@@ -90,18 +93,14 @@ def command(route: BuildRoute, spec: BuildSpec) -> tuple[list[str], dict[str, st
 
 def _holds_login(value: str) -> bool:
     """A URL with a user (and password) in it: never on a command line, which every local user can read."""
-    from urllib.parse import urlsplit
-
     try:
         return "@" in urlsplit(value).netloc
     except ValueError:
         return False
 
 
-def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_file: Path) -> Any:
+def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_file: Path) -> BuildLog:
     """Build, showing progress; the finished BuildLog. Failure: GpuenvError with the failing step."""
-    from gpuenv.images.progress_view import follow
-
     if docker.build is None:
         raise EngineError("no docker client here can build with BuildKit (gpuenv's Dockerfiles use its cache and "
                           "secret mounts)", NO_BUILDKIT_HINT)
@@ -113,6 +112,7 @@ def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_fil
                                     errors="replace", bufsize=1, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             raise EngineError(f"cannot run {argv[0]}: {exc}") from None
+        assert proc.stdout is not None                # stdout=PIPE
         try:
             result = follow(_tee(proc.stdout, log), console, live)
             code = proc.wait()
@@ -124,7 +124,7 @@ def build(docker: Docker, spec: BuildSpec, console: Console, live: bool, log_fil
     return result
 
 
-def _tee(stream: Any, log: Any) -> Any:
+def _tee(stream: Iterable[str], log: IO[str]) -> Iterator[str]:
     for line in stream:
         log.write(line)
         yield line
@@ -142,7 +142,7 @@ def _cancel(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _failure(result: Any, log_file: Path, code: int) -> GpuenvError:
+def _failure(result: BuildLog, log_file: Path, code: int) -> GpuenvError:
     failure = result.error()
     if failure is None:
         text = f"the build failed (exit {code})"

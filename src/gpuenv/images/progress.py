@@ -129,8 +129,8 @@ def size_of(text: str) -> int:
 def clean_error(raw: str) -> Tuple[str, Optional[int]]:
     """The engine's error without BuildKit's wrappers; a failed RUN as its command and exit code."""
     message = raw.strip()
-    while _WRAPPER.match(message):
-        message = message[_WRAPPER.match(message).end():]
+    while (wrapper := _WRAPPER.match(message)):
+        message = message[wrapper.end():]
     failed = _EXIT.search(message)
     if not failed:
         return message, None
@@ -280,7 +280,7 @@ class BuildLog:
     def error(self) -> Optional[BuildFailure]:
         """Why the build failed, once it printed an error; None while it has not."""
         named = [step for step in self.vertices.values() if step.name == self._failed_name]
-        failed = (named or [step for step in self.vertices.values() if step.status == ERROR] or [None])[0]
+        failed = next(iter(named or [step for step in self.vertices.values() if step.status == ERROR]), None)
         raw = self._final or (failed.error if failed else None)
         if raw is None:
             return None

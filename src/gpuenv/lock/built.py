@@ -7,27 +7,30 @@ the lock's pins."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from packaging.utils import canonicalize_name
 
 from gpuenv.errors import BadInput
 from gpuenv.lock import LOCK_NAME, inside
 from gpuenv.lock.collect import apt_added, base_ref
+from gpuenv.lock.locked import requirement_files
 from gpuenv.lock.lockfile import SYSTEM_STEP, ImageRef, Lock, Package, Step, read, write
+
+if TYPE_CHECKING:
+    from gpuenv.environment import Prepared
+    from gpuenv.run.docker import Docker
 
 NOT_PINNED = "not in the resolution: the base image's, an OS package's or pip's own (pinned by version, no hashes)"
 
 
-def pending(lock: Lock, prepared: Any) -> bool:
+def pending(lock: Lock, prepared: Prepared) -> bool:
     """Whether `prepared` builds exactly the lock and the lock still waits for its image's facts."""
-    from gpuenv.lock.locked import requirement_files
-
     r = prepared.rendered.recipe
     return not lock.image.id and lock.spec_sha256 == r.spec_hash and set(requirement_files(lock)) <= set(r.pinned)
 
 
-def record(prepared: Any, docker: Any, say: Callable[[str], None]) -> Optional[Lock]:
+def record(prepared: Prepared, docker: Docker, say: Callable[[str], None]) -> Optional[Lock]:
     """After a build: the folder's gpuenv.lock with the image's facts, written, when it waits for them."""
     path = prepared.spec_file.parent / LOCK_NAME
     try:
@@ -42,7 +45,7 @@ def record(prepared: Any, docker: Any, say: Callable[[str], None]) -> Optional[L
     return done
 
 
-def with_image(lock: Lock, docker: Any, image: str, python: str) -> Lock:
+def with_image(lock: Lock, docker: Docker, image: str, python: str) -> Lock:
     info = docker.image(image) or {}
     pinned = {canonicalize_name(p.name) for s in lock.steps if s.id != SYSTEM_STEP for p in s.packages}
     holds = inside.distributions(docker, image, python)

@@ -8,10 +8,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+from packaging.utils import canonicalize_name
 
 from gpuenv.lock import inside
 from gpuenv.lock.lockfile import Lock
+from gpuenv.render.recipe import spec_hash
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import Docker
+    from gpuenv.spec.model import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -26,9 +33,7 @@ class Drift:
         return asdict(self)
 
 
-def spec_drift(lock: Lock, spec: Any) -> list[Drift]:
-    from gpuenv.render.recipe import spec_hash
-
+def spec_drift(lock: Lock, spec: EnvSpec) -> list[Drift]:
     now = spec_hash(spec)
     if now == lock.spec_sha256:
         return []
@@ -36,7 +41,7 @@ def spec_drift(lock: Lock, spec: Any) -> list[Drift]:
                   "gpuenv.toml changed since the lock was made (lock it again: gpuenv lock)")]
 
 
-def base_drift(lock: Lock, docker: Any) -> tuple[list[Drift], Optional[str]]:
+def base_drift(lock: Lock, docker: Docker) -> tuple[list[Drift], Optional[str]]:
     """Drift of the base on this engine; (drifts, a note when it could not be checked)."""
     info = docker.image(lock.base.image)
     if info is None:
@@ -52,7 +57,7 @@ def base_drift(lock: Lock, docker: Any) -> tuple[list[Drift], Optional[str]]:
     return found, None
 
 
-def image_drift(lock: Lock, docker: Any, python: str) -> tuple[list[Drift], Optional[str]]:
+def image_drift(lock: Lock, docker: Docker, python: str) -> tuple[list[Drift], Optional[str]]:
     """The lock's image (by tag, else ID) against the lock: every distribution and apt package."""
     ref = next((r for r in (lock.image.tag, lock.image.id) if r and docker.image(r)), None)
     if ref is None:
@@ -84,6 +89,4 @@ def compare(kind: str, now: dict[str, str], locked: dict[str, str], noun: str) -
 
 
 def _keyed(dists: dict[str, str]) -> dict[str, str]:
-    from packaging.utils import canonicalize_name
-
     return {canonicalize_name(n): v for n, v in dists.items()}

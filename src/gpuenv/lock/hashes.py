@@ -9,16 +9,23 @@ client (kb/index.py): the spec's proxy, and the host's CA bundle for a TLS-inspe
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from html.parser import HTMLParser
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import GpuenvError
-from gpuenv.kb.index import distribution_file
+from gpuenv.host.user import ca_bundle
+from gpuenv.kb.index import ACCEPT, PYPI, IndexClient, IndexUnreachableError, distribution_file, network_settings
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import Network
 
 FileHashes = list[tuple[str, str]]       # (filename, sha256 hex)
 
@@ -78,7 +85,7 @@ def _version(text: str) -> Optional[Version]:
 class Indexes:
     """The spec's indexes, in pip's order of asking: the index, then the extra indexes."""
 
-    def __init__(self, clients: Sequence[Any]) -> None:
+    def __init__(self, clients: Sequence[IndexClient]) -> None:
         self.clients = list(clients)
 
     def hashes(self, name: str, version: str) -> tuple[list[str], str]:
@@ -91,11 +98,7 @@ class Indexes:
         return [], "no index of the spec has files of this version (a local build or the base's own)"
 
     @staticmethod
-    def _files(client: Any, name: str, tries: int = 3) -> FileHashes:
-        import time
-
-        from gpuenv.kb.index import ACCEPT, IndexUnreachableError
-
+    def _files(client: IndexClient, name: str, tries: int = 3) -> FileHashes:
         for attempt in range(tries):      # a resolver that is briefly overwhelmed (EAI_AGAIN) gets more tries
             try:
                 answer = client.get(client.page_url(canonicalize_name(name)), {"Accept": ACCEPT})
@@ -118,13 +121,8 @@ class Indexes:
         return dict(zip(pins, answers))
 
 
-def indexes_for(spec_network: Any, pip_options: Sequence[str], spec_dir: Any) -> Indexes:
+def indexes_for(spec_network: Network, pip_options: Sequence[str], spec_dir: Path) -> Indexes:
     """Clients of the index and extra indexes a build of this spec uses, trusting the host's CA bundle."""
-    from dataclasses import replace
-
-    from gpuenv.host.user import ca_bundle
-    from gpuenv.kb.index import PYPI, IndexClient, network_settings
-
     # the index the build's PIP_INDEX_URL names (the spec's, else PyPI), not this host's pip settings
     net = network_settings(spec_network, index=spec_network.pip_index or PYPI, base_dir=spec_dir)
     net = replace(net, ca_files=(ca_bundle(spec_network.ca_certificates),), ca_origin="this host's CA bundle")

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.lock import LOCK_NAME
 from gpuenv.lock.lockfile import SYSTEM_STEP, Lock, Step, read
+from gpuenv.render.recipe import spec_hash, step_file
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import Docker
+    from gpuenv.spec.model import EnvSpec
 
 
-def lock_for(spec_file: Path, spec: Any) -> Lock:
+def lock_for(spec_file: Path, spec: EnvSpec) -> Lock:
     """The lock next to `spec_file`, refused when it was made from another spec."""
-    from gpuenv.render.recipe import spec_hash
-
     path = spec_file.parent / LOCK_NAME
     if not path.is_file():
         raise BadInput(f"--locked needs {path}, and there is none",
@@ -39,13 +42,11 @@ def requirement_files(lock: Lock) -> tuple[tuple[str, str], ...]:
 
 
 def requirements_text(step: Step, main: str = "") -> str:
-    from gpuenv.render.recipe import step_file
-
     pins = "".join(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]) + "\n" for p in step.packages)
     return step_file(step.id, pins, [p.index for p in step.packages], main)
 
 
-def pinned_base(lock: Lock, docker: Any) -> str:
+def pinned_base(lock: Lock, docker: Docker) -> str:
     """What FROM names: the base's registry digest; without one, the base by name once this engine's
     image of that name is checked to be the one (ID) the lock was made on."""
     if lock.base.digest:

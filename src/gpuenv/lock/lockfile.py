@@ -24,10 +24,15 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from gpuenv.errors import BadInput, StorageError
+from gpuenv.resolve.plan import Plan
 from gpuenv.spec.problems import toml_inline
+from gpuenv.tomlcompat import tomllib
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 VERSION = 1
 SYSTEM_STEP = "system"     # distributions no pip step installed: the base's, or an OS package's
@@ -160,8 +165,6 @@ def write(lock: Lock, path: Path) -> None:
 
 def read(path: Path) -> Lock:
     """The lock at `path`; BadInput naming the file and the fix when it is missing or malformed."""
-    from gpuenv.tomlcompat import tomllib
-
     if not path.is_file():
         raise BadInput(f"there is no lock: {path} does not exist",
                        f"make one with `gpuenv lock -f {path.parent / 'gpuenv.toml'}`")
@@ -214,7 +217,7 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
 
 # --- the plan as data and back --------------------------------------------------------------------
 
-def plan_data(plan: Any) -> dict[str, Any]:
+def plan_data(plan: DataclassInstance) -> dict[str, Any]:
     """A Plan (or any of its dataclasses) as TOML-able data: tuples as lists, None left out."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(plan):
@@ -224,35 +227,36 @@ def plan_data(plan: Any) -> dict[str, Any]:
     return out
 
 
-def lock_plan(plan: Any) -> dict[str, Any]:
+def lock_plan(plan: Plan) -> dict[str, Any]:
     """The plan as the lock keeps it: its resolution without the pins (the lock's steps hold them)."""
-    resolved = getattr(plan, "resolved", None)
+    resolved = plan.resolved
     if resolved is not None:
         plan = dataclasses.replace(plan, resolved=dataclasses.replace(resolved, steps=()))
     return plan_data(plan)
 
 
 def _data(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return plan_data(value)
     if isinstance(value, (list, tuple)):
         return [_data(v) for v in value]
     return value
 
 
-def plan_from_data(data: dict[str, Any]) -> Any:
-    from gpuenv.resolve.plan import Plan
-
+def plan_from_data(data: dict[str, Any]) -> Plan:
     return _build(Plan, data)
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
+D = TypeVar("D", bound="DataclassInstance")
+
+
+def _build(cls: type[D], data: dict[str, Any]) -> D:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
             kwargs[f.name] = _value(hints[f.name], data[f.name])
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             kwargs[f.name] = None
     return cls(**kwargs)
 
@@ -264,6 +268,6 @@ def _value(hint: Any, value: Any) -> Any:
         return _value(args[0], value)
     if origin is tuple:
         return tuple(_value(args[0], v) for v in value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value)
     return value

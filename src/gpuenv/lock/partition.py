@@ -42,7 +42,7 @@ def partition(dists: Iterable[Dist], steps: list[tuple[str, tuple[str, ...]]], a
     uninstalled after installing (the tools step drops rfc3987-syntax, keeping its lark): it goes
     to that step (the last step when there is none of that name)."""
     by_key = {d.key: d for d in dists}
-    seen = {canonicalize_name(n) for n in already}
+    seen: set[str] = {canonicalize_name(n) for n in already}
     owned: dict[str, list[str]] = {}
     for step_id, requires in steps:
         owned[step_id] = [k for k in closure(by_key, requires, env) if k not in seen]

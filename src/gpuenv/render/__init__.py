@@ -15,11 +15,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
-from gpuenv.render.compose import BUILD_SCRIPT
-from gpuenv.render.dockerfile import locked_file
+from gpuenv.render.compose import BUILD_SCRIPT, compose
+from gpuenv.render.devcontainer import devcontainer
+from gpuenv.render.dockerfile import dockerfile, locked_file, pip_steps, uses_uv
+from gpuenv.render.envfile import dockerignore, env_file
 from gpuenv.render.recipe import SUPPORT, Inputs, Recipe, recipe
+
+if TYPE_CHECKING:
+    from gpuenv.resolve.plan import Plan
+    from gpuenv.spec.model import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -48,12 +54,7 @@ class Rendered:
                     if line.startswith("GPUENV_IMAGE="))
 
 
-def render(plan: Any, spec: Any, inputs: Inputs) -> Rendered:
-    from gpuenv.render.compose import compose
-    from gpuenv.render.devcontainer import devcontainer
-    from gpuenv.render.dockerfile import dockerfile
-    from gpuenv.render.envfile import dockerignore, env_file
-
+def render(plan: Plan, spec: EnvSpec, inputs: Inputs) -> Rendered:
     r = recipe(plan, spec, inputs)
     context = [File("Dockerfile", dockerfile(r)), File(".dockerignore", dockerignore(r))]
     context += [File(f"{SUPPORT}/{name}", text, mode) for name, text, mode in _support(r)]
@@ -93,8 +94,6 @@ def tag_for(name: str, uid: int, gid: int, context: list[File]) -> str:
 def _pinned_files(r: Recipe) -> list[File]:
     """The pinned steps' requirements files (only of steps the Dockerfile has: a step id becomes a path),
     and uv's own pinned wheel when uv installs them."""
-    from gpuenv.render.dockerfile import pip_steps, uses_uv
-
     ids = {step for step, _ in pip_steps(r)}
     files = [File(locked_file(step), text) for step, text in r.pinned if step in ids]
     if uses_uv(r):

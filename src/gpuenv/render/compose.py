@@ -11,7 +11,7 @@ named volumes under gpuenv's own names, so `gpuenv up`, compose and the Dev Cont
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from gpuenv import __version__
 from gpuenv.render.quote import compose_text, comment_line, yaml_document
@@ -90,7 +90,7 @@ def _service(r: Recipe, s: Service, main: bool) -> dict[str, Any]:
     svc["security_opt"] = ["no-new-privileges:true"]
     svc.update(gpu)
     if s.health and not main:
-        svc["healthcheck"] = _healthcheck(r, s)
+        svc["healthcheck"] = _healthcheck(r, s.health)
     return svc
 
 
@@ -109,7 +109,7 @@ def _ports(r: Recipe, s: Service, main: bool) -> list[str]:
     return ports
 
 
-def host_port(r: Recipe, service: str, inside: int, wanted: Any) -> Any:
+def host_port(r: Recipe, service: str, inside: int, wanted: Optional[int]) -> Optional[int]:
     """The host port of a service's port: the one `gpuenv up` published there (a taken port moved), else
     the spec's."""
     return next((got for name, port, got in r.inputs.published if (name, port) == (service, inside)), wanted)
@@ -189,7 +189,7 @@ def _gpu(r: Recipe) -> dict[str, Any]:
     return {"deploy": {"resources": {"reservations": {"devices": [request]}}}}
 
 
-def _healthcheck(r: Recipe, s: Service) -> dict[str, Any]:
-    kind, port = s.health
+def _healthcheck(r: Recipe, health: tuple[str, int]) -> dict[str, Any]:
+    kind, port = health
     return {"test": ["CMD", r.python.command, "/usr/local/lib/gpuenv/healthcheck.py", kind, str(port)],
             "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "30s"}

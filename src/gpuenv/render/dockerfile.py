@@ -410,6 +410,7 @@ def _finish(r: Recipe) -> str:
     lines += [f"WORKDIR {dockerfile_value(r.workspace_mount)}", "USER ${USER_UID}:${USER_GID}"]
     if main.port:
         lines.append(f"EXPOSE {main.port}")
+    if main.health:                               # every service with a port has a health check (recipe.py)
         kind, port = main.health
         check = dockerfile_exec([r.python.command, "/usr/local/lib/gpuenv/healthcheck.py", kind, str(port)])
         lines.append(f"HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \\\n    CMD {check}")

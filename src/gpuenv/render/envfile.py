@@ -23,7 +23,8 @@ def env_file(r: Recipe, image: str) -> str:
         env_line("GPUENV_GID", str(i.gid)),
     ]
     names = {s.name for s in r.services}
-    if "jupyter" in names and r.spec.access.jupyter.auth == "token":
+    jupyter = r.spec.access.jupyter               # the jupyter service is there exactly when the spec has it
+    if jupyter is not None and jupyter.auth == "token":
         lines.append(env_line("JUPYTER_TOKEN", i.tokens["JUPYTER_TOKEN"]))
     if "gateway" in names:
         lines.append(env_line("GPUENV_GATEWAY_TOKEN", i.tokens["GPUENV_GATEWAY_TOKEN"]))

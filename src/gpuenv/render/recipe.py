@@ -12,14 +12,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from gpuenv import __version__
+from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
+from gpuenv.kb.mirrors import mirrored_wheel_url
 from gpuenv.render.quote import compose_text
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.plan import Plan
 from gpuenv.resolve.versions import minor_key
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec, Network
 
 HOME = "/home/gpuenv"          # the environment's user is always called gpuenv; its UID/GID are the host user's
 USER = "gpuenv"
@@ -93,7 +98,7 @@ class Recipe:
     args: tuple[tuple[str, str], ...]  # build arguments with their defaults (mirrors, indexes)
     ca_in_image: bool
     plan: Plan
-    spec: Any
+    spec: EnvSpec
     inputs: Inputs
     summary: str
     # each pip step's requirements file (step id, text): the lock's (`--locked`), else the resolution's;
@@ -127,7 +132,7 @@ class Recipe:
         return found
 
 
-def recipe(plan: Plan, spec: Any, inputs: Inputs) -> Recipe:
+def recipe(plan: Plan, spec: EnvSpec, inputs: Inputs) -> Recipe:
     python = _python(plan)
     gpu = plan.cuda_source != "none" and spec.gpu.devices != "none"
     services = tuple(_services(spec))
@@ -183,13 +188,13 @@ def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = 
     return f"# step {step_id}: exactly these, installed with --no-deps\n{pins}"
 
 
-def spec_hash(spec: Any) -> str:
+def spec_hash(spec: EnvSpec) -> str:
     """sha256 of the spec's normal form: two files that mean the same thing hash the same."""
     text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def mirrored(image: str, network: Any) -> str:
+def mirrored(image: str, network: Network) -> str:
     """A Docker Hub image through the registry mirror (pull-through cache layout: library/ for
     official images); images of other registries stay as they are."""
     mirror = network.registry_mirror
@@ -207,10 +212,8 @@ def _registry_of(image: str) -> Optional[str]:
     return None
 
 
-def _wheels(words: tuple[str, ...], network: Any) -> tuple[str, ...]:
+def _wheels(words: tuple[str, ...], network: Network) -> tuple[str, ...]:
     """PyTorch's download.pytorch.org URLs (index, find-links page, wheel) through network.pytorch_wheels."""
-    from gpuenv.kb.mirrors import mirrored_wheel_url
-
     return tuple(mirrored_wheel_url(w, network.pytorch_wheels or "") for w in words)
 
 
@@ -237,8 +240,6 @@ def _python(plan: Plan) -> Python:
     elif row:
         return Python(version, "source", row["version"], row.get("pip_below"), command)
     else:
-        from gpuenv.errors import ImpossibleRequest
-
         raise ImpossibleRequest(f"gpuenv does not know how to build Python {version} for {base.image}",
                                 code="python-conflict", hint="set `python` to one that the base ships")
     return Python(version, method, None, row.get("pip_below"), command)
@@ -248,7 +249,7 @@ def _repository(image: str) -> str:
     return image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
 
 
-def _system_apt(python: Python, spec: Any, downloads: bool) -> tuple[str, ...]:
+def _system_apt(python: Python, spec: EnvSpec, downloads: bool) -> tuple[str, ...]:
     """The OS packages the build needs: none at all on a base that already holds everything (an image
     made from a server's own Python and framework builds offline, with no apt in it)."""
     packages = ["ca-certificates"] if downloads or python.method != "image" else []
@@ -265,7 +266,7 @@ def _system_apt(python: Python, spec: Any, downloads: bool) -> tuple[str, ...]:
 REMOTE_SSH_TOOLS = ("curl", "procps", "libstdc++6")
 
 
-def tools_for(spec: Any) -> tuple[str, ...]:
+def tools_for(spec: EnvSpec) -> tuple[str, ...]:
     """What the access services need installed (its own pip step, after the framework)."""
     access = spec.access
     tools = []
@@ -278,18 +279,19 @@ def tools_for(spec: Any) -> tuple[str, ...]:
     return tuple(tools)
 
 
-def _services(spec: Any) -> list[Service]:
+def _services(spec: EnvSpec) -> list[Service]:
     access, services = spec.access, []
     if access.jupyter is not None:
         env = [("JUPYTER_TOKEN", "${JUPYTER_TOKEN:?run gpuenv generate to write .env}")]
         if access.jupyter.auth == "password":
+            assert access.jupyter.password_hash is not None    # spec/rules.py: auth = "password" needs a hash
             env = [("GPUENV_JUPYTER_PASSWORD_HASH", compose_text(access.jupyter.password_hash))]
         services.append(Service("jupyter", ("jupyter", access.jupyter.mode), 8888, access.jupyter.port,
                                 ("http", 8888), tuple(env)))
     if access.gateway is not None:
-        env = (("KG_AUTH_TOKEN", "${GPUENV_GATEWAY_TOKEN:?run gpuenv generate to write .env}"),)
+        token = (("KG_AUTH_TOKEN", "${GPUENV_GATEWAY_TOKEN:?run gpuenv generate to write .env}"),)
         services.append(Service("gateway", ("jupyter", "kernelgateway"), 8889, access.gateway.port,
-                                ("http", 8889), env))
+                                ("http", 8889), token))
     if access.ssh is not None:
         services.append(Service("ssh", ("/usr/local/lib/gpuenv/start-sshd.sh",), 2222, access.ssh.port,
                                 ("ssh", 2222)))
@@ -298,7 +300,7 @@ def _services(spec: Any) -> list[Service]:
     return services
 
 
-def _args(network: Any) -> list[tuple[str, str]]:
+def _args(network: Network) -> list[tuple[str, str]]:
     return [
         ("APT_MIRROR", network.apt_mirror or ""),
         ("PIP_INDEX_URL", network.pip_index or "https://pypi.org/simple"),
@@ -330,7 +332,7 @@ def _required_cuda(plan: Plan) -> Optional[str]:
     return f"{runs[:-2]}.0" if runs.endswith(".x") else runs
 
 
-def _labels(plan: Plan, spec: Any, digest: str, summary: str) -> list[tuple[str, str]]:
+def _labels(plan: Plan, spec: EnvSpec, digest: str, summary: str) -> list[tuple[str, str]]:
     frameworks = ",".join(f"{b.project}=={b.version}" for b in plan.builds if b.family != "base")
     return [
         ("org.opencontainers.image.title", spec.name or "gpuenv"),

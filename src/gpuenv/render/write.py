@@ -58,7 +58,7 @@ def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
         _write_all(out, files)
     except OSError as exc:
         _remove_empty(made)
-        raise StorageError.from_os(exc, out) or exc
+        raise StorageError.from_os(exc, out) or exc from None
     return [f.path for f in files]
 
 
