@@ -18,6 +18,7 @@ from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
 
 if TYPE_CHECKING:
+    from gpuenv.spec.load import FieldPath
     from gpuenv.spec.model import EnvSpec
 
 # Which flag stands for which spec field, so that a bad flag value is reported as that flag.
@@ -158,7 +159,7 @@ def _from_flags(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flag_values(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
-    ports: list[Any] = [_port(p) for p in f["ports"]] + ([6006] if f["tensorboard"] else [])
+    ports: list[Union[int, str]] = [_port(p) for p in f["ports"]] + ([6006] if f["tensorboard"] else [])
     pairs: list[tuple[tuple[str, ...], Any]] = [
         (("name",), f["name"]),
         (("python",), f["python"]),
@@ -246,7 +247,7 @@ def _merge(request: dict[str, Any], flags: dict[str, Any], path: str = "") -> di
     return merged
 
 
-def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
+def _flag_of(path: FieldPath) -> tuple[str, Optional[int]]:
     names = tuple(p for p in path if isinstance(p, str))
     for depth in range(len(names), 0, -1):
         if names[:depth] in _FLAGS:

@@ -91,7 +91,7 @@ def _with_flags(request: Request, cuda: Optional[str], cpu: bool) -> Request:
 
 
 def _show_plan(console: Console, data: dict[str, Any]) -> None:
-    def line(key: str, value: Any) -> None:
+    def line(key: str, value: object) -> None:
         console.print(f"[bold]{key:<12}[/bold]{escape(str(value))}")
 
     line("python", data["python"])
