@@ -5,9 +5,13 @@ the rule the plan and `gpuenv verify` use). Pure: the host's driver state is giv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gpuenv.bundle.manifest import Requires
+from gpuenv.resolve.nvidia import covering, driver_runs, max_cuda
+
+if TYPE_CHECKING:
+    from gpuenv.host.nvidia import DriverState, Gpu
 
 
 @dataclass(frozen=True)
@@ -20,35 +24,32 @@ class Misfit:
         return {"code": self.code, "message": self.message, "would_work": self.would_work}
 
 
-def misfits(requires: Requires, driver: Any) -> list[Misfit]:
+def misfits(requires: Requires, driver: DriverState) -> list[Misfit]:
     """Every reason this host (its host.nvidia.DriverState) cannot run the bundle's GPU code; [] when it can."""
     if not requires.gpu or requires.cuda_source in ("", "none"):
         return []
     what = f"CUDA {requires.cuda}" + (" (from its wheels)" if requires.cuda_source == "wheels" else "")
-    if not driver.ok:
+    if driver.version is None or not driver.ok:
         return [Misfit("no-driver", f"this host has no working NVIDIA driver ({driver.error or 'none found'}); "
                        f"the bundle's {what} needs driver >= {requires.min_driver or 'any'}",
                        f"a host with an NVIDIA driver >= {requires.min_driver or 'any'} (`gpuenv doctor` checks "
                        "one), or --force to load it anyway: it then runs on the CPU only")]
-    found = _driver(requires, driver, what)
+    found = _driver(requires, driver.version, what)
     return found + [m for gpu in driver.gpus for m in _arch(requires, gpu)]
 
 
-def _driver(requires: Requires, driver: Any, what: str) -> list[Misfit]:
-    from gpuenv.resolve.nvidia import driver_runs, max_cuda
-
-    if not requires.min_driver or driver_runs(driver.version, requires.min_driver):
+def _driver(requires: Requires, version: str, what: str) -> list[Misfit]:
+    """The driver `version` against the bundle's minimum."""
+    if not requires.min_driver or driver_runs(version, requires.min_driver):
         return []
-    newest = max_cuda(driver.version) or "none"
-    return [Misfit("driver-too-old", f"this host's NVIDIA driver {driver.version} is older than the "
+    newest = max_cuda(version) or "none"
+    return [Misfit("driver-too-old", f"this host's NVIDIA driver {version} is older than the "
                    f"{requires.min_driver} that the bundle's {what} needs",
                    f"a driver >= {requires.min_driver} here; or, where the bundle was made, an environment "
-                   f"planned for this driver (it runs CUDA <= {newest}): gpuenv plan --driver {driver.version}")]
+                   f"planned for this driver (it runs CUDA <= {newest}): gpuenv plan --driver {version}")]
 
 
-def _arch(requires: Requires, gpu: Any) -> list[Misfit]:
-    from gpuenv.resolve.nvidia import covering
-
+def _arch(requires: Requires, gpu: Gpu) -> list[Misfit]:
     if not requires.gpu_archs or not gpu.cc or covering(requires.gpu_archs, gpu.cc):
         return []
     return [Misfit("gpu-arch-unsupported", f"GPU {gpu.index} ({gpu.name}, compute capability {gpu.cc}) is not "

@@ -26,7 +26,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Optional
+from typing import IO, Any, BinaryIO, Callable, Iterator, Optional
 
 from gpuenv.bundle.format import BLOCK, CHUNK, SMALL, forged
 
@@ -66,7 +66,8 @@ def familiar(ref: str) -> str:
     return (domain + "/" if domain else "") + path + at + digest
 
 
-def copy(src: BinaryIO, dst: BinaryIO, allowed: Allowed, bundle: Path, before_end: Callable[[], None]) -> frozenset[str]:
+def copy(src: BinaryIO, dst: IO[bytes], allowed: Allowed, bundle: Path,
+         before_end: Callable[[], None]) -> frozenset[str]:
     """The save archive from `src` to `dst` untagged and checked; the image IDs it loads. `before_end` runs
     before the archive's end is written (a check that fails there leaves the stream unfinished)."""
     seen = _Seen()
@@ -154,7 +155,7 @@ def _exact(src: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def cut(dst: BinaryIO) -> None:
+def cut(dst: IO[bytes]) -> None:
     """End a refused stream inside a tar block: docker load reads a truncated archive and loads nothing."""
     try:
         dst.write(b"\xff" * 100)
@@ -162,7 +163,7 @@ def cut(dst: BinaryIO) -> None:
         pass
 
 
-def _member(src: BinaryIO, entry: _Entry, dst: BinaryIO, allowed: Allowed, bundle: Path, seen: _Seen) -> None:
+def _member(src: BinaryIO, entry: _Entry, dst: IO[bytes], allowed: Allowed, bundle: Path, seen: _Seen) -> None:
     name = _name(entry, bundle, seen)
     if not entry.isreg():
         if entry.size:
@@ -181,7 +182,7 @@ def _member(src: BinaryIO, entry: _Entry, dst: BinaryIO, allowed: Allowed, bundl
     _pass(src, dst, entry.size)
 
 
-def _pass(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+def _pass(src: BinaryIO, dst: IO[bytes], size: int) -> None:
     """A member's data (and its padding) from src to dst as it comes, CHUNK bytes at a time."""
     left = size + (-size % BLOCK)
     while left:

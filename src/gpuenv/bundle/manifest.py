@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from gpuenv import __version__
 from gpuenv.bundle.format import FORMAT, Member, damaged
 
 LABELS = "io.gpuenv."
@@ -48,8 +49,6 @@ def image_user(info: dict[str, Any]) -> Optional[tuple[int, int]]:
 def make(name: str, tag: str, info: dict[str, Any], gpu: bool, members: Sequence[Member],
          bases: Sequence[tuple[str, str]] = ()) -> bytes:
     """The manifest's bytes (JSON), for an image `docker image inspect` described."""
-    from gpuenv import __version__
-
     labels = {k: v for k, v in ((info.get("Config") or {}).get("Labels") or {}).items() if k.startswith(LABELS)}
     user = image_user(info)
     data = {

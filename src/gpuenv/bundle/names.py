@@ -20,6 +20,8 @@ from typing import Any, Iterable, Sequence
 
 from gpuenv.bundle.format import CONTEXT, FILES, IMAGE, LOCK, MAGIC, SPEC, forged
 from gpuenv.bundle.manifest import Manifest
+from gpuenv.render import File, tag_for
+from gpuenv.spec.values import env_name
 
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -29,6 +31,11 @@ FROM = re.compile(r"(?im)^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?")
 FIXED = (MAGIC, SPEC, LOCK, IMAGE)
 MAX_UID = 2 ** 32 - 2
 WORD = re.compile(r"[A-Za-z0-9_.+-]{0,32}")
+
+
+def content_tag(name: str, uid: int, gid: int, files: list[tuple[str, str, int]]) -> str:
+    """The tag gpuenv gives an image of these build files for this UID/GID (render.image_tag's rule)."""
+    return tag_for(name, uid, gid, [File(p, t, m) for p, t, m in files])
 
 
 def from_refs(dockerfile: str) -> list[tuple[str, str]]:
@@ -81,8 +88,6 @@ def _requires(path: Path, manifest: Manifest) -> None:
 
 
 def _env_name(path: Path, name: Any) -> None:
-    from gpuenv.spec.values import env_name
-
     try:
         env_name(name if isinstance(name, str) else "")
     except ValueError as exc:
@@ -95,8 +100,6 @@ def _image_id(path: Path, what: str, image_id: Any) -> None:
 
 
 def _own_tag(path: Path, manifest: Manifest, user: tuple[int, int], context: Sequence[tuple[str, str, int]]) -> None:
-    from gpuenv.bundle.write import content_tag
-
     want = content_tag(manifest.name, user[0], user[1], list(context))
     if manifest.tag != want:
         raise forged(path, f"names its image {manifest.tag!r}, not the tag its own build files give it ({want})")

@@ -17,18 +17,29 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Optional
+
+import zstandard
 
 from gpuenv.bundle import imagetar, tags
 from gpuenv.bundle.fits import Misfit, misfits
 from gpuenv.bundle.format import CHUNK, FILES, LOCK, SPEC, damaged, forged
 from gpuenv.bundle.manifest import Manifest
+from gpuenv.bundle.names import content_tag
 from gpuenv.bundle.tags import Kept, Placed, TagTaken
 from gpuenv.bundle.verify import Verified
+from gpuenv.bundle.write import spec_files
 from gpuenv.errors import BadInput, EngineError, GpuenvError
+from gpuenv.images.retarget import DERIVED_FROM, retarget
 from gpuenv.run.docker import Docker
+from gpuenv.spec.load import parse_spec
+
+if TYPE_CHECKING:
+    from gpuenv.host.nvidia import DriverState
+    from gpuenv.spec.model import EnvSpec
 
 
 class Unfit(GpuenvError):
@@ -39,13 +50,9 @@ def target_folder(verified: Verified, into: Optional[Path]) -> Path:
     return (into or Path.cwd() / verified.manifest.name).resolve()
 
 
-def parsed_spec(verified: Verified) -> Any:
+def parsed_spec(verified: Verified) -> EnvSpec:
     """The bundle's spec, validated before anything is loaded or written: the files it names are staged
     in a temporary folder for the check (the spec checks that its requirements file exists)."""
-    import tempfile
-
-    from gpuenv.spec.load import parse_spec
-
     try:
         text = verified.spec.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,14 +74,13 @@ def _stage(verified: Verified, staged: Path) -> None:
             raise forged(verified.path, f"carries files whose paths collide ({FILES}{name}: {exc.strerror})") from None
 
 
-def _only_named(verified: Verified, spec: Any, staged: Path) -> None:
+def _only_named(verified: Verified, spec: EnvSpec, staged: Path) -> None:
     """The bundle carries exactly the files its spec names (write.spec_files: what save carries)."""
-    from gpuenv.bundle.write import spec_files
-
     named = {name for name, _ in spec_files(spec, staged)}
     extra = sorted({name for name, _ in verified.files} - named)
     if extra:
-        raise forged(verified.path, f"carries files its gpuenv.toml does not name ({', '.join(FILES + n for n in extra)})")
+        raise forged(verified.path,
+                     f"carries files its gpuenv.toml does not name ({', '.join(FILES + n for n in extra)})")
 
 
 def check_folder(verified: Verified, folder: Path, force: bool) -> None:
@@ -106,7 +112,7 @@ def _inside(folder: Path, name: str) -> Path:
     return target
 
 
-def check_host(verified: Verified, driver: Any, force: bool) -> tuple[Misfit, ...]:
+def check_host(verified: Verified, driver: DriverState, force: bool) -> tuple[Misfit, ...]:
     found = tuple(misfits(verified.manifest.requires, driver))
     if found and not force:
         reasons = "; ".join(m.message for m in found)
@@ -161,35 +167,37 @@ def _stream_into(docker: Docker, verified: Verified, allowed: imagetar.Allowed,
     except OSError as exc:
         raise EngineError(f"cannot run {docker.client}: {exc}") from None
     ended = False
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdin is not None and stdout is not None         # both PIPE, above
     try:
-        _copy(verified, proc.stdin, allowed, progress)     # type: ignore[arg-type]
+        _copy(verified, stdin, allowed, progress)
         ended = True
-        proc.stdin.close()   # type: ignore[union-attr]
-        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
+        stdin.close()
+        said = stdout.read().decode("utf-8", "replace")
         if proc.wait() != 0:
             raise EngineError(f"`docker load` failed: {said.strip()[-500:] or 'no output'}")
     except BrokenPipeError:
-        said = proc.stdout.read().decode("utf-8", "replace")   # type: ignore[union-attr]
+        said = stdout.read().decode("utf-8", "replace")
         raise EngineError(f"`docker load` stopped reading: {said.strip()[-500:] or 'no output'}") from None
     finally:
         _finish(proc, ended)
 
 
-def _copy(verified: Verified, out: Any, allowed: imagetar.Allowed, progress: Optional[Callable[[int], None]]) -> None:
-    import zstandard
-
+def _copy(verified: Verified, out: IO[bytes], allowed: imagetar.Allowed,
+          progress: Optional[Callable[[int], None]]) -> None:
     try:
         with open(verified.path, "rb") as f:
             f.seek(verified.image.offset)
             member = _Counted(f, verified.image.size, progress)
-            with zstandard.ZstdDecompressor().stream_reader(member, read_size=CHUNK) as unpacked:
+            # zstandard's stubs ask for an IO[bytes]; its documentation (and code) takes any object with read()
+            with zstandard.ZstdDecompressor().stream_reader(member, read_size=CHUNK) as unpacked:  # type: ignore[arg-type]
                 imagetar.copy(unpacked, out, allowed, verified.path, lambda: _unchanged(verified, unpacked, member))
     except zstandard.ZstdError as exc:
         raise damaged(verified.path, f"changed after it was verified, or holds an image stream zstd cannot "
                       f"read ({exc})") from None
 
 
-def _unchanged(verified: Verified, unpacked: Any, member: "_Counted") -> None:
+def _unchanged(verified: Verified, unpacked: zstandard.ZstdDecompressionReader, member: _Counted) -> None:
     """The rest of the zstd stream read (its content checksum checked at its end) and the member's sha256
     compared with the one verify() found, before the archive is ended."""
     while unpacked.read(CHUNK):
@@ -200,11 +208,11 @@ def _unchanged(verified: Verified, unpacked: Any, member: "_Counted") -> None:
         raise damaged(verified.path, "changed after it was verified (its image member's sha256 differs now)")
 
 
-def _finish(proc: subprocess.Popen, ended: bool) -> None:
+def _finish(proc: subprocess.Popen[bytes], ended: bool) -> None:
     """A stream not ended is cut inside a tar block, so `docker load` fails and loads nothing; it is given
     time to fail before the caller removes what it might have left."""
     if not ended and proc.stdin and not proc.stdin.closed:
-        imagetar.cut(proc.stdin)   # type: ignore[arg-type]
+        imagetar.cut(proc.stdin)
         try:
             proc.stdin.close()
         except OSError:
@@ -219,7 +227,7 @@ def _finish(proc: subprocess.Popen, ended: bool) -> None:
 class _Counted:
     """The image member's bytes, at most `size` of them, counted and hashed as zstd reads them."""
 
-    def __init__(self, f: Any, size: int, progress: Optional[Callable[[int], None]]) -> None:
+    def __init__(self, f: BinaryIO, size: int, progress: Optional[Callable[[int], None]]) -> None:
         self.f, self.left, self.progress = f, size, progress
         self.digest = hashlib.sha256()
 
@@ -237,9 +245,6 @@ def for_user(docker: Docker, verified: Verified, uid: int, gid: int,
              placed: Placed) -> tuple[str, str, Optional[tuple[int, int]]]:
     """(tag, image ID) of the image for this UID/GID: the bundle's own, or one derived for this user (its
     tag placed only when free or already on an image derived from this one: TagTaken otherwise)."""
-    from gpuenv.images.retarget import DERIVED_FROM, retarget
-    from gpuenv.bundle.write import content_tag
-
     m = verified.manifest
     if m.user is None or m.user == (uid, gid):
         return m.tag, m.image_id, None

@@ -14,7 +14,7 @@ load refused or failed at any later step takes exactly that away again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from gpuenv.bundle.manifest import Manifest
 from gpuenv.errors import GpuenvError
@@ -99,13 +99,13 @@ def apply(docker: Docker, planned: Plan, placed: Placed) -> None:
             placed.new_ids.remove(kept.bundles)
 
 
-def _id(info: Any) -> str:
+def _id(info: Optional[dict[str, Any]]) -> str:
     return (info or {}).get("Id") or ""
 
 
-def _tags(info: Any) -> list[str]:
+def _tags(info: Optional[dict[str, Any]]) -> list[str]:
     return list((info or {}).get("RepoTags") or ())
 
 
-def _tagged(info: Any) -> bool:
+def _tagged(info: Optional[dict[str, Any]]) -> bool:
     return bool(_tags(info))

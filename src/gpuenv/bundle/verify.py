@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from gpuenv.bundle import manifest as manifests
 from gpuenv.bundle import names
@@ -43,7 +43,7 @@ def verify(path: Path, progress: Optional[Progress] = None) -> Verified:
         return _verify(f, path, progress)
 
 
-def _verify(f, path: Path, progress: Optional[Progress]) -> Verified:   # type: ignore[no-untyped-def]
+def _verify(f: BinaryIO, path: Path, progress: Optional[Progress]) -> Verified:
     seen: list[Member] = []
     small: dict[str, bytes] = {}
     modes: dict[str, int] = {}

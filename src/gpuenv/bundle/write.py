@@ -8,16 +8,24 @@ interrupted save (Ctrl-C, a full disk, docker failing) leaves nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Callable, Optional
+
+import zstandard
 
 from gpuenv.bundle import manifest as manifests
 from gpuenv.bundle.format import (CHUNK, CONTEXT, FILES, IMAGE, LOCK, MAGIC, MAGIC_TEXT, MANIFEST, SEAL, SIGNATURE,
                                   SPEC, Member, Writer)
+from gpuenv.bundle.names import content_tag, from_refs
 from gpuenv.errors import BadInput, EngineError, GpuenvError, StorageError
 from gpuenv.run.docker import Docker
+from gpuenv.spec.requirements import read_requirements
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 Sign = Callable[[bytes], bytes]     # the manifest's bytes -> its signature (signature.signer)
 LEVEL = 3                  # zstd's default level; see docs/notes/issue7-bundle.md for the measured choice
@@ -47,8 +55,6 @@ class Saved:
 
 def env_name(tag: str) -> str:
     """The environment's name in an image tag gpuenv made (gpuenv-NAME:CONTENTTAG)."""
-    import re
-
     found = re.fullmatch(r"gpuenv-(.+):[^:/]+", tag)
     return found[1] if found else tag.rsplit(":", 1)[0]
 
@@ -61,7 +67,7 @@ def context_files(folder: Path) -> list[tuple[str, bytes, int]]:
     return [(p.relative_to(folder).as_posix(), p.read_bytes(), p.stat().st_mode & 0o777) for p in names if p.is_file()]
 
 
-def spec_files(spec: Any, folder: Path) -> tuple[tuple[str, Path], ...]:
+def spec_files(spec: EnvSpec, folder: Path) -> tuple[tuple[str, Path], ...]:
     """The files a spec names that a loaded copy needs next to it (its requirements file)."""
     if not spec.requirements:
         return ()
@@ -79,8 +85,6 @@ def spec_files(spec: Any, folder: Path) -> tuple[tuple[str, Path], ...]:
 def _included(path: Path, root: Path) -> tuple[tuple[str, Path], ...]:
     """The files the requirements file includes with `-r` (each inside the folder: the spec's check refuses
     any other), so that the loaded copy reads the same requirements."""
-    from gpuenv.spec.requirements import read_requirements
-
     found = read_requirements(path, root)
     inside = [f for f in found.files if f != path and root in f.parents]
     return tuple((f.relative_to(root).as_posix(), f) for f in sorted(set(inside)))
@@ -89,8 +93,6 @@ def _included(path: Path, root: Path) -> tuple[tuple[str, Path], ...]:
 def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tuple[str, str], ...]:
     """The Dockerfile's FROM images that the image is built on (its layers start with theirs): saved with
     it at no cost in size, so that the loading engine has the base too (gpuenv's plan names it there)."""
-    from gpuenv.bundle.names import from_refs
-
     layers = (info.get("RootFS") or {}).get("Layers") or []
     stages: set[str] = set()
     found = []
@@ -103,13 +105,6 @@ def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tup
         if stage:
             stages.add(stage.lower())
     return tuple(dict.fromkeys(found))
-
-
-def content_tag(name: str, uid: int, gid: int, files: list[tuple[str, str, int]]) -> str:
-    """The tag gpuenv gives an image of these build files for this UID/GID (render.image_tag's rule)."""
-    from gpuenv.render import File, tag_for
-
-    return tag_for(name, uid, gid, [File(p, t, m) for p, t, m in files])
 
 
 def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[[int], None]] = None,
@@ -128,7 +123,8 @@ def save(docker: Docker, source: Source, out: Path, progress: Optional[Callable[
         temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise StorageError.from_os(exc, out) or GpuenvError(
-                f"cannot write {out}: {exc.strerror or exc}", "save to another disk: gpuenv save -o /disk/x.gpuenv") from None
+                f"cannot write {out}: {exc.strerror or exc}",
+                "save to another disk: gpuenv save -o /disk/x.gpuenv") from None
         raise
     return Saved(out, out.stat().st_size, streamed, tuple(members))
 
@@ -143,7 +139,7 @@ def _checked_context(source: Source) -> list[tuple[str, bytes, int]]:
     return files
 
 
-def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
+def write_members(f: BinaryIO, source: Source, context: list[tuple[str, bytes, int]],
                   image: Callable[[Writer], int], sign: Optional[Sign] = None) -> tuple[list[Member], int]:
     """Every member in order into `f`; `image` streams the image member (it returns the bytes it read);
     `sign` (the manifest's bytes -> an SSH signature) adds manifest.sig after the seal."""
@@ -168,14 +164,14 @@ def write_members(f: Any, source: Source, context: list[tuple[str, bytes, int]],
     return members, streamed
 
 
-def compress(writer: Writer, stream: Any, progress: Optional[Callable[[int], None]] = None, level: int = LEVEL) -> int:
+def compress(writer: Writer, stream: IO[bytes], progress: Optional[Callable[[int], None]] = None,
+             level: int = LEVEL) -> int:
     """`stream` (a binary file) compressed into the image member, CHUNK bytes at a time; its length."""
-    import zstandard
-
     sink = writer.stream(IMAGE)
     total = 0
+    # zstandard's stubs ask for an IO[bytes]; its documentation (and code) takes any object with write()
     with zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True).stream_writer(
-            sink, closefd=False) as packed:
+            sink, closefd=False) as packed:  # type: ignore[arg-type]
         while True:
             chunk = stream.read(CHUNK)
             if not chunk:
@@ -194,6 +190,7 @@ def _image(writer: Writer, docker: Docker, source: Source, progress: Optional[Ca
     tag = source.tag
     proc = _start(docker, "save", tag, *[ref for ref, _ in source.bases])
     try:
+        assert proc.stdout is not None and proc.stderr is not None      # both PIPE (_start)
         total = compress(writer, proc.stdout, progress, level)
         err = proc.stderr.read().decode("utf-8", "replace")
         if proc.wait() != 0:
@@ -203,7 +200,7 @@ def _image(writer: Writer, docker: Docker, source: Source, progress: Optional[Ca
     return total
 
 
-def _start(docker: Docker, *args: str) -> subprocess.Popen:
+def _start(docker: Docker, *args: str) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(docker.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
@@ -211,7 +208,7 @@ def _start(docker: Docker, *args: str) -> subprocess.Popen:
         raise EngineError(f"cannot run {docker.client}: {exc}") from None
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait()

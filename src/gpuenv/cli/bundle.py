@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from gpuenv.bundle import signature
+from gpuenv.bundle.write import LEVEL, Source, bases_of, env_name, spec_files
+from gpuenv.bundle.write import save as write_bundle
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, GpuenvError
+from gpuenv.host.engine import probe_engine
+from gpuenv.host.user import ids
+from gpuenv.images.progress import human_bytes
+from gpuenv.run.docker import Docker
+from gpuenv.spec.load import load_spec
 
 if TYPE_CHECKING:
     from gpuenv.bundle.read import Loading
     from gpuenv.bundle.verify import Verified
+    from gpuenv.environment import Prepared, Say
+    from gpuenv.host.probe import HostReport
+    from gpuenv.spec.model import EnvSpec
 
 
 class Meter:
@@ -36,8 +47,6 @@ class Meter:
             self._show(now, "\r" if self.live else "\n")
 
     def _show(self, now: float, end: str) -> None:
-        from gpuenv.images.progress import human_bytes
-
         rate = self.done / max(now - self.start, 1e-6)
         share = f" of {human_bytes(self.total)} ({100 * self.done // self.total}%)" if self.total else ""
         self.console.file.write(f"{self.what}: {human_bytes(self.done)}{share}, {human_bytes(int(rate))}/s{end}")
@@ -72,12 +81,9 @@ def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, leve
     The image is compressed with zstd; the manifest holds every checksum and what a host needs
     (driver, CUDA, GPU architectures). `gpuenv load FILE` on the other side.
     """
-    from gpuenv.bundle.signature import signer
-    from gpuenv.bundle.write import LEVEL, save as write_bundle
-
     output = output.expanduser()
     _check_output(output, force)
-    sign = signer(key.expanduser()) if key else None
+    sign = signature.signer(key.expanduser()) if key else None
     docker = _docker()
     source = _source(docker, env)
     meter = Meter(renderer, f"saving {source.tag}", int(source.info.get("Size") or 0))
@@ -99,20 +105,15 @@ def _check_output(output: Path, force: bool) -> None:
         raise BadInput(f"the folder {output.parent} does not exist", "create it first, or save elsewhere")
 
 
-def _docker() -> Any:
-    from gpuenv.host.engine import probe_engine
-    from gpuenv.run.docker import Docker
-
+def _docker() -> Docker:
     return Docker.connect(probe_engine(compose=False))
 
 
-def _source(docker: Any, env: Optional[str]) -> Any:
+def _source(docker: Docker, env: Optional[str]) -> Source:
     """The image to save and the files it was built from: a running environment by name, else ./gpuenv.toml's."""
-    from gpuenv.bundle.write import Source, bases_of, env_name, spec_files
-    from gpuenv.host.user import ids
-    from gpuenv.run.envs import find
-
     if env:
+        from gpuenv.run.envs import find    # late: `save ENV` alone; run.envs loads compose (yaml) and the containers
+
         found = find(docker, env, ids("host")[0], Path.cwd())
         tag, folder = found.image, Path(found.label("files"))
         spec_file = folder / "gpuenv.toml"
@@ -127,8 +128,6 @@ def _source(docker: Any, env: Optional[str]) -> Any:
         raise BadInput(f"the image {tag} is not on this engine", "build it first: gpuenv build")
     if not spec_file.is_file():
         raise BadInput(f"the environment's files in {folder} have no gpuenv.toml", "save from the spec's folder")
-    from gpuenv.spec.load import load_spec
-
     spec = load_spec(spec_file)
     gpu = spec.gpu.devices != "none"
     dockerfile = folder / "Dockerfile"
@@ -146,14 +145,13 @@ def _built_tag(folder: Path) -> str:
 
 
 def _show_saved(console: Console, data: dict[str, Any]) -> None:
-    from gpuenv.images.progress import human_bytes
-
     ratio = data["size"] / data["image_bytes"] if data["image_bytes"] else 0
     console.print(f"[bold green]saved[/bold green] {escape(data['image'])} to {escape(data['file'])}: "
                   f"{human_bytes(data['size'])} ({ratio:.0%} of the image's {human_bytes(data['image_bytes'])}) "
                   f"in {data['seconds']:.1f} s")
     if data["signed_with"]:
-        console.print(f"[bold]signed[/bold] with {escape(data['signed_with'])} (ssh-keygen -Y, namespace gpuenv-bundle)")
+        console.print(f"[bold]signed[/bold] with {escape(data['signed_with'])} "
+                      "(ssh-keygen -Y, namespace gpuenv-bundle)")
     console.print(f"[dim]on the other server: gpuenv load {escape(Path(data['file']).name)} --up[/dim]")
 
 
@@ -182,6 +180,8 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     moves a tag this engine already has. When your UID/GID differ from the bundle's, an image whose
     user is you is derived from it (no network needed).
     """
+    # late, as in the functions below that only `load` runs: cli.bundle also serves `save`, which loads neither
+    # the bundle's reader (verify, fits, tags, the image archive) nor the engine's probe and the stages (cli.up)
     from gpuenv.bundle import read
     from gpuenv.bundle.verify import verify
 
@@ -212,7 +212,7 @@ def load(renderer: Renderer, file: Path, into: Optional[Path], start: bool, forc
     return Result(data, lambda c: _show_loaded(c, data))
 
 
-def _place(docker: Any, verified: "Verified", loading: "Loading", user: tuple[int, int],
+def _place(docker: Docker, verified: Verified, loading: Loading, user: tuple[int, int],
            folder: Path) -> tuple[str, str, Optional[tuple[int, int]], tuple[str, ...]]:
     """The image for this user and the files in the folder; when either fails, what the load put on the
     engine is taken away again."""
@@ -226,30 +226,26 @@ def _place(docker: Any, verified: "Verified", loading: "Loading", user: tuple[in
         raise
 
 
-def _signer(verified: "Verified", allowed: Optional[Path]) -> Optional[str]:
+def _signer(verified: Verified, allowed: Optional[Path]) -> Optional[str]:
     """Who signed the bundle, when allowed signers are given (or configured): checked before anything is
     written or loaded; None when no check was asked for."""
-    from gpuenv.bundle import signature
-
     allowed = allowed.expanduser() if allowed else signature.default_allowed()
     if allowed is None:
         return None
     return signature.verify(verified.path, verified.manifest_bytes, verified.signature, allowed)
 
 
-def _engine() -> tuple[Any, Any]:
+def _engine() -> tuple[HostReport, Docker]:
     from gpuenv.cli.up import engine
 
     return engine()
 
 
-def _user_ids(spec: Any) -> tuple[int, int]:
-    from gpuenv.host.user import ids
-
+def _user_ids(spec: EnvSpec) -> tuple[int, int]:
     return ids(spec.workspace.user)
 
 
-def prepare_for_up(spec_file: Path, host: Any, say: Any, tag: str) -> Any:
+def prepare_for_up(spec_file: Path, host: Callable[[], tuple[HostReport, Docker]], say: Say, tag: str) -> Prepared:
     """The loaded environment's files for `up`, rendered the way that gives the image the bundle brought
     (`tag`), so nothing is built: from gpuenv.lock's plan when there is one that gives it
     (environment.prepare_matching), else a plan for this host, which gives the same image where this
@@ -260,10 +256,9 @@ def prepare_for_up(spec_file: Path, host: Any, say: Any, tag: str) -> Any:
     return found or environment.prepare(spec_file, host, say)
 
 
-def _up(renderer: Renderer, spec_file: Path, tag: str, report: Any, docker: Any) -> dict[str, Any]:
+def _up(renderer: Renderer, spec_file: Path, tag: str, report: HostReport, docker: Docker) -> dict[str, Any]:
     from gpuenv import environment
     from gpuenv.cli.up import _say, warn
-    from gpuenv.errors import GpuenvError
 
     prepared = prepare_for_up(spec_file, lambda: (report, docker), _say(renderer), tag)
     if prepared.image != tag or not prepared.image_info:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import urlparse
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from gpuenv import doctor as diagnosis
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import EXIT_FAILURE
+from gpuenv.doctor.finding import CHECKS, Finding
+from gpuenv.errors import EXIT_FAILURE, BadInput
+from gpuenv.host.probe import probe
+from gpuenv.spec import SPEC_FILE, load_spec
+
+if TYPE_CHECKING:
+    from gpuenv.doctor import Diagnosis
+    from gpuenv.doctor.network_checks import NetworkReport
+    from gpuenv.spec.model import EnvSpec
 
 MARKS = {"error": "[bold red]✗ error[/]", "warning": "[yellow]! warning[/]", "info": "[cyan]i info[/]"}
 
@@ -42,17 +53,13 @@ def doctor(skip: tuple[str, ...], file: Optional[Path], no_smoke: bool, smoke_im
     gpuenv doctor --network -f gpuenv.toml
     Exit code 1 when an error was found (warnings and notes leave it 0).
     """
-    from gpuenv import doctor as diagnosis
-
     if list_checks:
-        return _checks_result(diagnosis)
+        return _checks_result()
     wanted = [s.strip() for item in skip for s in item.split(",") if s.strip()]
     if network:
         return _network(file, wanted, offline)
     skips = diagnosis.validate_skips(wanted)
     spec, spec_file = _spec(file)
-    from gpuenv.host.probe import probe
-
     index_host = _index_host(spec)
     report = probe(network=not offline, index_host=index_host,
                    through_engine={"auto": None, "local": False, "engine": True}[probe_where])
@@ -62,11 +69,9 @@ def doctor(skip: tuple[str, ...], file: Optional[Path], no_smoke: bool, smoke_im
 
 
 def _network(file: Optional[Path], skip: list[str], offline: bool) -> Result:
-    import difflib
-
+    # late: `doctor --network` alone; the network probe (its HTTP client, trust stores) loads in 15 ms
     from gpuenv.doctor import network_checks
     from gpuenv.doctor.network_probe import probe_all
-    from gpuenv.errors import BadInput
 
     if offline:
         raise BadInput("--network tries the network and --offline forbids it", "give one of them")
@@ -84,7 +89,7 @@ _STATE = {"ok": ("ok", "green"), "slow": ("slow", "yellow"), "blocked": ("blocke
           "tls": ("TLS failure", "red"), "http": ("HTTP error", "red")}
 
 
-def _show_network(console: Console, found: Any) -> None:
+def _show_network(console: Console, found: NetworkReport) -> None:
     for a in found.answers:
         took = f"{a.seconds:.2f} s" if a.seconds is not None else a.detail
         via = f" via {a.proxy}" if a.proxy else ""
@@ -97,9 +102,7 @@ def _show_network(console: Console, found: Any) -> None:
         _show_finding(console, finding)
 
 
-def _spec(file: Optional[Path]) -> tuple[Any, Optional[str]]:
-    from gpuenv.spec import SPEC_FILE, load_spec
-
+def _spec(file: Optional[Path]) -> tuple[Optional[EnvSpec], Optional[str]]:
     if file is None and not Path(SPEC_FILE).is_file():
         return None, None
     path = file if file is not None else Path(SPEC_FILE)
@@ -108,16 +111,12 @@ def _spec(file: Optional[Path]) -> tuple[Any, Optional[str]]:
     return load_spec(path), str(path)
 
 
-def _index_host(spec: Any) -> str:
-    from urllib.parse import urlparse
-
-    index = getattr(getattr(spec, "network", None), "pip_index", None)
+def _index_host(spec: Optional[EnvSpec]) -> str:
+    index = spec.network.pip_index if spec is not None else None
     return urlparse(str(index)).hostname or "pypi.org" if index else "pypi.org"
 
 
-def _checks_result(diagnosis: Any) -> Result:
-    from gpuenv.doctor.finding import CHECKS
-
+def _checks_result() -> Result:
     rows = [{"id": c.id, "title": c.title} for c in CHECKS] + [
         {"id": diagnosis.SMOKE, "title": "a container uses every GPU in the best mode found"}]
 
@@ -128,7 +127,7 @@ def _checks_result(diagnosis: Any) -> Result:
     return Result({"checks": rows}, show)
 
 
-def _show(console: Console, result: Any) -> None:
+def _show(console: Console, result: Diagnosis) -> None:
     report = result.report
     engine, driver = report.engine, report.driver
     if engine.ok:
@@ -166,7 +165,7 @@ def _show(console: Console, result: Any) -> None:
                       "Skip a check with --skip ID.")
 
 
-def _show_finding(console: Console, finding: Any) -> None:
+def _show_finding(console: Console, finding: Finding) -> None:
     console.print(f"\n{MARKS[finding.severity]} [bold]{finding.check}[/]: {escape(finding.problem)}")
     console.print(f"  [dim]detected:[/] {escape(finding.detected)}")
     if finding.fix:

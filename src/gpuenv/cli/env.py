@@ -13,26 +13,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
+from gpuenv.errors import BadInput
+from gpuenv.host.engine import probe_engine
+from gpuenv.run.docker import Docker
+from gpuenv.run.envs import Env, Remains, belongs_here, environments, find, left_behind, remains_of
 
 
-def _docker() -> Any:
-    from gpuenv.host.engine import probe_engine
-    from gpuenv.run.docker import Docker
-
+def _docker() -> Docker:
     return Docker.connect(probe_engine(compose=False))
 
 
 def _owner() -> int:
-    from gpuenv.environment import invoker
-
-    return invoker()
+    return environment.invoker()
 
 
-def _find(docker: Any, name: Optional[str], only_here: bool = False) -> Any:
-    from gpuenv.run.envs import find
-
+def _find(docker: Docker, name: Optional[str], only_here: bool = False) -> Env:
     return find(docker, name, _owner(), Path.cwd(), only_here=only_here)
 
 
@@ -41,14 +39,12 @@ def _find(docker: Any, name: Optional[str], only_here: bool = False) -> Any:
 @global_options
 def ls(everyone: bool, **_: Any) -> Result:
     """Your environments on this engine: state, GPUs, ports (read from container labels)."""
-    from gpuenv.run.envs import environments
-
     envs = environments(_docker(), None if everyone else _owner())
     data = {"environments": [e.to_dict() for e in envs]}
     return Result(data, lambda c: _table(c, envs))
 
 
-def _table(console: Console, envs: list[Any]) -> None:
+def _table(console: Console, envs: list[Env]) -> None:
     if not envs:
         console.print("no environments here (gpuenv up starts one)")
         return
@@ -131,8 +127,6 @@ def exec_(env: Optional[str], service: Optional[str], command: tuple[str, ...], 
 @global_options
 def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
     """Stop and remove the environment's containers (the image and your files stay)."""
-    from gpuenv import environment
-
     docker = _docker()
     found = _find(docker, env, only_here=True)       # never "your only one" from another folder
     removed = environment.down(docker, found, volumes)
@@ -147,8 +141,7 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
 def rm(env: Optional[str], **_: Any) -> Result:
     """Remove the environment: its containers, volumes, images and build log, and a request's files in
     the state folder (your gpuenv.toml, its files and your workspace stay). Also after `down`."""
-    from gpuenv import environment
-    from gpuenv.cli.up import state_root
+    from gpuenv.cli.up import state_root        # late: cli.up loads cli.init and the spec model; `rm` alone needs it
 
     docker = _docker()
     found, remains = _running_or_left(docker, env, state_root())
@@ -159,30 +152,26 @@ def rm(env: Optional[str], **_: Any) -> Result:
                                           + escape(", ".join(removed) or "nothing was left")))
 
 
-def _running_or_left(docker: Any, name: Optional[str], state: Path) -> tuple[Any, Any]:
+def _running_or_left(docker: Docker, name: Optional[str], state: Path) -> tuple[Optional[Env], Remains]:
     """(Env or None, Remains): the environment by its containers, else by the files it left (after
     down). With no name, only this folder's: rm never takes "your only environment" from elsewhere."""
-    from gpuenv.errors import BadInput
-    from gpuenv.run.envs import belongs_here, left_behind, remains_of
-
     try:
-        found, error = _find(docker, name), None
-    except BadInput as exc:
-        found, error = None, exc
-    if found is not None and (name or belongs_here(found, Path.cwd())):
+        found = _find(docker, name)
+    except BadInput:
+        remains = left_behind(name, Path.cwd(), state)
+        if remains is None:
+            raise
+        return None, remains
+    if name or belongs_here(found, Path.cwd()):
         return found, remains_of(found)
     remains = left_behind(name, Path.cwd(), state)
     if remains is not None:
         return None, remains
-    if error is not None:
-        raise error
     raise BadInput(f"no environment belongs to this folder ({Path.cwd()}); {found.name} is elsewhere",
                    f"name the one to remove: gpuenv rm {found.name}")
 
 
-def _container(found: Any, service: Optional[str]) -> str:
-    from gpuenv.errors import BadInput
-
+def _container(found: Env, service: Optional[str]) -> str:
     if service is None:
         return found.main_name
     for c in found.containers:

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.errors import BadInput
+from gpuenv.cli.up import _say, engine
+from gpuenv.errors import BadInput, EngineError
+from gpuenv.run.reach import reach, spec_ports
+from gpuenv.spec import spec_path
+
+if TYPE_CHECKING:
+    from gpuenv.environment import Say
+    from gpuenv.host.probe import HostReport
+    from gpuenv.render import Rendered
+    from gpuenv.run.docker import Docker
+
+Host = tuple[Optional["HostReport"], Optional["Docker"]]     # (None, None): no engine answers here
 
 
 @click.command()
@@ -38,10 +50,6 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     With a Docker engine here, the files are those `gpuenv up` runs: the base this engine has, pulls or
     builds (no registry: built from the apt mirror, remembered), and the GPU request of this host's mode.
     """
-    from gpuenv import environment
-    from gpuenv.cli.up import _say
-    from gpuenv.spec import spec_path
-
     say = _say(renderer)
     if out is not None and out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
@@ -50,22 +58,19 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     return Result(data, lambda console: _show(console, data))
 
 
-def _engine_if_any(say: Any) -> Any:
+def _engine_if_any(say: Say) -> Callable[[], Host]:
     """The host probe and the engine, asked once; (None, None) where no engine answers (the files are
     then the plan's as made, for a host where it does)."""
-    found: list[tuple[Any, Any]] = []
+    found: list[Host] = []
 
-    def host() -> tuple[Any, Any]:
+    def host() -> Host:
         if not found:
             found.append(_probe(say))
         return found[0]
     return host
 
 
-def _probe(say: Any) -> tuple[Any, Any]:
-    from gpuenv.cli.up import engine
-    from gpuenv.errors import EngineError
-
+def _probe(say: Say) -> Host:
     try:
         return engine()
     except EngineError as exc:
@@ -74,9 +79,7 @@ def _probe(say: Any) -> tuple[Any, Any]:
         return None, None
 
 
-def describe(rendered: Any, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
-    from gpuenv.run.reach import reach, spec_ports
-
+def describe(rendered: Rendered, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
     r = rendered.recipe
     return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
             "gpu_mode": r.inputs.gpu_mode or None, "gpu_requested": r.gpu_request,

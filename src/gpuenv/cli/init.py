@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv.cli.main import global_options
+from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Result
 from gpuenv.errors import BadInput, GpuenvError, StorageError
 from gpuenv.spec import SPEC_FILE, validate_spec
 from gpuenv.spec.request import parse_request
 from gpuenv.spec.write import spec_data, to_toml
+
+if TYPE_CHECKING:
+    from gpuenv.spec.load import FieldPath
+    from gpuenv.spec.model import EnvSpec
 
 # Which flag stands for which spec field, so that a bad flag value is reported as that flag.
 _FLAGS: dict[tuple[str, ...], str] = {
@@ -91,7 +95,7 @@ _SPEC_OPTIONS = [
 ]
 
 
-def spec_options(fn: Any) -> Any:
+def spec_options(fn: F) -> F:
     """The flags that stand for spec fields (shared by `gpuenv init` and `gpuenv up REQUEST`)."""
     for option in reversed(_SPEC_OPTIONS):
         fn = option(fn)
@@ -126,7 +130,7 @@ def init(request: tuple[str, ...], file: Path, force: bool, **flags: Any) -> Res
     return Result(result, lambda console: _show(console, target, text, to_stdout))
 
 
-def spec_from_request(request: tuple[str, ...], flags: dict[str, Any], folder: Path) -> Any:
+def spec_from_request(request: tuple[str, ...], flags: dict[str, Any], folder: Path) -> EnvSpec:
     """The EnvSpec a request and the spec flags describe (SpecError naming the flag for a bad value)."""
     data = _merge(parse_request(list(request)), _from_flags(flags))
     return validate_spec(data, "the command line", folder, _flag_of, _hint())
@@ -155,7 +159,7 @@ def _from_flags(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flag_values(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
-    ports: list[Any] = [_port(p) for p in f["ports"]] + ([6006] if f["tensorboard"] else [])
+    ports: list[Union[int, str]] = [_port(p) for p in f["ports"]] + ([6006] if f["tensorboard"] else [])
     pairs: list[tuple[tuple[str, ...], Any]] = [
         (("name",), f["name"]),
         (("python",), f["python"]),
@@ -189,7 +193,7 @@ def _access_pairs(f: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
     jupyter: Optional[dict[str, Any]] = None
     if f["jupyter"] or f["jupyter_port"] is not None:
         jupyter = {"mode": f["jupyter"] or "lab", **_given(port=f["jupyter_port"])}
-    gateway = {} if f["gateway"] else None
+    gateway: Optional[dict[str, Any]] = {} if f["gateway"] else None
     if f["gateway_port"] is not None:
         gateway = {"port": f["gateway_port"]}
     ssh: Optional[dict[str, Any]] = None
@@ -202,11 +206,11 @@ def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _port(text: str) -> Any:
+def _port(text: str) -> Union[int, str]:
     return int(text) if text.isdigit() else text
 
 
-def _devices(text: Optional[str], cpu: bool = False) -> Any:
+def _devices(text: Optional[str], cpu: bool = False) -> Union[str, list[Union[int, str]], None]:
     if cpu:
         if text not in (None, "none"):
             raise BadInput(f"--cpu and --devices {text} contradict each other", "give one of them")
@@ -220,7 +224,7 @@ def _split(text: Optional[str]) -> Optional[list[str]]:
     return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _ca(values: tuple[str, ...]) -> Any:
+def _ca(values: tuple[str, ...]) -> Union[str, list[str]]:
     if len(values) == 1 and values[0] in ("auto", "none"):
         return values[0]
     return list(values)
@@ -243,7 +247,7 @@ def _merge(request: dict[str, Any], flags: dict[str, Any], path: str = "") -> di
     return merged
 
 
-def _flag_of(path: tuple[Any, ...]) -> tuple[str, Optional[int]]:
+def _flag_of(path: FieldPath) -> tuple[str, Optional[int]]:
     names = tuple(p for p in path if isinstance(p, str))
     for depth in range(len(names), 0, -1):
         if names[:depth] in _FLAGS:

@@ -12,6 +12,8 @@ from rich.markup import escape
 
 from gpuenv.cli.main import VerbGroup, global_options
 from gpuenv.cli.output import Result
+from gpuenv.kb.index import network_settings
+from gpuenv.kb.refresh import refresh as run_refresh
 from gpuenv.spec import SPEC_FILE, load_spec, spec_path
 
 
@@ -40,9 +42,6 @@ def refresh(index: Optional[str], file: Optional[Path], out: Optional[Path], pro
     Proxies, CAs and trusted plain-http hosts come from the spec's [network] table, else from the
     environment (HTTPS_PROXY, NO_PROXY, PIP_CERT, ...). A failed refresh leaves the old table.
     """
-    from gpuenv.kb.index import network_settings
-    from gpuenv.kb.refresh import refresh as run_refresh
-
     spec = None
     base_dir = None
     if file is not None or Path(SPEC_FILE).is_file():

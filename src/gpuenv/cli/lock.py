@@ -7,15 +7,28 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
+from gpuenv.cli.up import _live, _say, engine, spec_source
 from gpuenv.errors import EXIT_FAILURE
+from gpuenv.lock import LOCK_NAME, drift
+from gpuenv.lock.built import with_image
+from gpuenv.lock.collect import collect
+from gpuenv.lock.lockfile import SYSTEM_STEP, Lock, plan_from_data, read, write
+from gpuenv.lock.resolution import lock_from_plan, resolved_of
+from gpuenv.spec import load_spec
+
+if TYPE_CHECKING:
+    from gpuenv.environment import Prepared, Say
+    from gpuenv.images.progress import BuildLog
+    from gpuenv.run.docker import Docker
 
 
 @click.command()
@@ -35,8 +48,6 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, forc
     gpuenv build --locked       build exactly the lock, on any day and any host (gpuenv up --locked too)
     gpuenv lock --check         what drifted: the spec, the image's packages, the base image
     """
-    from gpuenv.cli.up import spec_source
-
     spec_file = spec_source((), file, {})
     if check:
         return _check(spec_file)
@@ -44,12 +55,6 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, forc
 
 
 def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Result:
-    from gpuenv import environment
-    from gpuenv.cli.up import _say, engine
-    from gpuenv.lock import LOCK_NAME
-    from gpuenv.lock.lockfile import SYSTEM_STEP, write
-    from gpuenv.lock.resolution import resolved_of
-
     say = _say(renderer)
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
@@ -71,24 +76,18 @@ def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Resul
     return Result(data, lambda c: _show_lock(c, data))
 
 
-def _from_resolution(prepared: Any, docker: Any, say: Any) -> Any:
+def _from_resolution(prepared: Prepared, docker: Docker, say: Say) -> Lock:
     """The lock from the plan's resolution, no build; with the image's facts when it is built already."""
-    from gpuenv.lock.built import with_image
-    from gpuenv.lock.resolution import lock_from_plan
-
     made = lock_from_plan(prepared, docker)
     if docker is not None and prepared.image_info:
         made = with_image(made, docker, prepared.image, prepared.rendered.recipe.python.command)
     return made
 
 
-def _by_building(renderer: Renderer, prepared: Any, docker: Any, say: Any) -> tuple[Any, Any]:
+def _by_building(renderer: Renderer, prepared: Prepared, docker: Docker,
+                 say: Say) -> tuple[Lock, Optional[BuildLog]]:
     """No resolution (no index answered): build, then record exactly what the image holds."""
-    from gpuenv import environment
-    from gpuenv.cli.up import _live
-    from gpuenv.lock.collect import collect
-
-    resolved = getattr(prepared.plan, "resolved", None)
+    resolved = prepared.plan.resolved
     why = resolved.why if resolved is not None and resolved.why else "the plan was not resolved"
     say(f"no resolution to lock ({why}): building the image and recording what it holds instead")
     log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
@@ -109,11 +108,6 @@ def _show_lock(c: Console, data: dict[str, Any]) -> None:
 
 
 def _check(spec_file: Path) -> Result:
-    from gpuenv.cli.up import engine
-    from gpuenv.lock import LOCK_NAME, drift
-    from gpuenv.lock.lockfile import plan_from_data, read
-    from gpuenv.spec import load_spec
-
     path = spec_file.parent / LOCK_NAME
     lock = read(path)
     found = drift.spec_drift(lock, load_spec(spec_file))

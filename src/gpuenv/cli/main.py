@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import sys
 import traceback
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
 import click
 
@@ -19,7 +19,7 @@ from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError, Interrupted, StorageError
 from gpuenv.lazy import load
 
-F = Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])     # a click command function, or a decorator's result
 
 
 def global_options(fn: F) -> F:
@@ -31,6 +31,7 @@ def global_options(fn: F) -> F:
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    # late: gpuenv.__version__ reads importlib.metadata, and kb.refresh loads the index client; only --version
     from gpuenv import __version__
     from gpuenv.kb.refresh import snapshot_date
 
@@ -45,7 +46,8 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 class VerbGroup(click.Group):
     """A group whose unknown verb is bad input with the verbs it is closest to (`gpuenv stauts`)."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[Optional[str], Optional[click.Command], list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             raise BadInput(f"No such command '{name}'.", _suggestion(ctx, name, self))

@@ -32,7 +32,7 @@ def visible(text: str) -> str:
 class SafeConsole(Console):
     """A rich Console whose printed strings never carry raw control characters (see `visible`)."""
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         super().print(*(visible(o) if isinstance(o, str) else o for o in objects), **kwargs)
 
 

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv.cli.main import global_options
+from gpuenv import planning
+from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Result
 from gpuenv.errors import BadInput
 
+if TYPE_CHECKING:
+    from gpuenv.resolve import Request
+    from gpuenv.spec.model import EnvSpec
 
-def _target_options(fn):
+
+def _target_options(fn: F) -> F:
     fn = click.option("--gpu", "gpu_ccs", multiple=True, metavar="CC",
                       help="Plan for a GPU of this compute capability (7.0); repeatable.")(fn)
     fn = click.option("--gpu-name", "gpu_names", multiple=True, metavar="NAME",
@@ -52,13 +58,11 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     gpuenv plan --file examples/mxnet-cu90/gpuenv.toml --json
     Exit code 3, with the reason and what would work instead, when nothing fits.
     """
-    from gpuenv import planning
-
     python = _python(python)
     flags = planning.TargetFlags(driver, gpu_names, gpu_ccs)
-    spec = None
+    spec: Optional[EnvSpec] = None
     if file is not None or not requirements:
-        from gpuenv.spec import spec_path
+        from gpuenv.spec import spec_path       # late: gpuenv.spec.load builds the spec model (pydantic)
 
         request, spec = planning.request_from_spec(spec_path(file), python)
         if requirements:
@@ -66,20 +70,19 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     else:
         request = planning.request_from_words(list(requirements), python)
     spec_dir = spec_path(file).parent.resolve() if spec is not None else None
-    result = planning.plan_whole(_with_flags(request, cuda, cpu), planning.target_for(flags, spec), spec, spec_dir, offline)
+    request = _with_flags(request, cuda, cpu)
+    result = planning.plan_whole(request, planning.target_for(flags, spec), spec, spec_dir, offline)
     data = result.to_dict()
     if spec is not None and spec.network.preset:
-        from gpuenv.kb.mirrors import report
+        from gpuenv.kb.mirrors import report        # late: a spec with a preset loaded it; `plan torch` does not
 
         data["network_preset"] = report(spec.network)
     return Result(data, lambda console: _show_plan(console, data))
 
 
-def _with_flags(request: Any, cuda: Optional[str], cpu: bool) -> Any:
+def _with_flags(request: Request, cuda: Optional[str], cpu: bool) -> Request:
     """The request with --cuda and --cpu, which say what the words cu90 and cpu say (refused when both
     say it differently)."""
-    from dataclasses import replace
-
     if cuda is not None and not re.fullmatch(r"\d{1,2}(\.\d)?", cuda):
         raise BadInput(f"--cuda: '{cuda}' is not a CUDA version", "write it as 9.0, 12.1 or 12")
     if cuda is not None and request.cuda not in (None, cuda):
@@ -88,7 +91,7 @@ def _with_flags(request: Any, cuda: Optional[str], cpu: bool) -> Any:
 
 
 def _show_plan(console: Console, data: dict[str, Any]) -> None:
-    def line(key: str, value: Any) -> None:
+    def line(key: str, value: object) -> None:
         console.print(f"[bold]{key:<12}[/bold]{escape(str(value))}")
 
     line("python", data["python"])
@@ -110,7 +113,7 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     for reason in data["reasons"]:
         console.print(f"  - {escape(reason)}")
     if data.get("network_preset"):
-        from gpuenv.kb.mirrors import report_lines
+        from gpuenv.kb.mirrors import report_lines          # late: as `report` above
 
         for text in report_lines(data["network_preset"]):
             console.print(escape(text))
@@ -144,8 +147,7 @@ def matrix(framework: str, driver: Optional[str], gpu_names: tuple[str, ...], gp
     gpuenv matrix tensorflow --driver 384.90
     gpuenv matrix torch --gpu-name "Tesla K80"
     """
-    from gpuenv import planning
-    from gpuenv.resolve.matrix import rows_for
+    from gpuenv.resolve.matrix import rows_for          # late: `gpuenv matrix` alone; this module starts `plan`
 
     python = _python(python)
     target = planning.target_for(planning.TargetFlags(driver, gpu_names, gpu_ccs))
@@ -156,7 +158,7 @@ def matrix(framework: str, driver: Optional[str], gpu_names: tuple[str, ...], gp
 
 
 def _show_matrix(console: Console, data: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.table import Table        # late: `gpuenv matrix` alone (4 ms); this module starts `plan`
 
     target = data["target"]
     gpus = ", ".join(g["name"] for g in target["gpus"]) or "any GPU"

@@ -3,6 +3,8 @@ pinned by digest in gpuenv.lock."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,30 +12,31 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv.cli.main import global_options
+from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
+from gpuenv.host.engine import probe_engine
+from gpuenv.host.user import ids
+from gpuenv.registry import ref as refs
+from gpuenv.registry import source, transfer
+from gpuenv.registry.lockfile import LOCK_FILE, add_repo_digest, read_image
+from gpuenv.registry.login import Login, from_options
+from gpuenv.registry.pulling import by_lock, by_ref, renumber, user_mismatch
+from gpuenv.registry.transfer import Pushed
+from gpuenv.run.docker import Docker
 
 
-def login_options(fn: Any) -> Any:
+def login_options(fn: F) -> F:
     fn = click.option("--password-stdin", is_flag=True,
                       help="Read the password from stdin (else from GPUENV_REGISTRY_PASSWORD).")(fn)
     return click.option("--username", "-u", metavar="NAME",
                         help="Log in as NAME for this command only (default: your `docker login`).")(fn)
 
 
-def _login(username: Optional[str], password_stdin: bool) -> Any:
-    import os
-    import sys
-
-    from gpuenv.registry.login import from_options
-
+def _login(username: Optional[str], password_stdin: bool) -> Optional[Login]:
     return from_options(username, password_stdin, sys.stdin.read, os.environ)
 
 
-def _docker() -> Any:
-    from gpuenv.host.engine import probe_engine
-    from gpuenv.run.docker import Docker
-
+def _docker() -> Docker:
     return Docker.connect(probe_engine(compose=False))
 
 
@@ -51,9 +54,6 @@ def push(first: str, second: Optional[str], username: Optional[str], password_st
     printf '%s' "$PW" | gpuenv push REF --username me --password-stdin
     The password is used for this command only: never stored, never on a command line.
     """
-    from gpuenv.host.user import ids
-    from gpuenv.registry import ref as refs, source, transfer
-
     env, ref_text = (None, first) if second is None else (first, second)
     ref = refs.parse(ref_text, digest_allowed=False)
     login = _login(username, password_stdin)
@@ -66,12 +66,10 @@ def push(first: str, second: Optional[str], username: Optional[str], password_st
     return Result(data, lambda c: _show_push(c, data))
 
 
-def _record(lock: Optional[Path], pushed: Any, image: str) -> Optional[dict[str, str]]:
+def _record(lock: Optional[Path], pushed: Pushed, image: str) -> Optional[dict[str, str]]:
     """Add the digest to the lock next to the spec when that lock describes the pushed image."""
-    from gpuenv.registry.lockfile import add_repo_digest, read_image
-
     locked = read_image(lock) if lock else None
-    if locked is None:
+    if lock is None or locked is None:
         return None
     if locked.id != pushed.image_id and (locked.id or locked.tag != image):
         note = f"{lock} locks another image ({locked.tag or locked.id}): not changed; gpuenv lock makes it again"
@@ -103,10 +101,6 @@ def pull(renderer: Renderer, ref: Optional[str], username: Optional[str], passwo
     gpuenv pull 127.0.0.1:5000/vision:3f2a9c0d1e2b
     gpuenv pull 127.0.0.1:5000/vision@sha256:...  --username me --password-stdin
     """
-    from gpuenv.host.user import ids
-    from gpuenv.registry.lockfile import LOCK_FILE, read_image
-    from gpuenv.registry.pulling import by_lock, by_ref, user_mismatch
-
     login = _login(username, password_stdin)
     locked = read_image(Path.cwd() / LOCK_FILE)
     docker = _docker()
@@ -114,8 +108,6 @@ def pull(renderer: Renderer, ref: Optional[str], username: Optional[str], passwo
     mismatch = user_mismatch(pulled.info, ids("host"))
     renumbered = None
     if mismatch:
-        from gpuenv.registry.pulling import renumber
-
         renumbered = renumber(docker, Path.cwd() / "gpuenv.toml", pulled, mismatch)
         renderer.stderr.print("[yellow]note:[/yellow] ", end="")
         if renumbered:

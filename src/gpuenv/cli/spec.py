@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 
 from gpuenv.cli.main import VerbGroup, global_options
 from gpuenv.cli.output import Result
+from gpuenv.kb.mirrors import report, report_lines
 from gpuenv.spec import load_spec, spec_path
 from gpuenv.spec.write import spec_data, to_toml
 
@@ -29,8 +30,6 @@ def check(file: Optional[Path], **_: Any) -> Result:
 
     Every problem is listed at once with its line and a valid example; exit code 2 when any.
     """
-    from gpuenv.kb.mirrors import report
-
     path = spec_path(file)
     spec = load_spec(path)
     data, preset = spec_data(spec, full=True), report(spec.network)
@@ -39,8 +38,6 @@ def check(file: Optional[Path], **_: Any) -> Result:
 
 
 def _show(console: Console, path: Path, data: dict[str, Any], preset: dict[str, Any]) -> None:
-    from gpuenv.kb.mirrors import report_lines
-
     console.print(f"[green]ok:[/green] {escape(str(path))} is a valid spec; normalized, with defaults:")
     for line in report_lines(preset):
         console.print(f"# {line}", markup=False)

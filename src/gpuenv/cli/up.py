@@ -3,22 +3,35 @@ environment that answers, with how to reach it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv.cli.init import spec_options
-from gpuenv.cli.main import global_options
+from gpuenv import environment
+from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
+from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput
+from gpuenv.host.addresses import reachable
+from gpuenv.host.probe import HostReport, probe
+from gpuenv.run.docker import Docker
+from gpuenv.run.exposure import warnings
+from gpuenv.spec import spec_path
+from gpuenv.spec.values import name_from_folder
+from gpuenv.spec.write import spec_data, to_toml
+
+if TYPE_CHECKING:
+    from gpuenv.environment import Prepared, Say
+    from gpuenv.images.progress import BuildLog
 
 
-def source_options(fn: Any) -> Any:
+def source_options(fn: F) -> F:
     fn = click.option("--pull", is_flag=True, help="Try the registry for the base again, even when gpuenv "
                       "built one here before.")(fn)
     fn = click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")(fn)
@@ -29,7 +42,7 @@ def source_options(fn: Any) -> Any:
     return click.argument("request", nargs=-1)(fn)
 
 
-def locked_option(fn: Any) -> Any:
+def locked_option(fn: F) -> F:
     return click.option("--locked", is_flag=True, help="No planning: build exactly gpuenv.lock (its plan, base "
                         "digest and every package's version and hashes); refused without a lock of this spec.")(fn)
 
@@ -51,8 +64,6 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     The image is tagged by content: an unchanged spec never rebuilds. Behind a TLS-inspecting proxy the
     host's CA bundle goes to the build as a secret, never into a layer.
     """
-    from gpuenv import environment
-
     spec_file = spec_source(request, file, flags)
     say = _say(renderer)
     with environment.folder_lock(spec_file, say):           # one `up` or `build` of a folder at a time
@@ -86,8 +97,6 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
     """
-    from gpuenv import environment
-
     spec_file = spec_source(request, file, flags)
     say = _say(renderer)
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
@@ -106,19 +115,14 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     return Result(data, lambda c: _show_up(c, data))
 
 
-def engine() -> tuple[Any, Any]:
+def engine() -> tuple[HostReport, Docker]:
     """This host, probed without the network, and the docker client (EngineError when unusable)."""
-    from gpuenv.host.probe import probe
-    from gpuenv.run.docker import Docker
-
     report = probe(network=False, compose=False)
     return report, Docker.connect(report.engine)
 
 
 def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
     """The spec file a build or up means: -f, a request (written to the state folder), ./gpuenv.toml."""
-    from gpuenv.spec import spec_path
-
     flags = {k: v for k, v in flags.items() if k not in ("json_mode", "debug")}
     given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, False, (), [])]
     if request:
@@ -141,12 +145,6 @@ def state_root() -> Path:
 
 def _request_spec(request: tuple[str, ...], flags: dict[str, Any]) -> Path:
     """A request's spec, kept in the state folder of this working folder; the workspace is this folder."""
-    import hashlib
-
-    from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request
-    from gpuenv.spec.values import name_from_folder
-    from gpuenv.spec.write import spec_data, to_toml
-
     cwd = Path.cwd().resolve()
     name = flags.get("name") or name_from_folder(cwd.name) or "env"
     folder = state_root() / f"{name}-{hashlib.sha256(str(cwd).encode()).hexdigest()[:6]}"
@@ -158,16 +156,13 @@ def _request_spec(request: tuple[str, ...], flags: dict[str, Any]) -> Path:
     return folder / "gpuenv.toml"
 
 
-def warn(prepared: Any, say: Any) -> None:
+def warn(prepared: Prepared, say: Say) -> None:
     """What in the spec opens the host or the environment wider than the defaults (run/exposure.py)."""
-    from gpuenv.host.addresses import reachable
-    from gpuenv.run.exposure import warnings
-
     for text in warnings(prepared.spec, prepared.rendered.recipe.inputs.uid, reachable()):
         say(f"warning: {text}")
 
 
-def _say(renderer: Renderer) -> Any:
+def _say(renderer: Renderer) -> Say:
     def say(text: str) -> None:
         renderer.stderr.print("[bold cyan]gpuenv:[/bold cyan] ", end="")
         renderer.stderr.print(text, markup=False)
@@ -178,14 +173,14 @@ def _live(renderer: Renderer) -> bool:
     return renderer.stderr.is_terminal and not renderer.json_mode
 
 
-def _summary(log: Any) -> str:
+def _summary(log: Optional[BuildLog]) -> str:
     if log is None:
         return ""
     return log.summary().describe()
 
 
 def _show_up(console: Console, data: dict[str, Any]) -> None:
-    from gpuenv.cli.generate import show_access
+    from gpuenv.cli.generate import show_access     # late: cli.generate imports this module (a cycle)
 
     state = "already running" if data["reused"] else "running"
     console.print(f"[bold green]{escape(data['name'])}[/bold green] {state}: {escape(data['plan'])}")

@@ -4,14 +4,24 @@ build. Exit 1 with the likely cause (research/failure-modes.md rows) when someth
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
+from gpuenv.cli.up import engine
+from gpuenv.host.user import ids
+from gpuenv.run.envs import find
+from gpuenv.run.verify import table
+
+if TYPE_CHECKING:
+    from gpuenv.run.envs import Env
+    from gpuenv.run.verify import Verdict
 
 
 @click.command()
@@ -24,25 +34,16 @@ def verify(env: Optional[str], **_: Any) -> Result:
     gpuenv verify                  this folder's environment (or your only one)
     gpuenv verify vision --json
     """
-    from pathlib import Path
-
-    from gpuenv import environment
-    from gpuenv.cli.up import engine
-    from gpuenv.host.user import ids
-    from gpuenv.run.envs import find
-
     report, docker = engine()
     found = find(docker, env, ids("host")[0], Path.cwd())
     verdict, data = environment.verify(docker, found, report)
     return Result(data, lambda c: _show(c, found, verdict), 0 if verdict.ok else 1)
 
 
-def _show(console: Console, found: Any, verdict: Any) -> None:
-    from gpuenv.run.verify import table
-
+def _show(console: Console, found: Env, verdict: Verdict) -> None:
     console.print(f"[bold]{escape(found.name)}[/bold] ({escape(found.image)})")
     console.print(table(verdict))
-    if getattr(verdict, "cpu_only", False):
+    if verdict.cpu_only:
         console.print("no GPU: checked the CPU path")
     for cause in verdict.causes:
         console.print(f"[bold red]likely cause[/bold red] (failure-modes row {cause.row}): {escape(cause.title)}")

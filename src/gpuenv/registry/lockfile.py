@@ -23,7 +23,7 @@ class LockedImage:
 
 def read_image(path: Path) -> Optional[LockedImage]:
     """The [image] table of a lock file; None when there is no lock (BadInput when it is malformed)."""
-    from gpuenv.lock import lockfile
+    from gpuenv.lock import lockfile        # late: it loads the spec model (pydantic); only where a lock exists
 
     if not path.is_file():
         return None
@@ -33,7 +33,7 @@ def read_image(path: Path) -> Optional[LockedImage]:
 
 def add_repo_digest(path: Path, entry: str) -> bool:
     """Add `entry` to [image].repo_digests (the file is written whole, atomically); False when it was there."""
-    from gpuenv.lock import lockfile
+    from gpuenv.lock import lockfile        # late: as in read_image
 
     lock = lockfile.read(path)
     if entry in lock.image.repo_digests:

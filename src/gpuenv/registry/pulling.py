@@ -45,8 +45,8 @@ def user_mismatch(info: dict[str, Any], you: tuple[int, int]) -> Optional[UserMi
 def by_ref(docker: Docker, text: str, login: Optional[Login], locked: Optional[LockedImage]) -> Pulled:
     """REF; when ./gpuenv.lock pins that digest, its [image] id is checked and its tag given."""
     ref = refs.parse(text)
-    pinned = bool(locked and ref.digest and ref.pinned() in locked.repo_digests)
-    pulled = pull(docker, ref, login, locked.id if pinned else "", locked.tag if pinned and locked.tag else None)
+    pinned = locked if locked and ref.digest and ref.pinned() in locked.repo_digests else None
+    pulled = pull(docker, ref, login, pinned.id if pinned else "", pinned.tag if pinned and pinned.tag else None)
     if locked and locked.tag and not pinned and locked.id == pulled.image_id and pulled.tag != locked.tag:
         docker.run("tag", pulled.image_id, locked.tag)
         pulled = Pulled(pulled.source, pulled.pinned, pulled.digest, pulled.image_id, locked.tag, pulled.info)
@@ -77,6 +77,7 @@ def by_lock(docker: Docker, login: Optional[Login], locked: Optional[LockedImage
 def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMismatch) -> Optional[str]:
     """This user's image of a pulled one built for another user, under the tag `gpuenv up` plans here;
     None when no rendering of the folder's lock gives the pulled image (nothing is derived then)."""
+    # late: a pull of an image built for another user alone plans and renders (environment, render)
     from gpuenv import environment
     from gpuenv.images.retarget import retarget
     from gpuenv.render import tag_for

@@ -32,14 +32,14 @@ def image_to_push(docker: Docker, env: Optional[str], cwd: Path, user: tuple[int
         return _named(docker, env, user)
     if (cwd / SPEC_FILE).is_file():
         return _of_spec(docker, cwd, user)
-    from gpuenv.run.envs import find
+    from gpuenv.run.envs import find        # late: run.envs loads compose (yaml); a push by image or spec needs none
 
     found = find(docker, None, user[0], cwd)
     return Source(found.image, _lock_in(found.label("files")))
 
 
 def _named(docker: Docker, env: str, user: tuple[int, int]) -> Source:
-    from gpuenv.run.envs import environments
+    from gpuenv.run.envs import environments        # late: as in image_to_push
 
     running = [e for e in environments(docker, user[0]) if env in (e.name, e.project)]
     if len(running) == 1:
@@ -58,6 +58,7 @@ def _of_spec(docker: Docker, folder: Path, user: tuple[int, int]) -> Source:
     for image in filter(None, candidates):
         if docker.image(image):
             return Source(image, lock)
+    # late: the spec model (pydantic) and render, only when neither the lock nor .env names a built image
     from gpuenv.render.recipe import spec_hash
     from gpuenv.spec import load_spec
 

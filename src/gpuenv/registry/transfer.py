@@ -41,7 +41,7 @@ class Pulled:
     digest: str
     image_id: str
     tag: Optional[str]        # the content tag it now also has (None: not known)
-    info: dict
+    info: dict[str, Any]      # `docker image inspect` of it
 
 
 def push(docker: Docker, image: str, ref: Ref, login: Optional[Login]) -> Pushed:
@@ -55,7 +55,7 @@ def push(docker: Docker, image: str, ref: Ref, login: Optional[Login]) -> Pushed
         with docker_environment(login, ref.host) as env:
             done = _docker(docker, env, "push", target)
         if done.returncode != 0:
-            raise failure("push", ref, done.stderr or done.stdout, login and login.username)
+            raise failure("push", ref, done.stderr or done.stdout, login.username if login else None)
         digest = _found(_PUSHED, done.stdout) or _repo_digest(docker.image(target) or {}, ref)
         if not digest:
             raise EngineError(f"`docker push {target}` said no digest", "push again; the registry may be full")
@@ -75,7 +75,7 @@ def pull(docker: Docker, ref: Ref, login: Optional[Login], expect_id: str = "",
     with docker_environment(login, ref.host) as env:
         done = _docker(docker, env, "pull", source)
     if done.returncode != 0:
-        raise failure("pull", ref, done.stderr or done.stdout, login and login.username)
+        raise failure("pull", ref, done.stderr or done.stdout, login.username if login else None)
     info = docker.image(source) or {}
     try:
         digest = _checked_digest(info, ref, _found(_PULLED, done.stdout))
@@ -97,7 +97,7 @@ def content_tag(image: str) -> str:
     return tag if name and "/" not in tag else "latest"
 
 
-def labelled_tag(info: dict, ref: Ref) -> Optional[str]:
+def labelled_tag(info: dict[str, Any], ref: Ref) -> Optional[str]:
     """gpuenv-NAME:TAG from the image's title label and REF's tag, when that tag is a content tag (or
     the one the image has already here, pulled by digest)."""
     labels = (info.get("Config") or {}).get("Labels") or {}
@@ -109,14 +109,14 @@ def labelled_tag(info: dict, ref: Ref) -> Optional[str]:
     return next((t for t in info.get("RepoTags") or [] if t.startswith(f"gpuenv-{name}:")), None)
 
 
-def built_for(info: dict) -> Optional[tuple[int, int]]:
+def built_for(info: dict[str, Any]) -> Optional[tuple[int, int]]:
     """The UID:GID the image's user was built with (its USER line), None when it says no numbers."""
     user = (info.get("Config") or {}).get("User") or ""
     uid, _, gid = user.partition(":")
     return (int(uid), int(gid or uid)) if uid.isdigit() and (gid or uid).isdigit() else None
 
 
-def _checked_digest(info: dict, ref: Ref, said: Optional[str]) -> str:
+def _checked_digest(info: dict[str, Any], ref: Ref, said: Optional[str]) -> str:
     digest = ref.digest or said or _repo_digest(info, ref)
     if not info or not digest or ref.pinned(digest) not in (info.get("RepoDigests") or []):
         raise GpuenvError(f"the pulled image's digests {info.get('RepoDigests')} do not include "
@@ -124,7 +124,7 @@ def _checked_digest(info: dict, ref: Ref, said: Optional[str]) -> str:
     return digest
 
 
-def _repo_digest(info: dict, ref: Ref) -> Optional[str]:
+def _repo_digest(info: dict[str, Any], ref: Ref) -> Optional[str]:
     for entry in info.get("RepoDigests") or []:
         name, _, digest = entry.partition("@")
         if name == ref.name:
@@ -132,7 +132,7 @@ def _repo_digest(info: dict, ref: Ref) -> Optional[str]:
     return None
 
 
-def _found(pattern: re.Pattern, text: str) -> Optional[str]:
+def _found(pattern: re.Pattern[str], text: str) -> Optional[str]:
     match = pattern.search(text or "")
     return match.group(1) if match else None
 
@@ -143,7 +143,7 @@ def _untag(docker: Docker, ref: str, had: Optional[dict[str, Any]]) -> None:
         docker.run("image", "rm", ref, check=False)
 
 
-def _docker(docker: Docker, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def _docker(docker: Docker, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(docker.argv(*args), env=env, capture_output=True, text=True, errors="replace",
                               stdin=subprocess.DEVNULL, timeout=TIMEOUT)
