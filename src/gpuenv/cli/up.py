@@ -72,12 +72,12 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
             prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
             report, docker = probing.result()
         log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
-    data = {"image": prepared.image, "built": log is not None, "folder": str(prepared.folder),
-            "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base,
-            "summary": _summary(log)}
+    image, summary = prepared.image, _summary(log)
+    data = {"image": image, "built": log is not None, "folder": str(prepared.folder),
+            "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base, "summary": summary}
     return Result(data, lambda c: c.print(
-        f"[bold]image[/bold]  {escape(data['image'])}  "
-        + ("(built: " + escape(data["summary"]) + ")" if log is not None else "(up to date: nothing to build)")))
+        f"[bold]image[/bold]  {escape(image)}  "
+        + ("(built: " + escape(summary) + ")" if log is not None else "(up to date: nothing to build)")))
 
 
 @click.command()

@@ -177,8 +177,9 @@ def _environment(r: Recipe, host: Host, s: Service) -> list[tuple[str, str]]:
     tokens, access = r.inputs.tokens, r.spec.access
     env: list[tuple[str, str]] = []
     if s.name == "jupyter":
-        if access.jupyter.auth == "password":
-            env.append(("GPUENV_JUPYTER_PASSWORD_HASH", access.jupyter.password_hash))
+        jupyter = access.jupyter              # set whenever the jupyter service is (spec rules)
+        if jupyter is not None and jupyter.auth == "password" and jupyter.password_hash:
+            env.append(("GPUENV_JUPYTER_PASSWORD_HASH", jupyter.password_hash))
         else:
             env.append(("JUPYTER_TOKEN", tokens["JUPYTER_TOKEN"]))
     if s.name == "gateway":
