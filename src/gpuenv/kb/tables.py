@@ -12,6 +12,7 @@ from typing import Any
 
 from gpuenv.errors import GpuenvError
 from gpuenv.kb.schema import SCHEMAS
+from gpuenv.tomlcompat import tomllib
 
 Row = dict[str, Any]
 
@@ -37,8 +38,6 @@ def parse_table(name: str, text_and_kind: tuple[str, str]) -> dict[str, list[Row
         if kind == "json":
             data = json.loads(text)
         else:
-            from gpuenv.tomlcompat import tomllib
-
             data = tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are both ValueErrors
         raise KbError(f"knowledge table {name}.{kind} is not valid {kind.upper()}: {exc}", _REINSTALL) from exc

@@ -8,6 +8,7 @@ version the build PyPI serves before the other variants. Choosing is the solver'
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,10 +16,11 @@ from typing import Callable, Optional, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import KbError, load_table
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.request import Request, Want
-from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key
+from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, sm_to_cc
 
 ALL_PYTHONS = ("2.7", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
@@ -196,7 +198,7 @@ def _newest_first(versions: list[str]) -> list[str]:
 def _tensorflow(want: Want, request: Request) -> list[Build]:
     table = load_table("tensorflow")
     builds = {row["version"]: row for row in table["build"]}
-    versions = set()
+    versions: set[str] = set()
     for project in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu"):
         versions.update((published(project) or {}).keys())
     if not versions:  # no index snapshot: the minor releases of the tested table, as x.y.0
@@ -284,8 +286,9 @@ def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) 
         return None
     url = route["url"].replace("{cu}", token).replace("{version}", version)
     local = f"+{token}" if route["local_version"] else ""
+    options: tuple[str, ...] = ()
     if route["kind"] == "wheel-url":
-        requirement, options = f"torch @ {url}", ()
+        requirement = f"torch @ {url}"
     else:
         requirement, options = f"torch=={version}{local}", (f"--{route['kind']}", url)
     return Build("torch", "torch", version, requirement, tuple(row["python"]), cuda, cudnn, source, archs=archs,
@@ -394,8 +397,6 @@ def _paddle(want: Want, request: Request) -> list[Build]:
 def _no_extras(want: Want) -> None:
     """PaddlePaddle's wheels declare no extras (their METADATA): one asked for is refused, never dropped."""
     if want.extras:
-        from gpuenv.errors import ImpossibleRequest
-
         plain = f"{want.project}{want.specifier}"
         raise ImpossibleRequest(f"{want.text}: {want.project} publishes no extras ({', '.join(want.extras)} asked)",
                                 code="no-such-version", alternatives=[plain], hint=f"options: {plain}")
@@ -466,8 +467,6 @@ class LimitedBuild(Build):
         return max((d for d in (super().min_driver(), self.floor) if d), key=V, default=None)
 
     def gpu_archs(self) -> tuple[str, ...]:
-        from gpuenv.resolve.versions import sm_to_cc
-
         low = minor_key(self.min_cc or "0.0")
         return tuple(a for a in super().gpu_archs() if sm_to_cc(a) >= low)
 
@@ -510,8 +509,6 @@ def _cupy(want: Want, request: Request) -> list[Build]:
 
 def _cupy_extra_missing(want: Want, version: str, having: list[str]):
     """The release asked exists but does not declare the extra (ctk from 14.0): say so, and what does."""
-    from gpuenv.errors import ImpossibleRequest
-
     extras = ",".join(sorted(want.extras))
     newer = sorted({v for v in having if V(v) > V(version)}, key=V)[:1] or sorted(set(having), key=V)[-1:]
     fix = [f"{want.project}[{extras}]=={v}" for v in newer] + [f"{want.project}=={version}"]
@@ -529,8 +526,6 @@ def _check_cupy_extras(want: Want, table) -> None:
     known = {e for row in table["extras"] for e in row["extras"]}
     unknown = sorted(set(want.extras) - known)
     if unknown:
-        from gpuenv.errors import ImpossibleRequest
-
         fix = [f"{want.project}[{e}]{want.specifier}" for e in sorted(known)]
         raise ImpossibleRequest(f"{want.text}: no {want.project} release declares the extra "
                                 f"{', '.join(unknown)} (extras: {', '.join(sorted(known))})",
@@ -559,8 +554,6 @@ def _cupy_wheel_projects(table) -> list[str]:
 
 def _cupy_source_only(want: Want, table):
     """`cupy` is CuPy's source distribution: it needs nvcc and a compiler to install. Name the wheels that fit."""
-    from gpuenv.errors import ImpossibleRequest
-
     fix = []
     for project in reversed(_cupy_wheel_projects(table)):
         versions = [v for v in _newest_first(list(published(project) or {})) if matches(want.specifier, v)]
@@ -577,10 +570,6 @@ def _cupy_source_only(want: Want, table):
 
 def _cupy_no_such_project(want: Want, table):
     """cupy-cuda12 (no x), cupy-cuda118: names CuPy never published; the closest ones that exist."""
-    import difflib
-
-    from gpuenv.errors import ImpossibleRequest
-
     projects = _cupy_wheel_projects(table)
     fitting = [p for p in projects if any(matches(want.specifier, v) for v in published(p) or {})] or projects
     near = difflib.get_close_matches(want.project, fitting, n=3, cutoff=0.6) or fitting[-3:]
@@ -591,8 +580,6 @@ def _cupy_no_such_project(want: Want, table):
 
 
 def _cupy_needs_gpu(want: Want):
-    from gpuenv.errors import ImpossibleRequest
-
     return ImpossibleRequest(f"{want.text}: CuPy has no CPU build (every cupy-cudaXY wheel runs on an NVIDIA GPU), "
                              'and gpu.devices = "none" was asked', code="conflict",
                              alternatives=['gpu.devices = "all"', "numpy (CuPy's CPU counterpart) under `packages`"],

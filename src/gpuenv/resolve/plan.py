@@ -11,7 +11,7 @@ from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
-from gpuenv.resolve.solver import Choice, solve
+from gpuenv.resolve.solver import Choice, carried_extras, solve
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
@@ -154,8 +154,6 @@ def _fill(requirement: str, python: str) -> str:
 
 
 def _carried(build: Build, request: Request) -> tuple[str, ...]:
-    from gpuenv.resolve.solver import carried_extras
-
     return tuple(e for w in request.wants if w.family == build.family for e in carried_extras(w, build))
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 
 from gpuenv.kb import frameworks
+from gpuenv.kb.mirrors import preset
 
 
 # Characters no value of a spec may hold, in any field: C0 controls (newline, CR, tab, NUL...), DEL,
@@ -353,6 +354,4 @@ def ca_certificates(value: Any) -> Any:
 
 def network_preset(value: str) -> str:
     """A region preset of mirrors named in kb/data/mirrors.toml."""
-    from gpuenv.kb.mirrors import preset
-
     return preset(value).name
