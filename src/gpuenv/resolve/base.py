@@ -13,6 +13,7 @@ from typing import Optional
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
+from gpuenv.kb.tables import Row
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.builds import Build
 from gpuenv.resolve.provided import Provided, recognise
@@ -108,7 +109,7 @@ def _cudnn_fits(image: Optional[str], needed: Optional[str]) -> bool:
     return image.split(".")[0] == needed.split(".")[0] and minor_key(image)[:2] >= minor_key(needed)[:2]
 
 
-def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tuple:
+def _preference(row: Row, cuda: str, cudnn: Optional[str], python: str) -> tuple:
     return (
         row["status"] == "deleted",                          # a tag that still exists first
         row["cuda"] != cuda,                                # then the exact minor: libraries' sonames
@@ -123,7 +124,7 @@ def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tupl
     )
 
 
-def _tag(row: dict) -> str:
+def _tag(row: Row) -> str:
     parts = [row["version"]]
     if row.get("cudnn_token"):
         parts.append(row["cudnn_token"])

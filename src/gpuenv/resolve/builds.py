@@ -18,6 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import KbError, load_table
+from gpuenv.kb.tables import Row, Table
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.request import Request, Want
 from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, sm_to_cc
@@ -213,7 +214,7 @@ def _tensorflow(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _tf_builds(want: Want, request: Request, build, route, version: str) -> list[Build]:
+def _tf_builds(want: Want, request: Request, build: Row, route: Row, version: str) -> list[Build]:
     """The builds of one release: the one its package row names (the project and extra that carry the GPU
     build), and tensorflow-gpu itself when that was asked and published as a wheel (2.1-2.11: an alias)."""
     found = []
@@ -229,7 +230,7 @@ def _tf_builds(want: Want, request: Request, build, route, version: str) -> list
     return found
 
 
-def _tf_choices(want: Want, request: Request, route, version: str) -> list[tuple[str, str, str]]:
+def _tf_choices(want: Want, request: Request, route: Row, version: str) -> list[tuple[str, str, str]]:
     """(project, extra, cuda_source) of the builds of one release to offer."""
     if want.project == "tensorflow-cpu":  # the CPU-only project, asked by name: planned as written
         return [("tensorflow-cpu", "", "none")]
@@ -269,7 +270,8 @@ def _torch(want: Want, request: Request) -> list[Build]:
     return [b for b in found if b is not None]
 
 
-def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) -> Optional[Build]:
+def _torch_build(row: Row, cuda: Optional[str], is_default: bool, routes: Sequence[Row],
+                 arch_rows: Sequence[Row]) -> Optional[Build]:
     """One torch build: PyPI's own (no route), or a variant ("cu118", or "cpu" for cuda None) by its route."""
     version = row["version"]
     token = _cu(cuda) if cuda else "cpu"
@@ -295,7 +297,7 @@ def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) 
                  pip_options=options, companions=_companions(row, local), variant=token, local=local.lstrip("+"))
 
 
-def _companions(row, local: str) -> tuple[str, ...]:
+def _companions(row: Row, local: str) -> tuple[str, ...]:
     out = []
     if row.get("torchvision"):
         out.append(f"torchvision=={row['torchvision']}{local}")
@@ -321,12 +323,12 @@ def _mxnet(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _mx_python(table, version: str) -> tuple[str, ...]:
+def _mx_python(table: Table, version: str) -> tuple[str, ...]:
     row = next((r for r in table["python"] if matches(r["versions"], version)), None)
     return tuple(row["python"]) if row else ()
 
 
-def _mxnet_build(table, row, version: str) -> Build:
+def _mxnet_build(table: Table, row: Row, version: str) -> Build:
     build = next((b for b in table["build"] if b["cuda"] == row["cuda"] and matches(b["versions"], version)), None)
     cudnn = build["cudnn"] if build else None
     notes = []
@@ -365,7 +367,7 @@ def _jax_cpu(version: str, extra: bool) -> Build:
     return Build("jax", "jax", version, requirement, pythons, None, None, "none", extra="cpu" if extra else "")
 
 
-def _jax_build(row, version: str, route) -> Build:
+def _jax_build(row: Row, version: str, route: Optional[Row]) -> Build:
     """One CUDA extra of a release; an extra that pins a local jaxlib (jaxlib==V+cuda12.cudnn89, before 0.4.30)
     gets it from JAX's own release page (wheel_routes.toml), where those jaxlib builds are published."""
     options: tuple[str, ...] = ()
@@ -407,7 +409,7 @@ def _paddle_cpu() -> list[Build]:
                   None, None, "none") for v in _newest_first(list(published("paddlepaddle") or {}))]
 
 
-def _paddle_pypi(table, version: str) -> list[Build]:
+def _paddle_pypi(table: Table, version: str) -> list[Build]:
     """PyPI's paddlepaddle-gpu release: the CUDA its wheels were built with (1.x: named by the .postXY tag)."""
     post = V(version).post
     row = next((r for r in table["pypi"] if matches(r["versions"], version)
@@ -430,7 +432,7 @@ def _paddle_releases() -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _paddle_index(table) -> list[Build]:
+def _paddle_index(table: Table) -> list[Build]:
     found = []
     for version, python in _paddle_releases().items():
         route = next((r for r in table["route"] if matches(r["versions"], version)), None)
@@ -440,7 +442,7 @@ def _paddle_index(table) -> list[Build]:
     return found
 
 
-def _paddle_variant(table, row, route, release: str, python: tuple[str, ...]) -> Build:
+def _paddle_variant(table: Table, row: Row, route: Row, release: str, python: tuple[str, ...]) -> Build:
     """One build only Paddle's own index has: 2.6.2.post112 (its find-links page or index), 3.2.0 from .../cu126/."""
     token = _cu(row["cuda"])
     version = f"{release}.{row['suffix']}" if row["suffix"] else release
@@ -471,11 +473,11 @@ class LimitedBuild(Build):
         return tuple(a for a in super().gpu_archs() if sm_to_cc(a) >= low)
 
 
-def _paddle_floor(table, version: str) -> Optional[str]:
+def _paddle_floor(table: Table, version: str) -> Optional[str]:
     return next((r["min_cc"] for r in table["gpu"] if matches(r["versions"], version)), None)
 
 
-def _paddle_arch_note(table, version: str) -> tuple[str, ...]:
+def _paddle_arch_note(table: Table, version: str) -> tuple[str, ...]:
     floor = _paddle_floor(table, version)
     if floor is None:
         return ()
@@ -507,7 +509,7 @@ def _cupy(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _cupy_extra_missing(want: Want, version: str, having: list[str]):
+def _cupy_extra_missing(want: Want, version: str, having: list[str]) -> ImpossibleRequest:
     """The release asked exists but does not declare the extra (ctk from 14.0): say so, and what does."""
     extras = ",".join(sorted(want.extras))
     newer = sorted({v for v in having if V(v) > V(version)}, key=V)[:1] or sorted(set(having), key=V)[-1:]
@@ -517,11 +519,11 @@ def _cupy_extra_missing(want: Want, version: str, having: list[str]):
                              code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_extras(table, version: str) -> set[str]:
+def _cupy_extras(table: Table, version: str) -> set[str]:
     return {e for row in table["extras"] if matches(row["versions"], version) for e in row["extras"]}
 
 
-def _check_cupy_extras(want: Want, table) -> None:
+def _check_cupy_extras(want: Want, table: Table) -> None:
     """An extra no CuPy release declares is refused (exit 3), naming the extras that exist."""
     known = {e for row in table["extras"] for e in row["extras"]}
     unknown = sorted(set(want.extras) - known)
@@ -532,7 +534,7 @@ def _check_cupy_extras(want: Want, table) -> None:
                                 code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_builds(table, want: Want, version: str) -> list[Build]:
+def _cupy_builds(table: Table, want: Want, version: str) -> list[Build]:
     python = (published(want.project) or {}).get(version, ())
     extras = f"[{','.join(sorted(want.extras))}]" if want.extras else ""
     requirement = f"{want.project}{extras}=={version}"
@@ -548,11 +550,11 @@ def _cupy_builds(table, want: Want, version: str) -> list[Build]:
                   variant=f"cuda{cuda}", notes=(note,)) for cuda in cudas]
 
 
-def _cupy_wheel_projects(table) -> list[str]:
+def _cupy_wheel_projects(table: Table) -> list[str]:
     return list(dict.fromkeys(r["project"] for r in table["package"]))
 
 
-def _cupy_source_only(want: Want, table):
+def _cupy_source_only(want: Want, table: Table) -> ImpossibleRequest:
     """`cupy` is CuPy's source distribution: it needs nvcc and a compiler to install. Name the wheels that fit."""
     fix = []
     for project in reversed(_cupy_wheel_projects(table)):
@@ -568,7 +570,7 @@ def _cupy_source_only(want: Want, table):
                              hint=("options: " + "; or ".join(fix[:3])) if fix else "see `gpuenv matrix cupy-cuda12x`")
 
 
-def _cupy_no_such_project(want: Want, table):
+def _cupy_no_such_project(want: Want, table: Table) -> ImpossibleRequest:
     """cupy-cuda12 (no x), cupy-cuda118: names CuPy never published; the closest ones that exist."""
     projects = _cupy_wheel_projects(table)
     fitting = [p for p in projects if any(matches(want.specifier, v) for v in published(p) or {})] or projects
@@ -579,7 +581,7 @@ def _cupy_no_such_project(want: Want, table):
                              alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_needs_gpu(want: Want):
+def _cupy_needs_gpu(want: Want) -> ImpossibleRequest:
     return ImpossibleRequest(f"{want.text}: CuPy has no CPU build (every cupy-cudaXY wheel runs on an NVIDIA GPU), "
                              'and gpu.devices = "none" was asked', code="conflict",
                              alternatives=['gpu.devices = "all"', "numpy (CuPy's CPU counterpart) under `packages`"],

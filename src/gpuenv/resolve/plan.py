@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
@@ -162,8 +162,8 @@ def _wanted_companions(build: Build, request: Request) -> list[str]:
     return [c for c in build.companions if c.split("==", 1)[0] in wanted]
 
 
-def _python_reason(builds, python, request) -> str:
-    builds = [b for b in builds if b.family != "base"]
+def _python_reason(every: Sequence[Build], python: str, request: Request) -> str:
+    builds = [b for b in every if b.family != "base"]
     ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in builds)
     asked = f"Python {request.python} was asked; " if request.python else ""
     if not builds:

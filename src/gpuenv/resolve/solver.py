@@ -394,9 +394,10 @@ def _nearest(w: Want, versions: list[str]) -> list[str]:
     return below + above if (below or above) else versions[-1:]
 
 
-def _driver(group, left, every, request, target) -> ImpossibleRequest:
-    driver = target.driver
-    runs = nvidia.max_cuda(driver) or "none"
+def _driver(group: Group, left: list[Build], every: list[Build], request: Request,
+            target: Target) -> ImpossibleRequest:
+    driver = target.driver          # set: only a driver limit fails the driver stage (driver_ok)
+    runs = (nvidia.max_cuda(driver) if driver else None) or "none"
     cheapest = min(left, key=lambda b: V(b.min_driver() or "0"))
     need = cheapest.min_driver()
     asked = group.text
@@ -411,7 +412,8 @@ def _driver(group, left, every, request, target) -> ImpossibleRequest:
                              causes=[f"{target.origin}: driver {driver}"])
 
 
-def _arch(group, left, every, request, target) -> ImpossibleRequest:
+def _arch(group: Group, left: list[Build], every: list[Build], request: Request,
+          target: Target) -> ImpossibleRequest:
     gpus = [g for g in target.gpus if not all(nvidia.covers(b.gpu_archs(), g.cc) for b in left)]
     gpu = gpus[0] if gpus else target.gpus[0]
     best = max(left, key=lambda b: max((sm_to_cc(a) for a in b.gpu_archs()), default=(0, 0)))
