@@ -7,11 +7,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from gpuenv.errors import BadInput
-from gpuenv.resolve import GpuTarget, Plan, Request, Target, resolve, want
+from gpuenv.resolve import GpuTarget, Plan, Request, Target, nvidia, resolve, want
+from gpuenv.resolve.packages import source_for
 from gpuenv.resolve.request import requirements_file
+from gpuenv.resolve.whole import resolve_whole
+from gpuenv.spec.request import parse_request
+
+if TYPE_CHECKING:
+    from gpuenv.host.nvidia import DriverState
+    from gpuenv.spec.model import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -25,8 +32,6 @@ class TargetFlags:
 
 def request_from_words(words: list[str], python: Optional[str] = None) -> Request:
     """A request from command-line words (`torch>=2.4`, `tensorflow 1.2.1 py36`, `mxnet cu90`)."""
-    from gpuenv.spec.request import parse_request
-
     partial = parse_request(words)
     gpu = partial.get("gpu", {})
     return Request(
@@ -38,9 +43,9 @@ def request_from_words(words: list[str], python: Optional[str] = None) -> Reques
     )
 
 
-def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request, Any]:
+def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request, EnvSpec]:
     """A request from a gpuenv.toml (frameworks, and those named in its requirements file)."""
-    from gpuenv.spec import load_spec
+    from gpuenv.spec.load import load_spec      # pydantic: loaded only when a gpuenv.toml is read
 
     spec = load_spec(path)
     texts = list(spec.frameworks)
@@ -61,11 +66,10 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
     return request, spec
 
 
-def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True, driver: Any = False) -> Target:
+def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool = True,
+               driver: DriverState | None | Literal[False] = False) -> Target:
     """The machine to plan for: flags first, then the spec's [gpu] table, then this host (`driver`: its
     DriverState from a probe already made, or None for no driver; left out, the host is asked now)."""
-    from gpuenv.resolve import nvidia
-
     if flags.driver or flags.gpu_names or flags.gpu_ccs:
         gpus = [_named_gpu(n, "--gpu-name") for n in flags.gpu_names] + [_cc_gpu(c, "--gpu") for c in flags.gpu_ccs]
         return Target(flags.driver and _driver(flags.driver, "--driver"), tuple(gpus), "the machine the flags describe")
@@ -77,8 +81,8 @@ def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True, driver:
         ccs = spec.gpu.compute_capability
         if ccs != "auto":
             gpus += [_cc_gpu(c, "gpu.compute_capability") for c in ([ccs] if isinstance(ccs, str) else ccs)]
-        driver = None if spec.gpu.driver == "auto" else spec.gpu.driver
-        return Target(driver, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
+        limit = None if spec.gpu.driver == "auto" else spec.gpu.driver
+        return Target(limit, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
     if not probe:
         return Target(None, (), "no machine (no limits)")
     host, origin = _this_host() if driver is False else (driver if driver and driver.ok else None, "this host")
@@ -92,8 +96,9 @@ def target_for(flags: TargetFlags, spec: Any = None, probe: bool = True, driver:
     return Target(host.version, tuple(gpus), origin)
 
 
-def _this_host() -> tuple[Any, str]:
-    """The driver and GPUs containers will get: this host's, or a remote engine's host's."""
+def _this_host() -> tuple[Optional[DriverState], str]:
+    """The driver and GPUs containers will get: this host's, or a remote engine's host's. The host modules
+    are loaded here, not at the top: a plan for flags or a spec's [gpu] never probes (start-up time)."""
     from gpuenv.host.engine import endpoint_from_config, remote_endpoint
     from gpuenv.host.probe import driver_for_planning, probe
 
@@ -115,8 +120,6 @@ def _driver(text: str, where: str) -> str:
 
 
 def _named_gpu(name: str, where: str) -> GpuTarget:
-    from gpuenv.resolve import nvidia
-
     found = nvidia.gpu_by_name(name)
     if found is None:
         near = nvidia.close_gpu_names(name)
@@ -126,8 +129,6 @@ def _named_gpu(name: str, where: str) -> GpuTarget:
 
 
 def _cc_gpu(cc: str, where: str) -> GpuTarget:
-    from gpuenv.resolve import nvidia
-
     if not re.fullmatch(r"\d{1,2}\.\d", cc) or nvidia.arch(cc) is None:
         known = ", ".join(a.cc for a in nvidia.archs())
         raise BadInput(f"{where}: '{cc}' is not a compute capability gpuenv knows", f"one of: {known}")
@@ -139,16 +140,14 @@ def plan(request: Request, target: Target) -> Plan:
     return resolve(request, target)
 
 
-def plan_whole(request: Request, target: Target, spec: Any = None, spec_dir: Optional[Path] = None,
+def plan_whole(request: Request, target: Target, spec: Optional[EnvSpec] = None, spec_dir: Optional[Path] = None,
                offline: bool = False) -> Plan:
     """The plan of the whole environment: the knowledge base's choice checked, and searched further when
     needed, by the resolver over every package (resolve/whole.py), through the spec's network policy."""
-    from gpuenv.resolve.packages import source_for
-    from gpuenv.resolve.whole import resolve_whole
-
     tools: tuple[str, ...] = ()
     if spec is not None:
-        from gpuenv.render.recipe import tools_for
+        from gpuenv.render.recipe import tools_for     # render stays off `gpuenv plan`'s start-up
+
 
         tools = tools_for(spec)
     source = source_for(spec.network if spec is not None else None, spec_dir, offline)

@@ -39,9 +39,18 @@ import zipfile
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import BadInput, GpuenvError
+
+if TYPE_CHECKING:
+    from email.message import Message
+    from http.client import HTTPMessage
+
+    from gpuenv.spec.model import Network as SpecNetwork
 
 PYPI = "https://pypi.org/simple"
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
@@ -87,8 +96,8 @@ class Network:
     retries: int = 3
 
 
-def network_settings(spec_network: Any = None, index: Optional[str] = None, base_dir: Optional[Path] = None,
-                     env: Optional[Mapping[str, str]] = None) -> Network:
+def network_settings(spec_network: Optional[SpecNetwork] = None, index: Optional[str] = None,
+                     base_dir: Optional[Path] = None, env: Optional[Mapping[str, str]] = None) -> Network:
     """The settings to use: `index` (--index), then the spec's `network` table, then the environment."""
     env = os.environ if env is None else env
     net = spec_network
@@ -129,7 +138,8 @@ def _split(text: str, sep: str = ",") -> tuple[str, ...]:
     return tuple(item.strip() for item in text.replace(",", sep).split(sep) if item.strip())
 
 
-def _ca_files(net: Any, base_dir: Optional[Path], env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
+def _ca_files(net: Optional[SpecNetwork], base_dir: Optional[Path],
+              env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
     value = net.ca_certificates if net is not None else "auto"
     if value == "none":
         return (), "system"
@@ -282,7 +292,7 @@ class IndexUnreachableError(IndexAccessError):
 class Response:
     url: str
     status: int
-    headers: Mapping[str, str]
+    headers: Union[Mapping[str, str], Message]      # a test's dict, or what urllib read
     body: bytes = b""
 
 
@@ -403,7 +413,7 @@ class IndexClient:
             raise _Transient(IndexAccessError(what, "the index had trouble; try again later"))
         raise IndexAccessError(what, "check the index URL (--index, network.pip_index or PIP_INDEX_URL)")
 
-    def _url_error(self, url: str, reason: Any) -> Exception:
+    def _url_error(self, url: str, reason: Union[str, BaseException]) -> Exception:
         host = urllib.parse.urlsplit(url).hostname
         proxy = self.proxy_for(url)
         if isinstance(reason, ssl.SSLCertVerificationError):
@@ -475,7 +485,8 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, client: IndexClient) -> None:
         self.client = client
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> Optional[urllib.request.Request]:
         self.client.check_url(newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -537,12 +548,8 @@ def bypass_proxy(host: str, port: Optional[int], no_proxy: Sequence[str]) -> boo
     return False
 
 
-def distribution_file(filename: str) -> Optional[tuple[str, Any]]:
+def distribution_file(filename: str) -> Optional[tuple[str, Version]]:
     """(normalized name, Version) of a wheel's or an sdist's file name; None for anything else."""
-    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename,
-                                 parse_wheel_filename)
-    from packaging.version import InvalidVersion
-
     try:
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
@@ -566,7 +573,7 @@ def _hostport(parts: urllib.parse.SplitResult) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def _charset(headers: Mapping[str, str]) -> Optional[str]:
+def _charset(headers: Union[Mapping[str, str], Message]) -> Optional[str]:
     for piece in headers.get("Content-Type", "").split(";")[1:]:
         key, _, value = piece.strip().partition("=")
         if key.lower() == "charset":
@@ -574,7 +581,7 @@ def _charset(headers: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def _describe(exc: Any) -> str:
+def _describe(exc: Union[str, BaseException]) -> str:
     if isinstance(exc, BaseException):
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return text
@@ -657,7 +664,7 @@ def read_member_by_ranges(client: IndexClient, link: Link, member: str) -> Optio
     """One member of a remote wheel, read with range requests; None when the server cannot do ranges."""
     try:
         remote = _RangeFile(client, link.url)
-        with zipfile.ZipFile(remote) as wheel:  # type: ignore[arg-type]
+        with zipfile.ZipFile(remote) as wheel:
             names = [n for n in wheel.namelist() if n.lower() == member.lower()]
             if not names:  # a dist-info named otherwise than the file (old wheels): any METADATA at the top
                 names = [n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]

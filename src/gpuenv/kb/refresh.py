@@ -42,7 +42,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -54,6 +54,8 @@ from gpuenv.kb import tables
 from gpuenv.kb.index import IndexClient, IndexNotFound, Link, Network, Page, public_url
 
 TABLE = "pypi"
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
 MXNET_CUDA = ("cu75", "cu80", "cu90", "cu91", "cu92", "cu100", "cu101", "cu102", "cu110", "cu112")
 MXNET_VARIANTS = tuple(f"mxnet-{cu}{mkl}" for cu in MXNET_CUDA for mkl in ("", "mkl"))
 # CuPy's wheel projects (kb/data/cupy.toml); plain `cupy` is a source distribution, with no wheel to list.
@@ -136,7 +138,7 @@ def parse_wheel_filename(filename: str) -> Optional[Wheel]:
                  tuple(platform.split(".")))
 
 
-def python_key(value: str) -> tuple[Any, ...]:
+def python_key(value: str) -> tuple[int, int, int, str]:
     """Order of the `python` values: versions by number ("3.6" < "3.10" < "3.10t"), then "py2", "py3"."""
     match = re.fullmatch(r"(\d+)\.(\d+)(.*)", value)
     if match:
@@ -333,7 +335,7 @@ def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     return {**known, **{key: value for key, value in row.items() if key not in known}}
 
 
-def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
+def sort_key(row: dict[str, Any]) -> tuple[str, int, Union[Version, str]]:
     try:
         return (row["project"], 0, Version(row["version"]))
     except InvalidVersion:
@@ -465,7 +467,7 @@ def refresh(net: Network, out: Optional[Path] = None, projects: Optional[Sequenc
     return report
 
 
-def _each(pool: ThreadPoolExecutor, work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+def _each(pool: ThreadPoolExecutor, work: Callable[[Item], Answer], items: Sequence[Item]) -> list[Answer]:
     """`work` on every item in the pool, in order; on the first failure the work not started is dropped."""
     futures = [pool.submit(work, item) for item in items]
     try:
@@ -481,7 +483,7 @@ def reads_metadata(project: str, version: Version) -> bool:
     return project in EXTRAS_OF or wants_pins(project, version) is not None
 
 
-def _pins(client: IndexClient, release: Release) -> Any:
+def _pins(client: IndexClient, release: Release) -> Union[dict[str, Any], str]:
     """The pins and extras of a release (a dict, maybe empty), or a warning (str) when its metadata cannot be read."""
     assert release.probe is not None
     text = client.wheel_metadata(release.probe)

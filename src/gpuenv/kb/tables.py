@@ -12,8 +12,10 @@ from typing import Any
 
 from gpuenv.errors import GpuenvError
 from gpuenv.kb.schema import SCHEMAS
+from gpuenv.tomlcompat import tomllib
 
-Row = dict[str, Any]
+Row = dict[str, Any]                 # one row of a table, as its file gives it
+Table = dict[str, tuple[Row, ...]]   # a table file: its arrays of rows, by name
 
 
 class KbError(GpuenvError):
@@ -25,7 +27,7 @@ _COMMON = {"source": "str", "retrieved": "date", "note": "str?"}
 
 
 @lru_cache(maxsize=None)
-def load_table(name: str) -> dict[str, tuple[Row, ...]]:
+def load_table(name: str) -> Table:
     """Rows of `kb/data/<name>.toml` (or `.json`), by array name, every row checked against its schema."""
     data = parse_table(name, _read(name))
     return {key: tuple(rows) for key, rows in data.items()}
@@ -37,8 +39,6 @@ def parse_table(name: str, text_and_kind: tuple[str, str]) -> dict[str, list[Row
         if kind == "json":
             data = json.loads(text)
         else:
-            from gpuenv.tomlcompat import tomllib
-
             data = tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are both ValueErrors
         raise KbError(f"knowledge table {name}.{kind} is not valid {kind.upper()}: {exc}", _REINSTALL) from exc

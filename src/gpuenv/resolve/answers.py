@@ -5,7 +5,7 @@ without asking the index again.
 uv caches the index's pages by their HTTP caching headers (PyPI allows 10 minutes), but a TLS-inspecting
 proxy that strips those headers makes it fetch every page on every plan. This keeps PyPI's own horizon:
 a release published in the last minutes may be missed, as it would be through uv's own cache. Only
-answers that do not depend on the network's mood are kept: a resolution, or "no solution". 
+answers that do not depend on the network's mood are kept: a resolution, or "no solution".
 `GPUENV_RESOLVE_TTL=0` turns it off. Files: ~/.cache/gpuenv/resolutions/<sha256>.json, the user's own.
 """
 

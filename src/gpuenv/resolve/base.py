@@ -13,8 +13,10 @@ from typing import Optional
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
+from gpuenv.kb.tables import Row
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.builds import Build
+from gpuenv.resolve.provided import Provided, recognise
 from gpuenv.resolve.request import Target
 from gpuenv.resolve.versions import V, major, major_minor, minor_key
 
@@ -56,7 +58,7 @@ def slim_base(python: str, cuda_from_wheels: bool = True) -> Base:
 def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:
     """The nvidia/cuda runtime tag for the system CUDA the builds need."""
     system = [b for b in builds if b.cuda_source == "base-image"]
-    cuda = max((major_minor(b.cuda) for b in system), key=minor_key)
+    cuda = max((major_minor(b.cuda) for b in system if b.cuda), key=minor_key)
     cudnn = _strictest_cudnn([b.cudnn for b in system if b.cudnn])
     rows = [r for r in load_table("cuda_images")["image"] if _cuda_fits(r["cuda"], cuda)
             and "runtime" in r["flavors"] and _cudnn_fits(r.get("cudnn"), cudnn)]
@@ -107,7 +109,7 @@ def _cudnn_fits(image: Optional[str], needed: Optional[str]) -> bool:
     return image.split(".")[0] == needed.split(".")[0] and minor_key(image)[:2] >= minor_key(needed)[:2]
 
 
-def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tuple:
+def _preference(row: Row, cuda: str, cudnn: Optional[str], python: str) -> tuple:
     return (
         row["status"] == "deleted",                          # a tag that still exists first
         row["cuda"] != cuda,                                # then the exact minor: libraries' sonames
@@ -122,7 +124,7 @@ def _preference(row: dict, cuda: str, cudnn: Optional[str], python: str) -> tupl
     )
 
 
-def _tag(row: dict) -> str:
+def _tag(row: Row) -> str:
     parts = [row["version"]]
     if row.get("cudnn_token"):
         parts.append(row["cudnn_token"])
@@ -130,10 +132,8 @@ def _tag(row: dict) -> str:
     return "-".join(parts)
 
 
-def given_base(image: str, builds: tuple[Build, ...], python: str, holds: tuple = ()) -> Base:
+def given_base(image: str, builds: tuple[Build, ...], python: str, holds: tuple[Provided, ...] = ()) -> Base:
     """The spec's own `base`, with what gpuenv found inside it (`holds`) or can tell from its name."""
-    from gpuenv.resolve.provided import recognise
-
     held = holds[0] if holds else recognise(image)
     if held is None:
         return Base(image, "(unknown)", None, reasons=(
@@ -141,9 +141,7 @@ def given_base(image: str, builds: tuple[Build, ...], python: str, holds: tuple 
             "so `gpuenv verify` checks them after the build",))
     toolkit = None
     if held.cuda:
-        from gpuenv.resolve.nvidia import toolkits
-
-        same = [t.version for t in toolkits() if t.cuda == held.cuda]
+        same = [t.version for t in nvidia.toolkits() if t.cuda == held.cuda]
         toolkit = same[-1] if same else None
     return Base(image, "(from the image)", held.python, held.cuda, toolkit, held.cudnn, "available", None,
                 (f"base {image}: given by the spec; {held.what}"
@@ -153,4 +151,4 @@ def given_base(image: str, builds: tuple[Build, ...], python: str, holds: tuple 
 def _lts(os_name: str) -> bool:
     """ubuntu16.04, ubuntu18.04 ... are long-term releases; ubuntu17.04 was not."""
     found = re.fullmatch(r"ubuntu(\d+)\.04", os_name)
-    return bool(found) and int(found.group(1)) % 2 == 0
+    return found is not None and int(found.group(1)) % 2 == 0

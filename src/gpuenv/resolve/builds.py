@@ -8,6 +8,7 @@ version the build PyPI serves before the other variants. Choosing is the solver'
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,10 +16,12 @@ from typing import Callable, Optional, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import KbError, load_table
+from gpuenv.kb.tables import Row, Table
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.request import Request, Want
-from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key
+from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, sm_to_cc
 
 ALL_PYTHONS = ("2.7", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
@@ -196,7 +199,7 @@ def _newest_first(versions: list[str]) -> list[str]:
 def _tensorflow(want: Want, request: Request) -> list[Build]:
     table = load_table("tensorflow")
     builds = {row["version"]: row for row in table["build"]}
-    versions = set()
+    versions: set[str] = set()
     for project in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu"):
         versions.update((published(project) or {}).keys())
     if not versions:  # no index snapshot: the minor releases of the tested table, as x.y.0
@@ -211,7 +214,7 @@ def _tensorflow(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _tf_builds(want: Want, request: Request, build, route, version: str) -> list[Build]:
+def _tf_builds(want: Want, request: Request, build: Row, route: Row, version: str) -> list[Build]:
     """The builds of one release: the one its package row names (the project and extra that carry the GPU
     build), and tensorflow-gpu itself when that was asked and published as a wheel (2.1-2.11: an alias)."""
     found = []
@@ -227,7 +230,7 @@ def _tf_builds(want: Want, request: Request, build, route, version: str) -> list
     return found
 
 
-def _tf_choices(want: Want, request: Request, route, version: str) -> list[tuple[str, str, str]]:
+def _tf_choices(want: Want, request: Request, route: Row, version: str) -> list[tuple[str, str, str]]:
     """(project, extra, cuda_source) of the builds of one release to offer."""
     if want.project == "tensorflow-cpu":  # the CPU-only project, asked by name: planned as written
         return [("tensorflow-cpu", "", "none")]
@@ -267,7 +270,8 @@ def _torch(want: Want, request: Request) -> list[Build]:
     return [b for b in found if b is not None]
 
 
-def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) -> Optional[Build]:
+def _torch_build(row: Row, cuda: Optional[str], is_default: bool, routes: Sequence[Row],
+                 arch_rows: Sequence[Row]) -> Optional[Build]:
     """One torch build: PyPI's own (no route), or a variant ("cu118", or "cpu" for cuda None) by its route."""
     version = row["version"]
     token = _cu(cuda) if cuda else "cpu"
@@ -284,15 +288,16 @@ def _torch_build(row, cuda: Optional[str], is_default: bool, routes, arch_rows) 
         return None
     url = route["url"].replace("{cu}", token).replace("{version}", version)
     local = f"+{token}" if route["local_version"] else ""
+    options: tuple[str, ...] = ()
     if route["kind"] == "wheel-url":
-        requirement, options = f"torch @ {url}", ()
+        requirement = f"torch @ {url}"
     else:
         requirement, options = f"torch=={version}{local}", (f"--{route['kind']}", url)
     return Build("torch", "torch", version, requirement, tuple(row["python"]), cuda, cudnn, source, archs=archs,
                  pip_options=options, companions=_companions(row, local), variant=token, local=local.lstrip("+"))
 
 
-def _companions(row, local: str) -> tuple[str, ...]:
+def _companions(row: Row, local: str) -> tuple[str, ...]:
     out = []
     if row.get("torchvision"):
         out.append(f"torchvision=={row['torchvision']}{local}")
@@ -318,12 +323,12 @@ def _mxnet(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _mx_python(table, version: str) -> tuple[str, ...]:
+def _mx_python(table: Table, version: str) -> tuple[str, ...]:
     row = next((r for r in table["python"] if matches(r["versions"], version)), None)
     return tuple(row["python"]) if row else ()
 
 
-def _mxnet_build(table, row, version: str) -> Build:
+def _mxnet_build(table: Table, row: Row, version: str) -> Build:
     build = next((b for b in table["build"] if b["cuda"] == row["cuda"] and matches(b["versions"], version)), None)
     cudnn = build["cudnn"] if build else None
     notes = []
@@ -362,7 +367,7 @@ def _jax_cpu(version: str, extra: bool) -> Build:
     return Build("jax", "jax", version, requirement, pythons, None, None, "none", extra="cpu" if extra else "")
 
 
-def _jax_build(row, version: str, route) -> Build:
+def _jax_build(row: Row, version: str, route: Optional[Row]) -> Build:
     """One CUDA extra of a release; an extra that pins a local jaxlib (jaxlib==V+cuda12.cudnn89, before 0.4.30)
     gets it from JAX's own release page (wheel_routes.toml), where those jaxlib builds are published."""
     options: tuple[str, ...] = ()
@@ -394,8 +399,6 @@ def _paddle(want: Want, request: Request) -> list[Build]:
 def _no_extras(want: Want) -> None:
     """PaddlePaddle's wheels declare no extras (their METADATA): one asked for is refused, never dropped."""
     if want.extras:
-        from gpuenv.errors import ImpossibleRequest
-
         plain = f"{want.project}{want.specifier}"
         raise ImpossibleRequest(f"{want.text}: {want.project} publishes no extras ({', '.join(want.extras)} asked)",
                                 code="no-such-version", alternatives=[plain], hint=f"options: {plain}")
@@ -406,7 +409,7 @@ def _paddle_cpu() -> list[Build]:
                   None, None, "none") for v in _newest_first(list(published("paddlepaddle") or {}))]
 
 
-def _paddle_pypi(table, version: str) -> list[Build]:
+def _paddle_pypi(table: Table, version: str) -> list[Build]:
     """PyPI's paddlepaddle-gpu release: the CUDA its wheels were built with (1.x: named by the .postXY tag)."""
     post = V(version).post
     row = next((r for r in table["pypi"] if matches(r["versions"], version)
@@ -429,7 +432,7 @@ def _paddle_releases() -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _paddle_index(table) -> list[Build]:
+def _paddle_index(table: Table) -> list[Build]:
     found = []
     for version, python in _paddle_releases().items():
         route = next((r for r in table["route"] if matches(r["versions"], version)), None)
@@ -439,7 +442,7 @@ def _paddle_index(table) -> list[Build]:
     return found
 
 
-def _paddle_variant(table, row, route, release: str, python: tuple[str, ...]) -> Build:
+def _paddle_variant(table: Table, row: Row, route: Row, release: str, python: tuple[str, ...]) -> Build:
     """One build only Paddle's own index has: 2.6.2.post112 (its find-links page or index), 3.2.0 from .../cu126/."""
     token = _cu(row["cuda"])
     version = f"{release}.{row['suffix']}" if row["suffix"] else release
@@ -466,17 +469,15 @@ class LimitedBuild(Build):
         return max((d for d in (super().min_driver(), self.floor) if d), key=V, default=None)
 
     def gpu_archs(self) -> tuple[str, ...]:
-        from gpuenv.resolve.versions import sm_to_cc
-
         low = minor_key(self.min_cc or "0.0")
         return tuple(a for a in super().gpu_archs() if sm_to_cc(a) >= low)
 
 
-def _paddle_floor(table, version: str) -> Optional[str]:
+def _paddle_floor(table: Table, version: str) -> Optional[str]:
     return next((r["min_cc"] for r in table["gpu"] if matches(r["versions"], version)), None)
 
 
-def _paddle_arch_note(table, version: str) -> tuple[str, ...]:
+def _paddle_arch_note(table: Table, version: str) -> tuple[str, ...]:
     floor = _paddle_floor(table, version)
     if floor is None:
         return ()
@@ -508,10 +509,8 @@ def _cupy(want: Want, request: Request) -> list[Build]:
     return found
 
 
-def _cupy_extra_missing(want: Want, version: str, having: list[str]):
+def _cupy_extra_missing(want: Want, version: str, having: list[str]) -> ImpossibleRequest:
     """The release asked exists but does not declare the extra (ctk from 14.0): say so, and what does."""
-    from gpuenv.errors import ImpossibleRequest
-
     extras = ",".join(sorted(want.extras))
     newer = sorted({v for v in having if V(v) > V(version)}, key=V)[:1] or sorted(set(having), key=V)[-1:]
     fix = [f"{want.project}[{extras}]=={v}" for v in newer] + [f"{want.project}=={version}"]
@@ -520,24 +519,22 @@ def _cupy_extra_missing(want: Want, version: str, having: list[str]):
                              code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_extras(table, version: str) -> set[str]:
+def _cupy_extras(table: Table, version: str) -> set[str]:
     return {e for row in table["extras"] if matches(row["versions"], version) for e in row["extras"]}
 
 
-def _check_cupy_extras(want: Want, table) -> None:
+def _check_cupy_extras(want: Want, table: Table) -> None:
     """An extra no CuPy release declares is refused (exit 3), naming the extras that exist."""
     known = {e for row in table["extras"] for e in row["extras"]}
     unknown = sorted(set(want.extras) - known)
     if unknown:
-        from gpuenv.errors import ImpossibleRequest
-
         fix = [f"{want.project}[{e}]{want.specifier}" for e in sorted(known)]
         raise ImpossibleRequest(f"{want.text}: no {want.project} release declares the extra "
                                 f"{', '.join(unknown)} (extras: {', '.join(sorted(known))})",
                                 code="no-such-version", alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_builds(table, want: Want, version: str) -> list[Build]:
+def _cupy_builds(table: Table, want: Want, version: str) -> list[Build]:
     python = (published(want.project) or {}).get(version, ())
     extras = f"[{','.join(sorted(want.extras))}]" if want.extras else ""
     requirement = f"{want.project}{extras}=={version}"
@@ -553,14 +550,12 @@ def _cupy_builds(table, want: Want, version: str) -> list[Build]:
                   variant=f"cuda{cuda}", notes=(note,)) for cuda in cudas]
 
 
-def _cupy_wheel_projects(table) -> list[str]:
+def _cupy_wheel_projects(table: Table) -> list[str]:
     return list(dict.fromkeys(r["project"] for r in table["package"]))
 
 
-def _cupy_source_only(want: Want, table):
+def _cupy_source_only(want: Want, table: Table) -> ImpossibleRequest:
     """`cupy` is CuPy's source distribution: it needs nvcc and a compiler to install. Name the wheels that fit."""
-    from gpuenv.errors import ImpossibleRequest
-
     fix = []
     for project in reversed(_cupy_wheel_projects(table)):
         versions = [v for v in _newest_first(list(published(project) or {})) if matches(want.specifier, v)]
@@ -575,12 +570,8 @@ def _cupy_source_only(want: Want, table):
                              hint=("options: " + "; or ".join(fix[:3])) if fix else "see `gpuenv matrix cupy-cuda12x`")
 
 
-def _cupy_no_such_project(want: Want, table):
+def _cupy_no_such_project(want: Want, table: Table) -> ImpossibleRequest:
     """cupy-cuda12 (no x), cupy-cuda118: names CuPy never published; the closest ones that exist."""
-    import difflib
-
-    from gpuenv.errors import ImpossibleRequest
-
     projects = _cupy_wheel_projects(table)
     fitting = [p for p in projects if any(matches(want.specifier, v) for v in published(p) or {})] or projects
     near = difflib.get_close_matches(want.project, fitting, n=3, cutoff=0.6) or fitting[-3:]
@@ -590,9 +581,7 @@ def _cupy_no_such_project(want: Want, table):
                              alternatives=fix, hint="options: " + "; or ".join(fix))
 
 
-def _cupy_needs_gpu(want: Want):
-    from gpuenv.errors import ImpossibleRequest
-
+def _cupy_needs_gpu(want: Want) -> ImpossibleRequest:
     return ImpossibleRequest(f"{want.text}: CuPy has no CPU build (every cupy-cudaXY wheel runs on an NVIDIA GPU), "
                              'and gpu.devices = "none" was asked', code="conflict",
                              alternatives=['gpu.devices = "all"', "numpy (CuPy's CPU counterpart) under `packages`"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -210,8 +211,6 @@ def covers(archs: Iterable[str], cc: str) -> bool:
 
 def close_gpu_names(name: str, n: int = 3) -> list[str]:
     """Known models whose names are close to a misspelt one ("Tesla V999" -> NVIDIA V100)."""
-    import difflib
-
     by_normal = {normal: display for normal, _, display in _gpu_names()}
     wanted = _normal(name)
     found = difflib.get_close_matches(wanted, list(by_normal), n=n * 3, cutoff=0.6)

@@ -20,12 +20,18 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
+from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
 from gpuenv.errors import GpuenvError
+from gpuenv.kb.mirrors import mirrored_wheel_url
+from gpuenv.resolve import answers
 from gpuenv.resolve.resolved import Pin, Resolved, StepPins
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import Network
 
 PLATFORM = "x86_64-manylinux_2_28"
 OLDEST_PYTHON = (3, 6)        # uv resolves for Python >= 3.6
@@ -71,11 +77,11 @@ class ResolverError(GpuenvError):
     """uv itself failed in a way that is neither a conflict nor the network (its message is kept)."""
 
 
-def source_for(network: Any = None, spec_dir: Optional[Path] = None, offline: bool = False) -> Source:
+def source_for(network: Optional[Network] = None, spec_dir: Optional[Path] = None, offline: bool = False) -> Source:
     """The Source of a spec's `network` table (None: the environment's PIP_INDEX_URL, proxies and CAs)."""
     if offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0"):
         return Source(offline=True)     # no index is asked: nothing of the network is read
-    from gpuenv.kb.index import IndexClient, network_settings
+    from gpuenv.kb.index import IndexClient, network_settings   # the HTTP client: not for an offline plan
 
     net = network_settings(network, base_dir=spec_dir)
     client = IndexClient(net)
@@ -100,8 +106,6 @@ def compile_steps(steps: Sequence[tuple[str, tuple[str, ...]]], options: Sequenc
     """Resolve the steps' requirements together for `python` on Linux x86_64. `steps` are the Dockerfile's
     pip steps in order, each with what it asks for (cumulative lists are fine: each requirement counts for
     the first step that names it); `options` are the framework build's pip options (its index)."""
-    from gpuenv.kb.mirrors import mirrored_wheel_url
-
     options = [mirrored_wheel_url(o, source.pytorch_wheels) for o in options]
     own = _own_requirements(steps)
     with tempfile.TemporaryDirectory(prefix="gpuenv-resolve-") as tmp:
@@ -178,8 +182,6 @@ NO_WHEEL = re.compile(r"([A-Za-z0-9._-]+)(?:==\S+)? has no usable wheels")
 
 def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> subprocess.CompletedProcess:
     """uv's answer: a recent one to the same question (answers.py), else uv run now."""
-    from gpuenv.resolve import answers
-
     inputs = [(f.name, f.read_text(encoding="utf-8")) for f in files]
     question = answers.key(inputs, [a for a in args[1:] if not a.startswith(str(tmp))] + [_uv_version(args[0])])
     kept = answers.get(question)
@@ -196,8 +198,6 @@ def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> sub
 
 def _credentials(source: Source) -> bool:
     """An index URL with a user or password: its answers are not kept on disk."""
-    from urllib.parse import urlsplit
-
     return any(urlsplit(u).username or urlsplit(u).password for u in (source.index, *source.extra_indexes))
 
 
@@ -330,7 +330,7 @@ def _via(text: str, step_of_file: dict[str, str]) -> str:
 
 
 def _public(url: str) -> str:
-    from gpuenv.kb.index import public_url
+    from gpuenv.kb.index import public_url      # the HTTP client's module: not for an offline plan
 
     return public_url(url)
 

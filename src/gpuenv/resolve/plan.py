@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
@@ -11,7 +11,7 @@ from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
-from gpuenv.resolve.solver import Choice, solve
+from gpuenv.resolve.solver import Choice, carried_extras, solve
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
@@ -154,8 +154,6 @@ def _fill(requirement: str, python: str) -> str:
 
 
 def _carried(build: Build, request: Request) -> tuple[str, ...]:
-    from gpuenv.resolve.solver import carried_extras
-
     return tuple(e for w in request.wants if w.family == build.family for e in carried_extras(w, build))
 
 
@@ -164,8 +162,8 @@ def _wanted_companions(build: Build, request: Request) -> list[str]:
     return [c for c in build.companions if c.split("==", 1)[0] in wanted]
 
 
-def _python_reason(builds, python, request) -> str:
-    builds = [b for b in builds if b.family != "base"]
+def _python_reason(every: Sequence[Build], python: str, request: Request) -> str:
+    builds = [b for b in every if b.family != "base"]
     ranges = "; ".join(f"{b.label}: {python_range(b.python)}" for b in builds)
     asked = f"Python {request.python} was asked; " if request.python else ""
     if not builds:

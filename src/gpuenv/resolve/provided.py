@@ -68,5 +68,5 @@ def _tensorflow(image: str, tag: str) -> Optional[Provided]:
         if matches(row["versions"], version) and ("-py3" in row["tag"]) == bool(found.group(2)):
             python = row["python"]
             break
-    return Provided(image, "tensorflow", version, build and major_minor(build["cuda"]), build and build["cudnn"],
-                    python, "TensorFlow's own GPU image")
+    cuda, cudnn = (major_minor(build["cuda"]), build["cudnn"]) if build is not None else (None, None)
+    return Provided(image, "tensorflow", version, cuda, cudnn, python, "TensorFlow's own GPU image")

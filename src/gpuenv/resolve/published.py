@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import GpuenvError
+from gpuenv.kb.index import IndexClient, Network, Page, distribution_file
 from gpuenv.resolve.packages import Source
 
 
@@ -28,8 +29,6 @@ def versions_of(name: str, source: Source) -> list[str]:
 
 def extras_of(name: str, version: str, source: Source) -> list[str]:
     """The extras the release's METADATA declares ([] when it cannot be read)."""
-    from gpuenv.kb.index import IndexClient
-
     page = _page(name, source)
     link = next((x for x in page.links if x.filename.endswith(".whl") and _version_of(x.filename, name) == _v(version)),
                 None) if page else None
@@ -45,18 +44,14 @@ def extras_of(name: str, version: str, source: Source) -> list[str]:
     return sorted({canonicalize_name(e) for e in declared})
 
 
-def _page(name: str, source: Source) -> Optional[object]:
-    from gpuenv.kb.index import IndexClient
-
+def _page(name: str, source: Source) -> Optional[Page]:
     try:
         return IndexClient(_network(source)).project_page(canonicalize_name(name))
     except GpuenvError:
         return None
 
 
-def _network(source: Source) -> object:
-    from gpuenv.kb.index import Network
-
+def _network(source: Source) -> Network:
     proxies = dict(source.proxies)
     no_proxy = tuple(x for x in proxies.get("NO_PROXY", "").split(",") if x)
     return Network(source.index, "resolver", proxies.get("HTTP_PROXY"), proxies.get("HTTPS_PROXY"), no_proxy,
@@ -65,8 +60,6 @@ def _network(source: Source) -> object:
 
 def _version_of(filename: str, name: str) -> Optional[Version]:
     """The final-release version in a wheel's or an sdist's file name, when the file is the project's."""
-    from gpuenv.kb.index import distribution_file
-
     found = distribution_file(filename)
     if found is None or found[0] != canonicalize_name(name):
         return None

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from gpuenv.errors import BadInput
 from gpuenv.kb.frameworks import canonical, closest, family_of, misnomer
+
+if TYPE_CHECKING:
+    from gpuenv.resolve.provided import Provided
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Request:
     base: Optional[str] = None      # spec `base`
     cpu: bool = False               # gpu.devices = "none"
     packages: tuple[str, ...] = ()  # other pip packages, as written
-    base_holds: tuple[Any, ...] = ()  # frameworks found inside the spec's base (provided.Provided)
+    base_holds: tuple[Provided, ...] = ()  # frameworks found inside the spec's base
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,15 @@ def _exact(req: Requirement, text: str, where: str) -> None:
 def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[str], list[str]]:
     """(framework requirements, other requirements) of a spec's requirements file, read and confined to
     `folder` (the spec's; default the file's own) as spec/requirements.py says; BadInput for a problem."""
+    # loaded here: spec.requirements brings spec.values and kb.mirrors, which `gpuenv plan WORDS` never needs
     from gpuenv.spec.requirements import read_requirements
 
     found = read_requirements(path, folder or path.parent)
     if found.problems:
         raise BadInput(f"requirements file {path}: " + "; ".join(found.problems),
                        "fix the file, or `requirements` in gpuenv.toml; `gpuenv spec check` lists every problem")
-    frameworks, others = [], []
+    frameworks: list[str] = []
+    others: list[str] = []
     for text in found.requirements:
         (frameworks if family_of(Requirement(text).name) else others).append(text)
     return frameworks, others

@@ -7,14 +7,16 @@ is the reason given, and the alternatives are found by lifting that one constrai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
-from gpuenv.resolve.builds import Build, builds_for, extra_name
+from gpuenv.kb import load_table
+from gpuenv.resolve.builds import ALL_PYTHONS, Build, builds_for, extra_name, extras_of, sdist_only, selecting_extras
+from gpuenv.resolve.provided import Provided, recognise
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.versions import V, cc_to_sm, major, major_minor, matches, minor_key, python_range, sm_to_cc
 
@@ -102,8 +104,6 @@ def _extras_fit(w: Want, build: Build) -> bool:
     """The build's own extra is the one asked among those that pick a build; the other extras asked are
     carried along (plan.carried_extras) when the release declares them (or the kb does not know: the
     resolver then checks them against the release's metadata)."""
-    from gpuenv.resolve.builds import extras_of, selecting_extras
-
     wanted = {extra_name(e) for e in w.extras}
     picking = wanted & selecting_extras(w.family)
     if picking != ({extra_name(build.extra)} if build.extra else set()):
@@ -115,8 +115,6 @@ def _extras_fit(w: Want, build: Build) -> bool:
 
 def carried_extras(w: Want, build: Build) -> tuple[str, ...]:
     """The extras asked that do not pick the build: they go into its requirement as written."""
-    from gpuenv.resolve.builds import selecting_extras
-
     if w.project in COMPANION_PROJECTS:
         return ()
     return tuple(sorted(e for e in w.extras if extra_name(e) not in selecting_extras(w.family)))
@@ -210,8 +208,6 @@ def solve(request: Request, target: Target) -> Choice:
 def _cuda_alone(request: Request, groups: list[Group]) -> list[Build]:
     """`gpu.cuda` with no framework and no `base`: an environment of CUDA alone, the system CUDA of an
     nvidia/cuda runtime image (plan.assemble picks the tag; no pip package is installed for it)."""
-    from gpuenv.resolve.builds import ALL_PYTHONS
-
     if groups or request.base or request.cpu or not request.cuda or request.cuda == "auto":
         return []
     return [Build("base", "", "", "", ALL_PYTHONS, request.cuda, None, "base-image",
@@ -222,17 +218,13 @@ def _cuda_alone(request: Request, groups: list[Group]) -> list[Build]:
 def _from_base(request: Request, groups: list[Group]) -> list[Build]:
     """What the spec's base image already holds: its frameworks (not reinstalled) or its system CUDA,
     found inside it when it was looked at (request.base_holds), else read from its name."""
-    from gpuenv.resolve.provided import recognise
-
     if not request.base:
         return []
     found = request.base_holds or tuple(x for x in (recognise(request.base),) if x is not None)
     return [_held_build(held, groups) for held in found]
 
 
-def _held_build(held: Any, groups: list[Group]) -> Build:
-    from gpuenv.resolve.builds import ALL_PYTHONS
-
+def _held_build(held: Provided, groups: list[Group]) -> Build:
     pythons = (held.python,) if held.python else ALL_PYTHONS
     if held.family is None:
         return Build("base", "", "", "", pythons, held.cuda, held.cudnn, "base-image", provided_by=held.image)
@@ -269,16 +261,12 @@ def _search(options: list[list[Build]], wanted: Optional[str], fixed: tuple[Buil
 
 
 def _wanted_pythons(wanted: Optional[str]) -> set[str]:
-    from gpuenv.resolve.builds import ALL_PYTHONS
-
     return {p for p in ALL_PYTHONS if not wanted or p == wanted or p.startswith(wanted + ".")}
 
 
 def _choose_python(pythons: set[str]) -> str:
     """The newest common Python that a known base image has (a Python newer than every known base,
     3.15 today, is taken only when nothing else fits)."""
-    from gpuenv.kb import load_table
-
     known = {row["python"] for row in load_table("bases")["python_image"]}
     return max(pythons & known or pythons, key=minor_key)
 
@@ -346,8 +334,6 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
 def _broader(w: Want, request: Request) -> list[Build]:
     """Every build of the family, not only the variant asked for (mxnet-cu90mkl -> every mxnet-cuXY)."""
     if w.family == "mxnet" and w.project != "mxnet":
-        from dataclasses import replace
-
         return builds_for(replace(w, project="mxnet", specifier=""), request)
     return builds_for(w, request)
 
@@ -372,8 +358,6 @@ def _no_such_version(group: Group, every: list[Build], request: Request) -> Impo
 
 def _sdist_note(w: Want) -> str:
     """When the version asked exists only as an sdist (jax 0.4.1), say so: gpuenv plans releases with wheels."""
-    from gpuenv.resolve.builds import sdist_only
-
     asked = _asked_version(w)
     if asked is None or not w.specifier.startswith("==") or not sdist_only(w.project, str(asked)):
         return ""
@@ -410,9 +394,10 @@ def _nearest(w: Want, versions: list[str]) -> list[str]:
     return below + above if (below or above) else versions[-1:]
 
 
-def _driver(group, left, every, request, target) -> ImpossibleRequest:
-    driver = target.driver
-    runs = nvidia.max_cuda(driver) or "none"
+def _driver(group: Group, left: list[Build], every: list[Build], request: Request,
+            target: Target) -> ImpossibleRequest:
+    driver = target.driver          # set: only a driver limit fails the driver stage (driver_ok)
+    runs = (nvidia.max_cuda(driver) if driver else None) or "none"
     cheapest = min(left, key=lambda b: V(b.min_driver() or "0"))
     need = cheapest.min_driver()
     asked = group.text
@@ -427,7 +412,8 @@ def _driver(group, left, every, request, target) -> ImpossibleRequest:
                              causes=[f"{target.origin}: driver {driver}"])
 
 
-def _arch(group, left, every, request, target) -> ImpossibleRequest:
+def _arch(group: Group, left: list[Build], every: list[Build], request: Request,
+          target: Target) -> ImpossibleRequest:
     gpus = [g for g in target.gpus if not all(nvidia.covers(b.gpu_archs(), g.cc) for b in left)]
     gpu = gpus[0] if gpus else target.gpus[0]
     best = max(left, key=lambda b: max((sm_to_cc(a) for a in b.gpu_archs()), default=(0, 0)))

@@ -18,15 +18,19 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from typing import Optional, Sequence
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from gpuenv.errors import ImpossibleRequest
-from gpuenv.resolve.packages import MissingExtra, NoSolution, Source, Unreachable, compile_steps, resolvable_python
+from gpuenv.errors import BadInput, ImpossibleRequest
+from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
+from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoSolution, Source, Unreachable, compile_steps,
+                                     resolvable_python)
 from gpuenv.resolve.plan import Plan, resolve
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
+from gpuenv.resolve.solver import groups_of
 from gpuenv.resolve.versions import minor_key, python_range
 from gpuenv.resolve.wheel_cuda import checked
 
@@ -71,8 +75,6 @@ def _sdist_only(failure: NoSolution, first: Plan, source: Source) -> tuple[str, 
     """Packages the failure names as having no wheel for the target, when no Python and no framework
     version avoids them: then they are built in the image from their source distribution (tensorflow-gpu
     1.2.1 pins html5lib 0.9999999, pure Python, published only as an sdist). Never a framework."""
-    from gpuenv.resolve.packages import NO_WHEEL
-
     frameworks = {canonicalize_name(b.project) for b in first.builds}
     names = {canonicalize_name(m) for m in NO_WHEEL.findall(failure.cause)} - frameworks - set(source.sdists)
     return tuple(sorted(names))
@@ -103,10 +105,6 @@ def _not_resolvable(plan: Plan, source: Source) -> str:
 def _check_url(text: str) -> None:
     """A package by URL is fetched in the build, where only http(s) reaches anything: a local path is the
     host's, not the build's (and the resolver would read it on the host)."""
-    from urllib.parse import urlsplit
-
-    from gpuenv.errors import BadInput
-
     req = _requirement(text)
     if req is not None and req.url and urlsplit(req.url).scheme not in ("http", "https"):
         raise BadInput(f"packages: {text!r} names a {urlsplit(req.url).scheme or 'local'} URL, which the image "
@@ -144,9 +142,6 @@ def _search(request: Request, target: Target, tools: Sequence[str], source: Sour
 
 def _pythons(request: Request, first: Plan) -> list[str]:
     """The planned Python, then the others the framework builds allow, newest first."""
-    from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
-    from gpuenv.resolve.solver import groups_of
-
     allowed = set(ALL_PYTHONS)
     for group in groups_of(request.wants):
         allowed &= {p for b in builds_for(group.primary, request) for p in b.python}
@@ -302,7 +297,7 @@ def _requirement(text: str) -> Optional[Requirement]:
 
 
 def _no_such_version(name: str, failure: NoSolution, source: Source) -> ImpossibleRequest:
-    from gpuenv.resolve.published import versions_of
+    from gpuenv.resolve.published import versions_of    # kb.index, the HTTP client: only for this message
 
     known = versions_of(name, source)
     shown = ", ".join(known[-6:]) if known else "none could be read"
@@ -315,7 +310,7 @@ def _no_such_version(name: str, failure: NoSolution, source: Source) -> Impossib
 
 
 def _missing_extra(exc: MissingExtra, source: Source) -> ImpossibleRequest:
-    from gpuenv.resolve.published import extras_of
+    from gpuenv.resolve.published import extras_of      # kb.index, the HTTP client: only for this message
 
     extras = extras_of(exc.name, exc.version, source)
     named = ", ".join(extras) if extras else "none"

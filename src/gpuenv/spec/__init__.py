@@ -1,21 +1,29 @@
 """The user's request: the gpuenv.toml model, loading it, and building it from flags or a short request.
 
 Decides no versions: what is absent or "auto" is resolved by later stages. The names below are
-imported on first use (PEP 562), so that `gpuenv plan torch` never pays for building the model.
+imported on first use (gpuenv/lazy.py), so that `gpuenv plan torch` never pays for building the model;
+the type checker sees them as imported here.
 """
 
-from importlib import import_module
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpuenv.lazy import exports
+
+if TYPE_CHECKING:
+    from gpuenv.spec.load import SPEC_FILE as SPEC_FILE
+    from gpuenv.spec.load import load_spec as load_spec
+    from gpuenv.spec.load import parse_spec as parse_spec
+    from gpuenv.spec.load import spec_path as spec_path
+    from gpuenv.spec.load import validate_spec as validate_spec
+    from gpuenv.spec.model import EnvSpec as EnvSpec
 
 _NAMES = {
-    "SPEC_FILE": "gpuenv.spec.load", "load_spec": "gpuenv.spec.load", "parse_spec": "gpuenv.spec.load",
-    "spec_path": "gpuenv.spec.load", "validate_spec": "gpuenv.spec.load", "EnvSpec": "gpuenv.spec.model",
+    "SPEC_FILE": "gpuenv.spec.load:SPEC_FILE", "load_spec": "gpuenv.spec.load:load_spec",
+    "parse_spec": "gpuenv.spec.load:parse_spec", "spec_path": "gpuenv.spec.load:spec_path",
+    "validate_spec": "gpuenv.spec.load:validate_spec", "EnvSpec": "gpuenv.spec.model:EnvSpec",
 }
 
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(import_module(_NAMES[name]), name)
-    raise AttributeError(f"module 'gpuenv.spec' has no attribute {name!r}")
+__getattr__, __dir__ = exports(__name__, _NAMES)

@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from gpuenv.errors import BadInput, Problem, SpecError
 from gpuenv.spec import locate, problems, rules, values
+from gpuenv.spec.locate import FieldPath
 from gpuenv.spec.model import EnvSpec
 from gpuenv.tomlcompat import tomllib
 
 SPEC_FILE = "gpuenv.toml"
-FieldPath = tuple[Any, ...]
 Placer = Callable[[FieldPath], tuple[str, Optional[int]]]
 
 _HINT = "fix what is listed, then run `gpuenv spec check` again; README.md#the-spec lists every key"

@@ -10,9 +10,9 @@ so its table's line stands for it).
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Optional, Union
 
-Path = tuple[Any, ...]
+FieldPath = tuple[Union[str, int], ...]      # table keys and array indexes: ("frameworks", 1)
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = re.compile(r"[,\]}\n#]")
@@ -22,8 +22,8 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
-        self.lines: dict[Path, int] = {}
-        self.table_counts: dict[Path, int] = {}
+        self.lines: dict[FieldPath, int] = {}
+        self.table_counts: dict[FieldPath, int] = {}
 
     def line(self) -> int:
         return self.text.count("\n", 0, self.pos) + 1
@@ -42,11 +42,11 @@ class _Scanner:
             else:
                 return
 
-    def record(self, path: Path) -> None:
+    def record(self, path: FieldPath) -> None:
         self.lines.setdefault(path, self.line())
 
-    def document(self) -> dict[Path, int]:
-        table: Path = ()
+    def document(self) -> dict[FieldPath, int]:
+        table: FieldPath = ()
         while True:
             self.skip_space(newlines=True)
             if self.pos >= len(self.text):
@@ -56,7 +56,7 @@ class _Scanner:
             else:
                 self.key_value(table)
 
-    def header(self) -> Path:
+    def header(self) -> FieldPath:
         many = self.peek(2) == "[["
         self.pos += 2 if many else 1
         path = self.key()
@@ -69,7 +69,7 @@ class _Scanner:
         self.record(path)
         return path
 
-    def key(self) -> Path:
+    def key(self) -> FieldPath:
         parts = []
         while True:
             self.skip_space(newlines=False)
@@ -89,7 +89,7 @@ class _Scanner:
         part, self.pos = self.text[self.pos : end], end
         return part
 
-    def key_value(self, table: Path) -> None:
+    def key_value(self, table: FieldPath) -> None:
         start_line = self.line()
         path = table + self.key()
         for depth in range(len(table) + 1, len(path) + 1):
@@ -99,7 +99,7 @@ class _Scanner:
         self.skip_space(newlines=False)
         self.value(path)
 
-    def value(self, path: Path) -> None:
+    def value(self, path: FieldPath) -> None:
         ch = self.peek()
         if ch == "[":
             self.array(path)
@@ -111,7 +111,7 @@ class _Scanner:
             match = _SCALAR_END.search(self.text, self.pos)
             self.pos = match.start() if match else len(self.text)
 
-    def array(self, path: Path) -> None:
+    def array(self, path: FieldPath) -> None:
         self.pos += 1
         index = 0
         while True:
@@ -126,7 +126,7 @@ class _Scanner:
                 self.pos += 1
             index += 1
 
-    def inline_table(self, path: Path) -> None:
+    def inline_table(self, path: FieldPath) -> None:
         self.pos += 1
         while True:
             self.skip_space(newlines=False)
@@ -170,7 +170,7 @@ def _unquote(token: str) -> str:
     return token[1:-1].encode("utf-8").decode("unicode_escape", errors="replace")
 
 
-def key_lines(text: str) -> dict[Path, int]:
+def key_lines(text: str) -> dict[FieldPath, int]:
     """Line of every key path and array item in a valid TOML document; {} if it cannot be read."""
     try:
         return _Scanner(text).document()
@@ -178,7 +178,7 @@ def key_lines(text: str) -> dict[Path, int]:
         return {}
 
 
-def line_of(lines: dict[Path, int], path: Path) -> Optional[int]:
+def line_of(lines: dict[FieldPath, int], path: FieldPath) -> Optional[int]:
     """Line of the deepest written prefix of `path`, or None when no part of it is written."""
     for depth in range(len(path), 0, -1):
         if path[:depth] in lines:

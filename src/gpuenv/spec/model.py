@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr,
+                      SerializerFunctionWrapHandler, model_serializer, model_validator)
 
+from gpuenv.kb.mirrors import preset
 from gpuenv.spec import values as v
 
 
@@ -28,6 +29,7 @@ ProxyUrl = Annotated[str, AfterValidator(v.url("http", "https", "socks5", "socks
 Framework = Annotated[str, AfterValidator(v.framework_requirement)]
 Package = Annotated[str, AfterValidator(v.package_requirement)]
 T = TypeVar("T")
+Added = Union[str, list[str]]      # a network setting a requirements file added: an index URL, or URLs and hosts
 Requirements = Annotated[list[T], AfterValidator(v.unique_projects)]
 
 
@@ -66,49 +68,57 @@ class PortMapping(_Table):
 
 class Gpu(_Table):
     devices: Annotated[Union[str, list[Union[int, str]]], PlainValidator(v.gpu_devices)] = Field(
-        "all", examples=[[0, 1]], description='"all", "none" (CPU only), or GPU indexes and UUIDs'
+        default="all", examples=[[0, 1]], description='"all", "none" (CPU only), or GPU indexes and UUIDs'
     )
     driver: Annotated[str, AfterValidator(v.driver_version)] = Field(
-        "auto", examples=["384.90"], description='driver to plan for; "auto" = this host\'s'
+        default="auto", examples=["384.90"], description='driver to plan for; "auto" = this host\'s'
     )
-    model: str = Field("auto", min_length=1, examples=["Tesla V100-SXM2-16GB"], description="GPU model to plan for")
+    model: str = Field(
+        default="auto", min_length=1, examples=["Tesla V100-SXM2-16GB"], description="GPU model to plan for"
+    )
     compute_capability: Annotated[Union[str, list[str]], PlainValidator(v.compute_capabilities)] = Field(
-        "auto", examples=[["6.1", "7.0"]], description="GPU compute capabilities to plan for"
+        default="auto", examples=[["6.1", "7.0"]], description="GPU compute capabilities to plan for"
     )
     cuda: Annotated[str, AfterValidator(v.cuda_version)] = Field(
-        "auto", examples=["9.0"], description='CUDA to build for; "auto" = newest that driver and frameworks allow'
+        default="auto", examples=["9.0"],
+        description='CUDA to build for; "auto" = newest that driver and frameworks allow'
     )
 
 
 class Jupyter(_Table):
-    mode: Literal["lab", "notebook"] = Field("lab", examples=["lab"], description="JupyterLab or the classic notebook")
-    port: Port = Field(8888, examples=[8888], description="port on the host")
-    auth: Literal["token", "password"] = Field("token", examples=["token"], description="a random token, or a password")
+    mode: Literal["lab", "notebook"] = Field(
+        default="lab", examples=["lab"], description="JupyterLab or the classic notebook"
+    )
+    port: Port = Field(default=8888, examples=[8888], description="port on the host")
+    auth: Literal["token", "password"] = Field(
+        default="token", examples=["token"], description="a random token, or a password"
+    )
     password_hash: Optional[Annotated[str, AfterValidator(v.password_hash)]] = Field(
-        None, examples=["argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA"], description="with auth = password"
+        default=None, examples=["argon2:$argon2id$v=19$m=10240,t=10,p=8$c2FsdA$aGFzaA"],
+        description="with auth = password"
     )
 
 
 class Gateway(_Table):
     """A Jupyter Kernel Gateway, for remote-kernel clients such as Atom Hydrogen; token auth only."""
 
-    port: Port = Field(8889, examples=[8889], description="port on the host")
+    port: Port = Field(default=8889, examples=[8889], description="port on the host")
 
 
 class Ssh(_Table):
-    port: Port = Field(2222, examples=[8822], description="port on the host")
+    port: Port = Field(default=2222, examples=[8822], description="port on the host")
     authorized_key: Annotated[str, AfterValidator(v.authorized_key)] = Field(
-        "auto", examples=["~/.ssh/id_ed25519.pub"], description='public key allowed to log in; "auto" = yours'
+        default="auto", examples=["~/.ssh/id_ed25519.pub"], description='public key allowed to log in; "auto" = yours'
     )
 
 
 class Access(_Table):
     bind: Annotated[str, AfterValidator(v.ip_address)] = Field(
-        "127.0.0.1", examples=["127.0.0.1"], description="host address the ports listen on"
+        default="127.0.0.1", examples=["127.0.0.1"], description="host address the ports listen on"
     )
-    jupyter: Optional[Jupyter] = Field(None, examples=[{"mode": "lab"}])
-    gateway: Optional[Gateway] = Field(None, examples=[{"port": 8889}])
-    ssh: Optional[Ssh] = Field(None, examples=[{"port": 8822}])
+    jupyter: Optional[Jupyter] = Field(default=None, examples=[{"mode": "lab"}])
+    gateway: Optional[Gateway] = Field(default=None, examples=[{"port": 8889}])
+    ssh: Optional[Ssh] = Field(default=None, examples=[{"port": 8822}])
     ports: list[PortMapping] = Field(
         default_factory=list, examples=[[6006]], description="more ports, e.g. TensorBoard"
     )
@@ -123,21 +133,21 @@ class Access(_Table):
 
 class Workspace(_Table):
     host: Annotated[str, AfterValidator(v.host_path)] = Field(
-        ".", examples=["."], description="host folder, relative to the spec's folder"
+        default=".", examples=["."], description="host folder, relative to the spec's folder"
     )
     mount: Annotated[str, AfterValidator(v.container_path)] = Field(
-        "/workspace", examples=["/workspace"], description="where it appears in the container"
+        default="/workspace", examples=["/workspace"], description="where it appears in the container"
     )
     user: Annotated[str, AfterValidator(v.run_as)] = Field(
-        "host", examples=["host"], description='"host" runs as your UID/GID'
+        default="host", examples=["host"], description='"host" runs as your UID/GID'
     )
     allow_system_folder: bool = Field(
-        False, examples=[True], description="true lets `host` be /, a system folder (/etc, /usr, /var...), "
+        default=False, examples=[True], description="true lets `host` be /, a system folder (/etc, /usr, /var...), "
         "/home, /tmp, or your home folder itself: the container can then change this host (spec/workspace.py)"
     )
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler: Any) -> dict[str, Any]:
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """allow_system_folder appears only when set: a spec that does not use it keeps its hash."""
         data = handler(self)
         if not data.get("allow_system_folder"):
@@ -150,43 +160,43 @@ class Network(_Table):
     fills the mirrors this table leaves unset; `filled` says which it filled."""
 
     preset: Optional[Annotated[str, AfterValidator(v.network_preset)]] = Field(
-        None, examples=["cn"], description="region preset of mirrors; explicit settings win"
+        default=None, examples=["cn"], description="region preset of mirrors; explicit settings win"
     )
-    pip_index: Optional[HttpUrl] = Field(None, examples=["https://pypi.tuna.tsinghua.edu.cn/simple"])
+    pip_index: Optional[HttpUrl] = Field(default=None, examples=["https://pypi.tuna.tsinghua.edu.cn/simple"])
     pip_extra_indexes: list[HttpUrl] = Field(
         default_factory=list, examples=[["https://download.pytorch.org/whl/cu121"]]
     )
     pip_trusted_hosts: list[Annotated[str, AfterValidator(v.hostname)]] = Field(
         default_factory=list, examples=[["pypi.douban.com"]]
     )
-    apt_mirror: Optional[HttpUrl] = Field(None, examples=["http://mirrors.aliyun.com"])
+    apt_mirror: Optional[HttpUrl] = Field(default=None, examples=["http://mirrors.aliyun.com"])
     pytorch_wheels: Optional[HttpUrl] = Field(
-        None, examples=["https://mirrors.nju.edu.cn/pytorch/whl"],
+        default=None, examples=["https://mirrors.nju.edu.cn/pytorch/whl"],
         description="a copy of https://download.pytorch.org/whl (same layout) that PyTorch's wheels come from",
     )
     registry_mirror: Optional[Annotated[str, AfterValidator(v.registry_mirror)]] = Field(
-        None, examples=["registry.example.com:5000"]
+        default=None, examples=["registry.example.com:5000"]
     )
-    http_proxy: Optional[ProxyUrl] = Field(None, examples=["http://proxy.example.com:3128"])
-    https_proxy: Optional[ProxyUrl] = Field(None, examples=["http://proxy.example.com:3128"])
+    http_proxy: Optional[ProxyUrl] = Field(default=None, examples=["http://proxy.example.com:3128"])
+    https_proxy: Optional[ProxyUrl] = Field(default=None, examples=["http://proxy.example.com:3128"])
     no_proxy: list[Annotated[str, AfterValidator(v.no_proxy_entry)]] = Field(
         default_factory=list, examples=[["localhost", "127.0.0.1", ".corp.example.com"]]
     )
     ca_certificates: Annotated[Union[str, list[str]], PlainValidator(v.ca_certificates)] = Field(
-        "auto", examples=[["/usr/local/share/ca-certificates/corp.crt"]], description='"auto" = the host\'s extra CAs'
+        default="auto", examples=[["/usr/local/share/ca-certificates/corp.crt"]],
+        description='"auto" = the host\'s extra CAs'
     )
     ca_in_image: bool = Field(
-        False, examples=[True], description="also install the CAs into the image's trust store, for pip at run time"
+        default=False, examples=[True],
+        description="also install the CAs into the image's trust store, for pip at run time"
     )
     _filled: tuple[str, ...] = PrivateAttr(default=())
-    _from_requirements: dict[str, Any] = PrivateAttr(default_factory=dict)   # spec/rules.py sets it
+    _from_requirements: dict[str, Added] = PrivateAttr(default_factory=dict)   # spec/rules.py sets it
 
     @model_validator(mode="after")
     def _apply_preset(self) -> "Network":
         if self.preset is None:
             return self
-        from gpuenv.kb.mirrors import preset
-
         filled = []
         for setting, url in preset(self.preset).fills().items():
             if setting not in self.model_fields_set:
@@ -196,7 +206,7 @@ class Network(_Table):
         return self
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler: Any) -> dict[str, Any]:
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The keys added in issue 7 appear only when set: a spec that does not use them keeps its hash."""
         data = handler(self)
         for key in ("preset", "pytorch_wheels"):
@@ -205,7 +215,7 @@ class Network(_Table):
         return data
 
     @property
-    def from_requirements(self) -> dict[str, Any]:
+    def from_requirements(self) -> dict[str, Added]:
         """What the requirements file's --index-url, --extra-index-url and --trusted-host added here."""
         return dict(self._from_requirements)
 
@@ -219,16 +229,16 @@ class Run(_Table):
     """How the container runs: shared memory for DataLoader workers, restart policy, the compose GPU form."""
 
     shm_size: Annotated[str, AfterValidator(v.size)] = Field(
-        "8g", examples=["16g"], description="size of /dev/shm (PyTorch DataLoader workers share tensors there)"
+        default="8g", examples=["16g"], description="size of /dev/shm (PyTorch DataLoader workers share tensors there)"
     )
     ipc: Literal["private", "host"] = Field(
-        "private", examples=["host"], description='"host" shares the host\'s /dev/shm instead of shm_size'
+        default="private", examples=["host"], description='"host" shares the host\'s /dev/shm instead of shm_size'
     )
     restart: Literal["no", "unless-stopped", "always", "on-failure"] = Field(
-        "unless-stopped", examples=["no"], description="restart policy"
+        default="unless-stopped", examples=["no"], description="restart policy"
     )
     compose_gpu: Literal["deploy", "runtime"] = Field(
-        "deploy", examples=["runtime"],
+        default="deploy", examples=["runtime"],
         description='"deploy" (deploy.resources.reservations.devices) or "runtime" (runtime: nvidia, old compose)',
     )
 
@@ -236,16 +246,18 @@ class Run(_Table):
 class EnvSpec(_Table):
     """A whole gpuenv.toml."""
 
-    name: Optional[Annotated[str, AfterValidator(v.env_name)]] = Field(None, examples=["tf-1.2.1-py3"])
-    python: Optional[Annotated[str, AfterValidator(v.python_version)]] = Field(None, examples=["3.6"])
+    name: Optional[Annotated[str, AfterValidator(v.env_name)]] = Field(default=None, examples=["tf-1.2.1-py3"])
+    python: Optional[Annotated[str, AfterValidator(v.python_version)]] = Field(default=None, examples=["3.6"])
     frameworks: Requirements[Framework] = Field(default_factory=list, examples=[["tensorflow==1.2.1"]])
     packages: Requirements[Package] = Field(default_factory=list, examples=[["matplotlib", "pandas>=1.0"]])
-    requirements: Optional[Annotated[str, AfterValidator(v.host_path)]] = Field(None, examples=["requirements.txt"])
+    requirements: Optional[Annotated[str, AfterValidator(v.host_path)]] = Field(
+        default=None, examples=["requirements.txt"]
+    )
     apt: Annotated[list[Annotated[str, AfterValidator(v.apt_package)]], AfterValidator(v.unique)] = Field(
         default_factory=list, examples=[["libgfortran3"]]
     )
     base: Optional[Annotated[str, AfterValidator(v.image_reference)]] = Field(
-        None, examples=["nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"]
+        default=None, examples=["nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"]
     )
     gpu: Gpu = Field(default_factory=Gpu, examples=[{"devices": "all"}])
     access: Access = Field(default_factory=Access, examples=[{"bind": "127.0.0.1"}])

@@ -6,15 +6,18 @@ import difflib
 import json
 import re
 import typing
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from gpuenv.spec.locate import FieldPath
 from gpuenv.spec.model import EnvSpec
 
-Path = tuple[Any, ...]
-Found = tuple[Path, str, Optional[str]]
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+Found = tuple[FieldPath, str, Optional[str]]      # (where, what is wrong, an example)
 
 _TYPE_WORDS = {
     "string_type": "must be text in quotes",
@@ -34,8 +37,8 @@ def from_validation_error(exc: ValidationError, model: type[BaseModel] = EnvSpec
     return [_one(error, model) for error in exc.errors(include_url=False)]
 
 
-def _one(error: Any, model: type[BaseModel]) -> Found:
-    path: Path = tuple(error["loc"])
+def _one(error: ErrorDetails, model: type[BaseModel]) -> Found:
+    path: FieldPath = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
         return path, *_unknown_key(path, model)
     message = _sentence(error)
@@ -44,7 +47,7 @@ def _one(error: Any, model: type[BaseModel]) -> Found:
     return path, message, example_for(path, model)
 
 
-def _sentence(error: Any) -> str:
+def _sentence(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "value_error":
         return str(error["ctx"]["error"])
@@ -55,7 +58,7 @@ def _sentence(error: Any) -> str:
     return _TYPE_WORDS.get(kind, str(error["msg"]).lower())
 
 
-def _unknown_key(path: Path, model: type[BaseModel]) -> tuple[str, Optional[str]]:
+def _unknown_key(path: FieldPath, model: type[BaseModel]) -> tuple[str, Optional[str]]:
     parent = _model_at(path[:-1], model)
     key = str(path[-1])
     allowed = sorted(parent.model_fields) if parent else []
@@ -65,7 +68,7 @@ def _unknown_key(path: Path, model: type[BaseModel]) -> tuple[str, Optional[str]
     return f"unknown key '{key}'; known keys here: {', '.join(allowed)}", None
 
 
-def example_for(path: Path, model: type[BaseModel] = EnvSpec) -> Optional[str]:
+def example_for(path: FieldPath, model: type[BaseModel] = EnvSpec) -> Optional[str]:
     """A valid `key = value` line for the field at `path`, from the field's declared examples."""
     names = [p for p in path if isinstance(p, str)]
     info = _field_at(names, model)
@@ -85,7 +88,7 @@ def _field_at(names: list[str], model: type[BaseModel]) -> Optional[FieldInfo]:
     return info
 
 
-def _model_at(path: Path, model: type[BaseModel]) -> Optional[type[BaseModel]]:
+def _model_at(path: FieldPath, model: type[BaseModel]) -> Optional[type[BaseModel]]:
     names = [p for p in path if isinstance(p, str)]
     if not names:
         return model

@@ -7,12 +7,14 @@ They run after every field has passed its own check, and return every broken rul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
-from gpuenv.spec.model import EnvSpec, Network
+from gpuenv.spec.locate import FieldPath
+from gpuenv.spec.model import Added, EnvSpec, Network
 from gpuenv.spec.requirements import RequirementsFile, read_requirements
+from gpuenv.spec.workspace import refusal
 
-Broken = tuple[tuple[Any, ...], str, Optional[str]]
+Broken = tuple[FieldPath, str, Optional[str]]      # (where, what is wrong, an example)
 
 
 def broken_rules(spec: EnvSpec, base_dir: Optional[Path]) -> list[Broken]:
@@ -51,7 +53,7 @@ def _distinct_host_ports(spec: EnvSpec) -> Iterator[Broken]:
         taken.setdefault(number, label)
 
 
-def _host_ports(spec: EnvSpec) -> Iterator[tuple[tuple[Any, ...], int]]:
+def _host_ports(spec: EnvSpec) -> Iterator[tuple[FieldPath, int]]:
     access = spec.access
     if access.jupyter is not None:
         yield ("access", "jupyter", "port"), access.jupyter.port
@@ -95,7 +97,7 @@ def with_requirements_network(spec: EnvSpec, base_dir: Optional[Path]) -> EnvSpe
     if found is None or not (found.index_url or found.extra_index_urls or found.trusted_hosts):
         return spec
     net = spec.network
-    added: dict[str, Any] = {
+    added: dict[str, Added] = {
         "pip_extra_indexes": [u for u in found.extra_index_urls if u not in net.pip_extra_indexes],
         "pip_trusted_hosts": [h for h in found.trusted_hosts if h not in net.pip_trusted_hosts],
     }
@@ -104,7 +106,7 @@ def with_requirements_network(spec: EnvSpec, base_dir: Optional[Path]) -> EnvSpe
     return spec.model_copy(update={"network": _network_with(net, added)})
 
 
-def _network_with(net: Network, added: dict[str, Any]) -> Network:
+def _network_with(net: Network, added: dict[str, Added]) -> Network:
     """`net` with `added`; it remembers what was added, so that a spec written back (spec/write.py) leaves
     it in the requirements file."""
     data = net.model_dump(exclude_unset=True)
@@ -118,8 +120,6 @@ def _network_with(net: Network, added: dict[str, Any]) -> Network:
 
 def _workspace_folder(spec: EnvSpec, base_dir: Path) -> Iterator[Broken]:
     """The workspace is mounted read-write: never the host's root or a system folder, unless allowed."""
-    from gpuenv.spec.workspace import refusal
-
     if spec.workspace.allow_system_folder:
         return
     why = refusal(base_dir / Path(spec.workspace.host).expanduser())

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from gpuenv.kb import frameworks
+from gpuenv.kb.mirrors import preset
 
 
 # Characters no value of a spec may hold, in any field: C0 controls (newline, CR, tab, NUL...), DEL,
@@ -54,7 +55,7 @@ def cuda_version(value: str) -> str:
     raise ValueError("must be \"auto\" or a CUDA version MAJOR.MINOR such as \"9.0\"")
 
 
-def compute_capabilities(value: Any) -> Any:
+def compute_capabilities(value: Any) -> Union[str, list[str]]:
     """"auto", or a list of compute capabilities "X.Y" ("sm_86" and 8.6 are read as "8.6")."""
     if value == "auto":
         return value
@@ -82,7 +83,7 @@ def _cc_key(cc: str) -> tuple[int, int]:
 _GPU_UUID = re.compile(r"(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
-def gpu_devices(value: Any) -> Any:
+def gpu_devices(value: Any) -> Union[str, list[Union[int, str]]]:
     """"all", "none", or a list of GPU indexes (0, 1) and UUIDs ("GPU-8a1f...")."""
     if value in ("all", "none"):
         return value
@@ -95,7 +96,7 @@ def gpu_devices(value: Any) -> Any:
     return devices
 
 
-def _gpu_device(item: Any) -> Any:
+def _gpu_device(item: Any) -> Union[int, str]:
     if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < 1024:
         return item
     if isinstance(item, str) and _GPU_UUID.fullmatch(item):
@@ -335,7 +336,7 @@ def size(value: str) -> str:
     return value
 
 
-def ca_certificates(value: Any) -> Any:
+def ca_certificates(value: Any) -> Union[str, list[str]]:
     """"auto" (the host's CAs), "none" (also written []: the image's own roots only), or a list of CA
     certificate files on the host."""
     if value in ("auto", "none"):
@@ -353,6 +354,4 @@ def ca_certificates(value: Any) -> Any:
 
 def network_preset(value: str) -> str:
     """A region preset of mirrors named in kb/data/mirrors.toml."""
-    from gpuenv.kb.mirrors import preset
-
     return preset(value).name

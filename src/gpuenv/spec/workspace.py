@@ -11,6 +11,7 @@ inside your home is fine, even when the home itself lies in a system folder (/va
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
 from typing import Optional
 
@@ -58,8 +59,6 @@ def _inside(path: Path, folder: Path) -> bool:
 def invoking_home() -> Path:
     """The home of the person who runs gpuenv: under sudo, the caller's (sudo sets HOME to root's). The
     one rule for it; host.user.home() (ssh keys) asks here."""
-    import pwd
-
     sudo_uid = os.environ.get("SUDO_UID", "")
     if os.getuid() == 0 and sudo_uid.isdigit() and sudo_uid != "0":
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuenv.spec.model import EnvSpec
+from gpuenv.spec.model import Added, EnvSpec
 from gpuenv.spec.problems import toml_inline
 
 _WIDTH = 88
@@ -54,7 +54,7 @@ def _key_value(key: str, value: Any) -> str:
     return f"{key} = [\n{items}]"
 
 
-def _leave_in_requirements(network: dict[str, Any], added: dict[str, Any]) -> None:
+def _leave_in_requirements(network: dict[str, Any], added: dict[str, Added]) -> None:
     """What the requirements file put into [network] stays there, out of the written spec."""
     for key, value in added.items():
         kept = [item for item in network.get(key, []) if item not in value] if isinstance(value, list) else None
