@@ -100,10 +100,12 @@ def _this_host() -> tuple[Optional[DriverState], str]:
     """The driver and GPUs containers will get: this host's, or a remote engine's host's. The host modules
     are loaded here, not at the top: a plan for flags or a spec's [gpu] never probes (start-up time)."""
     from gpuenv.host.engine import endpoint_from_config, remote_endpoint
-    from gpuenv.host.probe import driver_for_planning, probe
+    from gpuenv.host.nvidia import driver_for_planning
 
     endpoint, _ = endpoint_from_config()
     if remote_endpoint(endpoint):
+        from gpuenv.host.probe import probe
+
         report = probe(network=False)
         return (report.driver if report.driver.ok else None), f"the engine's host ({endpoint})"
     return driver_for_planning(), "this host"

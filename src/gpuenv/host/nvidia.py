@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable, Optional, TypeVar
 
-from gpuenv.host.observe import Observations
+from gpuenv.host.observe import Observations, observe_local
 
 QUERY = "index,name,uuid,compute_cap,driver_version"
 T = TypeVar("T")
@@ -261,3 +261,16 @@ def kernel_module_version(obs: Observations) -> Optional[str]:
     text = obs.text("proc-driver-nvidia-version.txt") or ""
     match = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
     return match.group(1) if match else None
+
+
+def driver_for_planning() -> Optional[DriverState]:
+    """This host's driver and GPUs for `gpuenv plan`: NVML, else nvidia-smi's CSV query (fast). Here, not in
+    probe.py, so that a plan loads no engine, network or access module (start-up time)."""
+    found = read_nvml()
+    if found is not None and found.ok:
+        return found
+    answer = parse_query(observe_local(["nvidia-smi-query-gpu.csv"]).text("nvidia-smi-query-gpu.csv") or "")
+    if answer is None:
+        return None
+    gpus = tuple(Gpu(g.index, g.name, g.uuid, g.cc) for g in answer.gpus)
+    return DriverState(answer.driver, None, gpus, "nvidia-smi")

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from gpuenv.errors import EngineError
 from gpuenv.host import access, nvidia
+from gpuenv.host.nvidia import driver_for_planning  # noqa: F401  (its home is nvidia.py; callers import it here too)
 from gpuenv.host.driver_files import DriverFiles, driver_files
 from gpuenv.host.engine import Engine, probe_engine
 from gpuenv.host.network import DOCKER_HUB, Network, RegistryCheck, extra_cas, intercepting_ca, proxy_env, \
@@ -114,15 +115,3 @@ def probe_network(engine: Engine, index_host: str = "pypi.org") -> Network:
         checks: list[Future[RegistryCheck]] = [pool.submit(registry_check, url, proxy) for url in urls]
         ca, what = intercept.result()
         return Network(proxy_env(), cas, ca, what, tuple(c.result() for c in checks))
-
-
-def driver_for_planning() -> Optional[nvidia.DriverState]:
-    """This host's driver and GPUs for `gpuenv plan`: NVML, else nvidia-smi's CSV query (fast)."""
-    found = nvidia.read_nvml()
-    if found is not None and found.ok:
-        return found
-    answer = nvidia.parse_query(observe_local(["nvidia-smi-query-gpu.csv"]).text("nvidia-smi-query-gpu.csv") or "")
-    if answer is None:
-        return None
-    gpus = tuple(nvidia.Gpu(g.index, g.name, g.uuid, g.cc) for g in answer.gpus)
-    return nvidia.DriverState(answer.driver, None, gpus, "nvidia-smi")

@@ -17,7 +17,9 @@ from .test_cli_refusals import gpuenv
 
 
 def _tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    """Every path under root but the user's cache folder (where any command keeps gpuenv's parse cache of
+    its own knowledge tables, kb/tables.py: nothing of the bundle's)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".cache" not in p.relative_to(root).parts)
 
 
 def _refused(tmp_path: Path, forged: Path, *args: str, said: str) -> None:
