@@ -45,6 +45,8 @@ from gpuenv.images.image import BuildSpec
 from gpuenv.images.image import build as build_image
 from gpuenv.images.image import secrets as build_secrets
 from gpuenv.kb.frameworks import family_of
+import gpuenv.lock as locks         # the face: the lock's modules (and pydantic) load when a lock is used
+import gpuenv.spec as specs         # the face: the spec model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.lock import LOCK_NAME
 from gpuenv.render import Rendered, render
 from gpuenv.render.envfile import TOKENS
@@ -267,18 +269,15 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
 def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool,
                    gpu_mode: str = "") -> Prepared:
     """The lock's rendering, not yet written (`written` empty)."""
-    from gpuenv.lock import locked          # late: these bring pydantic, which ls/down/rm/verify never need
-    from gpuenv.lock.lockfile import plan_from_data
-    from gpuenv.spec import load_spec
-
-    spec = load_spec(spec_file)
-    lock = locked.lock_for(spec_file, spec)
-    plan = plan_from_data(lock.plan)
+    spec = specs.load_spec(spec_file)
+    lock = locks.locked.lock_for(spec_file, spec)
+    plan = locks.lockfile.plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
     inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=gpu_mode)
     if pin_steps:
-        inputs = replace(inputs, locked=locked.requirement_files(lock), base_ref=locked.pinned_base(lock, docker))
+        inputs = replace(inputs, locked=locks.locked.requirement_files(lock),
+                         base_ref=locks.locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
     return Prepared(spec_file, folder, spec, plan, rendered, (), private_key, None, docker.image(rendered.image),
                     locked=pin_steps)
@@ -385,10 +384,9 @@ def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
     except GpuenvError as exc:
         if not r.pinned:
             raise
-        from gpuenv.lock.locked import explain        # late: gpuenv.lock brings pydantic (see _render_locked)
 
         source = "gpuenv.lock" if prepared.locked else "the resolution's pins (gpuenv plan --json: resolved)"
-        raise explain(exc, log.read_text(errors="replace") if log.is_file() else "", source) from None
+        raise locks.locked.explain(exc, log.read_text(errors="replace") if log.is_file() else "", source) from None
     _lock_facts(prepared, docker)
     return built
 
@@ -396,10 +394,9 @@ def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
 def _lock_facts(prepared: Prepared, docker: Docker) -> None:
     """A gpuenv.lock made before the build (from the resolution) gets the image's facts from its first
     build (lock/built.py); nothing happens when there is no lock or it has them."""
-    from gpuenv.lock.built import record              # late: gpuenv.lock brings pydantic (see _render_locked)
 
     if prepared.rendered.recipe.pinned:
-        record(prepared, docker, lambda _: None)
+        locks.built.record(prepared, docker, lambda _: None)
 
 
 def _proxy_args(spec: EnvSpec) -> list[tuple[str, str]]:

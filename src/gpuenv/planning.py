@@ -14,6 +14,7 @@ from gpuenv.resolve import GpuTarget, Plan, Request, Target, nvidia, resolve, wa
 from gpuenv.resolve.packages import source_for
 from gpuenv.resolve.request import requirements_file
 from gpuenv.resolve.whole import resolve_whole
+import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.spec.request import parse_request
 
 if TYPE_CHECKING:
@@ -45,9 +46,7 @@ def request_from_words(words: list[str], python: Optional[str] = None) -> Reques
 
 def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request, EnvSpec]:
     """A request from a gpuenv.toml (frameworks, and those named in its requirements file)."""
-    from gpuenv.spec.load import load_spec      # pydantic: loaded only when a gpuenv.toml is read
-
-    spec = load_spec(path)
+    spec = specs.load_spec(path)
     texts = list(spec.frameworks)
     packages = list(spec.packages)
     if spec.requirements:

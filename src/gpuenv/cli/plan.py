@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
 from gpuenv import planning
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Result
@@ -62,14 +63,12 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     flags = planning.TargetFlags(driver, gpu_names, gpu_ccs)
     spec: Optional[EnvSpec] = None
     if file is not None or not requirements:
-        from gpuenv.spec import spec_path       # late: gpuenv.spec.load builds the spec model (pydantic)
-
-        request, spec = planning.request_from_spec(spec_path(file), python)
+        request, spec = planning.request_from_spec(specs.spec_path(file), python)
         if requirements:
             raise BadInput("give either REQUIREMENTs or --file, not both", "put the requirements in the spec")
     else:
         request = planning.request_from_words(list(requirements), python)
-    spec_dir = spec_path(file).parent.resolve() if spec is not None else None
+    spec_dir = specs.spec_path(file).parent.resolve() if spec is not None else None
     request = _with_flags(request, cuda, cpu)
     result = planning.plan_whole(request, planning.target_for(flags, spec), spec, spec_dir, offline)
     data = result.to_dict()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import gpuenv.lock as locks         # the face: the lock file's format (and pydantic) loads when a lock exists
 from gpuenv.lock import LOCK_NAME as LOCK_FILE
 
 __all__ = ["LOCK_FILE", "LockedImage", "read_image", "add_repo_digest"]
@@ -23,21 +24,19 @@ class LockedImage:
 
 def read_image(path: Path) -> Optional[LockedImage]:
     """The [image] table of a lock file; None when there is no lock (BadInput when it is malformed)."""
-    from gpuenv.lock import lockfile        # late: it loads the spec model (pydantic); only where a lock exists
 
     if not path.is_file():
         return None
-    image = lockfile.read(path).image
+    image = locks.lockfile.read(path).image
     return LockedImage(path, image.tag, image.id, tuple(image.repo_digests))
 
 
 def add_repo_digest(path: Path, entry: str) -> bool:
     """Add `entry` to [image].repo_digests (the file is written whole, atomically); False when it was there."""
-    from gpuenv.lock import lockfile        # late: as in read_image
 
-    lock = lockfile.read(path)
+    lock = locks.lockfile.read(path)
     if entry in lock.image.repo_digests:
         return False
     image = dataclasses.replace(lock.image, repo_digests=tuple(lock.image.repo_digests) + (entry,))
-    lockfile.write(dataclasses.replace(lock, image=image), path)
+    locks.lockfile.write(dataclasses.replace(lock, image=image), path)
     return True

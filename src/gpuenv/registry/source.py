@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import gpuenv.spec as specs         # the face: the spec model (pydantic) loads only when a spec is read
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.registry.lockfile import LOCK_FILE, read_image
 from gpuenv.run.docker import Docker
@@ -58,11 +59,10 @@ def _of_spec(docker: Docker, folder: Path, user: tuple[int, int]) -> Source:
     for image in filter(None, candidates):
         if docker.image(image):
             return Source(image, lock)
-    # late: the spec model (pydantic) and render, only when neither the lock nor .env names a built image
+    # late: render, only when neither the lock nor .env names a built image
     from gpuenv.render.recipe import spec_hash
-    from gpuenv.spec import load_spec
 
-    spec = load_spec(folder / SPEC_FILE)
+    spec = specs.load_spec(folder / SPEC_FILE)
     images = _newest_first(docker, None, f"io.gpuenv.spec-sha256={spec_hash(spec)}", user)
     if not images:
         raise GpuenvError(f"the environment of {folder / SPEC_FILE} has no image on this engine",
