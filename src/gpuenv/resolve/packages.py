@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
+from gpuenv import kb                 # kb.index, the HTTP client, loads only when an index is asked
 from gpuenv.errors import GpuenvError
 from gpuenv.kb.mirrors import mirrored_wheel_url
 from gpuenv.resolve import answers
@@ -81,10 +82,8 @@ def source_for(network: Optional[Network] = None, spec_dir: Optional[Path] = Non
     """The Source of a spec's `network` table (None: the environment's PIP_INDEX_URL, proxies and CAs)."""
     if offline or os.environ.get("GPUENV_OFFLINE", "") not in ("", "0"):
         return Source(offline=True)     # no index is asked: nothing of the network is read
-    from gpuenv.kb.index import IndexClient, network_settings   # the HTTP client: not for an offline plan
-
-    net = network_settings(network, base_dir=spec_dir)
-    client = IndexClient(net)
+    net = kb.index.network_settings(network, base_dir=spec_dir)
+    client = kb.index.IndexClient(net)
     proxies = tuple((k, v) for k, v in (("HTTP_PROXY", net.http_proxy), ("HTTPS_PROXY", net.https_proxy),
                                         ("NO_PROXY", ",".join(net.no_proxy))) if v)
     extra = tuple(str(u).rstrip("/") for u in (network.pip_extra_indexes if network is not None else ()))
@@ -330,9 +329,7 @@ def _via(text: str, step_of_file: dict[str, str]) -> str:
 
 
 def _public(url: str) -> str:
-    from gpuenv.kb.index import public_url      # the HTTP client's module: not for an offline plan
-
-    return public_url(url)
+    return kb.index.public_url(url)
 
 
 def _first_steps(pins: list[Pin], order: list[str]) -> dict[str, list[Pin]]:

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
+import gpuenv.resolve as resolving    # the face: `variants` imports from here, so it is reached at call time
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.kb import load_table
@@ -305,9 +306,7 @@ def explain(code: str, group: Group, left: list[Build], every: list[Build], requ
     if code == "no-such-version":
         return _no_such_version(group, every, request)
     if code == "no-such-variant":
-        from gpuenv.resolve.variants import no_such_variant
-
-        return no_such_variant(group, left, every, request)
+        return resolving.variants.no_such_variant(group, left, every, request)
     if code == "python-conflict":
         best = left[0]
         pythons = sorted({p for b in left for p in b.python}, key=minor_key)

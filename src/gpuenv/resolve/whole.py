@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+import gpuenv.resolve as resolving    # the face: `published` (and kb.index) loads only for a message
 from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
 from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoSolution, Source, Unreachable, compile_steps,
@@ -297,9 +298,7 @@ def _requirement(text: str) -> Optional[Requirement]:
 
 
 def _no_such_version(name: str, failure: NoSolution, source: Source) -> ImpossibleRequest:
-    from gpuenv.resolve.published import versions_of    # kb.index, the HTTP client: only for this message
-
-    known = versions_of(name, source)
+    known = resolving.published.versions_of(name, source)
     shown = ", ".join(known[-6:]) if known else "none could be read"
     asked = _NO_VERSION.search(failure.cause)
     what = asked.group(1) if asked else name
@@ -310,9 +309,7 @@ def _no_such_version(name: str, failure: NoSolution, source: Source) -> Impossib
 
 
 def _missing_extra(exc: MissingExtra, source: Source) -> ImpossibleRequest:
-    from gpuenv.resolve.published import extras_of      # kb.index, the HTTP client: only for this message
-
-    extras = extras_of(exc.name, exc.version, source)
+    extras = resolving.published.extras_of(exc.name, exc.version, source)
     named = ", ".join(extras) if extras else "none"
     return ImpossibleRequest(f"{exc.name} {exc.version} publishes no extra '{exc.extra}'",
                              code="no-such-version", alternatives=[f"{exc.name}[{e}]" for e in extras[:3]],
