@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional
 
+import gpuenv.host as hosts          # the face: the host's modules load only when the host is asked
+import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.errors import BadInput
 from gpuenv.resolve import GpuTarget, Plan, Request, Target, nvidia, resolve, want
 from gpuenv.resolve.packages import source_for
 from gpuenv.resolve.request import requirements_file
+from gpuenv.resolve.resolved import tools_for
 from gpuenv.resolve.whole import resolve_whole
-import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.spec.request import parse_request
 
 if TYPE_CHECKING:
@@ -96,18 +98,13 @@ def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool =
 
 
 def _this_host() -> tuple[Optional[DriverState], str]:
-    """The driver and GPUs containers will get: this host's, or a remote engine's host's. The host modules
-    are loaded here, not at the top: a plan for flags or a spec's [gpu] never probes (start-up time)."""
-    from gpuenv.host.engine import endpoint_from_config, remote_endpoint
-    from gpuenv.host.nvidia import driver_for_planning
-
-    endpoint, _ = endpoint_from_config()
-    if remote_endpoint(endpoint):
-        from gpuenv.host.probe import probe
-
-        report = probe(network=False)
+    """The driver and GPUs containers will get: this host's, or a remote engine's host's (the host's
+    modules load here, through its face: a plan for flags or a spec's [gpu] never looks at the host)."""
+    endpoint, _ = hosts.engine.endpoint_from_config()
+    if hosts.engine.remote_endpoint(endpoint):
+        report = hosts.probe.probe(network=False)
         return (report.driver if report.driver.ok else None), f"the engine's host ({endpoint})"
-    return driver_for_planning(), "this host"
+    return hosts.nvidia.driver_for_planning(), "this host"
 
 
 _DRIVER = re.compile(r"\d{3}(\.\d{1,3}){0,2}")
@@ -147,9 +144,6 @@ def plan_whole(request: Request, target: Target, spec: Optional[EnvSpec] = None,
     needed, by the resolver over every package (resolve/whole.py), through the spec's network policy."""
     tools: tuple[str, ...] = ()
     if spec is not None:
-        from gpuenv.render.recipe import tools_for     # render stays off `gpuenv plan`'s start-up
-
-
         tools = tools_for(spec)
     source = source_for(spec.network if spec is not None else None, spec_dir, offline)
     return resolve_whole(request, target, tools, source)

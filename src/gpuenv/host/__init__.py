@@ -11,4 +11,20 @@ reach containers there, and the network builds will meet. Probes sit behind obse
     network.py       proxies, extra CAs, TLS interception, registries that answer
     access.py        the GPU modes (toolkit, cdi, devices, none) and their `docker run` arguments
     probe.py         all of it at once: HostReport
+
+`engine`, `nvidia` and `probe` are loaded on first use (gpuenv/lazy.py): a plan for flags or a spec's
+[gpu] table never looks at the host, and a plan for this one reads only its driver (nvidia).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpuenv.lazy import exports
+
+if TYPE_CHECKING:
+    from gpuenv.host import engine as engine
+    from gpuenv.host import nvidia as nvidia
+    from gpuenv.host import probe as probe
+
+__getattr__, __dir__ = exports(__name__, {name: f"gpuenv.host.{name}" for name in ("engine", "nvidia", "probe")})

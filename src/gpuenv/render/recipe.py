@@ -21,6 +21,7 @@ from gpuenv.kb.mirrors import mirrored_wheel_url
 from gpuenv.render.quote import compose_text
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.plan import Plan
+from gpuenv.resolve.resolved import tools_for
 from gpuenv.resolve.versions import minor_key
 
 if TYPE_CHECKING:
@@ -264,19 +265,6 @@ def _system_apt(python: Python, spec: EnvSpec, downloads: bool) -> tuple[str, ..
 # downloader (curl), tar, ps (procps: the install script checks for a running server) and libstdc++
 # (the server is a Node.js binary). tar, bash and coreutils are essential in every Debian/Ubuntu base.
 REMOTE_SSH_TOOLS = ("curl", "procps", "libstdc++6")
-
-
-def tools_for(spec: EnvSpec) -> tuple[str, ...]:
-    """What the access services need installed (its own pip step, after the framework)."""
-    access = spec.access
-    tools = []
-    if access.jupyter is not None:
-        tools.append("jupyterlab" if access.jupyter.mode == "lab" else "notebook")
-    if access.gateway is not None:
-        tools.append("jupyter_kernel_gateway")
-    # A shell-only environment gets no kernel: VS Code's and PyCharm's notebooks install ipykernel when
-    # first opened, and an offline server could not download it (docs/decisions.md, issue 6).
-    return tuple(tools)
 
 
 def _services(spec: EnvSpec) -> list[Service]:

@@ -10,7 +10,10 @@ read): then the plan rests on the knowledge base alone and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from gpuenv.spec.model import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,20 @@ class Resolved:
 # Distributions the access tools pull in that gpuenv leaves out of the tools step: they only slow every
 # Jupyter start (render/dockerfile.py says why). Named in the spec's packages, they are installed there.
 LEFT_OUT_OF_TOOLS = ("rfc3987-syntax",)
+
+
+def tools_for(spec: EnvSpec) -> tuple[str, ...]:
+    """What the access services need installed (the tools step, after the framework): resolved with the
+    rest of the environment, and rendered as its own pip step."""
+    access = spec.access
+    tools = []
+    if access.jupyter is not None:
+        tools.append("jupyterlab" if access.jupyter.mode == "lab" else "notebook")
+    if access.gateway is not None:
+        tools.append("jupyter_kernel_gateway")
+    # A shell-only environment gets no kernel: VS Code's and PyCharm's notebooks install ipykernel when
+    # first opened, and an offline server could not download it (docs/decisions.md, issue 6).
+    return tuple(tools)
 
 
 def without_slow_tools(resolved: Resolved) -> Resolved:
