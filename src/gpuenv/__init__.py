@@ -1,17 +1,19 @@
-"""gpuenv: one short request to a working, verified GPU container for deep learning."""
+"""gpuenv: one short request to a working, verified GPU container for deep learning.
 
-from typing import Any
+`__version__` and the top-level stages `environment` and `render` are loaded on first use
+(gpuenv/lazy.py): `import gpuenv` costs nothing, and a command that never needs them never loads them.
+"""
 
+from __future__ import annotations
 
-def __getattr__(name: str) -> Any:
-    """`__version__` is read from the installed metadata on first use (importlib.metadata is slow to load)."""
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-        try:
-            value = version("gpuenv")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-            value = "0+unknown"
-        globals()["__version__"] = value
-        return value
-    raise AttributeError(f"module 'gpuenv' has no attribute {name!r}")
+from gpuenv.lazy import exports
+
+if TYPE_CHECKING:
+    from gpuenv import environment as environment
+    from gpuenv import render as render
+    from gpuenv._version import __version__ as __version__
+
+__getattr__, __dir__ = exports(__name__, {"__version__": "gpuenv._version:__version__",
+                                          "environment": "gpuenv.environment", "render": "gpuenv.render"})

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+import gpuenv.run
 from gpuenv.bundle import signature
 from gpuenv.bundle.write import LEVEL, Source, bases_of, env_name, spec_files
 from gpuenv.bundle.write import save as write_bundle
@@ -112,9 +113,7 @@ def _docker() -> Docker:
 def _source(docker: Docker, env: Optional[str]) -> Source:
     """The image to save and the files it was built from: a running environment by name, else ./gpuenv.toml's."""
     if env:
-        from gpuenv.run.envs import find    # late: `save ENV` alone; run.envs loads compose (yaml) and the containers
-
-        found = find(docker, env, ids("host")[0], Path.cwd())
+        found = gpuenv.run.envs.find(docker, env, ids("host")[0], Path.cwd())
         tag, folder = found.image, Path(found.label("files"))
         spec_file = folder / "gpuenv.toml"
     else:

@@ -15,6 +15,9 @@ from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar
 
 import click
 
+import gpuenv
+import gpuenv.kb
+
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import EXIT_FAILURE, BadInput, GpuenvError, Interrupted, StorageError
 from gpuenv.lazy import load
@@ -31,15 +34,12 @@ def global_options(fn: F) -> F:
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    # late: gpuenv.__version__ reads importlib.metadata, and kb.refresh loads the index client; only --version
-    from gpuenv import __version__
-    from gpuenv.kb.refresh import snapshot_date
-
     renderer: Renderer = ctx.obj
-    kb = snapshot_date()
+    version = gpuenv.__version__            # both load on first use (their faces): only --version needs them
+    kb = gpuenv.kb.refresh.snapshot_date()
     kb_text = kb.isoformat() if kb else "unknown"
-    renderer.result(Result({"version": __version__, "kb_snapshot": kb and kb_text},
-                           lambda c: c.print(f"gpuenv {__version__} (knowledge base of {kb_text})")))
+    renderer.result(Result({"version": version, "kb_snapshot": kb and kb_text},
+                           lambda c: c.print(f"gpuenv {version} (knowledge base of {kb_text})")))
     ctx.exit(0)
 
 

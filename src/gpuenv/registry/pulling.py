@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import gpuenv
+import gpuenv.images
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.registry import ref as refs
 from gpuenv.registry.lockfile import LockedImage
@@ -77,16 +79,12 @@ def by_lock(docker: Docker, login: Optional[Login], locked: Optional[LockedImage
 def renumber(docker: Docker, spec_file: Path, pulled: Pulled, mismatch: UserMismatch) -> Optional[str]:
     """This user's image of a pulled one built for another user, under the tag `gpuenv up` plans here;
     None when no rendering of the folder's lock gives the pulled image (nothing is derived then)."""
-    # late: a pull of an image built for another user alone plans and renders (environment, render)
-    from gpuenv import environment
-    from gpuenv.images.retarget import retarget
-    from gpuenv.render import tag_for
-
+    # environment, render and images.retarget load here (their faces): only a pull of another user's image
     if not pulled.tag or not spec_file.is_file():
         return None
-    found = environment.prepare_matching(spec_file, docker, lambda p: tag_for(
+    found = gpuenv.environment.prepare_matching(spec_file, docker, lambda p: gpuenv.render.tag_for(
         p.rendered.recipe.name, *mismatch.built_for, p.rendered.context()) == pulled.tag)
     if found is None:
         return None
-    retarget(docker, pulled.info, *mismatch.you, found.image)
+    gpuenv.images.retarget.retarget(docker, pulled.info, *mismatch.you, found.image)
     return found.image

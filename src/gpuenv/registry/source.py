@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import gpuenv.run as runs           # the face: run.envs (compose, yaml) loads only for a push by name
 import gpuenv.spec as specs         # the face: the spec model (pydantic) loads only when a spec is read
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.registry.lockfile import LOCK_FILE, read_image
@@ -33,16 +34,12 @@ def image_to_push(docker: Docker, env: Optional[str], cwd: Path, user: tuple[int
         return _named(docker, env, user)
     if (cwd / SPEC_FILE).is_file():
         return _of_spec(docker, cwd, user)
-    from gpuenv.run.envs import find        # late: run.envs loads compose (yaml); a push by image or spec needs none
-
-    found = find(docker, None, user[0], cwd)
+    found = runs.envs.find(docker, None, user[0], cwd)
     return Source(found.image, _lock_in(found.label("files")))
 
 
 def _named(docker: Docker, env: str, user: tuple[int, int]) -> Source:
-    from gpuenv.run.envs import environments        # late: as in image_to_push
-
-    running = [e for e in environments(docker, user[0]) if env in (e.name, e.project)]
+    running = [e for e in runs.envs.environments(docker, user[0]) if env in (e.name, e.project)]
     if len(running) == 1:
         return Source(running[0].image, _lock_in(running[0].label("files")))
     images = _newest_first(docker, f"gpuenv-{env}", None, user)
