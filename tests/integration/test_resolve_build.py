@@ -129,3 +129,20 @@ def test_a_dependency_published_only_as_an_sdist_is_resolved_from_it_after_wheel
     assert data["resolved"]["status"] == "resolved" and pins["html5lib"]["version"] == "0.9999999"
     assert pins["html5lib"]["hashes"] and pins["tensorflow-gpu"]["version"] == "1.2.1"
     assert any(r.startswith("html5lib: no wheel") for r in data["reasons"])
+
+
+def test_a_fresh_shell_resolves_through_the_hosts_cas(tmp_path):
+    """No SSL_CERT_FILE, PIP_CERT or REQUESTS_CA_BUNDLE (a new user's shell): the plan still resolves
+    against the live index, uv trusting the host's CA bundle (this machine's TLS-inspecting proxy signs
+    PyPI with a CA only the host's bundle holds). Found by running scripts/demo from `env -i`."""
+    folder = tmp_path / "fresh"
+    spec(folder, [], ["six"])
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GPUENV_RESOLVE_TTL": "0",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.update({k: v for k, v in os.environ.items() if k.lower() in ("http_proxy", "https_proxy", "no_proxy")})
+    run = subprocess.run([sys.executable, "-m", "gpuenv", "plan", "--json", "--file", str(folder / "gpuenv.toml")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    resolved = json.loads(run.stdout)["resolved"]
+    assert resolved["status"] == "resolved", resolved
+    assert any(p["name"] == "six" for s in resolved["steps"] for p in s["packages"])

@@ -228,15 +228,26 @@ def _uv_env(source: Source, tmp: Path) -> dict[str, str]:
     for key in [k for k in env if k.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")]:
         env.pop(key)                    # the policy's proxies only (network_settings read the environment's)
     env.update(dict(source.proxies))
-    if source.ca_files:
-        env["SSL_CERT_FILE"] = str(_ca_bundle(source.ca_files, tmp))
+    # Always the system's CAs (and the policy's): uv trusts only its own built-in roots otherwise, so behind
+    # a TLS-inspecting proxy whose CA the host trusts, a fresh shell (no SSL_CERT_FILE) could not resolve.
+    bundle = _ca_bundle(source.ca_files, tmp)
+    if bundle is not None:
+        env["SSL_CERT_FILE"] = str(bundle)
     return env
 
 
-def _ca_bundle(ca_files: Sequence[str], tmp: Path) -> Path:
-    """The system's CAs and the policy's, in one file (uv reads one SSL_CERT_FILE)."""
+# Where distributions keep the system's CA bundle, when OpenSSL's default names none that exists.
+_SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
+
+
+def _ca_bundle(ca_files: Sequence[str], tmp: Path) -> Optional[Path]:
+    """The system's CAs and the policy's, in one file (uv reads one SSL_CERT_FILE); None when there are
+    none (uv's own roots then)."""
     paths = ssl.get_default_verify_paths()
-    parts = [p for p in (paths.cafile, paths.openssl_cafile) if p and os.path.isfile(p)][:1] + list(ca_files)
+    system = (paths.cafile, paths.openssl_cafile) + _SYSTEM_BUNDLES
+    parts = [p for p in system if p and os.path.isfile(p)][:1] + list(ca_files)
+    if not parts:
+        return None
     bundle = tmp / "ca-bundle.pem"
     with bundle.open("w", encoding="utf-8") as out:
         for part in parts:
