@@ -38,7 +38,7 @@ from gpuenv import planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
 from gpuenv.host import access as gpu_access
 from gpuenv.host import user
-from gpuenv.host.probe import driver_for_planning
+from gpuenv.host.nvidia import driver_for_planning
 from gpuenv.images import holds
 from gpuenv.images.base import BaseChoice, ensure, known
 from gpuenv.images.image import BuildSpec

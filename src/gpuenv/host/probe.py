@@ -18,7 +18,6 @@ from typing import Any, Optional
 
 from gpuenv.errors import EngineError
 from gpuenv.host import access, nvidia
-from gpuenv.host.nvidia import driver_for_planning  # noqa: F401  (its home is nvidia.py; callers import it here too)
 from gpuenv.host.driver_files import DriverFiles, driver_files
 from gpuenv.host.engine import Engine, probe_engine
 from gpuenv.host.network import DOCKER_HUB, Network, RegistryCheck, extra_cas, intercepting_ca, proxy_env, \

@@ -73,13 +73,22 @@ def _parse_checked(name: str, text_and_kind: tuple[str, str]) -> dict[str, list[
 _CACHE_FORMAT = "1"
 
 
+@lru_cache(maxsize=1)
+def _checks_code() -> str:
+    """This module's source: a change to the checks (an upgrade of gpuenv) makes every entry stale."""
+    try:
+        return Path(__file__).read_text("utf-8")
+    except OSError:
+        return _CACHE_FORMAT
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "kb-tables"
 
 
 def _cache_key(name: str, text_and_kind: tuple[str, str]) -> str:
     digest = hashlib.sha256()
-    for part in (_CACHE_FORMAT, name, text_and_kind[1], repr(SCHEMAS.get(name)), repr(_COMMON), text_and_kind[0]):
+    for part in (_checks_code(), name, text_and_kind[1], repr(SCHEMAS.get(name)), repr(_COMMON), text_and_kind[0]):
         digest.update(part.encode("utf-8") + b"\0")
     return digest.hexdigest()[:32]
 

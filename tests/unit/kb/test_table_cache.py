@@ -69,3 +69,13 @@ def test_an_unwritable_cache_folder_only_means_parsing(cache: Path, monkeypatch:
     assert calls == [NAME, NAME]
 
 
+
+
+def test_other_checking_code_parses_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade of gpuenv that changes the checks makes the cached rows stale (the key holds the code)."""
+    text = tables._read(NAME)
+    calls = _parses(monkeypatch)
+    tables.parse_table(NAME, text)
+    monkeypatch.setattr(tables, "_checks_code", lambda: "the checks of another gpuenv")
+    tables.parse_table(NAME, text)
+    assert calls == [NAME, NAME]
