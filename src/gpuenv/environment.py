@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
-from gpuenv import planning
+from gpuenv import paths, planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
 from gpuenv.host import access as gpu_access
 from gpuenv.host import user
@@ -345,7 +345,7 @@ def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
     the first (then finds it running and reuses it, or its image built). An flock on a file of the user's
     state folder, keyed by the folder: the kernel releases it when the process ends, however it ends."""
     folder = str(spec_file.parent.resolve())
-    path = state_dir() / "locks" / f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}.lock"
+    path = paths.state_dir() / "locks" / f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}.lock"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
@@ -362,11 +362,6 @@ def folder_lock(spec_file: Path, say: Say) -> Iterator[None]:
         yield
 
 
-def state_dir() -> Path:
-    """gpuenv's state folder of this user ($XDG_STATE_HOME/gpuenv)."""
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuenv"
-
-
 def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
           no_cache: bool = False) -> Optional[BuildLog]:
     """Build the image unless it is there (content tag); the BuildLog, or None when nothing was built."""
@@ -378,7 +373,7 @@ def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
     args += tuple(_proxy_args(prepared.spec))
     spec = BuildSpec(prepared.folder, prepared.image, args, build_secrets(prepared.spec.network.ca_certificates),
                      no_cache=no_cache, network="" if docker.has_bridge() else "host")
-    log = log_dir() / f"{r.inputs.project or r.name}-build.log"
+    log = paths.build_logs() / f"{r.inputs.project or r.name}-build.log"
     try:
         built = build_image(docker, spec, console, live, log)
     except GpuenvError as exc:
@@ -408,10 +403,6 @@ def _proxy_args(spec: EnvSpec) -> list[tuple[str, str]]:
         if value:
             args += [(name, value), (name.upper(), value)]
     return args
-
-
-def log_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "logs"
 
 
 @dataclass(frozen=True)
@@ -631,7 +622,7 @@ def _remove_volumes(docker: Docker, project: str, gone: list[str]) -> list[str]:
 def _remove_files(remains: Remains, state: Path) -> list[str]:
     """The build log, and the files folder when it is one of the state folder's (a short request's)."""
     removed = []
-    log = log_dir() / f"{remains.project}-build.log"
+    log = paths.build_logs() / f"{remains.project}-build.log"
     if log.is_file():
         log.unlink()
         removed.append(str(log))

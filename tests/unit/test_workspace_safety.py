@@ -69,7 +69,7 @@ def test_spec_check_places_the_refusal_on_workspace_host(host, tmp_path, monkeyp
 
 
 def test_the_spec_may_allow_a_system_folder_by_name_and_keeps_its_hash_otherwise(tmp_path):
-    from gpuenv.render.recipe import spec_hash
+    from gpuenv.spec.write import spec_hash
 
     allowed = _spec(tmp_path, 'host = "/etc"\nallow_system_folder = true')
     assert allowed.workspace.allow_system_folder is True

@@ -69,19 +69,15 @@ def doctor(skip: tuple[str, ...], file: Optional[Path], no_smoke: bool, smoke_im
 
 
 def _network(file: Optional[Path], skip: list[str], offline: bool) -> Result:
-    # late: `doctor --network` alone; the network probe (its HTTP client, trust stores) loads in 15 ms
-    from gpuenv.doctor import network_checks
-    from gpuenv.doctor.network_probe import probe_all
-
     if offline:
         raise BadInput("--network tries the network and --offline forbids it", "give one of them")
     for item in skip:
-        if item not in network_checks.IDS:
-            near = difflib.get_close_matches(item, network_checks.IDS, n=1)
+        if item not in diagnosis.network_checks.IDS:
+            near = difflib.get_close_matches(item, diagnosis.network_checks.IDS, n=1)
             raise BadInput(f"--skip: there is no network check '{item}'",
-                           f"did you mean {near[0]}?" if near else "network checks: " + ", ".join(network_checks.IDS))
+                           f"did you mean {near[0]}?" if near else "network checks: " + ", ".join(diagnosis.network_checks.IDS))
     spec, _ = _spec(file)
-    found = network_checks.report(probe_all(spec), spec, tuple(skip))
+    found = diagnosis.network_checks.report(diagnosis.network_probe.probe_all(spec), spec, tuple(skip))
     return Result(found.to_dict(), lambda console: _show_network(console, found), 0 if found.ok else EXIT_FAILURE)
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gpuenv import environment
+from gpuenv import environment, paths
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
 from gpuenv.errors import BadInput
@@ -141,11 +141,10 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
 def rm(env: Optional[str], **_: Any) -> Result:
     """Remove the environment: its containers, volumes, images and build log, and a request's files in
     the state folder (your gpuenv.toml, its files and your workspace stay). Also after `down`."""
-    from gpuenv.cli.up import state_root        # late: cli.up loads cli.init and the spec model; `rm` alone needs it
 
     docker = _docker()
-    found, remains = _running_or_left(docker, env, state_root())
-    removed = environment.rm(docker, found, remains, state_root())
+    found, remains = _running_or_left(docker, env, paths.request_specs())
+    removed = environment.rm(docker, found, remains, paths.request_specs())
     name = found.name if found is not None else remains.project
     data = {"name": name, "project": remains.project, "removed": removed}
     return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold] removed: "

@@ -3,7 +3,6 @@ then how to reach the environment: the Jupyter URL, Hydrogen's gateway settings,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -12,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from gpuenv import environment
+from gpuenv.cli.common import engine, show_access
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.cli.up import _say, engine
 from gpuenv.errors import BadInput, EngineError
 from gpuenv.run.reach import reach, spec_ports
 from gpuenv.spec import spec_path
@@ -50,7 +49,7 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     With a Docker engine here, the files are those `gpuenv up` runs: the base this engine has, pulls or
     builds (no registry: built from the apt mirror, remembered), and the GPU request of this host's mode.
     """
-    say = _say(renderer)
+    say = renderer.say
     if out is not None and out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
     prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out, force, pull, files_only=True)
@@ -95,14 +94,3 @@ def _show(console: Console, data: dict[str, Any]) -> None:
     show_access(console, data["access"])
     console.print("[dim].env holds the tokens: mode 600, listed in .gitignore; keep it out of git.[/dim]")
 
-
-def show_access(console: Console, access: dict[str, Any]) -> None:
-    if "jupyter_url" in access:
-        console.print(f"[bold]jupyter[/bold]  {escape(access['jupyter_url'])}")
-    if "hydrogen_gateways" in access:
-        console.print("[bold]hydrogen[/bold] paste into Hydrogen's settings, \"Kernel Gateways\":")
-        console.print(escape(json.dumps(access["hydrogen_gateways"], indent=2)), soft_wrap=True)
-    if "ssh_command" in access:
-        console.print(f"[bold]ssh[/bold]      {escape(access['ssh_command'])}")
-        console.print("[bold]~/.ssh/config[/bold] entry (for an IDE's remote interpreter):")
-        console.print(escape(access["ssh_config"]), end="", soft_wrap=True)

@@ -16,7 +16,8 @@ from rich.markup import escape
 from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.cli.up import _live, _say, engine, spec_source
+from gpuenv.cli.common import engine
+from gpuenv.cli.up import spec_source
 from gpuenv.errors import EXIT_FAILURE
 from gpuenv.lock import LOCK_NAME, drift
 from gpuenv.lock.built import with_image
@@ -55,7 +56,7 @@ def lock(renderer: Renderer, file: Optional[Path], check: bool, pull: bool, forc
 
 
 def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Result:
-    say = _say(renderer)
+    say = renderer.say
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
         prepared = environment.prepare(spec_file, probing.result, say, None, force, pull)
@@ -90,7 +91,7 @@ def _by_building(renderer: Renderer, prepared: Prepared, docker: Docker,
     resolved = prepared.plan.resolved
     why = resolved.why if resolved is not None and resolved.why else "the plan was not resolved"
     say(f"no resolution to lock ({why}): building the image and recording what it holds instead")
-    log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+    log = environment.build(prepared, docker, renderer.stderr, renderer.live)
     return collect(prepared, docker, say), log
 
 

@@ -69,7 +69,7 @@ class LazyGroup(VerbGroup):
         "init": "gpuenv.cli.init:init",
         "spec": "gpuenv.cli.spec:spec",
         "plan": "gpuenv.cli.plan:plan",
-        "matrix": "gpuenv.cli.plan:matrix",
+        "matrix": "gpuenv.cli.matrix:matrix",
         "kb": "gpuenv.cli.kb:kb",
         "doctor": "gpuenv.cli.doctor:doctor",
         "generate": "gpuenv.cli.generate:generate",
@@ -86,8 +86,8 @@ class LazyGroup(VerbGroup):
         "rm": "gpuenv.cli.env:rm",
         "push": "gpuenv.cli.registry:push",
         "pull": "gpuenv.cli.registry:pull",
-        "save": "gpuenv.cli.bundle:save",
-        "load": "gpuenv.cli.bundle:load",
+        "save": "gpuenv.cli.save:save",
+        "load": "gpuenv.cli.load:load",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

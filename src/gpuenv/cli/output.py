@@ -60,11 +60,11 @@ class Renderer:
         return result.exit_code
 
     def error(self, exc: GpuenvError) -> int:
-        self._say("error", exc.message)
+        self._label("error", exc.message)
         if isinstance(exc, SpecError):
             self._problems(exc)
         if exc.hint:
-            self._say("hint", exc.hint)
+            self._label("hint", exc.hint)
         if self.json_mode:
             self._json({"ok": False, "error": exc.to_dict()})
         return exc.exit_code
@@ -76,7 +76,17 @@ class Renderer:
             if problem.example:
                 self.stderr.print(f"      e.g. {problem.example}", markup=False)
 
-    def _say(self, label: str, text: str) -> None:
+    def say(self, text: str) -> None:
+        """One line of progress on stderr (`gpuenv: ...`); the stages take it as their `Say`."""
+        self.stderr.print("[bold cyan]gpuenv:[/bold cyan] ", end="")
+        self.stderr.print(text, markup=False)
+
+    @property
+    def live(self) -> bool:
+        """Whether a build may draw its live progress (a terminal, and not --json)."""
+        return self.stderr.is_terminal and not self.json_mode
+
+    def _label(self, label: str, text: str) -> None:
         style = "bold red" if label == "error" else "yellow"
         self.stderr.print(f"[{style}]{label}:[/{style}] ", end="")
         self.stderr.print(text, markup=False)

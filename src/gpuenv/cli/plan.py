@@ -1,4 +1,4 @@
-"""`gpuenv plan` (a request to a plan, with reasons) and `gpuenv matrix` (which versions run where)."""
+"""`gpuenv plan`: a request (words, or a gpuenv.toml) to a plan for a target, with its reasons."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+import gpuenv.kb as kb             # the face: kb.mirrors loads for a spec with a network preset
 import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
 from gpuenv import planning
 from gpuenv.cli.main import F, global_options
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from gpuenv.spec.model import EnvSpec
 
 
-def _target_options(fn: F) -> F:
+def target_options(fn: F) -> F:
     fn = click.option("--gpu", "gpu_ccs", multiple=True, metavar="CC",
                       help="Plan for a GPU of this compute capability (7.0); repeatable.")(fn)
     fn = click.option("--gpu-name", "gpu_names", multiple=True, metavar="NAME",
@@ -31,7 +32,7 @@ def _target_options(fn: F) -> F:
                         help="Plan for this NVIDIA driver (384.90) instead of this host's.")(fn)
 
 
-def _python(value: Optional[str]) -> Optional[str]:
+def python_version(value: Optional[str]) -> Optional[str]:
     if value is not None and not re.fullmatch(r"[23](\.\d{1,2})?", value):
         raise BadInput(f"--python: '{value}' is not a Python version", "write it as 3.6, 3.10 or 3")
     return value
@@ -41,7 +42,7 @@ def _python(value: Optional[str]) -> Optional[str]:
 @click.argument("requirements", nargs=-1, metavar="[REQUIREMENT...]")
 @click.option("-f", "--file", "file", type=click.Path(path_type=Path),
               help="Plan for this gpuenv.toml (default ./gpuenv.toml when no REQUIREMENT is given).")
-@_target_options
+@target_options
 @click.option("--python", "python", metavar="X.Y", help="Plan for this Python.")
 @click.option("--cuda", metavar="X.Y", help="Plan for this CUDA version (the request word cu90 is --cuda 9.0).")
 @click.option("--cpu", is_flag=True, help="Plan without a GPU: CPU builds, no CUDA, no driver.")
@@ -59,7 +60,7 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     gpuenv plan --file examples/mxnet-cu90/gpuenv.toml --json
     Exit code 3, with the reason and what would work instead, when nothing fits.
     """
-    python = _python(python)
+    python = python_version(python)
     flags = planning.TargetFlags(driver, gpu_names, gpu_ccs)
     spec: Optional[EnvSpec] = None
     if file is not None or not requirements:
@@ -73,9 +74,7 @@ def plan(requirements: tuple[str, ...], file: Optional[Path], driver: Optional[s
     result = planning.plan_whole(request, planning.target_for(flags, spec), spec, spec_dir, offline)
     data = result.to_dict()
     if spec is not None and spec.network.preset:
-        from gpuenv.kb.mirrors import report        # late: a spec with a preset loaded it; `plan torch` does not
-
-        data["network_preset"] = report(spec.network)
+        data["network_preset"] = kb.mirrors.report(spec.network)
     return Result(data, lambda console: _show_plan(console, data))
 
 
@@ -112,9 +111,7 @@ def _show_plan(console: Console, data: dict[str, Any]) -> None:
     for reason in data["reasons"]:
         console.print(f"  - {escape(reason)}")
     if data.get("network_preset"):
-        from gpuenv.kb.mirrors import report_lines          # late: as `report` above
-
-        for text in report_lines(data["network_preset"]):
+        for text in kb.mirrors.report_lines(data["network_preset"]):
             console.print(escape(text))
 
 
@@ -130,44 +127,3 @@ def _show_resolved(console: Console, resolved: Optional[dict[str, Any]]) -> None
     shown = ", ".join(f"{p['name']} {p['version']}" for p in pins if steps & set(p["via"]))
     console.print(f"[bold]{'resolved':<12}[/bold]{len(pins)} distributions, hashed (`--json` lists them): "
                   f"{escape(shown)}")
-
-
-@click.command()
-@click.argument("framework")
-@_target_options
-@click.option("--python", "python", metavar="X.Y", help="Only versions with wheels for this Python.")
-@click.option("--all", "show_all", is_flag=True, help="List every CUDA variant, not only the best per version.")
-@global_options
-def matrix(framework: str, driver: Optional[str], gpu_names: tuple[str, ...], gpu_ccs: tuple[str, ...],
-           python: Optional[str], show_all: bool, **_: Any) -> Result:
-    """Which versions of FRAMEWORK run on a machine, newest first, with their CUDA, cuDNN and Python.
-
-    \b
-    gpuenv matrix tensorflow --driver 384.90
-    gpuenv matrix torch --gpu-name "Tesla K80"
-    """
-    from gpuenv.resolve.matrix import rows_for          # late: `gpuenv matrix` alone; this module starts `plan`
-
-    python = _python(python)
-    target = planning.target_for(planning.TargetFlags(driver, gpu_names, gpu_ccs))
-    rows = rows_for(framework, target, python, show_all)
-    data = {"framework": framework, "target": {"driver": target.driver, "origin": target.origin,
-            "gpus": [{"name": g.name, "cc": g.cc} for g in target.gpus]}, "versions": rows}
-    return Result(data, lambda console: _show_matrix(console, data))
-
-
-def _show_matrix(console: Console, data: dict[str, Any]) -> None:
-    from rich.table import Table        # late: `gpuenv matrix` alone (4 ms); this module starts `plan`
-
-    target = data["target"]
-    gpus = ", ".join(g["name"] for g in target["gpus"]) or "any GPU"
-    console.print(f"{escape(data['framework'])} on driver {target['driver'] or 'any'}, {escape(gpus)}:")
-    table = Table(box=None, pad_edge=False)
-    for column in ("version", "install", "cuda", "cudnn", "python", "min driver", "cuda from"):
-        table.add_column(column, overflow="fold", no_wrap=column != "install")
-    for row in data["versions"]:
-        table.add_row(row["version"], escape(row["requirement"]), row["cuda"] or "-", row["cudnn"] or "-",
-                      row["python"], row["min_driver"] or "-", row["cuda_source"])
-    console.print(table)
-    if not data["versions"]:
-        console.print("no version runs there")

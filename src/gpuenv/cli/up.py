@@ -4,7 +4,6 @@ environment that answers, with how to reach it."""
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -13,21 +12,17 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from gpuenv import environment
+from gpuenv import environment, paths
+from gpuenv.cli.common import engine, show_access, warn
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput
-from gpuenv.host.addresses import reachable
-from gpuenv.host.probe import HostReport, probe
-from gpuenv.run.docker import Docker
-from gpuenv.run.exposure import warnings
 from gpuenv.spec import spec_path
 from gpuenv.spec.values import name_from_folder
 from gpuenv.spec.write import spec_data, to_toml
 
 if TYPE_CHECKING:
-    from gpuenv.environment import Prepared, Say
     from gpuenv.images.progress import BuildLog
 
 
@@ -65,13 +60,13 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     host's CA bundle goes to the build as a secret, never into a layer.
     """
     spec_file = spec_source(request, file, flags)
-    say = _say(renderer)
+    say = renderer.say
     with environment.folder_lock(spec_file, say):           # one `up` or `build` of a folder at a time
         with ThreadPoolExecutor(max_workers=1) as pool:
             probing = pool.submit(engine)
             prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
             report, docker = probing.result()
-        log = environment.build(prepared, docker, renderer.stderr, _live(renderer), no_cache)
+        log = environment.build(prepared, docker, renderer.stderr, renderer.live, no_cache)
     image, summary = prepared.image, _summary(log)
     data = {"image": image, "built": log is not None, "folder": str(prepared.folder),
             "plan": prepared.rendered.recipe.summary, "base": prepared.rendered.recipe.base, "summary": summary}
@@ -98,13 +93,13 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
     """
     spec_file = spec_source(request, file, flags)
-    say = _say(renderer)
+    say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)                 # the probe runs while the spec is planned
         prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
         report, docker = probing.result()
         warn(prepared, say)
-        log = environment.build(prepared, docker, renderer.stderr, _live(renderer))
+        log = environment.build(prepared, docker, renderer.stderr, renderer.live)
         started = environment.up(prepared, docker, report, say, wait=not no_wait)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
             "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
@@ -113,12 +108,6 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
                       for s, p in started.ports], "access": started.access,
             "plan": prepared.rendered.recipe.summary}
     return Result(data, lambda c: _show_up(c, data))
-
-
-def engine() -> tuple[HostReport, Docker]:
-    """This host, probed without the network, and the docker client (EngineError when unusable)."""
-    report = probe(network=False, compose=False)
-    return report, Docker.connect(report.engine)
 
 
 def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
@@ -139,38 +128,17 @@ def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str,
     return path
 
 
-def state_root() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gpuenv" / "envs"
-
-
 def _request_spec(request: tuple[str, ...], flags: dict[str, Any]) -> Path:
     """A request's spec, kept in the state folder of this working folder; the workspace is this folder."""
     cwd = Path.cwd().resolve()
     name = flags.get("name") or name_from_folder(cwd.name) or "env"
-    folder = state_root() / f"{name}-{hashlib.sha256(str(cwd).encode()).hexdigest()[:6]}"
+    folder = paths.request_specs() / f"{name}-{hashlib.sha256(str(cwd).encode()).hexdigest()[:6]}"
     flags = {**flags, "name": name, "workspace": flags.get("workspace") or str(cwd)}
     spec = spec_from_request(request, flags, folder)
     if not (spec.access.jupyter or spec.access.gateway or spec.access.ssh):
         spec = spec_from_request(request, {**flags, "jupyter": "lab"}, folder)
     _write_atomically(folder / "gpuenv.toml", _HEADER + to_toml(spec_data(spec, full=False)))
     return folder / "gpuenv.toml"
-
-
-def warn(prepared: Prepared, say: Say) -> None:
-    """What in the spec opens the host or the environment wider than the defaults (run/exposure.py)."""
-    for text in warnings(prepared.spec, prepared.rendered.recipe.inputs.uid, reachable()):
-        say(f"warning: {text}")
-
-
-def _say(renderer: Renderer) -> Say:
-    def say(text: str) -> None:
-        renderer.stderr.print("[bold cyan]gpuenv:[/bold cyan] ", end="")
-        renderer.stderr.print(text, markup=False)
-    return say
-
-
-def _live(renderer: Renderer) -> bool:
-    return renderer.stderr.is_terminal and not renderer.json_mode
 
 
 def _summary(log: Optional[BuildLog]) -> str:
@@ -180,8 +148,6 @@ def _summary(log: Optional[BuildLog]) -> str:
 
 
 def _show_up(console: Console, data: dict[str, Any]) -> None:
-    from gpuenv.cli.generate import show_access     # late: cli.generate imports this module (a cycle)
-
     state = "already running" if data["reused"] else "running"
     console.print(f"[bold green]{escape(data['name'])}[/bold green] {state}: {escape(data['plan'])}")
     console.print(f"[bold]image[/bold]    {escape(data['image'])}" + ("  (built now)" if data["built"] else ""))

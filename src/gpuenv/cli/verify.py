@@ -14,7 +14,7 @@ from rich.markup import escape
 from gpuenv import environment
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.cli.up import engine
+from gpuenv.cli.common import engine
 from gpuenv.host.user import ids
 from gpuenv.run.envs import find
 from gpuenv.run.verify import table

@@ -6,6 +6,9 @@
     setup_checks.py   container defaults and the network
     smoke.py          the final GPU smoke test in a short-lived container
 
+`doctor --network` has its own checks (network_checks.py, network_probe.py: an HTTP client and the
+trust stores, ~15 ms); they load on first use (gpuenv/lazy.py).
+
 Checks are pure functions of the probe's report; the few facts that need I/O of their own (free
 ports, the smoke test) are gathered here first. Nothing here prints: the CLI does.
 """
@@ -22,9 +25,15 @@ from gpuenv.doctor.finding import CHECKS, Context, Finding
 from gpuenv.doctor.smoke import SmokeResult, run_smoke
 from gpuenv.errors import BadInput
 from gpuenv.host.probe import HostReport
+from gpuenv.lazy import exports
 
 if TYPE_CHECKING:
+    from gpuenv.doctor import network_checks as network_checks
+    from gpuenv.doctor import network_probe as network_probe
     from gpuenv.spec.model import EnvSpec
+
+__getattr__, __dir__ = exports(__name__, {"network_checks": "gpuenv.doctor.network_checks",
+                                         "network_probe": "gpuenv.doctor.network_probe"})
 
 SMOKE = "gpu-smoke-test"
 ORDER = {"error": 0, "warning": 1, "info": 2}

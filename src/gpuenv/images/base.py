@@ -11,13 +11,13 @@ the framework's wheels. The decision is remembered (~/.cache/gpuenv/bases.json),
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from gpuenv import paths
 from gpuenv.errors import EngineError, GpuenvError
 from gpuenv.images import bootstrap
 from gpuenv.run.docker import Docker
@@ -35,7 +35,7 @@ class BaseChoice:
 
 
 def memo_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "bases.json"
+    return paths.cache_dir() / "bases.json"
 
 
 def _memo() -> dict:

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gpuenv import paths
 from gpuenv.errors import GpuenvError
 from gpuenv.kb.schema import SCHEMAS
 from gpuenv.tomlcompat import tomllib
@@ -83,7 +84,7 @@ def _checks_code() -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "kb-tables"
+    return paths.cache_dir() / "kb-tables"
 
 
 def _cache_key(name: str, text_and_kind: tuple[str, str]) -> str:
@@ -128,8 +129,7 @@ def user_kb_dir() -> Path:
     """$GPUENV_KB_DIR, else ${XDG_DATA_HOME:-~/.local/share}/gpuenv/kb."""
     if os.environ.get("GPUENV_KB_DIR"):
         return Path(os.environ["GPUENV_KB_DIR"]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "gpuenv" / "kb"
+    return paths.data_dir() / "kb"
 
 
 def _read(name: str) -> tuple[str, str]:

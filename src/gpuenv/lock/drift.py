@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 
 from gpuenv.lock import inside
 from gpuenv.lock.lockfile import Lock
-from gpuenv.render.recipe import spec_hash
+from gpuenv.spec.write import spec_hash
 
 if TYPE_CHECKING:
     from gpuenv.run.docker import Docker

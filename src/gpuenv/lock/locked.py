@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.lock import LOCK_NAME
 from gpuenv.lock.lockfile import SYSTEM_STEP, Lock, Step, read
-from gpuenv.render.recipe import spec_hash, step_file
+from gpuenv.render.recipe import step_file
+from gpuenv.spec.write import spec_hash
 
 if TYPE_CHECKING:
     from gpuenv.run.docker import Docker

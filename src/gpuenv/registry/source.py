@@ -56,11 +56,8 @@ def _of_spec(docker: Docker, folder: Path, user: tuple[int, int]) -> Source:
     for image in filter(None, candidates):
         if docker.image(image):
             return Source(image, lock)
-    # late: render, only when neither the lock nor .env names a built image
-    from gpuenv.render.recipe import spec_hash
-
     spec = specs.load_spec(folder / SPEC_FILE)
-    images = _newest_first(docker, None, f"io.gpuenv.spec-sha256={spec_hash(spec)}", user)
+    images = _newest_first(docker, None, f"io.gpuenv.spec-sha256={specs.spec_hash(spec)}", user)
     if not images:
         raise GpuenvError(f"the environment of {folder / SPEC_FILE} has no image on this engine",
                           "build it first: gpuenv build")

@@ -7,8 +7,6 @@ steps that each add one part. No I/O: the caller gives the host facts (`Inputs`)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +21,7 @@ from gpuenv.resolve import nvidia
 from gpuenv.resolve.plan import Plan
 from gpuenv.resolve.resolved import tools_for
 from gpuenv.resolve.versions import minor_key
+from gpuenv.spec.write import spec_hash
 
 if TYPE_CHECKING:
     from gpuenv.spec.model import EnvSpec, Network
@@ -187,12 +186,6 @@ def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = 
     extra = [i for i in dict.fromkeys(indexes) if i and i != main and INDEX_URL.fullmatch(i)]
     pins = "".join(f"--extra-index-url {i}\n" for i in extra) + pins
     return f"# step {step_id}: exactly these, installed with --no-deps\n{pins}"
-
-
-def spec_hash(spec: EnvSpec) -> str:
-    """sha256 of the spec's normal form: two files that mean the same thing hash the same."""
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def mirrored(image: str, network: Network) -> str:

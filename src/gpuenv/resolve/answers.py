@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from gpuenv import paths
+
 TTL_S = 600
 
 
@@ -63,4 +65,4 @@ def _ttl() -> int:
 
 
 def _folder() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpuenv" / "resolutions"
+    return paths.cache_dir() / "resolutions"

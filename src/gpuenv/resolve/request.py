@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+import gpuenv.spec as specs     # the face: spec.requirements (spec.values, kb.mirrors) loads for a file
 from gpuenv.errors import BadInput
 from gpuenv.kb.frameworks import canonical, closest, family_of, misnomer
 
@@ -95,10 +96,7 @@ def _exact(req: Requirement, text: str, where: str) -> None:
 def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[str], list[str]]:
     """(framework requirements, other requirements) of a spec's requirements file, read and confined to
     `folder` (the spec's; default the file's own) as spec/requirements.py says; BadInput for a problem."""
-    # loaded here: spec.requirements brings spec.values and kb.mirrors, which `gpuenv plan WORDS` never needs
-    from gpuenv.spec.requirements import read_requirements
-
-    found = read_requirements(path, folder or path.parent)
+    found = specs.read_requirements(path, folder or path.parent)
     if found.problems:
         raise BadInput(f"requirements file {path}: " + "; ".join(found.problems),
                        "fix the file, or `requirements` in gpuenv.toml; `gpuenv spec check` lists every problem")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from gpuenv.spec.model import Added, EnvSpec
@@ -62,3 +64,9 @@ def _leave_in_requirements(network: dict[str, Any], added: dict[str, Added]) -> 
             network[key] = kept
         else:
             network.pop(key, None)
+
+
+def spec_hash(spec: EnvSpec) -> str:
+    """sha256 of the spec's normal form: two files that mean the same thing hash the same."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -15,7 +15,8 @@ from gpuenv.lock.lockfile import (BaseRef, ImageRef, Lock, Package, Step, from_d
                                   to_text, write)
 from gpuenv.render import render
 from gpuenv.render.dockerfile import locked_file, pip_steps
-from gpuenv.render.recipe import Inputs, spec_hash
+from gpuenv.render.recipe import Inputs
+from gpuenv.spec.write import spec_hash
 from gpuenv.tomlcompat import tomllib
 
 ROOT = Path(__file__).resolve().parents[3]
