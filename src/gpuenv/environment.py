@@ -151,8 +151,8 @@ def prepare(spec_file: Path, host: HostAndEngine, say: Say, out: Optional[Path] 
     request, spec = planning.request_from_spec(spec_file)
     request = _tolerated(files_only, say, request, lambda: _base_facts(host, request, spec, say))
     folder = (out or spec_file.parent).resolve()
-    target = planning.target_for(planning.TargetFlags(), spec, driver=driver_for_planning())
     report, docker = host()
+    target = planning.target_for(planning.TargetFlags(), spec, seen=_seen(report))
     known = None
     if docker is not None and not pull:
         request, known = _on_known_base(docker, request, target, spec)
@@ -223,6 +223,15 @@ def _tolerated(files_only: bool, say: Say, fallback: T, attempt: Callable[[], T]
             raise
         say(f"{exc.message}: the files name the planned base, for a host that has it")
         return fallback
+
+
+def _seen(report: Optional[HostReport]) -> planning.Seen:
+    """The driver and GPUs to plan for: the probe's, from the engine's host (a remote engine's host is
+    probed through a container there); with no engine (`generate` without one), this host's."""
+    if report is None:
+        return planning.Seen(driver_for_planning(), "this host")
+    where = f"the engine's host ({report.engine.endpoint})" if report.engine.remote else "this host"
+    return planning.Seen(report.driver, where)
 
 
 def _gpu_mode(report: Optional[HostReport]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import gpuenv.host as hosts          # the face: the host's modules load only when the host is asked
 import gpuenv.spec as specs          # the face: its model (pydantic) loads when a gpuenv.toml is read
@@ -67,10 +67,17 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
     return request, spec
 
 
+class Seen(NamedTuple):
+    """The driver and GPUs containers will get, as a probe already saw them (None: no usable driver),
+    and where they were seen ("this host", "the engine's host (ssh://gpu1)")."""
+    driver: Optional[DriverState]
+    origin: str
+
+
 def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool = True,
-               driver: DriverState | None | Literal[False] = False) -> Target:
-    """The machine to plan for: flags first, then the spec's [gpu] table, then this host (`driver`: its
-    DriverState from a probe already made, or None for no driver; left out, the host is asked now)."""
+               seen: Optional[Seen] = None) -> Target:
+    """The machine to plan for: flags first, then the spec's [gpu] table, then the engine's host: as
+    `seen` by a probe already made, else asked now (`probe=False`: no machine, no limits)."""
     if flags.driver or flags.gpu_names or flags.gpu_ccs:
         gpus = [_named_gpu(n, "--gpu-name") for n in flags.gpu_names] + [_cc_gpu(c, "--gpu") for c in flags.gpu_ccs]
         return Target(flags.driver and _driver(flags.driver, "--driver"), tuple(gpus), "the machine the flags describe")
@@ -86,7 +93,8 @@ def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool =
         return Target(limit, tuple(gpus), "the machine gpuenv.toml's [gpu] describes")
     if not probe:
         return Target(None, (), "no machine (no limits)")
-    host, origin = _this_host() if driver is False else (driver if driver and driver.ok else None, "this host")
+    host, origin = seen if seen is not None else _this_host()
+    host = host if host is not None and host.ok else None
     if host is None:
         return Target(None, (), f"{origin} (no NVIDIA driver)")
     gpus = []
