@@ -221,3 +221,18 @@ SCHEMAS["cupy"] = {
     "ctk": {"project": "str", "versions": "str", "cuda": "str"},  # releases with the `ctk` extra; cuda: the major
     "extras": {"versions": "str", "extras": "list[str]"},         # every extra the wheels declare
 }
+
+# The host compilers nvcc accepts per CUDA minor, and the gcc each base OS release offers (issue 18:
+# environments that compile CUDA code).
+SCHEMAS["compilers"] = {
+    "host_gcc": {
+        "cuda": "str",             # CUDA major.minor, "12.4"
+        "max_gcc": "str",          # the newest GCC major its nvcc accepts, "13"
+        "nvcc": "list[str]",       # the nvcc (crt) wheel versions read, all of which agree
+    },
+    "os_gcc": {
+        "os": "str",               # as os_releases.toml writes it, "ubuntu22.04"
+        "default": "str",          # the GCC major its `gcc` package installs, "11"
+        "available": "list[str]",  # every GCC major with gcc-N and g++-N in its archive, "9".."12"
+    },
+}
