@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Optional
+from typing import Literal, Optional
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
@@ -20,7 +20,12 @@ from gpuenv.resolve.provided import Provided, recognise
 from gpuenv.resolve.request import Target
 from gpuenv.resolve.versions import V, major, major_minor, minor_key
 
-_STATUS_RANK = {"available": 0, "eol": 1, "deleted": 2}
+# The nvidia/cuda tag's status on Docker Hub (kb cuda_images.toml): "eol" is scheduled for deletion,
+# "deleted" is gone (built here from NVIDIA's end-of-life recipe, or pulled from a mirror that kept it).
+# A slim base, a spec's own base and a base built here are "available".
+TagStatus = Literal["available", "eol", "deleted"]
+
+_STATUS_RANK: dict[TagStatus, int] = {"available": 0, "eol": 1, "deleted": 2}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Base:
     cuda: Optional[str] = None          # system CUDA (major.minor), None for a slim base
     toolkit: Optional[str] = None       # "8.0.61"
     cudnn: Optional[str] = None         # cuDNN inside, "5.1.10"
-    status: str = "available"
+    status: TagStatus = "available"
     build: Optional[str] = None         # "nvidia-eol-recipe" when gpuenv must build the tag itself
     reasons: tuple[str, ...] = field(default=())
 
