@@ -52,9 +52,9 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
     texts = list(spec.frameworks)
     packages = list(spec.packages)
     if spec.requirements:
-        found, others = requirements_file(path.parent / spec.requirements, path.parent)
-        texts += found
-        packages += others
+        listed = requirements_file(path.parent / spec.requirements, path.parent)
+        texts += listed.frameworks
+        packages += listed.others
     where = f"{path}"
     request = Request(
         wants=tuple(want(str(t), where) for t in texts),
@@ -68,16 +68,20 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
 
 
 class Seen(NamedTuple):
-    """The driver and GPUs containers will get, as a probe already saw them (None: no usable driver),
-    and where they were seen ("this host", "the engine's host (ssh://gpu1)")."""
-    driver: Optional[DriverState]
-    origin: str
+    """The driver and GPUs containers will get, as a probe saw them, and where they were seen."""
+
+    driver: Optional[DriverState]   # None, or one that is not `ok`: no usable driver (a target with no limits)
+    origin: str                     # "this host", "the engine's host (ssh://gpu1)": said in the plan's reasons
 
 
-def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool = True,
+def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, *, probe: bool = True,
                seen: Optional[Seen] = None) -> Target:
-    """The machine to plan for: flags first, then the spec's [gpu] table, then the engine's host: as
-    `seen` by a probe already made, else asked now (`probe=False`: no machine, no limits)."""
+    """The machine to plan for, the first that says anything: the flags, then the spec's [gpu] table, then
+    the engine's host (where the containers run: this host, or a remote DOCKER_HOST's).
+
+    The engine's host is `seen` when a probe was already made (environment.prepare passes its own); None:
+    it is asked here (_this_host). `probe=False`: it is never asked, and with neither flags nor [gpu] the
+    target is no machine (no limits); `seen` is then not used."""
     if flags.driver or flags.gpu_names or flags.gpu_ccs:
         gpus = [_named_gpu(n, "--gpu-name") for n in flags.gpu_names] + [_cc_gpu(c, "--gpu") for c in flags.gpu_ccs]
         return Target(flags.driver and _driver(flags.driver, "--driver"), tuple(gpus), "the machine the flags describe")
@@ -105,14 +109,14 @@ def target_for(flags: TargetFlags, spec: Optional[EnvSpec] = None, probe: bool =
     return Target(host.version, tuple(gpus), origin)
 
 
-def _this_host() -> tuple[Optional[DriverState], str]:
+def _this_host() -> Seen:
     """The driver and GPUs containers will get: this host's, or a remote engine's host's (the host's
     modules load here, through its face: a plan for flags or a spec's [gpu] never looks at the host)."""
     endpoint, _ = hosts.engine.endpoint_from_config()
     if hosts.engine.remote_endpoint(endpoint):
         report = hosts.probe.probe(network=False)
-        return (report.driver if report.driver.ok else None), f"the engine's host ({endpoint})"
-    return hosts.nvidia.driver_for_planning(), "this host"
+        return Seen(report.driver if report.driver.ok else None, f"the engine's host ({endpoint})")
+    return Seen(hosts.nvidia.driver_for_planning(), "this host")
 
 
 _DRIVER = re.compile(r"\d{3}(\.\d{1,3}){0,2}")
@@ -149,7 +153,10 @@ def plan(request: Request, target: Target) -> Plan:
 def plan_whole(request: Request, target: Target, spec: Optional[EnvSpec] = None, spec_dir: Optional[Path] = None,
                offline: bool = False) -> Plan:
     """The plan of the whole environment: the knowledge base's choice checked, and searched further when
-    needed, by the resolver over every package (resolve/whole.py), through the spec's network policy."""
+    needed, by the resolver over every package (resolve/whole.py), through the spec's network policy.
+    `spec` None (a request from words): no access tools, the environment's index settings (PIP_INDEX_URL,
+    proxies, CAs). `spec_dir`: where the spec's relative paths (CA files) start. `offline`: no index is
+    asked, and the plan's `resolved` says so ("unresolved"); the plan's `resolved` is never None here."""
     tools: tuple[str, ...] = ()
     if spec is not None:
         tools = tools_for(spec)

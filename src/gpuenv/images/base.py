@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 from gpuenv import paths
 from gpuenv.errors import EngineError, GpuenvError
@@ -23,22 +23,29 @@ from gpuenv.images import bootstrap
 from gpuenv.run.docker import Docker
 
 
+# How the engine has the base: already there (the planned image), pulled now, built here from the apt mirror
+# now (`bootstrapped`), or built here before and remembered (bases.json). The last two are not the planned
+# image: the plan is made again on them (environment._on_local_base).
+Obtained = Literal["present", "pulled", "bootstrapped", "remembered"]
+
+
 @dataclass(frozen=True)
 class BaseChoice:
     image: str                   # what FROM will say
-    how: str                     # present | pulled | bootstrapped | remembered
+    how: Obtained
     note: str = ""               # why the base is not the planned one: short and stable (it joins the plan,
                                  # and so gpuenv.lock), never an engine's or a resolver's raw words
     detail: str = ""             # what the pull said, and when: for the terminal only
-    os: str = ""
-    python: Optional[str] = None  # the python3 of a bootstrapped base
+    os: str = ""                 # a base built here: its OS release ("debian12"); "" for the planned image
+    python: Optional[str] = None  # the python3 of a base built here; None for the planned image
 
 
 def memo_file() -> Path:
     return paths.cache_dir() / "bases.json"
 
 
-def _memo() -> dict:
+def _memo() -> dict[str, dict[str, Any]]:
+    """bases.json: planned image -> {"use": the base built here, "why": the pull's words, "when": a date}."""
     try:
         return json.loads(memo_file().read_text())
     except (OSError, ValueError):
@@ -69,12 +76,14 @@ def known(docker: Docker, planned: str, os_name: str) -> Optional[BaseChoice]:
     return None
 
 
-def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bootstrap_allowed: Optional[str],
+def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], no_bootstrap_because: Optional[str],
            pull: bool, say: Callable[[str], None]) -> BaseChoice:
-    """The base to build FROM. `bootstrap_allowed` is None when a bootstrapped base can stand in for
-    `planned`, else why it cannot (the plan needs system CUDA, the spec names its own base...)."""
+    """The base to build FROM. `mirror`: the spec's network.apt_mirror (None: the release's own).
+    `no_bootstrap_because`: None when a base built here from the apt mirror can stand in for `planned`,
+    else why it cannot (the plan needs system CUDA, the spec names its own base...), said in the error
+    when `planned` cannot be pulled. `pull`: try the registry even when a remembered base would do."""
     found = known(docker, planned, os_name)
-    if found is not None and (found.how == "present" or (not pull and bootstrap_allowed is None)):
+    if found is not None and (found.how == "present" or (not pull and no_bootstrap_because is None)):
         return found
     release = bootstrap.release(os_name)
     local = bootstrap.local_tag(os_name) if release else None
@@ -83,8 +92,8 @@ def ensure(docker: Docker, planned: str, os_name: str, mirror: Optional[str], bo
     if done.returncode == 0:
         return BaseChoice(planned, "pulled")
     why = _pull_error(done.stderr or done.stdout)
-    if bootstrap_allowed is not None or release is None or local is None:
-        reason = bootstrap_allowed or f"gpuenv cannot build a base of {os_name} itself"
+    if no_bootstrap_because is not None or release is None or local is None:
+        reason = no_bootstrap_because or f"gpuenv cannot build a base of {os_name} itself"
         raise EngineError(f"the base image {planned} cannot be pulled: {why}", _no_base_hint(reason))
     if not docker.image(local):
         tool = bootstrap.tool(os_name)

@@ -7,13 +7,22 @@ its name. Name-based recognition (resolve/provided.py) stays for images that are
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Optional, TypedDict
 
 from gpuenv.kb.frameworks import family_of
 from gpuenv.resolve.provided import Provided
 from gpuenv.run.docker import Docker
 
 MARK = "@@gpuenv-holds@@"
+
+
+class Facts(TypedDict):
+    """What PROGRAM prints of the image's Python."""
+
+    python: str                    # "3.10"
+    dists: dict[str, str]          # every installed distribution (PEP 503 name) -> its version, as installed
+    torch_cuda: Optional[str]      # the CUDA torch was built for ("12.1"); None without torch, or a CPU torch
+
 
 # Runs in the base's own Python (2.7 or 3.x): versions from the distributions' metadata and torch's
 # CUDA from its version.py, without importing any framework (an import of torch takes seconds).
@@ -38,7 +47,7 @@ print("%s%s" % (MARK, json.dumps({"python": "%d.%d" % sys.version_info[:2], "dis
 """.replace("MARK", repr(MARK))
 
 
-def inspect(docker: Docker, image: str) -> Optional[dict]:
+def inspect(docker: Docker, image: str) -> Optional[Facts]:
     """{python, dists, torch_cuda} of the image's python3 (or python), or None when it has none."""
     script = "p=$(command -v python3 || command -v python) && exec \"$p\" -c \"$0\""
     done = docker.run("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c", script, PROGRAM,
@@ -52,7 +61,7 @@ def inspect(docker: Docker, image: str) -> Optional[dict]:
     return None
 
 
-def held(image: str, facts: dict, families: set[str]) -> tuple[Provided, ...]:
+def held(image: str, facts: Facts, families: set[str]) -> tuple[Provided, ...]:
     """The wanted frameworks the image's Python already has, as the resolver's Provided."""
     found: list[Provided] = []
     for dist, version in sorted(facts.get("dists", {}).items()):

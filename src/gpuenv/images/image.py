@@ -10,7 +10,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Optional, Union
+from typing import IO, Iterable, Iterator, Literal, NamedTuple, Optional, Union
 from urllib.parse import urlsplit
 
 from rich.console import Console
@@ -40,27 +40,38 @@ HINTS = (
 )
 
 
+# The network of the build's RUN steps: "" the engine's default (its bridge), "host" where it has no bridge.
+BuildNetwork = Literal["", "host"]
+
+
+class Secret(NamedTuple):
+    """A build secret: RUN --mount=type=secret,id=`id` reads `file` (never in a layer)."""
+
+    id: str                                      # "ca", "netrc"
+    file: str                                    # its path on this host
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     folder: Path                                 # the build context: the Dockerfile's folder
     tag: str
-    args: tuple[tuple[str, str], ...] = ()
-    secrets: tuple[tuple[str, str], ...] = ()    # (id, file)
-    target: Optional[str] = None
+    args: tuple[tuple[str, str], ...] = ()       # (name, value): --build-arg
+    secrets: tuple[Secret, ...] = ()
+    target: Optional[str] = None                 # the Dockerfile stage to build (None: the last)
     no_cache: bool = False
-    network: str = ""                            # "host" where the engine has no bridge for RUN steps
+    network: BuildNetwork = ""
 
 
-def secrets(ca_setting: Union[str, list[str]]) -> tuple[tuple[str, str], ...]:
+def secrets(ca_setting: Union[str, list[str]]) -> tuple[Secret, ...]:
     """The CA bundle builds trust (network.ca_certificates), and ~/.netrc when there is one (an index that
     needs a login)."""
     found = []
     bundle = ca_bundle(ca_setting) if ca_setting != "none" else None    # "none": the image's own roots only
     if bundle:
-        found.append(("ca", bundle))
+        found.append(Secret("ca", bundle))
     netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
     if netrc.is_file():
-        found.append(("netrc", str(netrc)))
+        found.append(Secret("netrc", str(netrc)))
     return tuple(found)
 
 

@@ -55,8 +55,8 @@ def base_ref(docker: Docker, image: str) -> BaseRef:
 
 
 def _base_dists(docker: Docker, image: str) -> list[str]:
-    facts = holds.inspect(docker, image) or {}
-    return list(facts.get("dists", {}))
+    facts = holds.inspect(docker, image)
+    return list(facts.get("dists", {})) if facts else []
 
 
 def _package(d: Dist, step: str, found: dict[tuple[str, str], tuple[list[str], str]]) -> Package:

@@ -11,13 +11,16 @@ its final version; a locked build installs it there at that version, so the imag
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from gpuenv.lock.lockfile import SYSTEM_STEP
+
+if TYPE_CHECKING:
+    from gpuenv.resolve.resolved import StepRequires
 
 INSTALLERS = ("pip", "uv")         # what gpuenv's pip steps write in INSTALLER
 
@@ -34,7 +37,7 @@ class Dist:
         return canonicalize_name(self.name)
 
 
-def partition(dists: Iterable[Dist], steps: list[tuple[str, tuple[str, ...]]], already: Iterable[str],
+def partition(dists: Iterable[Dist], steps: Sequence[StepRequires], already: Iterable[str],
               env: Mapping[str, str], trimmed: str = "tools") -> list[tuple[str, list[Dist]]]:
     """[(step id, the distributions it installed)] in step order, then ("system", the rest).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Optional
+from typing import Literal, Optional
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
@@ -20,19 +20,30 @@ from gpuenv.resolve.provided import Provided, recognise
 from gpuenv.resolve.request import Target
 from gpuenv.resolve.versions import V, major, major_minor, minor_key
 
-_STATUS_RANK = {"available": 0, "eol": 1, "deleted": 2}
+# The nvidia/cuda tag's status on Docker Hub (kb cuda_images.toml): "eol" is scheduled for deletion,
+# "deleted" is gone from Docker Hub (a registry mirror may have kept it: BaseBuild).
+# A slim base, a spec's own base and a base built here are "available".
+TagStatus = Literal["available", "eol", "deleted"]
+
+# How a base no registry serves is to be made: a deleted nvidia/cuda tag from NVIDIA's end-of-life recipe.
+# Only said (plan JSON, reasons): nothing builds it yet (docs/decisions.md); a registry mirror that kept the
+# tag, or `base`, is the way.
+BaseBuild = Literal["nvidia-eol-recipe"]
+
+_STATUS_RANK: dict[TagStatus, int] = {"available": 0, "eol": 1, "deleted": 2}
 
 
 @dataclass(frozen=True)
 class Base:
-    image: str
-    os: str
+    image: str                          # what FROM says: "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
+    os: str                             # "ubuntu22.04", "debian12"; the spec's own base: "(unknown)" or
+                                        # "(from the image)"
     python_in_base: Optional[str]       # the python3 the base OS/image ships
     cuda: Optional[str] = None          # system CUDA (major.minor), None for a slim base
     toolkit: Optional[str] = None       # "8.0.61"
     cudnn: Optional[str] = None         # cuDNN inside, "5.1.10"
-    status: str = "available"
-    build: Optional[str] = None         # "nvidia-eol-recipe" when gpuenv must build the tag itself
+    status: TagStatus = "available"
+    build: Optional[BaseBuild] = None   # a deleted tag's recipe; None: a registry serves it
     reasons: tuple[str, ...] = field(default=())
 
     def min_driver(self) -> Optional[str]:
@@ -72,7 +83,7 @@ def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:
     tag = _tag(row)
     reasons = [f"base nvidia/cuda:{tag}: {', '.join(_why(b) for b in system)}"]
     os_python = _os_python().get(row["os"])
-    build = None
+    build: Optional[BaseBuild] = None
     if row["status"] == "deleted":
         build = "nvidia-eol-recipe"
         reasons.append(f"nvidia/cuda:{tag} was deleted from Docker Hub (NVIDIA removes end-of-life tags); "

@@ -12,7 +12,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -22,6 +22,10 @@ from gpuenv.kb.tables import Row, Table
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.request import Request, Want
 from gpuenv.resolve.versions import V, major, major_minor, matches, minor_key, sm_to_cc
+
+# Where a build's CUDA comes from: the base image's system CUDA (an nvidia/cuda tag, or the spec's own base),
+# the framework's pip wheels (nvidia-* wheels, or CUDA inside the framework's own), or none (a CPU build).
+CudaSource = Literal["base-image", "wheels", "none"]
 
 ALL_PYTHONS = ("2.7", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
@@ -35,7 +39,7 @@ class Build:
     python: tuple[str, ...]    # Pythons it has wheels for
     cuda: Optional[str]        # the CUDA it was built for, as the tables write it ("8", "11.8", "12"); None: CPU
     cudnn: Optional[str]
-    cuda_source: str           # "base-image" (system CUDA) | "wheels" (pip wheels carry it) | "none" (CPU)
+    cuda_source: CudaSource
     archs: Optional[tuple[str, ...]] = None  # exact GPU architectures, when the tables know them
     pip_options: tuple[str, ...] = ()        # ("--extra-index-url", "https://download.pytorch.org/whl/cu118")
     companions: tuple[str, ...] = ()         # torchvision==..., same family, pinned to match
@@ -230,7 +234,7 @@ def _tf_builds(want: Want, request: Request, build: Row, route: Row, version: st
     return found
 
 
-def _tf_choices(want: Want, request: Request, route: Row, version: str) -> list[tuple[str, str, str]]:
+def _tf_choices(want: Want, request: Request, route: Row, version: str) -> list[tuple[str, str, CudaSource]]:
     """(project, extra, cuda_source) of the builds of one release to offer."""
     if want.project == "tensorflow-cpu":  # the CPU-only project, asked by name: planned as written
         return [("tensorflow-cpu", "", "none")]
@@ -240,7 +244,8 @@ def _tf_choices(want: Want, request: Request, route: Row, version: str) -> list[
     declared = extras_of(route["project"], version)
     if extra and declared is not None and extra_name(extra) not in declared:
         extra = ""  # the release's metadata does not declare the extra: its GPU build needs system CUDA
-    choices = [(route["project"], extra, route["cuda_source"] if extra else "base-image")]
+    source: CudaSource = route["cuda_source"] if extra else "base-image"
+    choices = [(route["project"], extra, source)]
     if want.project == "tensorflow-gpu" != route["project"]:
         choices.append(("tensorflow-gpu", "", "base-image"))
     return choices
@@ -275,7 +280,7 @@ def _torch_build(row: Row, cuda: Optional[str], is_default: bool, routes: Sequen
     """One torch build: PyPI's own (no route), or a variant ("cu118", or "cpu" for cuda None) by its route."""
     version = row["version"]
     token = _cu(cuda) if cuda else "cpu"
-    source = "wheels" if cuda else "none"
+    source: CudaSource = "wheels" if cuda else "none"
     archs = next((tuple(a["archs"]) for a in arch_rows
                   if a["cuda"] == cuda and matches(a["versions"], version)), None)
     cudnn = (row.get("cudnn") or {}).get(cuda) if cuda else None

@@ -29,7 +29,7 @@ from gpuenv import kb                 # kb.index, the HTTP client, loads only wh
 from gpuenv.errors import GpuenvError
 from gpuenv.kb.mirrors import mirrored_wheel_url
 from gpuenv.resolve import answers
-from gpuenv.resolve.resolved import Pin, Resolved, StepPins
+from gpuenv.resolve.resolved import Pin, Resolved, StepPins, StepRequires
 
 if TYPE_CHECKING:
     from gpuenv.spec.model import Network
@@ -100,7 +100,7 @@ def resolvable_python(python: str) -> bool:
         return False
 
 
-def compile_steps(steps: Sequence[tuple[str, tuple[str, ...]]], options: Sequence[str], python: str,
+def compile_steps(steps: Sequence[StepRequires], options: Sequence[str], python: str,
                   source: Source) -> Resolved:
     """Resolve the steps' requirements together for `python` on Linux x86_64. `steps` are the Dockerfile's
     pip steps in order, each with what it asks for (cumulative lists are fine: each requirement counts for
@@ -112,14 +112,14 @@ def compile_steps(steps: Sequence[tuple[str, tuple[str, ...]]], options: Sequenc
         done = _run_uv(files, options, python, source, Path(tmp))
     pins = _parse(done.stdout, {f.stem: f.stem for f in files})
     _check_extras(done.stderr)
-    order = [step_id for step_id, _ in steps]
+    order = [step.id for step in steps]
     grouped = _first_steps(pins, order)
-    return Resolved("resolved", tuple(StepPins(sid, tuple(reqs), tuple(grouped.get(sid, ())))
-                                      for sid, reqs in steps),
+    return Resolved("resolved", tuple(StepPins(step.id, tuple(step.requires), tuple(grouped.get(step.id, ())))
+                                      for step in steps),
                     python=python, platform=PLATFORM, indexes=_indexes(source, options))
 
 
-def _own_requirements(steps: Sequence[tuple[str, tuple[str, ...]]]) -> list[tuple[str, list[str]]]:
+def _own_requirements(steps: Sequence[StepRequires]) -> list[tuple[str, list[str]]]:
     seen: set[str] = set()
     out = []
     for step_id, requirements in steps:

@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve import nvidia
 from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
-from gpuenv.resolve.builds import Build, with_extras
+from gpuenv.resolve.builds import Build, CudaSource, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, carried_extras, solve
@@ -17,20 +17,22 @@ from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_
 
 @dataclass(frozen=True)
 class Plan:
-    python: str
-    cuda: Optional[str]
+    python: str                      # "3.11"
+    cuda: Optional[str]              # the environment's CUDA ("12.1"); None: CPU only
     cudnn: Optional[str]
-    cuda_source: str                 # "base-image" | "wheels" | "none"
+    cuda_source: CudaSource          # where that CUDA comes from: the base's, the frameworks' wheels, or none
     base: Base
-    min_driver: Optional[str]
-    packages: tuple[str, ...]
-    pip_options: tuple[str, ...]
-    gpu_archs: tuple[str, ...]
-    builds: tuple[Build, ...]
-    reasons: tuple[str, ...]
+    min_driver: Optional[str]        # the lowest NVIDIA driver that runs it; None: no GPU build
+    packages: tuple[str, ...]        # the framework step's requirements (companions included), filled for `python`
+    pip_options: tuple[str, ...]     # the framework builds' pip options (their index)
+    gpu_archs: tuple[str, ...]       # the GPU architectures every GPU build covers ("sm_80", ...)
+    builds: tuple[Build, ...]        # the chosen builds, one per framework (and what the base holds)
+    reasons: tuple[str, ...]         # why each choice, in order, as `gpuenv plan` says them
     target: Target
-    user_packages: tuple[str, ...] = ()
-    resolved: Optional[Resolved] = None   # the whole environment as the resolver answered (resolve/resolved.py)
+    user_packages: tuple[str, ...] = ()   # the spec's other pip packages, as written
+    resolved: Optional[Resolved] = None   # the whole environment as the resolver answered (resolve/resolved.py);
+                                          # None: no resolution was made or tried (resolve() alone, or resolve_whole
+                                          # with no Source); one that could not be made: status "unresolved"
 
     def to_dict(self) -> dict[str, Any]:
         """The `gpuenv plan --json` contract: keys may be added, these keep their meaning."""
@@ -78,6 +80,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
     reasons = [_python_reason(builds, python, request)]
     gpu = [b for b in builds if b.cuda is not None]
     system = [b for b in gpu if b.cuda_source == "base-image"]
+    source: CudaSource
     if request.base:
         base = given_base(request.base, builds, python, request.base_holds)
         cuda = base.cuda or max((b.cuda for b in gpu if b.cuda), key=minor_key, default=None)
@@ -183,7 +186,7 @@ def _build_reason(b: Build, request: Request, target: Target) -> str:
     return f"{b.label}: {how}; built for CUDA {b.cuda}{cudnn}; {where}; installed as {b.requirement.split(' @')[0]}"
 
 
-def _driver_reason(min_driver: str, source: str, target: Target) -> str:
+def _driver_reason(min_driver: str, source: CudaSource, target: Target) -> str:
     how = ("the base image's CUDA release (CUDA release notes, Table 3)" if source == "base-image"
            else "CUDA minor-version compatibility for pip-wheel CUDA (from CUDA 11), else the release's own minimum")
     if target.driver:

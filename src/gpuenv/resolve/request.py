@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -93,9 +93,16 @@ def _exact(req: Requirement, text: str, where: str) -> None:
                        f"{req.name}{req.specifier}, and `python` to choose the Python")
 
 
-def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[str], list[str]]:
-    """(framework requirements, other requirements) of a spec's requirements file, read and confined to
-    `folder` (the spec's; default the file's own) as spec/requirements.py says; BadInput for a problem."""
+class FileRequirements(NamedTuple):
+    """A spec's requirements file, split as a request takes it."""
+
+    frameworks: list[str]           # the requirements of frameworks gpuenv plans ("torch>=2.4")
+    others: list[str]               # every other requirement: installed as the spec's packages
+
+
+def requirements_file(path: Path, folder: Optional[Path] = None) -> FileRequirements:
+    """The requirements of a spec's requirements file, read and confined to `folder` (the spec's; default
+    the file's own) as spec/requirements.py says; BadInput for a problem."""
     found = specs.read_requirements(path, folder or path.parent)
     if found.problems:
         raise BadInput(f"requirements file {path}: " + "; ".join(found.problems),
@@ -104,4 +111,4 @@ def requirements_file(path: Path, folder: Optional[Path] = None) -> tuple[list[s
     others: list[str] = []
     for text in found.requirements:
         (frameworks if family_of(Requirement(text).name) else others).append(text)
-    return frameworks, others
+    return FileRequirements(frameworks, others)

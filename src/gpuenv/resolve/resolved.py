@@ -10,10 +10,15 @@ read): then the plan rests on the knowledge base alone and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from gpuenv.spec.model import EnvSpec
+
+
+# "resolved": every distribution pinned, step by step; "unresolved": not pinned, and `why` says why (offline,
+# no index answered, a Python or a wheel URL the resolver cannot take): the plan rests on the kb alone.
+ResolvedStatus = Literal["resolved", "unresolved"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,14 @@ class Pin:
         return f"{self.name}=={self.version}{hashes}"
 
 
+class StepRequires(NamedTuple):
+    """A pip step of the Dockerfile before resolution: its id and what it asks pip for."""
+
+    id: str                            # "frameworks", "tools", "packages-1", ... (render's "python" too)
+    requires: tuple[str, ...]          # requirements as the plan writes them; a package step repeats those
+                                       # of the package steps before it
+
+
 @dataclass(frozen=True)
 class StepPins:
     id: str                            # the Dockerfile's pip step: "frameworks", "tools", "packages-1", ...
@@ -39,7 +52,7 @@ class StepPins:
 
 @dataclass(frozen=True)
 class Resolved:
-    status: str                        # "resolved" | "unresolved"
+    status: ResolvedStatus
     steps: tuple[StepPins, ...] = ()
     python: str = ""                   # the Python it was resolved for
     platform: str = ""                 # "x86_64-manylinux_2_28"
@@ -111,16 +124,16 @@ def unresolved(why: str) -> Resolved:
 
 
 def step_layout(frameworks: tuple[str, ...], tools: tuple[str, ...],
-                packages: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+                packages: tuple[str, ...]) -> list[StepRequires]:
     """The Dockerfile's pip steps after the Python step, in order, each with what it asks for: the framework
     layer, the access tools, then the spec's packages (`package_steps`: each step names those before it)."""
     steps = []
     if frameworks:
-        steps.append(("frameworks", frameworks))
+        steps.append(StepRequires("frameworks", frameworks))
     if tools:
-        steps.append(("tools", tools))
+        steps.append(StepRequires("tools", tools))
     ends = package_steps(len(packages))
-    steps += [(f"packages-{i}", packages[:end]) for i, end in enumerate(ends, 1)]
+    steps += [StepRequires(f"packages-{i}", packages[:end]) for i, end in enumerate(ends, 1)]
     return steps
 
 

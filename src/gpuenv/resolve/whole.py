@@ -40,7 +40,10 @@ MAX_PYTHONS = 6
 
 def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
                   source: Optional[Source] = None) -> Plan:
-    """The plan with `resolved` set: resolved, or unresolved with the reason (then the kb's plan stands)."""
+    """The plan with `resolved` set: resolved, or unresolved with the reason (then the kb's plan stands).
+    `source`: where the resolver reads packages (packages.source_for: the spec's network policy). None: no
+    resolution at all, the knowledge base's plan as resolve() gives it (`resolved` None, no index asked);
+    offline is Source(offline=True), which says so (unresolved)."""
     first = resolve(request, target)
     if source is None:
         return first

@@ -23,6 +23,15 @@ from packaging.version import InvalidVersion, Version
 from gpuenv.errors import BadInput
 from gpuenv.kb import frameworks
 
+# The part of a spec a request sets, in gpuenv.toml's own shape (spec/model.py validates it); a key is
+# there only when a word set it:
+#     "frameworks": ["tensorflow==1.2.1", ...]     framework requirements, as written (or pinned by a version)
+#     "packages":   ["pandas", ...]                 every other pip requirement
+#     "python":     "3.6"                           or "3"
+#     "gpu":        {"cuda": "9.0", "devices": "none" | "all"}
+#     "access":     {"jupyter": {"mode": "lab" | "notebook"}, "gateway": {}, "ssh": {}, "ports": [6006]}
+# A plain dict, not a TypedDict: the words write it by path (_setting), and `gpuenv init` merges it with
+# the flags' dict of the same shape before validation.
 Partial = dict[str, Any]
 
 _HINT = (
@@ -32,7 +41,8 @@ _HINT = (
 
 
 def parse_request(words: list[str]) -> Partial:
-    """The spec fields a request sets, as a nested mapping; BadInput for a word it cannot read."""
+    """The spec fields a request sets, as a nested mapping (Partial says its keys); BadInput for a word
+    it cannot read."""
     partial: Partial = {}
     last: Optional[Requirement] = None
     for word in _split(words):
