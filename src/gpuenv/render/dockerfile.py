@@ -13,7 +13,7 @@ from __future__ import annotations
 from gpuenv import __version__
 from gpuenv.render.quote import comment_line, dockerfile_exec, dockerfile_value, shell_word, shell_words
 from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, SUPPORT, USER, Recipe, os_release
-from gpuenv.resolve.resolved import LEFT_OUT_OF_TOOLS, package_steps, step_layout
+from gpuenv.resolve.resolved import LEFT_OUT_OF_TOOLS, StepRequires, package_steps, step_layout
 
 _APT_CACHE = ("--mount=type=cache,target=/var/cache/apt,sharing=locked",
               "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked")
@@ -316,12 +316,12 @@ PYTHON_STEP = "python"
 _LOCK_TARGET = "/tmp/gpuenv-lock"
 
 
-def pip_steps(r: Recipe) -> list[tuple[str, tuple[str, ...]]]:
+def pip_steps(r: Recipe) -> list[StepRequires]:
     """Every pip step of the Dockerfile in order: (step id, what it asks pip for). `gpuenv lock` splits
     the image's distributions by these; `--locked` renders each with exactly its locked ones."""
     steps = []
     if r.python.method != "image":
-        steps.append((PYTHON_STEP, (f"pip<{r.python.pip_below}" if r.python.pip_below else "pip",)))
+        steps.append(StepRequires(PYTHON_STEP, (f"pip<{r.python.pip_below}" if r.python.pip_below else "pip",)))
     return steps + step_layout(r.frameworks, r.tools, r.user_packages)
 
 
