@@ -63,6 +63,7 @@ def request_from_spec(path: Path, python: Optional[str] = None) -> tuple[Request
         base=spec.base,
         cpu=spec.gpu.devices == "none",
         packages=tuple(str(p) for p in packages),
+        toolkit=spec.gpu.toolkit,
     )
     return request, spec
 

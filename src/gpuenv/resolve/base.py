@@ -29,6 +29,7 @@ TagStatus = Literal["available", "eol", "deleted"]
 # Only said (plan JSON, reasons): nothing builds it yet (docs/decisions.md); a registry mirror that kept the
 # tag, or `base`, is the way.
 BaseBuild = Literal["nvidia-eol-recipe"]
+Flavor = Literal["runtime", "devel"]      # nvidia/cuda flavors gpuenv plans on (the toolkit level)
 
 _STATUS_RANK: dict[TagStatus, int] = {"available": 0, "eol": 1, "deleted": 2}
 
@@ -66,21 +67,22 @@ def slim_base(python: str, cuda_from_wheels: bool = True) -> Base:
     return Base(row["image"], row["os"], python, reasons=(f"base {row['image']}: {why}, and it has Python {python}",))
 
 
-def cuda_base(builds: tuple[Build, ...], python: str, target: Target) -> Base:
-    """The nvidia/cuda runtime tag for the system CUDA the builds need."""
+def cuda_base(builds: tuple[Build, ...], python: str, target: Target, flavor: Flavor = "runtime") -> Base:
+    """The nvidia/cuda tag for the system CUDA the builds need: `runtime`, or `devel` (nvcc, headers: the
+    spec's toolkit level, resolve/toolchain.py), of the same CUDA, cuDNN and OS."""
     system = [b for b in builds if b.cuda_source == "base-image"]
     cuda = max((major_minor(b.cuda) for b in system if b.cuda), key=minor_key)
     cudnn = _strictest_cudnn([b.cudnn for b in system if b.cudnn])
     rows = [r for r in load_table("cuda_images")["image"] if _cuda_fits(r["cuda"], cuda)
-            and "runtime" in r["flavors"] and _cudnn_fits(r.get("cudnn"), cudnn)]
+            and flavor in r["flavors"] and _cudnn_fits(r.get("cudnn"), cudnn)]
     if target.driver:
         rows = [r for r in rows if V(nvidia.toolkit_min_driver(r["toolkit"]) or "0") <= V(target.driver)] or rows
     if not rows:
         need = f" with cuDNN {cudnn}" if cudnn else ""
-        raise ImpossibleRequest(f"no nvidia/cuda runtime image is known for CUDA {cuda}{need}", code="conflict",
+        raise ImpossibleRequest(f"no nvidia/cuda {flavor} image is known for CUDA {cuda}{need}", code="conflict",
                                 hint="set `base` in gpuenv.toml to an image with that CUDA and cuDNN")
     row = min(rows, key=lambda r: _preference(r, cuda, cudnn, python))
-    tag = _tag(row)
+    tag = _tag(row, flavor)
     reasons = [f"base nvidia/cuda:{tag}: {', '.join(_why(b) for b in system)}"]
     os_python = _os_python().get(row["os"])
     build: Optional[BaseBuild] = None
@@ -135,11 +137,11 @@ def _preference(row: Row, cuda: str, cudnn: Optional[str], python: str) -> tuple
     )
 
 
-def _tag(row: Row) -> str:
+def _tag(row: Row, flavor: Flavor = "runtime") -> str:
     parts = [row["version"]]
     if row.get("cudnn_token"):
         parts.append(row["cudnn_token"])
-    parts += ["runtime", row["os"]]
+    parts += [flavor, row["os"]]
     return "-".join(parts)
 
 

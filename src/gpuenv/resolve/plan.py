@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 from gpuenv.errors import ImpossibleRequest
@@ -12,6 +12,7 @@ from gpuenv.resolve.builds import Build, CudaSource, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, carried_extras, solve
+from gpuenv.resolve.toolchain import CUDA_HOME, Toolchain, Wanted, toolchain
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
@@ -33,6 +34,8 @@ class Plan:
     resolved: Optional[Resolved] = None   # the whole environment as the resolver answered (resolve/resolved.py);
                                           # None: no resolution was made or tried (resolve() alone, or resolve_whole
                                           # with no Source); one that could not be made: status "unresolved"
+    toolchain: Optional[Toolchain] = None   # what compiles code in it, for which GPUs (resolve/toolchain.py);
+                                            # None only for a Plan made by hand
 
     def to_dict(self) -> dict[str, Any]:
         """The `gpuenv plan --json` contract: keys may be added, these keep their meaning."""
@@ -48,6 +51,7 @@ class Plan:
             "reasons": list(self.reasons),
             "pip_options": list(self.pip_options),
             "user_packages": list(self.user_packages),
+            "toolchain": self.toolchain.to_dict() if self.toolchain else None,
             "python_source": "base" if self.base.python_in_base == self.python else "install",
             "base": {
                 "image": self.base.image, "os": self.base.os, "status": self.base.status,
@@ -89,7 +93,7 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         min_driver = (base.min_driver() if base.toolkit else None) or max(
             (b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
     elif system:
-        base = cuda_base(tuple(builds), python, target)
+        base = cuda_base(tuple(builds), python, target, "devel" if request.toolkit == "devel" else "runtime")
         _check_base_driver(base, target)
         cuda, source = base.cuda, "base-image"
         cudnn = max((b.cudnn for b in system if b.cudnn), key=minor_key, default=None) or _short(base.cudnn)
@@ -128,8 +132,28 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         packages.append(with_extras(_fill(b.requirement, python), _carried(b, request)))
         packages += _wanted_companions(b, request)
         options += [o for o in b.pip_options if o not in options]
-    return Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
+    plan = Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
                 tuple(builds), tuple(reasons), target, request.packages)
+    return with_toolchain(plan, request.toolkit)
+
+
+def with_toolchain(plan: Plan, wanted: Wanted, compiled: tuple[str, ...] = ()) -> Plan:
+    """The plan with its toolchain (resolve/toolchain.py) and, at devel, why and what it holds."""
+    chain = toolchain(plan, wanted, compiled)
+    if chain.level == "runtime":
+        return replace(plan, toolchain=chain)
+    said = [f"toolkit devel: {chain.why}"]
+    if chain.requirement:
+        said.append(f"the compiler: {chain.requirement}, NVIDIA's pip packages of CUDA {chain.cuda} (the "
+                    f"frameworks' own CUDA, shipped once), arranged as a CUDA_HOME at {CUDA_HOME}")
+    elif chain.cuda_source == "base-image":
+        said.append(f"the compiler: nvcc of {plan.base.image} (its CUDA {chain.cuda})")
+    if chain.compiler is not None:
+        said.append(f"host compiler: {chain.compiler.why}")
+    if chain.archs is not None:
+        said.append(f"GPU code for {chain.archs.torch} ({chain.archs.origin}): TORCH_CUDA_ARCH_LIST="
+                    f"{chain.archs.torch}, CMAKE_CUDA_ARCHITECTURES={chain.archs.cmake}")
+    return replace(plan, toolchain=chain, reasons=plan.reasons + tuple(said))
 
 
 def _check_base_driver(base: Base, target: Target) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Literal, NamedTuple, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -41,6 +41,7 @@ class Request:
     cpu: bool = False               # gpu.devices = "none"
     packages: tuple[str, ...] = ()  # other pip packages, as written
     base_holds: tuple[Provided, ...] = ()  # frameworks found inside the spec's base
+    toolkit: Literal["auto", "runtime", "devel"] = "auto"   # gpu.toolkit: a compiler (resolve/toolchain.py)
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,16 @@ def unresolved(why: str) -> Resolved:
 
 
 def step_layout(frameworks: tuple[str, ...], tools: tuple[str, ...],
-                packages: tuple[str, ...]) -> list[StepRequires]:
+                packages: tuple[str, ...], toolchain: tuple[str, ...] = ()) -> list[StepRequires]:
     """The Dockerfile's pip steps after the Python step, in order, each with what it asks for: the framework
-    layer, the access tools, then the spec's packages (`package_steps`: each step names those before it)."""
+    layer, the compiler (toolkit devel, CUDA from wheels: resolve/toolchain.py), the access tools, then the
+    spec's packages (`package_steps`: each step names those before it), so that a package compiled from
+    source has the compiler before it and a change in the packages rebuilds neither."""
     steps = []
     if frameworks:
         steps.append(StepRequires("frameworks", frameworks))
+    if toolchain:
+        steps.append(StepRequires("toolchain", toolchain))
     if tools:
         steps.append(StepRequires("tools", tools))
     ends = package_steps(len(packages))

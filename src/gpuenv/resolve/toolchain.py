@@ -34,9 +34,13 @@ Level = Literal["runtime", "devel"]
 Wanted = Literal["auto", "runtime", "devel"]
 
 # The cuda-toolkit extras of a compiler that torch's cpp_extension and CMake accept: nvcc (with crt and
-# nvvm), the runtime's headers and libcudart, the CUDA C++ core libraries' headers (thrust, cub), and
-# cuobjdump, which lists what a binary holds (`gpuenv verify` and the tests read it).
-EXTRAS = ("nvcc", "cudart", "cccl", "cuobjdump")
+# nvvm), the runtime's headers and libcudart, the CUDA C++ core libraries' headers (thrust, cub); every
+# cuda-toolkit release on PyPI (11.8 on) publishes these three extras.
+EXTRAS = ("nvcc", "cudart", "cccl")
+# What builds of Python packages with native code read besides the compiler (the compiler's own pip step
+# installs them): ninja (torch's cpp_extension builds in parallel, MAX_JOBS, only with it), setuptools,
+# wheel and packaging (imported by setup.py files that are built without isolation, next to torch).
+BUILD_TOOLS = ("ninja", "setuptools", "wheel", "packaging")
 CUDA_HOME = "/usr/local/cuda"
 
 
@@ -74,6 +78,13 @@ class Toolchain:
     requirement: Optional[str] = None    # wheels: the pip requirement of the compiler's own step
     compiler: Optional[Compiler] = None
     archs: Optional[Archs] = None
+
+    @property
+    def pip(self) -> tuple[str, ...]:
+        """The requirements of the compiler's own pip step (after the framework's), resolved with the rest."""
+        if self.level != "devel":
+            return ()
+        return ((self.requirement,) if self.requirement else ()) + BUILD_TOOLS
 
     def env(self) -> tuple[tuple[str, str], ...]:
         """What the image's ENV sets, so that a build inside (pip install -e ., cmake) uses this toolchain
@@ -149,9 +160,8 @@ def host_compiler(os_name: str, cuda: Optional[str]) -> Compiler:
     tables = load_table("compilers")
     release = next((r for r in tables["os_gcc"] if r["os"] == os_name), None)
     if release is None:
-        known = ", ".join(r["os"] for r in tables["os_gcc"])
-        raise ImpossibleRequest(f"gpuenv does not know which gcc the base OS {os_name} offers",
-                                hint=f"plan on a base of one it knows ({known})")
+        return Compiler("", ("gcc", "g++"), False, f"the base's own gcc (gpuenv does not know its OS, {os_name}: "
+                        "not checked against what nvcc accepts)")
     default = release["default"]
     if cuda is None:
         return Compiler(default, ("gcc", "g++"), False, f"{os_name}'s gcc {default}")

@@ -116,8 +116,12 @@ def _check_url(text: str) -> None:
 
 
 def _check(plan: Plan, tools: Sequence[str], source: Source, python: Optional[str] = None) -> Resolved:
-    steps = step_layout(plan.packages, tuple(tools), plan.user_packages)
+    steps = step_layout(plan.packages, tuple(tools), plan.user_packages, _toolchain(plan))
     return compile_steps(steps, plan.pip_options, python or plan.python, source)
+
+
+def _toolchain(plan: Plan) -> tuple[str, ...]:
+    return plan.toolchain.pip if plan.toolchain else ()
 
 
 def _with(plan: Plan, resolved: Resolved, decided: tuple[str, ...] = ()) -> Plan:
@@ -274,7 +278,8 @@ def _alternatives(request: Request, target: Target, first: Plan, tools: Sequence
         trial = words[:i] + [req.name + extras] + words[i + 1:]
         fw, pk = trial[:len(request.wants)], tuple(trial[len(request.wants):])
         try:
-            found = compile_steps(step_layout(tuple(fw), tuple(tools), pk), (), first.python, source)
+            found = compile_steps(step_layout(tuple(fw), tuple(tools), pk, _toolchain(first)), (), first.python,
+                                  source)
         except (NoSolution, MissingExtra, Unreachable):
             continue
         version = found.version_of(canonicalize_name(req.name))

@@ -83,6 +83,11 @@ class Gpu(_Table):
         default="auto", examples=["9.0"],
         description='CUDA to build for; "auto" = newest that driver and frameworks allow'
     )
+    toolkit: Literal["auto", "runtime", "devel"] = Field(
+        default="auto", examples=["devel"],
+        description='"devel": a compiler of the CUDA the frameworks use (nvcc, headers, gcc); "runtime": none; '
+                    '"auto" = devel when a package is compiled from source'
+    )
 
 
 class Jupyter(_Table):

@@ -29,7 +29,8 @@ def test_wheels_cuda_gets_nvidias_compiler_packages_of_the_same_release_and_the_
     plan = _plan(["torch==2.6.0"], ccs=("9.0",))
     assert (plan.cuda_source, plan.cuda) == ("wheels", "12.4")
     chain = toolchain(plan, "devel")
-    assert chain.requirement == "cuda-toolkit[nvcc,cudart,cccl,cuobjdump]==12.4.*"
+    assert chain.requirement == "cuda-toolkit[nvcc,cudart,cccl]==12.4.*"
+    assert chain.pip == (chain.requirement, "ninja", "setuptools", "wheel", "packaging")
     assert chain.archs == Archs(("9.0",), "9.0", chain.archs.origin) and "target's GPUs" in chain.archs.origin
     env = dict(chain.env())
     assert env["TORCH_CUDA_ARCH_LIST"] == "9.0+PTX" and env["CMAKE_CUDA_ARCHITECTURES"] == "90"
