@@ -13,9 +13,11 @@
 What crosses each seam, by type:
 
     gpuenv.toml -> Request, EnvSpec (planning.request_from_spec) -> Plan (planning.plan_whole)
-    Plan, EnvSpec, Inputs -> Rendered (render.render) -> Prepared (with the HostReport's GPU mode and,
-        where an engine answers, the BaseChoice and the image's `docker image inspect`)
-    Prepared, Docker -> BuildLog (build) ; Prepared, Docker, HostReport -> Started (up)
+    Plan, EnvSpec, Inputs -> Rendered (render.render) -> Planned (with, where an engine answers, the
+        BaseChoice and the image's `docker image inspect`) -> Prepared (its files written; the Inputs
+        carry the HostReport's GpuMode)
+    Prepared, Docker -> BuildLog (build) ; Prepared, Docker, HostReport -> Started (up: its ports as
+        ServicePort, the ways in as reach.Access)
     Env (run/envs.py), Docker -> the names removed (down, rm; Remains after down) ; -> Verdict (verify)
 
 The CLI prints; this module decides and drives. `say` carries what the user must be told on the way.
@@ -38,7 +40,9 @@ from gpuenv import paths, planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
 from gpuenv.host import access as gpu_access
 from gpuenv.host import user
+from gpuenv.host.access import GpuMode
 from gpuenv.host.nvidia import driver_for_planning
+from gpuenv.host.probe import HostReport
 from gpuenv.images import holds
 from gpuenv.images.base import BaseChoice, ensure, known
 from gpuenv.images.image import BuildSpec
@@ -50,36 +54,46 @@ import gpuenv.spec as specs         # the face: the spec model (pydantic) loads 
 from gpuenv.lock import LOCK_NAME
 from gpuenv.render import Rendered, render
 from gpuenv.render.envfile import TOKENS
-from gpuenv.render.recipe import Inputs, mirrored
+from gpuenv.render.recipe import ACCESS_PORTS, Inputs, Published, Recipe, mirrored
 from gpuenv.render.write import check_writable, existing_tokens, write
+from gpuenv.resolve import Plan, Request, Target
 from gpuenv.resolve.base import Base
 from gpuenv.run import container, ready
 from gpuenv.run import ports as host_ports
 from gpuenv.run import verify as check
 from gpuenv.run.docker import Docker
-from gpuenv.run.reach import reach
+from gpuenv.run.ports import ServicePort
+from gpuenv.run.reach import Access, reach
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gpuenv.host.probe import HostReport
     from gpuenv.images.progress import BuildLog
-    from gpuenv.render.recipe import Recipe
-    from gpuenv.resolve import Plan, Request, Target
     from gpuenv.run.container import Launch
     from gpuenv.run.envs import Env, Remains
     from gpuenv.run.verify import HostGpu, Verdict
     from gpuenv.spec.model import EnvSpec
 
-    # what `prepare` holds once the engine had its say: the plan, its files, the base the engine gave
-    # (None: the planned one, unchecked) and `docker image inspect` of the image when it is built already
-    Planned = tuple[Plan, Rendered, Optional[BaseChoice], Optional[dict[str, Any]]]
-    # the probe's report and the docker client, asked for once the plan needs them; (None, None) where no
-    # engine answers (`gpuenv generate`)
-    HostAndEngine = Callable[[], tuple[Optional[HostReport], Optional[Docker]]]
-
+# The probe's answer: its report of the engine's host and the docker client of that engine, both, or
+# (None, None) where no engine answers (`gpuenv generate` on a host without one).
+ProbeAnswer = tuple[Optional[HostReport], Optional[Docker]]
+# `prepare`'s `host`: asked for the probe's answer when the plan first needs it, so that a probe started
+# beforehand runs while the spec is read and planned; asked more than once, it gives the same answer.
+HostAndEngine = Callable[[], ProbeAnswer]
 Say = Callable[[str], None]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What `prepare` holds once the engine had its say, before the files are written."""
+
+    plan: Plan
+    rendered: Rendered
+    base: Optional[BaseChoice] = None           # the base the engine gave (there, pulled, or built here);
+                                                # None: the planned one, unchecked (no engine, or built already)
+    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image; None: not built yet
+                                                  # on this engine, or no engine asked
 
 
 @dataclass(frozen=True)
@@ -91,10 +105,12 @@ class Prepared:
     spec: EnvSpec
     plan: Plan
     rendered: Rendered
-    written: tuple[str, ...]
-    private_key: Optional[str]
-    base: Optional[BaseChoice] = None             # when the base was checked on the engine
-    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image when it was already built
+    written: tuple[str, ...]         # the paths written, relative to `folder`; (): not written yet
+    private_key_file: Optional[str]  # the SSH private key's path, for `ssh -i`; None: no ssh, or the key's
+                                     # private half is not known (ssh finds the user's key itself)
+    base: Optional[BaseChoice] = None             # when the base was checked on the engine (Planned.base)
+    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image when it was already
+                                                  # built; None: not built yet on this engine, or no engine asked
     locked: bool = False             # rendered from gpuenv.lock (`--locked`)
 
     @property
@@ -105,20 +121,21 @@ class Prepared:
 def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
              flags: Optional[planning.TargetFlags] = None) -> tuple[Rendered, list[str], Optional[str]]:
     """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
-    Returns (the files, the paths written, the SSH private key to log in with or None)."""
+    Returns (the files, the paths written, the SSH private key's file to log in with or None)."""
     request, spec = planning.request_from_spec(spec_file)
     out = (out or spec_file.parent).resolve()
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
     result = planning.plan(request, planning.target_for(flags or planning.TargetFlags(), spec))
-    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), out)
+    inputs, private_key_file = render_inputs(spec, spec_file.parent.resolve(), out)
     rendered = render(result, spec, inputs)
-    return rendered, write(rendered, out, force), private_key
+    return rendered, write(rendered, out, force), private_key_file
 
 
 def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> tuple[Inputs, Optional[str]]:
     """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
-    workspace relative to `out`), and the SSH private key that goes with the key."""
+    workspace relative to `out`), and the file of the SSH private key that goes with the key (None: not
+    known, or no ssh)."""
     uid, gid = user.ids(spec.workspace.user)
     tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
     key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
@@ -134,10 +151,11 @@ def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> tuple[Inputs, Opt
     ), key.private if key else None)
 
 
-def prepare(spec_file: Path, host: HostAndEngine, say: Say, out: Optional[Path] = None,
+def prepare(spec_file: Path, host: HostAndEngine, say: Say, *, out: Optional[Path] = None,
             force: bool = False, pull: bool = False, locked: bool = False, files_only: bool = False) -> Prepared:
-    """`host()` gives the probe's report and the docker client; it is asked for only once the plan
-    needs them, so a probe started beforehand runs while the spec is read and planned. `locked`:
+    """`host()` gives the probe's answer (HostAndEngine): the probe's report and the docker client, or
+    (None, None) where no engine answers; it is asked for only once the plan needs them, so a probe
+    started beforehand runs while the spec is read and planned. `locked`:
     no planning; the files come from gpuenv.lock (lock/locked.py). `gpuenv generate` uses it too, so
     the files name the base and plan `up` builds; its `host()` may give (None, None) where no engine
     answers, and `files_only` writes the plan's files when no base can be had here (both said)."""
@@ -153,24 +171,25 @@ def prepare(spec_file: Path, host: HostAndEngine, say: Say, out: Optional[Path] 
     folder = (out or spec_file.parent).resolve()
     report, docker = host()
     target = planning.target_for(planning.TargetFlags(), spec, seen=_seen(report))
-    known = None
+    remembered = None
     if docker is not None and not pull:
-        request, known = _on_known_base(docker, request, target, spec)
+        request, remembered = _on_known_base(docker, request, target, spec)
     plan = planning.plan_whole(request, target, spec, spec_file.parent.resolve())
-    if known is not None and plan.python == known.python:
-        plan = _on_base(plan, known)     # decided before planning: planned, resolved and rendered once
+    if remembered is not None and plan.python == remembered.python:
+        plan = _on_base(plan, remembered)     # decided before planning: planned, resolved and rendered once
     _say_resolution(plan, say)
-    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs, private_key_file = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=_gpu_mode(report))
-    planned: Planned = (plan, render(plan, spec, inputs), None, None)
+    planned = Planned(plan, render(plan, spec, inputs))
     if docker is not None:
         planned = _tolerated(files_only, say, planned,
                              lambda: _on_engine(docker, request, target, planned, spec_file, spec, inputs, pull, say))
-    plan, rendered, base, info = planned
-    if known is not None and plan.base.image == known.image and not info:
-        say(f"{known.note}; {known.detail}")    # it shapes this build (as _on_engine says it)
-    written = write(rendered, folder, force)
-    return Prepared(spec_file, folder, spec, plan, rendered, tuple(written), private_key, base, info)
+    if remembered is not None and planned.plan.base.image == remembered.image and not planned.image_info:
+        say(f"{remembered.note}; {remembered.detail}")    # it shapes this build (as _on_engine says it)
+    written = write(planned.rendered, folder, force)
+    return Prepared(spec_file=spec_file, folder=folder, spec=spec, plan=planned.plan, rendered=planned.rendered,
+                    written=tuple(written), private_key_file=private_key_file, base=planned.base,
+                    image_info=planned.image_info)
 
 
 def _on_known_base(docker: Docker, request: Request, target: Target, spec: EnvSpec
@@ -234,19 +253,19 @@ def _seen(report: Optional[HostReport]) -> planning.Seen:
     return planning.Seen(report.driver, where)
 
 
-def _gpu_mode(report: Optional[HostReport]) -> str:
-    """The GPU mode the files follow: the probe's ("" when no probe was made: the plan's request stands)."""
-    return report.mode.name if report is not None else ""
+def _gpu_mode(report: Optional[HostReport]) -> Optional[GpuMode]:
+    """The GPU mode the files follow: the probe's (None when no probe was made: the plan's request stands)."""
+    return report.mode.name if report is not None else None
 
 
 def _on_engine(docker: Docker, request: Request, target: Target, planned: Planned, spec_file: Path, spec: EnvSpec,
                inputs: Inputs, pull: bool, say: Say) -> Planned:
-    """(plan, rendering, base, image) as this engine builds them: the planned rendering when its image is
-    there, else on the base the engine gives (there, pulled, or built here: then planned again on it)."""
-    plan, rendered = planned[0], planned[1]
+    """`planned` as this engine builds it: the planned rendering when its image is there, else on the base
+    the engine gives (there, pulled, or built here: then planned again on it)."""
+    plan, rendered = planned.plan, planned.rendered
     info = docker.image(rendered.image)
     if info:
-        return plan, rendered, None, info
+        return Planned(plan, rendered, None, info)
     base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
                   _no_bootstrap(plan, spec), pull, say)
     if base.how in ("bootstrapped", "remembered"):
@@ -256,7 +275,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
         if not info or base.how == "bootstrapped":
             say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
                                                  # image; the detail is the terminal's, not the plan's
-    return plan, rendered, base, info
+    return Planned(plan, rendered, base, info)
 
 
 def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepared], bool]) -> Optional[Prepared]:
@@ -267,7 +286,7 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
         return None
     for pin_steps in (True, False):
         try:
-            candidate = _render_locked(spec_file, docker, None, pin_steps)
+            candidate = _render_locked(spec_file, docker, None, pin_steps=pin_steps)
         except GpuenvError:               # e.g. the lock's base is not here: then not the image that came
             continue
         if matches(candidate):
@@ -275,21 +294,21 @@ def prepare_matching(spec_file: Path, docker: Docker, matches: Callable[[Prepare
     return None
 
 
-def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], pin_steps: bool,
-                   gpu_mode: str = "") -> Prepared:
+def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], *, pin_steps: bool,
+                   gpu_mode: Optional[GpuMode] = None) -> Prepared:
     """The lock's rendering, not yet written (`written` empty)."""
     spec = specs.load_spec(spec_file)
     lock = locks.locked.lock_for(spec_file, spec)
     plan = locks.lockfile.plan_from_data(lock.plan)
     folder = (out or spec_file.parent).resolve()
-    inputs, private_key = render_inputs(spec, spec_file.parent.resolve(), folder)
+    inputs, private_key_file = render_inputs(spec, spec_file.parent.resolve(), folder)
     inputs = replace(inputs, gpu_mode=gpu_mode)
     if pin_steps:
         inputs = replace(inputs, locked=locks.locked.requirement_files(lock),
                          base_ref=locks.locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
-    return Prepared(spec_file, folder, spec, plan, rendered, (), private_key, None, docker.image(rendered.image),
-                    locked=pin_steps)
+    return Prepared(spec_file=spec_file, folder=folder, spec=spec, plan=plan, rendered=rendered, written=(),
+                    private_key_file=private_key_file, image_info=docker.image(rendered.image), locked=pin_steps)
 
 
 def _written(prepared: Prepared, force: bool) -> Prepared:
@@ -382,7 +401,7 @@ def build(prepared: Prepared, docker: Docker, console: Console, live: bool,
     args += tuple(_proxy_args(prepared.spec))
     spec = BuildSpec(prepared.folder, prepared.image, args, build_secrets(prepared.spec.network.ca_certificates),
                      no_cache=no_cache, network="" if docker.has_bridge() else "host")
-    log = paths.build_logs() / f"{r.inputs.project or r.name}-build.log"
+    log = paths.build_logs() / f"{r.project}-build.log"
     try:
         built = build_image(docker, spec, console, live, log)
     except GpuenvError as exc:
@@ -416,36 +435,40 @@ def _proxy_args(spec: EnvSpec) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Started:
-    project: str
-    containers: tuple[str, ...]
-    ports: tuple[tuple[str, host_ports.Port], ...]     # (service, its host port)
-    gpu_mode: str
-    reused: bool
-    waited: float
-    access: dict[str, Any]           # how to reach it (run/reach.py), as `gpuenv up --json` shows it
+    """A running environment, as `up` left it: what `gpuenv up` shows (`--json` too)."""
+
+    project: str                     # the compose project its containers, volumes and ssh alias are named by
+    containers: tuple[str, ...]      # one per service, the main one first
+    ports: tuple[ServicePort, ...]   # the host port each published port got (moved when the spec's was taken)
+    gpu_mode: GpuMode                # the mode its containers got: the probe's, or "none" when it needs no GPU
+    reused: bool                     # it already ran exactly so: nothing was started
+    waited: float                    # seconds spent waiting until every service answered (0 with wait=False)
+    access: Access                   # how to reach it (run/reach.py)
 
 
 def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True) -> Started:
     """Start (or keep) one container per service of a built environment and wait until each answers."""
     r = prepared.rendered.recipe
-    mode = report.mode.name if r.gpu else "none"
+    mode: GpuMode = report.mode.name if r.gpu else "none"
     if r.gpu and mode == "none":
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
     gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
     image = prepared.image_info or docker.image(prepared.image)
-    project = r.inputs.project or r.name
+    project = r.project
     old = docker.containers(f"{container.LABEL}.project={project}")
-    wanted = [(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]
-    wanted += [("*", p.container, p.host) for p in prepared.spec.access.ports]
+    # the spec's ports (Published.host: the one wanted), then the ones they got
+    wanted = [Published(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]
+    wanted += [Published(ACCESS_PORTS, p.container, p.host) for p in prepared.spec.access.ports]
     network = "" if docker.has_bridge() else "none"
     if network and wanted:
         raise GpuenvError("this engine has no bridge network (dockerd --bridge=none), so no port can be published",
                           "start dockerd with its default bridge, or use an environment without ports "
                           "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
-    host = container.Host(prepared.folder, prepared.image, container.image_env(image), gpu, mode,
-                          container.gpus_text(prepared.spec.gpu.devices, mode), (), invoker(),
-                          report.system.selinux == "enforcing", network, report.engine.remote)
+    host = container.Host(files=prepared.folder, image=prepared.image, image_env=container.image_env(image),
+                          gpu=gpu, gpu_mode=mode, gpus=container.gpus_text(prepared.spec.gpu.devices, mode),
+                          ports=(), owner=invoker(), selinux=report.system.selinux == "enforcing",
+                          network=network, remote=report.engine.remote)
     if report.engine.remote and container.run_ca(r):
         say("the engine is remote: this host's CA bundle is not mounted into its containers (pip there trusts "
             "the image's roots only; network.ca_in_image = true puts the CA in the image)")
@@ -453,17 +476,17 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     plans = container.launches(r, host)
     reused = _reusable(old, plans)
     if reused:
-        chosen = [(svc, host_ports.Port(want, got)) for svc, want, got in _published(old, wanted)]
+        chosen = _published(old, wanted)
     else:
         _remove(docker, old)
         address = r.spec.access.bind
-        picked = host_ports.choose(address, [w[2] for w in wanted], _published_by_others(docker, project))
-        chosen = [(w[0], p) for w, p in zip(wanted, picked)]
+        picked = host_ports.choose(address, [w.host for w in wanted], _published_by_others(docker, project))
+        chosen = [ServicePort(w.service, p) for w, p in zip(wanted, picked)]
         for (svc, port) in chosen:
             if port.moved:
                 say(f"port {port.wanted} on {address} is taken (by {port.taken_by}): {_what(svc)} is on "
                     f"{port.got} instead")
-        host = replace(host, ports=tuple((w[0], w[1], p.got) for w, p in zip(wanted, picked)))
+        host = replace(host, ports=tuple(w._replace(host=p.got) for w, p in zip(wanted, picked)))
         plans = container.launches(r, host)
         _repair_volumes(docker, r, prepared.image, say)
         try:
@@ -476,9 +499,10 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     start = time.monotonic()
     if wait:
         _wait_all(docker, r, chosen, [] if reused else [p.name for p in plans], say)
-    service_ports = {svc: p.got for svc, p in chosen if svc != "*"}
-    return Started(project, tuple(p.name for p in plans), tuple(chosen), mode, reused, time.monotonic() - start,
-                   reach(r, service_ports, prepared.private_key))
+    service_ports = {svc: p.got for svc, p in chosen if svc != ACCESS_PORTS}
+    return Started(project=project, containers=tuple(p.name for p in plans), ports=tuple(chosen), gpu_mode=mode,
+                   reused=reused, waited=time.monotonic() - start,
+                   access=reach(r, service_ports, prepared.private_key_file))
 
 
 def invoker() -> int:
@@ -487,7 +511,7 @@ def invoker() -> int:
     return user.ids("host")[0]
 
 
-def _wait_all(docker: Docker, r: Recipe, chosen: list[tuple[str, host_ports.Port]], started: list[str],
+def _wait_all(docker: Docker, r: Recipe, chosen: list[ServicePort], started: list[str],
               say: Say) -> None:
     """Wait until every service answers. When one exits, restart-loops, never answers or the wait is
     interrupted, the containers started now are stopped (their logs kept for `gpuenv logs`)."""
@@ -537,12 +561,11 @@ def _repair_volumes(docker: Docker, r: Recipe, image: str, say: Say) -> None:
         say(f"could not give the volumes {names} to {owner}: {(done.stderr or done.stdout).strip()[-300:]}")
 
 
-def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]],
-                  chosen: list[tuple[str, host_ports.Port]]) -> None:
+def _record_ports(prepared: Prepared, wanted: list[Published], chosen: list[ServicePort]) -> None:
     """When a taken port moved, the written files say the port `up` published (compose.yaml, which
     devcontainer.json starts), so that compose and the Dev Containers CLI start it where gpuenv did."""
     got = {(svc, port.wanted): port.got for svc, port in chosen}
-    used = tuple((svc, inside, got.get((svc, want), want)) for svc, inside, want in wanted)
+    used = tuple(w._replace(host=got.get((w.service, w.host), w.host)) for w in wanted)
     if used == tuple(wanted):
         return                            # prepare wrote the spec's ports: they are the ones used
     inputs = replace(prepared.rendered.recipe.inputs, published=used)
@@ -550,7 +573,7 @@ def _record_ports(prepared: Prepared, wanted: list[tuple[str, int, int]],
 
 
 def _what(service: str) -> str:
-    names = {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", "*": "that port"}
+    names = {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", ACCESS_PORTS: "that port"}
     return names.get(service, service)
 
 
@@ -569,18 +592,18 @@ def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
     return True
 
 
-def _published(old: list[dict[str, Any]], wanted: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """(service, wanted host port, host port it has) of running containers."""
-    found = []
-    for svc, inside, want in wanted:
+def _published(old: list[dict[str, Any]], wanted: list[Published]) -> list[ServicePort]:
+    """The host ports running containers publish for the `wanted` ones (Port: wanted, got)."""
+    found: list[ServicePort] = []
+    for w in wanted:
         for c in old:
             labels = (c.get("Config") or {}).get("Labels") or {}
-            if svc not in (labels.get(f"{container.LABEL}.service"),
-                           "*" if labels.get(f"{container.LABEL}.main") == "true" else None):
+            if w.service not in (labels.get(f"{container.LABEL}.service"),
+                                 ACCESS_PORTS if labels.get(f"{container.LABEL}.main") == "true" else None):
                 continue
-            bindings = ((c.get("HostConfig") or {}).get("PortBindings") or {}).get(f"{inside}/tcp") or []
+            bindings = ((c.get("HostConfig") or {}).get("PortBindings") or {}).get(f"{w.container}/tcp") or []
             if bindings:
-                found.append((svc, want, int(bindings[0].get("HostPort") or want)))
+                found.append(ServicePort(w.service, host_ports.Port(w.host, int(bindings[0].get("HostPort") or w.host))))
     return found
 
 

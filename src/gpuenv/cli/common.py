@@ -4,7 +4,7 @@ wider, and how the ways into an environment are shown."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,6 +13,7 @@ from gpuenv.host.addresses import reachable
 from gpuenv.host.probe import HostReport, probe
 from gpuenv.run.docker import Docker
 from gpuenv.run.exposure import warnings
+from gpuenv.run.reach import Access
 
 if TYPE_CHECKING:
     from gpuenv.environment import Prepared, Say
@@ -30,7 +31,7 @@ def warn(prepared: Prepared, say: Say) -> None:
         say(f"warning: {text}")
 
 
-def show_access(console: Console, access: dict[str, Any]) -> None:
+def show_access(console: Console, access: Access) -> None:
     """The ways in (run/reach.py's `reach`): Jupyter's URL, Hydrogen's gateway settings, ssh."""
     if "jupyter_url" in access:
         console.print(f"[bold]jupyter[/bold]  {escape(access['jupyter_url'])}")

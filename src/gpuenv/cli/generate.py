@@ -4,13 +4,14 @@ then how to reach the environment: the Jupyter URL, Hydrogen's gateway settings,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from gpuenv import environment
+from gpuenv.environment import HostAndEngine, ProbeAnswer, Say
 from gpuenv.cli.common import engine, show_access
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
@@ -19,12 +20,7 @@ from gpuenv.run.reach import reach, spec_ports
 from gpuenv.spec import spec_path
 
 if TYPE_CHECKING:
-    from gpuenv.environment import Say
-    from gpuenv.host.probe import HostReport
     from gpuenv.render import Rendered
-    from gpuenv.run.docker import Docker
-
-Host = tuple[Optional["HostReport"], Optional["Docker"]]     # (None, None): no engine answers here
 
 
 @click.command()
@@ -52,24 +48,25 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     say = renderer.say
     if out is not None and out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
-    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out, force, pull, files_only=True)
-    data = describe(prepared.rendered, list(prepared.written), prepared.private_key, prepared.folder)
+    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out=out, force=force, pull=pull,
+                                   files_only=True)
+    data = describe(prepared.rendered, list(prepared.written), prepared.private_key_file, prepared.folder)
     return Result(data, lambda console: _show(console, data))
 
 
-def _engine_if_any(say: Say) -> Callable[[], Host]:
+def _engine_if_any(say: Say) -> HostAndEngine:
     """The host probe and the engine, asked once; (None, None) where no engine answers (the files are
     then the plan's as made, for a host where it does)."""
-    found: list[Host] = []
+    found: list[ProbeAnswer] = []
 
-    def host() -> Host:
+    def host() -> ProbeAnswer:
         if not found:
             found.append(_probe(say))
         return found[0]
     return host
 
 
-def _probe(say: Say) -> Host:
+def _probe(say: Say) -> ProbeAnswer:
     try:
         return engine()
     except EngineError as exc:
@@ -78,11 +75,12 @@ def _probe(say: Say) -> Host:
         return None, None
 
 
-def describe(rendered: Rendered, written: list[str], private_key: Optional[str], out: Path) -> dict[str, Any]:
+def describe(rendered: Rendered, written: list[str], private_key_file: Optional[str], out: Path) -> dict[str, Any]:
+    """What `gpuenv generate --json` says; `private_key_file`: the SSH private key's path, for `ssh -i`."""
     r = rendered.recipe
     return {"out": str(out), "files": written, "plan": r.summary, "base": r.base,
-            "gpu_mode": r.inputs.gpu_mode or None, "gpu_requested": r.gpu_request,
-            "services": [s.name for s in r.services], "access": reach(r, spec_ports(r), private_key)}
+            "gpu_mode": r.inputs.gpu_mode, "gpu_requested": r.gpu_request,
+            "services": [s.name for s in r.services], "access": reach(r, spec_ports(r), private_key_file)}
 
 
 def _show(console: Console, data: dict[str, Any]) -> None:

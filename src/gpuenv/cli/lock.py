@@ -59,7 +59,7 @@ def _lock(renderer: Renderer, spec_file: Path, pull: bool, force: bool) -> Resul
     say = renderer.say
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)
-        prepared = environment.prepare(spec_file, probing.result, say, None, force, pull)
+        prepared = environment.prepare(spec_file, probing.result, say, force=force, pull=pull)
         _, docker = probing.result()
     if resolved_of(prepared.plan) is not None:
         made, log = _from_resolution(prepared, docker, say), None

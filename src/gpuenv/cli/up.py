@@ -64,7 +64,8 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
     with environment.folder_lock(spec_file, say):           # one `up` or `build` of a folder at a time
         with ThreadPoolExecutor(max_workers=1) as pool:
             probing = pool.submit(engine)
-            prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
+            prepared = environment.prepare(spec_file, probing.result, say, out=out, force=force, pull=pull,
+                                           locked=locked)
             report, docker = probing.result()
         log = environment.build(prepared, docker, renderer.stderr, renderer.live, no_cache)
     image, summary = prepared.image, _summary(log)
@@ -96,7 +97,8 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)                 # the probe runs while the spec is planned
-        prepared = environment.prepare(spec_file, probing.result, say, out, force, pull, locked)
+        prepared = environment.prepare(spec_file, probing.result, say, out=out, force=force, pull=pull,
+                                       locked=locked)
         report, docker = probing.result()
         warn(prepared, say)
         log = environment.build(prepared, docker, renderer.stderr, renderer.live)

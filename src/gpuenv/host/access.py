@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 from gpuenv.host.driver_files import BIN_DIR, LIB_DIR, DriverFiles
 from gpuenv.host.engine import Engine
 from gpuenv.host.nvidia import DriverState
 from gpuenv.host.system import System
 
-MODES = ("toolkit", "cdi", "devices", "none")
+# how GPUs reach a container (the module docstring says each); "none": CPU only
+GpuMode = Literal["toolkit", "cdi", "devices", "none"]
+MODES: tuple[GpuMode, ...] = ("toolkit", "cdi", "devices", "none")     # best first
 CAPABILITIES = "compute,utility"
 
 Devices = Union[str, Sequence[Union[int, str]]]    # "all", or GPU indexes / UUIDs
@@ -29,7 +31,9 @@ Devices = Union[str, Sequence[Union[int, str]]]    # "all", or GPU indexes / UUI
 
 @dataclass(frozen=True)
 class Mode:
-    name: str
+    """One GPU mode as the probe found it on the engine's host."""
+
+    name: GpuMode
     usable: bool
     why: str                            # why it can or cannot be used here
 
@@ -97,7 +101,7 @@ def _devices(driver: DriverState, files: DriverFiles) -> Mode:
                                  "found; they are passed and mounted read-only")
 
 
-def run_args(mode: str, driver: DriverState, files: DriverFiles, devices: Devices = "all") -> RunArgs:
+def run_args(mode: GpuMode, driver: DriverState, files: DriverFiles, devices: Devices = "all") -> RunArgs:
     """The `docker run` arguments that give a container the GPUs `devices` in `mode`."""
     if mode == "none":
         return RunArgs(())

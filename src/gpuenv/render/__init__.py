@@ -37,8 +37,11 @@ class File:
 
 @dataclass(frozen=True)
 class Rendered:
+    """An environment's files, and the image they build."""
+
     recipe: Recipe
     files: tuple[File, ...]
+    image: str          # the image's name and content tag (image_tag), as .env names it (GPUENV_IMAGE)
 
     def text(self, path: str) -> str:
         return next(f.text for f in self.files if f.path == path)
@@ -46,12 +49,6 @@ class Rendered:
     def context(self) -> list[File]:
         """The files the image's content tag hashes: all but those that only start it."""
         return [f for f in self.files if f.path not in _STARTS_IT]
-
-    @property
-    def image(self) -> str:
-        """The image tag .env names (GPUENV_IMAGE)."""
-        return next(line.split("=", 1)[1] for line in self.text(".env").splitlines()
-                    if line.startswith("GPUENV_IMAGE="))
 
 
 def render(plan: Plan, spec: EnvSpec, inputs: Inputs) -> Rendered:
@@ -61,9 +58,10 @@ def render(plan: Plan, spec: EnvSpec, inputs: Inputs) -> Rendered:
     if inputs.ssh_key_text:
         context.append(File(f"{SUPPORT}/authorized_keys", inputs.ssh_key_text))
     context += _pinned_files(r)
-    files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image_tag(r, context)), 0o600),
+    image = image_tag(r, context)
+    files = [context[0], File("compose.yaml", compose(r)), File(".env", env_file(r, image), 0o600),
              context[1], File(".devcontainer/devcontainer.json", devcontainer(r)), _build_script(), *context[2:]]
-    return Rendered(r, tuple(files))
+    return Rendered(r, tuple(files), image)
 
 
 _STARTS_IT = frozenset({"compose.yaml", ".env", ".devcontainer/devcontainer.json", BUILD_SCRIPT})

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from gpuenv import __version__
 from gpuenv.render.quote import compose_text, comment_line, yaml_document
-from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, Recipe, Service
+from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Recipe, Service
 
 
 def compose(r: Recipe) -> str:
@@ -105,7 +105,7 @@ def _ports(r: Recipe, s: Service, main: bool) -> list[str]:
     host = f"[{bind}]" if ":" in bind else bind
     ports = [f"{host}:{host_port(r, s.name, s.port, s.host_port)}:{s.port}"] if s.port else []
     if main:
-        ports += [f"{host}:{host_port(r, '*', p.container, p.host)}:{p.container}" for p in r.spec.access.ports]
+        ports += [f"{host}:{host_port(r, ACCESS_PORTS, p.container, p.host)}:{p.container}" for p in r.spec.access.ports]
     return ports
 
 

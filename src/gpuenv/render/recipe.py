@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence
 
 from gpuenv import __version__
 from gpuenv.errors import ImpossibleRequest
@@ -24,6 +24,7 @@ from gpuenv.resolve.versions import minor_key
 from gpuenv.spec.write import spec_hash
 
 if TYPE_CHECKING:
+    from gpuenv.host.access import GpuMode
     from gpuenv.spec.model import EnvSpec, Network
 
 HOME = "/home/gpuenv"          # the environment's user is always called gpuenv; its UID/GID are the host user's
@@ -32,6 +33,19 @@ SUPPORT = ".gpuenv"            # support files next to the Dockerfile (build con
 SSH_HOST_KEYS = "/var/lib/gpuenv/ssh-host"   # sshd's host keys, made at its first start (never in the image);
 # outside HOME: a volume mounted inside another volume races the engine when compose creates two services
 # at once (docker-compose v1: "failed to mkdir .../home/_data/.ssh-host: file exists")
+
+
+# the service of a port the spec lists in access.ports: published on the main container, whichever
+# service that is (compose.yaml, `gpuenv up`, and the config hash of its containers say it so)
+ACCESS_PORTS = "*"
+
+
+class Published(NamedTuple):
+    """A port published on the host: a service's port (jupyter, gateway, ssh) or one of access.ports."""
+
+    service: str          # the service it belongs to; ACCESS_PORTS for a port of access.ports
+    container: int        # the port inside the container
+    host: int             # the host port it is published on
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,11 @@ class Inputs:
     # `--locked` (gpuenv.lock): each pip step's requirements file (step id, text), and FROM pinned by digest
     locked: tuple[tuple[str, str], ...] = ()
     base_ref: str = ""
-    # what only a host knows about running it: the GPU mode doctor finds there ("" = not probed: the plan's
-    # GPU request is written), and the host ports `gpuenv up` published ((service, container port, host
-    # port); "*" for access.ports), written in place of the spec's when a taken port moved
-    gpu_mode: str = ""
-    published: tuple[tuple[str, int, int], ...] = ()
+    # what only a host knows about running it: the GPU mode doctor finds there (None = not probed: the
+    # plan's GPU request is written), and the host ports `gpuenv up` published, written in place of the
+    # spec's when a taken port moved
+    gpu_mode: Optional[GpuMode] = None
+    published: tuple[Published, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from gpuenv.errors import BadInput
-from gpuenv.host.access import Devices, RunArgs
+from gpuenv.host.access import Devices, GpuMode, RunArgs
 from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
-from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, Recipe, Service
+from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Published, Recipe, Service
 from gpuenv.run import workspace
 from gpuenv.run.docker import Docker
 
@@ -52,9 +52,9 @@ class Host:
     image: str
     image_env: tuple[tuple[str, str], ...]    # the image's ENV (PATH...): the GPU's prepends go before it
     gpu: RunArgs
-    gpu_mode: str
+    gpu_mode: GpuMode             # the probe's, or "none" when the environment needs no GPU
     gpus: str                     # "all", "0,1" or "none"
-    ports: tuple[tuple[str, int, int], ...]   # (service, container port, host port)
+    ports: tuple[Published, ...]  # the host ports chosen; () until `up` chose them (the config hash ignores them)
     owner: int
     selinux: bool = False
     network: str = ""             # "none" on an engine without a bridge network (dockerd --bridge=none)
@@ -66,7 +66,7 @@ def launches(r: Recipe, host: Host) -> list[Launch]:
 
 
 def container_name(r: Recipe, service: str) -> str:
-    return f"{r.inputs.project or r.name}-{service}"
+    return f"{r.project}-{service}"
 
 
 def volume_name(r: Recipe) -> str:
@@ -99,15 +99,15 @@ def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
                  "--health-start-period", "30s"]
     # the config: everything but the host ports, which `up` chooses only when it (re)creates
     wanted = [f"{x.name}:{x.port}:{x.host_port}" for x in r.services]
-    wanted += [f"*:{p.container}:{p.host}" for p in r.spec.access.ports] + [r.spec.access.bind]
+    wanted += [f"{ACCESS_PORTS}:{p.container}:{p.host}" for p in r.spec.access.ports] + [r.spec.access.bind]
     settings = [x for key, value in environment for x in ("--env", f"{key}={value}")]   # where they once were
     described = [host.image, *args[:at], *settings, *args[at:], *wanted]
     config = hashlib.sha256("\0".join(described).encode()).hexdigest()[:16]
-    for service, inside, outside in host.ports:
-        if service == s.name or (main and service == "*"):
+    for service, inside, outside in host.ports:           # Published(service, container, host)
+        if service == s.name or (main and service == ACCESS_PORTS):
             args += ["--publish", f"{_bind(r.spec.access.bind)}:{outside}:{inside}"]
     labels = {
-        "project": r.inputs.project or r.name, "env": r.name, "service": s.name, "main": str(main).lower(),
+        "project": r.project, "env": r.name, "service": s.name, "main": str(main).lower(),
         "owner": str(host.owner), "files": str(host.files), "workspace": _workspace(r, host),
         "gpu-mode": host.gpu_mode, "gpus": host.gpus, "config": config, "python-command": r.python.command,
     }
@@ -192,7 +192,7 @@ def _environment(r: Recipe, host: Host, s: Service) -> list[tuple[str, str]]:
     return env
 
 
-def gpus_text(devices: Devices, mode: str) -> str:
+def gpus_text(devices: Devices, mode: GpuMode) -> str:
     """The GPUs a container gets, as its io.gpuenv.gpus label says them: "all", "0,1" or "none"."""
     if mode == "none":
         return "none"

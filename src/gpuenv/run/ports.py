@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from gpuenv.errors import GpuenvError
 
@@ -25,6 +25,13 @@ class Port:
     @property
     def moved(self) -> bool:
         return self.got != self.wanted
+
+
+class ServicePort(NamedTuple):
+    """The host port one service got (`gpuenv up`)."""
+
+    service: str          # jupyter, gateway, ssh; render.recipe.ACCESS_PORTS for a port of access.ports
+    port: Port
 
 
 def free(address: str, port: int) -> bool:

@@ -5,18 +5,41 @@ ports) and `gpuenv up` (the ports it got).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional, TypedDict
 
 if TYPE_CHECKING:
     from gpuenv.render.recipe import Recipe
 
 
-def reach(r: Recipe, ports: dict[str, int], private_key: Optional[str]) -> dict[str, Any]:
-    """`ports`: host port per service (jupyter, gateway, ssh)."""
+class GatewayOptions(TypedDict):
+    baseUrl: str
+    token: str
+
+
+class Gateway(TypedDict):
+    """One entry of Hydrogen's "Kernel Gateways" setting, as Hydrogen reads it."""
+
+    name: str
+    options: GatewayOptions
+
+
+class Access(TypedDict, total=False):
+    """The ways into an environment, each there only when the spec has that service and it has a host
+    port; `gpuenv up --json` and `gpuenv generate --json` show it as it is (under "access")."""
+
+    jupyter_url: str                        # with ?token=... when Jupyter's auth is a token
+    hydrogen_gateways: list[Gateway]
+    ssh_command: str
+    ssh_config: str                         # a ~/.ssh/config entry (Host gpuenv-PROJECT), for IDEs
+
+
+def reach(r: Recipe, ports: dict[str, int], private_key_file: Optional[str]) -> Access:
+    """`ports`: host port per service (jupyter, gateway, ssh). `private_key_file`: the SSH private key's
+    path, for `ssh -i` (None: ssh finds the user's key itself)."""
     spec, tokens = r.spec, r.inputs.tokens
     host = "127.0.0.1" if spec.access.bind in ("0.0.0.0", "::") else spec.access.bind
     host = f"[{host}]" if ":" in host else host
-    access: dict[str, Any] = {}
+    access: Access = {}
     if spec.access.jupyter and "jupyter" in ports:
         j = spec.access.jupyter
         page = "lab" if j.mode == "lab" else "tree"
@@ -26,7 +49,7 @@ def reach(r: Recipe, ports: dict[str, int], private_key: Optional[str]) -> dict[
         access["hydrogen_gateways"] = [{"name": f"{r.name} (gpuenv)", "options": {
             "baseUrl": f"http://{host}:{ports['gateway']}", "token": tokens["GPUENV_GATEWAY_TOKEN"]}}]
     if spec.access.ssh and "ssh" in ports:
-        access.update(_ssh(r.project, host, ports["ssh"], private_key))
+        access["ssh_command"], access["ssh_config"] = _ssh(r.project, host, ports["ssh"], private_key_file)
     return access
 
 
@@ -34,13 +57,14 @@ def spec_ports(r: Recipe) -> dict[str, int]:
     return {s.name: s.host_port for s in r.services if s.host_port}
 
 
-def _ssh(project: str, host: str, port: int, private_key: Optional[str]) -> dict[str, str]:
-    """The alias is the project's (NAME-USER-FOLDERHASH): two folders whose environments share a name get
-    two entries, and the host key it remembers is the one kept in the environment's volume."""
+def _ssh(project: str, host: str, port: int, private_key_file: Optional[str]) -> tuple[str, str]:
+    """(the ssh command, the ~/.ssh/config entry). The alias is the project's (NAME-USER-FOLDERHASH): two
+    folders whose environments share a name get two entries, and the host key it remembers is the one
+    kept in the environment's volume."""
     name = project
-    identity = f" -i {private_key}" if private_key else ""
+    identity = f" -i {private_key_file}" if private_key_file else ""
     entry = [f"Host gpuenv-{name}", f"    HostName {host.strip('[]')}", f"    Port {port}", "    User gpuenv"]
-    if private_key:
-        entry.append(f"    IdentityFile {private_key}")
+    if private_key_file:
+        entry.append(f"    IdentityFile {private_key_file}")
     entry += ["    StrictHostKeyChecking accept-new", f"    HostKeyAlias gpuenv-{name}"]
-    return {"ssh_command": f"ssh -p {port}{identity} gpuenv@{host.strip('[]')}", "ssh_config": "\n".join(entry) + "\n"}
+    return f"ssh -p {port}{identity} gpuenv@{host.strip('[]')}", "\n".join(entry) + "\n"
