@@ -235,4 +235,25 @@ SCHEMAS["compilers"] = {
         "default": "str",          # the GCC major its `gcc` package installs, "11"
         "available": "list[str]",  # every GCC major with gcc-N and g++-N in its archive, "9".."12"
     },
+    "compiler_wheels": {
+        "major": "str",            # CUDA major, "13"
+        "packages": "list[str]",   # NVIDIA's pip packages of a compiler with headers and runtime
+    },
+}
+
+# Packages that compile native code when installed from source or when first used (issue 18): what they
+# need, when, and what their builds read. The evidence, per package: tests/fixtures/kb/compiled/FINDINGS.md.
+SCHEMAS["compiled"] = {
+    "package": {
+        "name": "str",                 # PEP 503, as installed
+        "versions": "str?",            # PEP 440 specifier where the behaviour changed across versions
+        "compiles": "str",             # "install" | "first-use" | "never" (wheels for every current Python)
+        "needs": "str",                # "nvcc" (CUDA compiler, headers, a host gcc nvcc accepts) | "cc"
+        "build_isolation": "bool",     # false: its build imports torch: --no-build-isolation(-package)
+        "downloads_prebuilt": "bool",  # its setup.py first fetches a prebuilt wheel from GitHub
+        "download_off": "str?",        # the variable ("TRUE") that stops that and builds here
+        "env": "list[str]",            # what its build reads
+        "wheels_python": "list[str]?",  # compiles = "never": the CPythons its newest release has wheels for
+        "pypi": "bool?",               # false: not on PyPI under this name (git, its own wheel index)
+    },
 }

@@ -113,5 +113,8 @@ def _support(r: Recipe) -> list[tuple[str, str, int]]:
         names.append("build-python.sh")
     if r.cuda_from_wheels and r.frameworks:
         names.append("register-cuda-wheels.py")
+    chain = r.plan.toolchain
+    if chain is not None and chain.level == "devel":
+        names += ["build-jobs.sh"] + (["cuda-home.sh"] if chain.packages else [])
     folder = resources.files("gpuenv.render") / "files"
     return [(n, (folder / n).read_text(), 0o755 if n.endswith(".sh") else 0o644) for n in sorted(names)]

@@ -14,6 +14,7 @@ from gpuenv import __version__
 from gpuenv.render.quote import comment_line, dockerfile_exec, dockerfile_value, shell_word, shell_words
 from gpuenv.render.recipe import HOME, SSH_HOST_KEYS, SUPPORT, USER, Recipe, os_release
 from gpuenv.resolve.resolved import LEFT_OUT_OF_TOOLS, StepRequires, package_steps, step_layout
+from gpuenv.resolve.toolchain import BUILD_TOOLS, CUDA_HOME
 
 _APT_CACHE = ("--mount=type=cache,target=/var/cache/apt,sharing=locked",
               "--mount=type=cache,target=/var/lib/apt/lists,sharing=locked")
@@ -54,7 +55,7 @@ def dockerfile(r: Recipe) -> str:
         parts += [_final(r, "python"), _python(r), _uv_stage(r), _final(r, "")]
     else:
         parts += [_final(r, ""), _python(r)]
-    parts += [_frameworks(r), _user_apt(r), _pip(r, r.tools, "tools"),
+    parts += [_frameworks(r), _toolchain(r), _user_apt(r), _pip(r, r.tools, "tools"),
               _pip(r, r.user_packages, "packages"), _ca(r), _user(r), _config(r), _finish(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -221,26 +222,83 @@ def _python(r: Recipe) -> str:
 def _pip_run(r: Recipe, requirements: tuple[str, ...], options: tuple[str, ...] = (), after: str = "",
              step: str = "") -> str:
     mounts = " \\\n    ".join((_PIP_CACHE,) + _SECRETS)
-    words = shell_words(options + requirements)
+    jobs, unisolated = _compiling(r, step)
+    words = shell_words(options + _pip_isolation(unisolated) + requirements)
     pinned = _locked_words(r, step)
     tail = f" \\\n && {after}" if after else ""
     if pinned is not None:
         if not pinned:
             return f"# {step}: nothing of its own to install (all of it is installed by the steps above)\n"
         if uses_uv(r):
-            return _uv_run(r, step, shell_words(options + tuple(pinned)), tail)
+            return _uv_run(r, step, shell_words(options + _uv_isolation(unisolated) + tuple(pinned)), tail, jobs)
         mounts += f" \\\n    {_bind(step)}"
-        words = shell_words(options + tuple(pinned))
-    return f"RUN {mounts} \\\n    {_USE_CA} \\\n && {r.python.command} -m pip install {words}{tail}\n"
+        words = shell_words(options + _pip_isolation(unisolated) + tuple(pinned))
+    return f"RUN {mounts} \\\n    {_USE_CA}{jobs} \\\n && {r.python.command} -m pip install {words}{tail}\n"
 
 
-def _uv_run(r: Recipe, step: str, words: str, tail: str) -> str:
+def _uv_run(r: Recipe, step: str, words: str, tail: str, jobs: str = "") -> str:
     """A pinned step installed by uv (from the `uv` stage, bound in: not in any layer) into the same
     interpreter pip installs into."""
     script = f"--mount=type=bind,source={SUPPORT}/{_UV_INSTALL},target={_LOCK_TARGET}/{_UV_INSTALL}"
     mounts = " \\\n    ".join((_UV_CACHE,) + _SECRETS + (_uv_bind(), script, _bind(step)))
-    return (f"RUN {mounts} \\\n    {_USE_CA} \\\n && {_UV_ENV} \\\n"
+    return (f"RUN {mounts} \\\n    {_USE_CA}{jobs} \\\n && {_UV_ENV} \\\n"
             f" && sh {_LOCK_TARGET}/{_UV_INSTALL} \"$(command -v {r.python.command})\" {words}{tail}\n")
+
+
+def _compiling(r: Recipe, step: str) -> tuple[str, tuple[str, ...]]:
+    """For a step of the spec's packages in an environment with a compiler: the shell words that set
+    MAX_JOBS (a build argument, else from this build's CPUs and memory: .gpuenv/build-jobs.sh), and the
+    packages built here whose builds import torch (built without isolation, against the environment's)."""
+    chain = r.plan.toolchain
+    if chain is None or chain.level != "devel" or not step.startswith("packages-"):
+        return "", ()
+    jobs = f" \\\n && export MAX_JOBS=\"${{MAX_JOBS:-$(sh {_GPUENV_LIB}/{_BUILD_JOBS})}}\""
+    return jobs, chain.no_isolation
+
+
+def _uv_isolation(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(word for name in names for word in ("--no-build-isolation-package", name))
+
+
+def _pip_isolation(names: tuple[str, ...]) -> tuple[str, ...]:
+    return ("--no-build-isolation",) if names else ()
+
+
+_GPUENV_LIB = "/usr/local/lib/gpuenv"
+_BUILD_JOBS = "build-jobs.sh"
+_CUDA_HOME_SCRIPT = "cuda-home.sh"
+
+
+def _toolchain(r: Recipe) -> str:
+    """What compiles code in the environment (resolve/toolchain.py), after the framework's layer, which
+    stays the same at every toolkit level: the host compiler from apt; at devel, the compiler's own pip
+    step (NVIDIA's CUDA compiler packages of the frameworks' CUDA, arranged as CUDA_HOME; the build
+    tools) and what every build system reads."""
+    chain = r.plan.toolchain
+    if chain is None or (chain.level == "runtime" and chain.compiler is None):
+        return ""
+    parts = []
+    if chain.compiler is not None:
+        packages = chain.compiler.packages + ("libc6-dev",) + (("make",) if chain.level == "devel" else ())
+        parts.append(comment_line(f"The compiler: {chain.compiler.why}.") + "\n" + _apt_install(packages))
+    if chain.level != "devel":
+        return "\n".join(parts)
+    copies = [_BUILD_JOBS] + ([_CUDA_HOME_SCRIPT] if chain.packages else [])
+    after = (f"sh {_GPUENV_LIB}/{_CUDA_HOME_SCRIPT} \"$(command -v {r.python.command})\" {CUDA_HOME}"
+             if chain.packages else "")
+    what = (f"NVIDIA's own CUDA {chain.cuda} compiler packages (the frameworks' CUDA, shipped once), arranged "
+            f"by .gpuenv/{_CUDA_HOME_SCRIPT} as CUDA_HOME ({CUDA_HOME}); " if chain.packages else "")
+    parts.append(comment_line(f"The compiler's own step, toolkit devel ({chain.why}): {what}the tools Python "
+                              f"packages with native code build with ({', '.join(BUILD_TOOLS)}).")
+                 + "\n" + "".join(f"COPY {SUPPORT}/{name} {_GPUENV_LIB}/\n" for name in copies)
+                 + "ARG MAX_JOBS=\n" + _pip_run(r, chain.pip, after=after, step="toolchain"))
+    env = chain.env()
+    if env:
+        origin = f" GPU code for {chain.archs.torch}: {chain.archs.origin}." if chain.archs else ""
+        parts.append(comment_line(f"What compilers and build systems read (torch's cpp_extension, CMake, the "
+                                  f"packages' own setup.py).{origin}")
+                     + "\nENV " + " \\\n    ".join(f"{k}={dockerfile_value(v)}" for k, v in env) + "\n")
+    return "\n".join(parts)
 
 
 def uses_uv(r: Recipe) -> bool:
@@ -322,7 +380,8 @@ def pip_steps(r: Recipe) -> list[StepRequires]:
     steps = []
     if r.python.method != "image":
         steps.append(StepRequires(PYTHON_STEP, (f"pip<{r.python.pip_below}" if r.python.pip_below else "pip",)))
-    return steps + step_layout(r.frameworks, r.tools, r.user_packages)
+    chain = r.plan.toolchain
+    return steps + step_layout(r.frameworks, r.tools, r.user_packages, chain.pip if chain else ())
 
 
 def locked_file(step: str) -> str:

@@ -116,7 +116,8 @@ def compile_steps(steps: Sequence[StepRequires], options: Sequence[str], python:
     grouped = _first_steps(pins, order)
     return Resolved("resolved", tuple(StepPins(step.id, tuple(step.requires), tuple(grouped.get(step.id, ())))
                                       for step in steps),
-                    python=python, platform=PLATFORM, indexes=_indexes(source, options))
+                    python=python, platform=PLATFORM, indexes=_indexes(source, options),
+                    built=tuple(sorted(canonicalize_name(n) for n in source.sdists)))
 
 
 def _own_requirements(steps: Sequence[StepRequires]) -> list[tuple[str, list[str]]]:

@@ -12,7 +12,7 @@ from gpuenv.resolve.builds import Build, CudaSource, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, carried_extras, solve
-from gpuenv.resolve.toolchain import CUDA_HOME, Toolchain, Wanted, toolchain
+from gpuenv.resolve.toolchain import CUDA_HOME, Needs, Toolchain, Wanted, toolchain
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
@@ -134,25 +134,35 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         options += [o for o in b.pip_options if o not in options]
     plan = Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
                 tuple(builds), tuple(reasons), target, request.packages)
-    return with_toolchain(plan, request.toolkit)
+    return replace(plan, toolchain=toolchain(plan, request.toolkit))
 
 
-def with_toolchain(plan: Plan, wanted: Wanted, compiled: tuple[str, ...] = ()) -> Plan:
-    """The plan with its toolchain (resolve/toolchain.py) and, at devel, why and what it holds."""
-    chain = toolchain(plan, wanted, compiled)
-    if chain.level == "runtime":
-        return replace(plan, toolchain=chain)
-    said = [f"toolkit devel: {chain.why}"]
-    if chain.requirement:
-        said.append(f"the compiler: {chain.requirement}, NVIDIA's pip packages of CUDA {chain.cuda} (the "
-                    f"frameworks' own CUDA, shipped once), arranged as a CUDA_HOME at {CUDA_HOME}")
-    elif chain.cuda_source == "base-image":
-        said.append(f"the compiler: nvcc of {plan.base.image} (its CUDA {chain.cuda})")
+def with_toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs(), why: Optional[str] = None) -> Plan:
+    """The plan with its toolchain for what the environment holds (resolve/toolchain.py), and the reasons:
+    why it has a compiler (or `why`, when gpuenv chose devel itself), which, for which GPUs; what is built
+    from source with no knowledge of whether it compiles; what compiles when first used and has no nvcc."""
+    chain = toolchain(plan, wanted, needs)
+    if why is not None:
+        chain = replace(chain, why=why)
+    said: list[str] = []
+    if chain.level == "devel":
+        said.append(f"toolkit devel: {chain.why}")
+        if chain.packages:
+            said.append(f"the compiler: NVIDIA's pip packages of CUDA {chain.cuda} ({', '.join(chain.packages)}: "
+                        f"the frameworks' own CUDA, shipped once), arranged as a CUDA_HOME at {CUDA_HOME}")
+        elif chain.cuda_source == "base-image":
+            said.append(f"the compiler: nvcc of {plan.base.image} (its CUDA {chain.cuda})")
     if chain.compiler is not None:
-        said.append(f"host compiler: {chain.compiler.why}")
+        said.append(f"{'host' if chain.level == 'devel' else 'a C'} compiler: {chain.compiler.why}")
     if chain.archs is not None:
         said.append(f"GPU code for {chain.archs.torch} ({chain.archs.origin}): TORCH_CUDA_ARCH_LIST="
                     f"{chain.archs.torch}, CMAKE_CUDA_ARCHITECTURES={chain.archs.cmake}")
+    if needs.unknown:
+        said.append(f"{', '.join(needs.unknown)}: built from source here; if {'it compiles' if len(needs.unknown) == 1 else 'they compile'} "
+                    "C, C++ or CUDA code, toolkit = \"devel\" gives the build a compiler")
+    if chain.level == "runtime" and needs.first_use:
+        said.append(f"{', '.join(needs.first_use)} compile{'s' if len(needs.first_use) == 1 else ''} CUDA code with "
+                    "nvcc when first used, and toolkit = \"runtime\" has none: that use fails (toolkit = \"devel\")")
     return replace(plan, toolchain=chain, reasons=plan.reasons + tuple(said))
 
 

@@ -59,6 +59,7 @@ class Resolved:
     indexes: tuple[str, ...] = ()      # the indexes asked, first the main one
     why: str = ""                      # unresolved: the reason, said in the plan
     decided: tuple[str, ...] = ()      # what moved the plan off the knowledge base's first choice, and why
+    built: tuple[str, ...] = ()        # distributions with no wheel for the target: built from source in the image
 
     @property
     def pins(self) -> tuple[Pin, ...]:
@@ -79,6 +80,7 @@ class Resolved:
         return {
             "status": self.status, "python": self.python, "platform": self.platform,
             "indexes": list(self.indexes), "why": self.why, "decided": list(self.decided),
+            "built": list(self.built),
             "steps": [{"id": s.id, "requires": list(s.requires),
                        "packages": [{"name": p.name, "version": p.version, "hashes": list(p.hashes),
                                      "index": p.index, "via": list(p.via)} for p in s.pins]}

@@ -5,9 +5,9 @@ The toolkit level is the spec's `[gpu] toolkit`:
     devel     a C/C++ compiler, and with CUDA, nvcc of the framework's own CUDA, its headers and libraries
     auto      devel when something in the environment is compiled from source, else runtime
 
-With CUDA from wheels the compiler comes as NVIDIA's own pip packages of the same CUDA release, asked
-through NVIDIA's `cuda-toolkit` metapackage (its extras nvcc, cudart, cccl, cuobjdump pin each component
-to the release), resolved with the framework so that the resolver keeps them on the framework's CUDA;
+With CUDA from wheels the compiler comes as NVIDIA's own pip packages of the same CUDA release (those
+NVIDIA's `cuda-toolkit` metapackage names for nvcc, cudart and cccl: kb/data/compilers.toml), each asked
+at the frameworks' CUDA minor and resolved with the framework, so the resolver keeps them on its CUDA;
 .gpuenv/cuda-home.sh then arranges them as a CUDA_HOME (/usr/local/cuda) that torch's cpp_extension and
 CMake accept. CUDA is shipped once: the runtime libraries are the framework's. With a system CUDA the
 base is the nvidia/cuda devel image of the same tag. The host compiler is the base OS's gcc when that
@@ -20,12 +20,13 @@ list, and says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence
 
 from gpuenv.errors import ImpossibleRequest
 from gpuenv.kb import load_table
-from gpuenv.resolve.versions import major_minor, minor_key, sm_to_cc
+from gpuenv.resolve.builds import CudaSource     # at run time: a lock reads the plan back by its types
+from gpuenv.resolve.versions import major_minor, matches, minor_key, sm_to_cc
 
 if TYPE_CHECKING:
     from gpuenv.resolve.plan import Plan
@@ -33,14 +34,15 @@ if TYPE_CHECKING:
 Level = Literal["runtime", "devel"]
 Wanted = Literal["auto", "runtime", "devel"]
 
-# The cuda-toolkit extras of a compiler that torch's cpp_extension and CMake accept: nvcc (with crt and
-# nvvm), the runtime's headers and libcudart, the CUDA C++ core libraries' headers (thrust, cub); every
-# cuda-toolkit release on PyPI (11.8 on) publishes these three extras.
-EXTRAS = ("nvcc", "cudart", "cccl")
+# The oldest CUDA whose compiler NVIDIA publishes as pip packages: cuda-toolkit 11.8.0 is the first release of
+# the metapackage on PyPI (https://pypi.org/simple/cuda-toolkit/, read 2026-12-07); PyTorch carries CUDA as
+# nvidia-* wheels from 1.13 (cu117) on, before that inside its own wheel.
+OLDEST_COMPILER_WHEELS = "11.8"
 # What builds of Python packages with native code read besides the compiler (the compiler's own pip step
 # installs them): ninja (torch's cpp_extension builds in parallel, MAX_JOBS, only with it), setuptools,
-# wheel and packaging (imported by setup.py files that are built without isolation, next to torch).
-BUILD_TOOLS = ("ninja", "setuptools", "wheel", "packaging")
+# wheel, packaging and psutil (imported by setup.py files built without isolation next to torch:
+# flash-attn's sizes MAX_JOBS with psutil, kb/data/compiled.toml).
+BUILD_TOOLS = ("ninja", "setuptools", "wheel", "packaging", "psutil")
 CUDA_HOME = "/usr/local/cuda"
 
 
@@ -74,17 +76,18 @@ class Toolchain:
     level: Level
     why: str
     cuda: Optional[str] = None           # the CUDA it compiles for, "13.2"; None: C/C++ only (or runtime)
-    cuda_source: str = "none"            # as the plan's: "wheels" | "base-image" | "none"
-    requirement: Optional[str] = None    # wheels: the pip requirement of the compiler's own step
-    compiler: Optional[Compiler] = None
-    archs: Optional[Archs] = None
+    cuda_source: CudaSource = "none"     # as the plan's
+    packages: tuple[str, ...] = ()       # CUDA from wheels: the compiler's pip packages, ("nvidia-cuda-nvcc==13.0.*", ...)
+    compiler: Optional[Compiler] = None  # None: no compiler (runtime), or the base's own (nvidia/cuda devel)
+    archs: Optional[Archs] = None        # None: no CUDA code is built (runtime, or devel without CUDA)
+    no_isolation: tuple[str, ...] = ()   # built here without build isolation: their builds import torch
 
     @property
     def pip(self) -> tuple[str, ...]:
         """The requirements of the compiler's own pip step (after the framework's), resolved with the rest."""
         if self.level != "devel":
             return ()
-        return ((self.requirement,) if self.requirement else ()) + BUILD_TOOLS
+        return self.packages + BUILD_TOOLS
 
     def env(self) -> tuple[tuple[str, str], ...]:
         """What the image's ENV sets, so that a build inside (pip install -e ., cmake) uses this toolchain
@@ -101,41 +104,130 @@ class Toolchain:
         if self.archs is not None:
             found += [("TORCH_CUDA_ARCH_LIST", self.archs.torch), ("CUDAARCHS", self.archs.cmake),
                       ("CMAKE_CUDA_ARCHITECTURES", self.archs.cmake)]
+            found += _package_builds(self.archs)
         return tuple(found)
 
     def to_dict(self) -> dict[str, object]:
         return {"level": self.level, "why": self.why, "cuda": self.cuda, "cuda_source": self.cuda_source,
-                "requirement": self.requirement,
+                "packages": list(self.packages),
                 "gcc": self.compiler.gcc if self.compiler else None,
                 "apt": list(self.compiler.packages) if self.compiler else [],
                 "archs": {"ccs": list(self.archs.ccs), "ptx": self.archs.ptx, "origin": self.archs.origin,
                           "torch": self.archs.torch, "cmake": self.archs.cmake} if self.archs else None,
-                "env": dict(self.env())}
+                "env": dict(self.env()), "no_build_isolation": list(self.no_isolation)}
 
 
-def level(wanted: Wanted, compiled: tuple[str, ...]) -> tuple[Level, str]:
-    """The level and why: as the spec says, or (auto) devel when something is compiled from source."""
+@dataclass(frozen=True)
+class Needs:
+    """What in a resolved environment compiles native code (kb/data/compiled.toml), by when and with what."""
+
+    build: tuple[str, ...] = ()          # built from source here, with a compiler (no wheel fits)
+    first_use: tuple[str, ...] = ()      # compile CUDA code with nvcc when first used (DeepSpeed's ops)
+    first_use_cc: tuple[str, ...] = ()   # compile C when first used (Triton's launcher: torch.compile on a GPU)
+    unknown: tuple[str, ...] = ()        # built from source here; whether they compile, gpuenv does not know
+
+
+def needs_of(pins: Sequence[tuple[str, str]], sdists: Sequence[str]) -> Needs:
+    """`pins`: (name, version) of every resolved distribution; `sdists`: those built from their source
+    distribution (no wheel for the target). Each is looked up in the knowledge base's compiled table."""
+    build: list[str] = []
+    first: list[str] = []
+    first_cc: list[str] = []
+    unknown: list[str] = []
+    versions = dict(pins)
+    for name in sorted(set(sdists)):
+        row = compiled_row(name, versions.get(name))
+        (unknown if row is None else build).append(name)      # a listed one compiles, whatever its wheels elsewhere
+    for name, version in sorted(pins):
+        row = compiled_row(name, version)
+        if row is None or row["compiles"] != "first-use" or name in build:
+            continue
+        (first if row["needs"] == "nvcc" else first_cc).append(name)
+    return Needs(tuple(build), tuple(first), tuple(first_cc), tuple(unknown))
+
+
+def compiled_row(name: str, version: Optional[str]) -> Optional[dict[str, Any]]:
+    """The compiled table's row of a distribution at a version (the row without `versions` when none
+    names it); None when the table does not list it."""
+    rows = [r for r in load_table("compiled")["package"] if r["name"] == name]
+    if version is not None:
+        for row in rows:
+            if row.get("versions") and matches(row["versions"], version):
+                return row
+    return next((r for r in rows if not r.get("versions")), rows[0] if rows and version is None else None)
+
+
+def _package_builds(archs: Archs) -> list[tuple[str, str]]:
+    """What the ecosystem's own build scripts read instead of, or besides, TORCH_CUDA_ARCH_LIST (their
+    rows in kb/data/compiled.toml, sources there): in an image build no GPU is visible, and without these
+    several build no CUDA code at all and still install (the PyG extensions, mmcv, pytorch3d, detectron2:
+    FORCE_CUDA; mmcv's ops: MMCV_WITH_OPS; NATTEN: NATTEN_CUDA_ARCH), or build their own architecture
+    list (flash-attn: FLASH_ATTN_CUDA_ARCHS); flash-attn, causal-conv1d and mamba-ssm would download a
+    prebuilt wheel from GitHub first, bypassing the lock's hashes and failing offline: *_FORCE_BUILD."""
+    sass = ";".join(archs.ccs)
+    return [("FORCE_CUDA", "1"), ("MMCV_WITH_OPS", "1"), ("NATTEN_CUDA_ARCH", sass),
+            ("FLASH_ATTN_CUDA_ARCHS", ";".join(cc.replace(".", "") for cc in archs.ccs)),
+            ("FLASH_ATTENTION_FORCE_BUILD", "TRUE"), ("CAUSAL_CONV1D_FORCE_BUILD", "TRUE"),
+            ("MAMBA_FORCE_BUILD", "TRUE")]
+
+
+def level(wanted: Wanted, needs: Needs = Needs()) -> tuple[Level, str]:
+    """The level and why: as the spec says, or (auto) devel when something compiles CUDA or C++ code here:
+    built from source, or (with nvcc) when first used."""
     if wanted == "devel":
         return "devel", "toolkit = \"devel\" in gpuenv.toml"
     if wanted == "runtime":
         return "runtime", "toolkit = \"runtime\" in gpuenv.toml"
-    if compiled:
-        return "devel", f"{', '.join(compiled)} {'is' if len(compiled) == 1 else 'are'} compiled from source here"
-    return "runtime", "nothing is compiled from source (toolkit = \"auto\")"
+    if needs.build:
+        return "devel", f"{_names(needs.build)} {_is(needs.build)} compiled from source here (no wheel fits)"
+    if needs.first_use:
+        return "devel", f"{_names(needs.first_use)} {_is(needs.first_use)} compiled with nvcc when first used"
+    return "runtime", "nothing is compiled here (toolkit = \"auto\")"
 
 
-def toolchain(plan: Plan, wanted: Wanted, compiled: tuple[str, ...] = ()) -> Toolchain:
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def _is(names: Sequence[str]) -> str:
+    return "is" if len(names) == 1 else "are"
+
+
+def toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs()) -> Toolchain:
     """The plan's toolchain (ImpossibleRequest when no compiler of that CUDA fits its base OS)."""
-    chosen, why = level(wanted, compiled)
+    chosen, why = level(wanted, needs)
     if chosen == "runtime":
+        if needs.first_use_cc and wanted == "auto":
+            compiler = host_compiler(plan.base.os, None)
+            return Toolchain("runtime", why, cuda_source=plan.cuda_source, compiler=replace(
+                compiler, why=f"{_names(needs.first_use_cc)} compile{'s' if len(needs.first_use_cc) == 1 else ''} "
+                f"C code when first used (torch.compile on a GPU), with {compiler.why}"))
         return Toolchain("runtime", why, cuda_source=plan.cuda_source)
     cuda = plan.cuda if plan.cuda_source in ("wheels", "base-image") else None
-    requirement = None
+    packages: tuple[str, ...] = ()
     if cuda is not None and plan.cuda_source == "wheels":
-        requirement = f"cuda-toolkit[{','.join(EXTRAS)}]=={major_minor(cuda)}.*"
-    compiler = None if plan.cuda_source == "base-image" else host_compiler(plan.base.os, cuda)
-    return Toolchain("devel", why, cuda, plan.cuda_source, requirement, compiler,
-                     archs_for(plan) if cuda is not None else None)
+        if minor_key(major_minor(cuda)) < minor_key(OLDEST_COMPILER_WHEELS):
+            raise ImpossibleRequest(
+                f"toolkit devel: the frameworks' CUDA {major_minor(cuda)} comes inside their wheels, and NVIDIA "
+                f"publishes its compiler on PyPI only for CUDA {OLDEST_COMPILER_WHEELS} on", code="conflict",
+                hint=f"a framework version built for CUDA >= {OLDEST_COMPILER_WHEELS}, or a system-CUDA base with "
+                     "a compiler: base = \"nvidia/cuda:<its CUDA>-devel-<os>\" in gpuenv.toml")
+        packages = tuple(f"{name}=={major_minor(cuda)}.*" for name in compiler_wheels(cuda))
+    compiler = host_compiler(plan.base.os, cuda)
+    isolated = tuple(n for n in needs.build if (row := compiled_row(n, None)) is not None
+                     and not row["build_isolation"])
+    return Toolchain("devel", why, cuda, plan.cuda_source, packages, compiler,
+                     archs_for(plan) if cuda is not None else None, isolated)
+
+
+def compiler_wheels(cuda: str) -> tuple[str, ...]:
+    """NVIDIA's pip packages of a compiler of this CUDA's major (kb/data/compilers.toml)."""
+    major = major_minor(cuda).split(".")[0]
+    row = next((r for r in load_table("compilers")["compiler_wheels"] if r["major"] == major), None)
+    if row is None:
+        raise ImpossibleRequest(f"gpuenv knows no pip packages of a CUDA {major} compiler", code="conflict",
+                                hint="a system-CUDA base with a compiler: base = \"nvidia/cuda:<CUDA>-devel-<os>\"")
+    return tuple(row["packages"])
 
 
 def archs_for(plan: Plan) -> Archs:
@@ -166,10 +258,9 @@ def host_compiler(os_name: str, cuda: Optional[str]) -> Compiler:
     if cuda is None:
         return Compiler(default, ("gcc", "g++"), False, f"{os_name}'s gcc {default}")
     limit = next((r["max_gcc"] for r in tables["host_gcc"] if r["cuda"] == major_minor(cuda)), None)
-    if limit is None:
-        known = ", ".join(r["cuda"] for r in tables["host_gcc"])
-        raise ImpossibleRequest(f"gpuenv does not know which gcc CUDA {major_minor(cuda)}'s nvcc accepts",
-                                hint=f"NVIDIA publishes nvcc on PyPI for CUDA {known}")
+    if limit is None:      # older than the nvcc wheels (a system CUDA of NVIDIA's devel image, paired with its OS)
+        return Compiler(default, ("gcc", "g++"), False, f"{os_name}'s gcc {default} (not checked: gpuenv knows the "
+                        f"gcc nvcc accepts for CUDA {tables['host_gcc'][0]['cuda']} on)")
     if int(default) <= int(limit):
         return Compiler(default, ("gcc", "g++"), False,
                         f"{os_name}'s gcc {default} (CUDA {major_minor(cuda)}'s nvcc accepts gcc <= {limit})")

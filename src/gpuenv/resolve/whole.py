@@ -28,10 +28,11 @@ from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
 from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoSolution, Source, Unreachable, compile_steps,
                                      resolvable_python)
-from gpuenv.resolve.plan import Plan, resolve
+from gpuenv.resolve.plan import Plan, resolve, with_toolchain
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
 from gpuenv.resolve.solver import groups_of
+from gpuenv.resolve.toolchain import Needs, level, needs_of
 from gpuenv.resolve.versions import minor_key, python_range
 from gpuenv.resolve.wheel_cuda import checked
 
@@ -40,6 +41,51 @@ MAX_PYTHONS = 6
 
 def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
                   source: Optional[Source] = None) -> Plan:
+    """The plan of the whole environment (`_whole`), with its toolchain decided from what the resolution
+    holds (resolve/toolchain.py): toolkit "auto" becomes devel, planned and resolved again with the
+    compiler's own step (and, on a system CUDA, the nvidia/cuda devel base), when a package is compiled
+    from source here or with nvcc when first used; "runtime" with a package compiled from source here is
+    refused before anything is built. `source` None: the knowledge base's plan alone (its toolchain for
+    the spec's level)."""
+    plan = _whole(request, target, tools, source)
+    if source is None:
+        return plan
+    needs = _needs(plan)
+    if request.toolkit == "runtime" and needs.build:
+        raise _needs_compiler(plan, needs)
+    forced = None
+    if request.toolkit == "auto" and (needs.build or needs.first_use) and _level(plan) == "runtime":
+        plan = _whole(replace(request, toolkit="devel"), target, tools, source)
+        needs = _needs(plan)
+        forced = level("auto", needs)[1] if (needs.build or needs.first_use) else "as planned before the compiler"
+    return with_toolchain(plan, "devel" if forced else request.toolkit, needs, forced)
+
+
+def _level(plan: Plan) -> str:
+    return plan.toolchain.level if plan.toolchain else "runtime"
+
+
+def _needs(plan: Plan) -> Needs:
+    resolved = plan.resolved
+    if resolved is None or resolved.status != "resolved":
+        return Needs()
+    return needs_of([(p.name, p.version) for p in resolved.pins], resolved.built)
+
+
+def _needs_compiler(plan: Plan, needs: Needs) -> ImpossibleRequest:
+    resolved = plan.resolved
+    versions = {p.name: p.version for p in resolved.pins} if resolved else {}
+    named = ", ".join(f"{n} {versions.get(n, '')}".strip() for n in needs.build)
+    return ImpossibleRequest(
+        f"{named} {'has' if len(needs.build) == 1 else 'have'} no wheel for Python {plan.python} on Linux x86_64 "
+        f"and would be compiled from source in the image, but toolkit = \"runtime\" gives it no compiler",
+        code="conflict", alternatives=['toolkit = "devel"', 'toolkit = "auto"'],
+        hint='toolkit = "devel" (or "auto") in [gpu] of gpuenv.toml: nvcc of the environment\'s CUDA, its headers '
+             'and a gcc it accepts; or a version of it that publishes a wheel for this Python')
+
+
+def _whole(request: Request, target: Target, tools: Sequence[str] = (),
+           source: Optional[Source] = None) -> Plan:
     """The plan with `resolved` set: resolved, or unresolved with the reason (then the kb's plan stands).
     `source`: where the resolver reads packages (packages.source_for: the spec's network policy). None: no
     resolution at all, the knowledge base's plan as resolve() gives it (`resolved` None, no index asked);
@@ -70,7 +116,7 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
             return found
         sdists = _sdist_only(failure, first, source)
         if sdists:
-            return _noted(resolve_whole(request, target, tools, replace(source, sdists=source.sdists + sdists)),
+            return _noted(_whole(request, target, tools, replace(source, sdists=source.sdists + sdists)),
                           sdists)
         raise _impossible(failure, request, target, first, tools, source) from None
 
@@ -86,7 +132,7 @@ def _sdist_only(failure: NoSolution, first: Plan, source: Source) -> tuple[str, 
 
 def _noted(plan: Plan, sdists: tuple[str, ...]) -> Plan:
     said = (f"{', '.join(sdists)}: no wheel for this Python and platform; built in the image from the source "
-            "distribution (a package that needs a compiler fails there: environments have none yet)")
+            "distribution")
     resolved = replace(plan.resolved, decided=plan.resolved.decided + (said,)) if plan.resolved else None
     return replace(plan, resolved=resolved, reasons=(said,) + plan.reasons)
 

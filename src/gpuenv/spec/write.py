@@ -67,6 +67,8 @@ def _leave_in_requirements(network: dict[str, Any], added: dict[str, Added]) -> 
 
 
 def spec_hash(spec: EnvSpec) -> str:
-    """sha256 of the spec's normal form: two files that mean the same thing hash the same."""
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the spec's normal form: two files that mean the same thing hash the same. Values left at
+    their defaults are out of it, so a key a later gpuenv adds (with a default that keeps today's meaning)
+    changes no spec's hash, its image tag or its lock."""
+    text = json.dumps(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -7,7 +7,7 @@ import pytest
 
 from gpuenv import planning
 from gpuenv.errors import ImpossibleRequest
-from gpuenv.resolve.toolchain import Archs, Toolchain, host_compiler, level, toolchain
+from gpuenv.resolve.toolchain import Archs, Needs, Toolchain, compiled_row, host_compiler, level, needs_of, toolchain
 
 
 def _plan(words: list[str], ccs: tuple[str, ...] = (), names: tuple[str, ...] = ()):
@@ -18,19 +18,49 @@ def _plan(words: list[str], ccs: tuple[str, ...] = (), names: tuple[str, ...] = 
 
 
 def test_auto_is_devel_only_when_something_is_compiled():
-    assert level("auto", ()) == ("runtime", 'nothing is compiled from source (toolkit = "auto")')
-    chosen, why = level("auto", ("flash-attn",))
-    assert chosen == "devel" and "flash-attn is compiled from source" in why
-    assert level("runtime", ("flash-attn",))[0] == "runtime"      # the spec's word stands (the plan refuses it)
-    assert level("devel", ())[0] == "devel"
+    assert level("auto") == ("runtime", 'nothing is compiled here (toolkit = "auto")')
+    chosen, why = level("auto", Needs(build=("flash-attn",)))
+    assert chosen == "devel" and "flash-attn is compiled from source here" in why
+    chosen, why = level("auto", Needs(first_use=("deepspeed",)))
+    assert chosen == "devel" and "deepspeed is compiled with nvcc when first used" in why
+    assert level("auto", Needs(first_use_cc=("triton",), unknown=("html5lib",)))[0] == "runtime"
+    assert level("runtime", Needs(build=("flash-attn",)))[0] == "runtime"   # the spec's word stands (refused later)
+    assert level("devel")[0] == "devel"
+
+
+def test_what_compiles_is_read_from_the_knowledge_base_by_version():
+    pins = [("torch", "2.6.0"), ("triton", "3.2.0"), ("deepspeed", "0.16.4"), ("flash-attn", "2.7.4.post1"),
+            ("html5lib", "0.9999999"), ("numpy", "2.2.0")]
+    needs = needs_of(pins, ["flash-attn", "html5lib"])
+    assert needs == Needs(build=("flash-attn",), first_use=("deepspeed",), first_use_cc=("triton",),
+                          unknown=("html5lib",))
+    assert compiled_row("flash-attn", "2.7.4.post1")["downloads_prebuilt"] is True
+    assert compiled_row("flash-attn", "2.0.5")["downloads_prebuilt"] is False
+    assert compiled_row("numpy", "2.2.0") is None
+
+
+def test_triton_alone_gives_a_runtime_environment_a_c_compiler():
+    chain = toolchain(_plan(["torch==2.6.0"]), "auto", Needs(first_use_cc=("triton",)))
+    assert chain.level == "runtime" and chain.packages == () and chain.env() == ()
+    assert chain.compiler is not None and chain.compiler.packages == ("gcc", "g++") and "triton" in chain.compiler.why
+    assert toolchain(_plan(["torch==2.6.0"]), "runtime", Needs(first_use_cc=("triton",))).compiler is None
+
+
+def test_cuda_inside_old_framework_wheels_has_no_pip_compiler_and_says_what_would():
+    plan = _plan(["torch==1.12.1"])
+    assert plan.cuda_source == "wheels" and plan.cuda is not None and plan.cuda < "11.8"
+    with pytest.raises(ImpossibleRequest) as refused:
+        toolchain(plan, "devel")
+    assert "only for CUDA 11.8 on" in refused.value.message and "-devel-" in (refused.value.hint or "")
 
 
 def test_wheels_cuda_gets_nvidias_compiler_packages_of_the_same_release_and_the_targets_arch():
     plan = _plan(["torch==2.6.0"], ccs=("9.0",))
     assert (plan.cuda_source, plan.cuda) == ("wheels", "12.4")
     chain = toolchain(plan, "devel")
-    assert chain.requirement == "cuda-toolkit[nvcc,cudart,cccl]==12.4.*"
-    assert chain.pip == (chain.requirement, "ninja", "setuptools", "wheel", "packaging")
+    assert chain.packages == ("nvidia-cuda-nvcc-cu12==12.4.*", "nvidia-cuda-runtime-cu12==12.4.*",
+                              "nvidia-cuda-cccl-cu12==12.4.*")
+    assert chain.pip == chain.packages + ("ninja", "setuptools", "wheel", "packaging", "psutil")
     assert chain.archs == Archs(("9.0",), "9.0", chain.archs.origin) and "target's GPUs" in chain.archs.origin
     env = dict(chain.env())
     assert env["TORCH_CUDA_ARCH_LIST"] == "9.0+PTX" and env["CMAKE_CUDA_ARCHITECTURES"] == "90"
@@ -53,14 +83,14 @@ def test_no_gpu_in_particular_takes_the_frameworks_own_list_and_says_so():
 
 def test_a_cpu_plan_at_devel_gets_a_c_compiler_and_no_cuda():
     chain = toolchain(_plan(["torch==2.6.0", "cpu"]), "devel")
-    assert (chain.cuda, chain.requirement, chain.archs) == (None, None, None)
+    assert (chain.cuda, chain.packages, chain.archs) == (None, (), None)
     assert chain.compiler is not None and chain.compiler.packages == ("gcc", "g++")
     assert "CUDA_HOME" not in dict(chain.env())
 
 
 def test_runtime_has_no_toolchain():
     chain = toolchain(_plan(["torch==2.6.0"]), "auto")
-    assert chain.level == "runtime" and chain.env() == () and chain.requirement is None
+    assert chain.level == "runtime" and chain.env() == () and chain.packages == ()
 
 
 @pytest.mark.parametrize("os_name, cuda, gcc, versioned", [
@@ -88,5 +118,5 @@ def test_an_os_with_no_gcc_that_nvcc_accepts_is_refused_before_the_build_with_wh
 def test_a_versioned_gcc_is_named_to_every_build_system():
     chain = toolchain(_plan(["torch==2.6.0"], ccs=("9.0",)), "devel")
     assert chain.compiler is not None
-    env = dict(Toolchain("devel", "", "12.3", "wheels", None, host_compiler("ubuntu24.04", "12.3"), chain.archs).env())
+    env = dict(Toolchain("devel", "", "12.3", "wheels", (), host_compiler("ubuntu24.04", "12.3"), chain.archs).env())
     assert (env["CC"], env["CXX"], env["CUDAHOSTCXX"]) == ("gcc-12", "g++-12", "g++-12")
