@@ -41,7 +41,7 @@ cd /w
 echo "== nvcc"; command -v nvcc; nvcc --version | tail -n 2
 echo "== env"; echo "CUDA_HOME=$CUDA_HOME TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST CUDAARCHS=$CUDAARCHS"
 cuobjdump="$(python3 -c 'import os, triton; print(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump"))')"
-echo "== jit"
+echo "== jit"; mkdir -p /w/jit
 python3 -c 'from torch.utils.cpp_extension import load; load(name="gpuenv_saxpy_jit", sources=["/w/torch_ext/saxpy.cu"], is_python_module=False, build_directory="/w/jit")'
 python3 -c 'import torch; torch.ops.load_library("/w/jit/gpuenv_saxpy_jit.so"); print("jit op:", torch.ops.gpuenv_test.saxpy.default._schema)'
 echo "== pip"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 from gpuenv.kb.tables import KbError, load_table
 
@@ -59,10 +60,16 @@ def preset(name: str) -> Preset:
     return known[name]
 
 
-def mirrored_wheel_url(url: str, mirror: str) -> str:
-    """A download.pytorch.org/whl URL (index, find-links page or wheel) on the mirror instead."""
+def mirrored_wheel_url(url: str, mirror: str, others: Sequence[tuple[str, str]] = ()) -> str:
+    """A download.pytorch.org/whl URL (index, find-links page or wheel) on the mirror instead; any other
+    URL under an upstream prefix of `others` ((upstream, mirror) pairs: network.wheel_mirrors, e.g. PyG's
+    data.pyg.org/whl) on that mirror."""
     if mirror and url.startswith(PYTORCH_WHEELS + "/"):
         return mirror.rstrip("/") + url[len(PYTORCH_WHEELS):]
+    for upstream, copy in others:
+        upstream = upstream.rstrip("/")
+        if url == upstream or url.startswith(upstream + "/"):
+            return copy.rstrip("/") + url[len(upstream):]
     return url
 
 

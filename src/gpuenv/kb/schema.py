@@ -257,3 +257,27 @@ SCHEMAS["compiled"] = {
         "pypi": "bool?",               # false: not on PyPI under this name (git, its own wheel index)
     },
 }
+
+# The PyTorch ecosystem's prebuilt wheels per torch minor and CUDA variant, and how pip reaches them
+# (issue 18): tried before anything is compiled. Evidence: tests/fixtures/kb/companions/FINDINGS.md.
+SCHEMAS["companions"] = {
+    "route": {
+        "family": "str",           # "pyg", "mmcv", "dgl", "flash-attn"
+        "kind": "str",             # "find-links" (a page per torch minor + variant) | "wheel-url"
+        "packages": "list[str]",   # the projects it serves, PEP 503 names
+        "url": "str",              # template: {torch} "2.4", {cu} "cu121" | "cpu"
+        "url_cpu": "str?",         # the CPU page, where its shape differs
+        "local_version": "str",    # the label the versions carry: "+pt{torch_nodot}{cu}"; "" none
+    },
+    "wheel": {
+        "family": "str",
+        "packages": "table[str]",  # project -> version(s) that folder holds
+        "torch": "str",            # torch minor, "2.4"
+        "cuda": "str",             # "12.1" (variant), "12" (flash-attn's CUDA major), "cpu"
+        "python": "list[str]",     # CPythons with a wheel; [] unknown
+        "platform": "str",         # the wheels' platform tag
+        "local_version": "str",
+        "index": "str",            # the page (or release) that lists them
+        "abi": "list[str]?",       # flash-attn: the cxx11abi values published
+    },
+}

@@ -38,13 +38,15 @@ def lock_for(spec_file: Path, spec: EnvSpec) -> Lock:
 
 def requirement_files(lock: Lock) -> tuple[tuple[str, str], ...]:
     """(step id, requirements file text) of every pip step the lock knows."""
-    indexes = (lock.plan.get("resolved") or {}).get("indexes") or [""]
-    return tuple((s.id, requirements_text(s, indexes[0])) for s in lock.steps if s.id != SYSTEM_STEP)
+    resolved = lock.plan.get("resolved") or {}
+    indexes = resolved.get("indexes") or [""]
+    links = tuple(resolved.get("find_links") or ())
+    return tuple((s.id, requirements_text(s, indexes[0], links)) for s in lock.steps if s.id != SYSTEM_STEP)
 
 
-def requirements_text(step: Step, main: str = "") -> str:
+def requirements_text(step: Step, main: str = "", links: tuple[str, ...] = ()) -> str:
     pins = "".join(" \\\n    ".join([p.pin()] + [f"--hash={h}" for h in p.hashes]) + "\n" for p in step.packages)
-    return step_file(step.id, pins, [p.index for p in step.packages], main)
+    return step_file(step.id, pins, [p.index for p in step.packages], main, links)
 
 
 def pinned_base(lock: Lock, docker: Docker) -> str:

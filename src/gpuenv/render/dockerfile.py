@@ -297,7 +297,8 @@ def _toolchain(r: Recipe) -> str:
         origin = f" GPU code for {chain.archs.torch}: {chain.archs.origin}." if chain.archs else ""
         parts.append(comment_line(f"What compilers and build systems read (torch's cpp_extension, CMake, the "
                                   f"packages' own setup.py).{origin}")
-                     + "\nENV " + " \\\n    ".join(f"{k}={dockerfile_value(v)}" for k, v in env) + "\n")
+                     + "\nENV " + " \\\n    ".join(f"{k}={dockerfile_value(v)}" for k, v in env)
+                     + (f" \\\n    PATH={CUDA_HOME}/bin:${{PATH}}" if chain.packages else "") + "\n")
     return "\n".join(parts)
 
 

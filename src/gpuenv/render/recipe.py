@@ -185,20 +185,21 @@ def pinned_steps(plan: Plan, inputs: Inputs) -> tuple[tuple[str, str], ...]:
     if resolved is None or resolved.status != "resolved":
         return ()
     main = resolved.indexes[0] if resolved.indexes else ""
-    return tuple((s.id, step_file(s.id, resolved.requirements_text(s.id), [p.index for p in s.pins], main))
-                 for s in resolved.steps)
+    return tuple((s.id, step_file(s.id, resolved.requirements_text(s.id), [p.index for p in s.pins], main,
+                                  resolved.find_links)) for s in resolved.steps)
 
 
 INDEX_URL = re.compile(r"https?://[^\s\"'\\]+")
 
 
-def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = "") -> str:
+def step_file(step_id: str, pins: str, indexes: Sequence[str] = (), main: str = "",
+              links: Sequence[str] = ()) -> str:
     """A pinned step's requirements file, the same whether the pins are the resolver's or gpuenv.lock's:
     a lock made from the resolution renders the same files, hence the same image tag. An index its pins
     come from other than the main one (which the build's PIP_INDEX_URL names) is named in it, so pip and
-    uv both find them there."""
+    uv both find them there; a find-links page (`links`: the PyTorch ecosystem's wheel pages) as one."""
     extra = [i for i in dict.fromkeys(indexes) if i and i != main and INDEX_URL.fullmatch(i)]
-    pins = "".join(f"--extra-index-url {i}\n" for i in extra) + pins
+    pins = "".join(f"--{'find-links' if i in links else 'extra-index-url'} {i}\n" for i in extra) + pins
     return f"# step {step_id}: exactly these, installed with --no-deps\n{pins}"
 
 
@@ -221,8 +222,10 @@ def _registry_of(image: str) -> Optional[str]:
 
 
 def _wheels(words: tuple[str, ...], network: Network) -> tuple[str, ...]:
-    """PyTorch's download.pytorch.org URLs (index, find-links page, wheel) through network.pytorch_wheels."""
-    return tuple(mirrored_wheel_url(w, network.pytorch_wheels or "") for w in words)
+    """PyTorch's download.pytorch.org URLs (index, find-links page, wheel) through network.pytorch_wheels,
+    and the other wheel servers' through network.wheel_mirrors."""
+    others = tuple((str(k), str(v)) for k, v in network.wheel_mirrors.items())
+    return tuple(mirrored_wheel_url(w, network.pytorch_wheels or "", others) for w in words)
 
 
 def _nvidia_base(plan: Plan) -> bool:

@@ -49,6 +49,7 @@ class Source:
     proxies: tuple[tuple[str, str], ...] = ()      # ("HTTPS_PROXY", url), ...
     ca_files: tuple[str, ...] = ()                 # added to the system's CAs
     pytorch_wheels: str = ""                       # network.pytorch_wheels: a copy of download.pytorch.org
+    wheel_mirrors: tuple[tuple[str, str], ...] = ()  # network.wheel_mirrors: (upstream prefix, copy)
     offline: bool = False                          # GPUENV_OFFLINE / --offline: the knowledge base alone
     sdists: tuple[str, ...] = ()                   # packages with no wheel, allowed as source distributions
 
@@ -88,9 +89,11 @@ def source_for(network: Optional[Network] = None, spec_dir: Optional[Path] = Non
                                         ("NO_PROXY", ",".join(net.no_proxy))) if v)
     extra = tuple(str(u).rstrip("/") for u in (network.pip_extra_indexes if network is not None else ()))
     wheels = str(network.pytorch_wheels or "").rstrip("/") if network is not None else ""
-    for url in (net.index, *extra, *([wheels] if wheels else [])):
+    copies = tuple((str(k).rstrip("/"), str(v).rstrip("/")) for k, v in
+                   (network.wheel_mirrors.items() if network is not None else ()))
+    for url in (net.index, *extra, *([wheels] if wheels else []), *(c for _, c in copies)):
         client.check_url(url)           # plain http only to a trusted host, as for every index gpuenv reads
-    return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels)
+    return Source(net.index, extra, net.trusted_hosts, proxies, net.ca_files, wheels, wheel_mirrors=copies)
 
 
 def resolvable_python(python: str) -> bool:
@@ -105,7 +108,7 @@ def compile_steps(steps: Sequence[StepRequires], options: Sequence[str], python:
     """Resolve the steps' requirements together for `python` on Linux x86_64. `steps` are the Dockerfile's
     pip steps in order, each with what it asks for (cumulative lists are fine: each requirement counts for
     the first step that names it); `options` are the framework build's pip options (its index)."""
-    options = [mirrored_wheel_url(o, source.pytorch_wheels) for o in options]
+    options = [mirrored_wheel_url(o, source.pytorch_wheels, source.wheel_mirrors) for o in options]
     own = _own_requirements(steps)
     with tempfile.TemporaryDirectory(prefix="gpuenv-resolve-") as tmp:
         files = _write_inputs(Path(tmp), own, source)
@@ -117,7 +120,8 @@ def compile_steps(steps: Sequence[StepRequires], options: Sequence[str], python:
     return Resolved("resolved", tuple(StepPins(step.id, tuple(step.requires), tuple(grouped.get(step.id, ())))
                                       for step in steps),
                     python=python, platform=PLATFORM, indexes=_indexes(source, options),
-                    built=tuple(sorted(canonicalize_name(n) for n in source.sdists)))
+                    built=tuple(sorted(canonicalize_name(n) for n in source.sdists)),
+                    find_links=tuple(options[i + 1] for i, o in enumerate(options[:-1]) if o in ("--find-links", "-f")))
 
 
 def _own_requirements(steps: Sequence[StepRequires]) -> list[tuple[str, list[str]]]:

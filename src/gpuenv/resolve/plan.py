@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 from gpuenv.errors import ImpossibleRequest
-from gpuenv.resolve import nvidia
+from gpuenv.resolve import companions, nvidia
 from gpuenv.resolve.base import Base, cuda_base, given_base, slim_base
 from gpuenv.resolve.builds import Build, CudaSource, with_extras
 from gpuenv.resolve.resolved import Resolved
@@ -132,6 +132,11 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
         packages.append(with_extras(_fill(b.requirement, python), _carried(b, request)))
         packages += _wanted_companions(b, request)
         options += [o for o in b.pip_options if o not in options]
+    for page in companions.pages(builds, request.packages):
+        options += ["--find-links", page.url]
+        reasons.append(f"{', '.join(page.packages)}: {page.family}'s prebuilt wheels for torch {page.torch} + "
+                       f"{page.variant} are tried first ({page.url}); the source distribution is compiled "
+                       "only when none fits")
     plan = Plan(python, cuda, cudnn, source, base, min_driver, tuple(packages), tuple(options), archs,
                 tuple(builds), tuple(reasons), target, request.packages)
     return replace(plan, toolchain=toolchain(plan, request.toolkit))

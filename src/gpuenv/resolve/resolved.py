@@ -60,6 +60,7 @@ class Resolved:
     why: str = ""                      # unresolved: the reason, said in the plan
     decided: tuple[str, ...] = ()      # what moved the plan off the knowledge base's first choice, and why
     built: tuple[str, ...] = ()        # distributions with no wheel for the target: built from source in the image
+    find_links: tuple[str, ...] = ()   # find-links pages asked (a pin whose index is one is from that page)
 
     @property
     def pins(self) -> tuple[Pin, ...]:
@@ -80,7 +81,7 @@ class Resolved:
         return {
             "status": self.status, "python": self.python, "platform": self.platform,
             "indexes": list(self.indexes), "why": self.why, "decided": list(self.decided),
-            "built": list(self.built),
+            "built": list(self.built), "find_links": list(self.find_links),
             "steps": [{"id": s.id, "requires": list(s.requires),
                        "packages": [{"name": p.name, "version": p.version, "hashes": list(p.hashes),
                                      "index": p.index, "via": list(p.via)} for p in s.pins]}

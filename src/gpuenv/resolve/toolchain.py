@@ -95,6 +95,10 @@ class Toolchain:
         found: list[tuple[str, str]] = []
         if self.level != "devel":
             return ()
+        # `pip install --no-build-isolation -e .` of a project with only a setup.py: pip's legacy path runs
+        # `setup.py develop`, which setuptools >= 80 hands back to pip, isolated (a fresh setuptools from
+        # the index, no torch): the PEP 517 path keeps the environment's own (seen in this image's tests).
+        found.append(("PIP_USE_PEP517", "1"))
         if self.compiler is not None and self.compiler.versioned:
             found += [("CC", f"gcc-{self.compiler.gcc}"), ("CXX", f"g++-{self.compiler.gcc}")]
         if self.cuda is not None:

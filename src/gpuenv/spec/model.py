@@ -179,6 +179,10 @@ class Network(_Table):
         default=None, examples=["https://mirrors.nju.edu.cn/pytorch/whl"],
         description="a copy of https://download.pytorch.org/whl (same layout) that PyTorch's wheels come from",
     )
+    wheel_mirrors: dict[HttpUrl, HttpUrl] = Field(
+        default_factory=dict, examples=[{"https://data.pyg.org/whl": "https://mirror.example.org/pyg/whl"}],
+        description="copies of other wheel servers (the PyTorch ecosystem's, kb/data/companions.toml), by URL prefix",
+    )
     registry_mirror: Optional[Annotated[str, AfterValidator(v.registry_mirror)]] = Field(
         default=None, examples=["registry.example.com:5000"]
     )
@@ -214,8 +218,8 @@ class Network(_Table):
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The keys added in issue 7 appear only when set: a spec that does not use them keeps its hash."""
         data = handler(self)
-        for key in ("preset", "pytorch_wheels"):
-            if data.get(key) is None:
+        for key in ("preset", "pytorch_wheels", "wheel_mirrors"):
+            if data.get(key) in (None, {}):
                 data.pop(key, None)
         return data
 
