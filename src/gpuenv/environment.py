@@ -61,7 +61,7 @@ from gpuenv.resolve.base import Base
 from gpuenv.run import container, ready
 from gpuenv.run import ports as host_ports
 from gpuenv.run import verify as check
-from gpuenv.run.docker import Docker
+from gpuenv.run.docker import ContainerInspect, Docker, ImageInspect
 from gpuenv.run.ports import ServicePort
 from gpuenv.run.reach import Access, reach
 
@@ -92,7 +92,7 @@ class Planned:
     rendered: Rendered
     base: Optional[BaseChoice] = None           # the base the engine gave (there, pulled, or built here);
                                                 # None: the planned one, unchecked (no engine, or built already)
-    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image; None: not built yet
+    image_info: Optional[ImageInspect] = None     # `docker image inspect` of the image; None: not built yet
                                                   # on this engine, or no engine asked
 
 
@@ -109,8 +109,10 @@ class Prepared:
     private_key_file: Optional[str]  # the SSH private key's path, for `ssh -i`; None: no ssh, or the key's
                                      # private half is not known (ssh finds the user's key itself)
     base: Optional[BaseChoice] = None             # when the base was checked on the engine (Planned.base)
-    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image when it was already
-                                                  # built; None: not built yet on this engine, or no engine asked
+    image_info: Optional[ImageInspect] = None     # `docker image inspect` of the image: not None means built
+                                                  # here already, so build() skips it (unless --no-cache) and up
+                                                  # reads its ENV from it; None: not built yet on this engine, or
+                                                  # no engine asked
     locked: bool = False             # rendered from gpuenv.lock (`--locked`)
 
     @property
@@ -263,7 +265,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     """`planned` as this engine builds it: the planned rendering when its image is there, else on the base
     the engine gives (there, pulled, or built here: then planned again on it)."""
     plan, rendered = planned.plan, planned.rendered
-    info = docker.image(rendered.image)
+    info = docker.image_info(rendered.image)
     if info:
         return Planned(plan, rendered, None, info)
     base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
@@ -271,7 +273,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     if base.how in ("bootstrapped", "remembered"):
         plan = _on_local_base(request, target, plan, base, spec_file, spec)
         rendered = render(plan, spec, inputs)
-        info = docker.image(rendered.image)
+        info = docker.image_info(rendered.image)
         if not info or base.how == "bootstrapped":
             say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
                                                  # image; the detail is the terminal's, not the plan's
@@ -308,7 +310,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], *, pin_
                          base_ref=locks.locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
     return Prepared(spec_file=spec_file, folder=folder, spec=spec, plan=plan, rendered=rendered, written=(),
-                    private_key_file=private_key_file, image_info=docker.image(rendered.image), locked=pin_steps)
+                    private_key_file=private_key_file, image_info=docker.image_info(rendered.image), locked=pin_steps)
 
 
 def _written(prepared: Prepared, force: bool) -> Prepared:
@@ -319,7 +321,7 @@ def _look_inside(docker: Docker, request: Request, spec: EnvSpec, say: Say) -> R
     """The spec's own base, pulled when missing, and what its Python already holds (images/holds.py)."""
     assert spec.base is not None                      # _base_facts asks only when the spec names a base
     image = mirrored(spec.base, spec.network)
-    if not docker.image(image):
+    if not docker.image_info(image):
         say(f"pulling {image} (gpuenv.toml's base)")
         done = docker.run("pull", image, check=False, timeout=3600)
         if done.returncode != 0:
@@ -454,7 +456,7 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
     gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
-    image = prepared.image_info or docker.image(prepared.image)
+    image = prepared.image_info or docker.image_info(prepared.image)
     project = r.project
     old = docker.containers(f"{container.LABEL}.project={project}")
     # the spec's ports (Published.host: the one wanted), then the ones they got
@@ -577,7 +579,7 @@ def _what(service: str) -> str:
     return names.get(service, service)
 
 
-def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
+def _reusable(old: list[ContainerInspect], plans: list[Launch]) -> bool:
     """The environment already runs exactly as it would be started now."""
     if len(old) != len(plans):
         return False
@@ -592,7 +594,7 @@ def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
     return True
 
 
-def _published(old: list[dict[str, Any]], wanted: list[Published]) -> list[ServicePort]:
+def _published(old: list[ContainerInspect], wanted: list[Published]) -> list[ServicePort]:
     """The host ports running containers publish for the `wanted` ones (Port: wanted, got)."""
     found: list[ServicePort] = []
     for w in wanted:
@@ -614,7 +616,7 @@ def _published_by_others(docker: Docker, project: str) -> Callable[[], dict[int,
     return lookup
 
 
-def _remove(docker: Docker, containers: list[dict[str, Any]]) -> None:
+def _remove(docker: Docker, containers: list[ContainerInspect]) -> None:
     names = [c.get("Name", "").lstrip("/") for c in containers]
     if names:
         docker.run("rm", "-f", *names, timeout=120)
@@ -688,7 +690,7 @@ def verify(docker: Docker, env: Env, report: HostReport) -> tuple[Verdict, dict[
     """Run the check program inside the environment's main container; (Verdict, its data)."""
     if not env.running:
         raise GpuenvError(f"{env.name} is not running ({env.state})", f"start it: gpuenv up (in {env.label('files')})")
-    labels = ((docker.image(env.image) or {}).get("Config") or {}).get("Labels") or {}
+    labels = ((docker.image_info(env.image) or {}).get("Config") or {}).get("Labels") or {}
     families = [f for f in labels.get("io.gpuenv.families", "").split(",") if f]
     archs = [a for a in labels.get("io.gpuenv.gpu-archs", "").split(",") if a]
     gpus = _given_gpus(report, env.label("gpu-mode"), env.label("gpus"))
