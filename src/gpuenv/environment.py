@@ -14,8 +14,8 @@ What crosses each seam, by type:
 
     gpuenv.toml -> Request, EnvSpec (planning.request_from_spec) -> Plan (planning.plan_whole)
     Plan, EnvSpec, Inputs -> Rendered (render.render) -> Planned (with, where an engine answers, the
-        BaseChoice and the image's `docker image inspect`) -> Prepared (its files written; the Inputs
-        carry the HostReport's GpuMode)
+        BaseChoice and the image's `docker image inspect`: run/docker.ImageInspect) -> Prepared (its files
+        written; the Inputs carry the HostReport's GpuMode)
     Prepared, Docker -> BuildLog (build) ; Prepared, Docker, HostReport -> Started (up: its ports as
         ServicePort, the ways in as reach.Access)
     Env (run/envs.py), Docker -> the names removed (down, rm; Remains after down) ; -> Verdict (verify)
@@ -34,7 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, TypeVar
 
 from gpuenv import paths, planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
@@ -53,8 +53,7 @@ import gpuenv.lock as locks         # the face: the lock's modules (and pydantic
 import gpuenv.spec as specs         # the face: the spec model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.lock import LOCK_NAME
 from gpuenv.render import Rendered, render
-from gpuenv.render.envfile import TOKENS
-from gpuenv.render.recipe import ACCESS_PORTS, Inputs, Published, Recipe, mirrored
+from gpuenv.render.recipe import ACCESS_PORTS, Inputs, PortService, Published, Recipe, Tokens, mirrored
 from gpuenv.render.write import check_writable, existing_tokens, write
 from gpuenv.resolve import Plan, Request, Target
 from gpuenv.resolve.base import Base
@@ -120,10 +119,25 @@ class Prepared:
         return self.rendered.image
 
 
+class Generated(NamedTuple):
+    """What `generate` made."""
+
+    rendered: Rendered
+    written: list[str]               # the paths written, relative to the output folder
+    private_key_file: Optional[str]  # the SSH private key's file, for `ssh -i`; None: no ssh, or not known
+
+
+class InputsAndKey(NamedTuple):
+    """`render_inputs`' answer: the host facts the files need, and the SSH key to log in with."""
+
+    inputs: Inputs
+    private_key_file: Optional[str]  # the private half of the key sshd accepts; None: no ssh, or not known
+                                     # (ssh finds the user's key itself)
+
+
 def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
-             flags: Optional[planning.TargetFlags] = None) -> tuple[Rendered, list[str], Optional[str]]:
-    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
-    Returns (the files, the paths written, the SSH private key's file to log in with or None)."""
+             flags: Optional[planning.TargetFlags] = None) -> Generated:
+    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder)."""
     request, spec = planning.request_from_spec(spec_file)
     out = (out or spec_file.parent).resolve()
     if out.exists() and not out.is_dir():
@@ -131,26 +145,33 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
     result = planning.plan(request, planning.target_for(flags or planning.TargetFlags(), spec))
     inputs, private_key_file = render_inputs(spec, spec_file.parent.resolve(), out)
     rendered = render(result, spec, inputs)
-    return rendered, write(rendered, out, force), private_key_file
+    return Generated(rendered, write(rendered, out, force), private_key_file)
 
 
-def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> tuple[Inputs, Optional[str]]:
+def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> InputsAndKey:
     """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
     workspace relative to `out`), and the file of the SSH private key that goes with the key (None: not
     known, or no ssh)."""
     uid, gid = user.ids(spec.workspace.user)
-    tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
+    tokens = _tokens(existing_tokens(out))
     key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
     workspace = (spec_dir / Path(spec.workspace.host).expanduser()).resolve()
     relative = os.path.relpath(workspace, out)
     shown = relative if relative == "." or relative.startswith("..") else f"./{relative}"
-    return (Inputs(
+    return InputsAndKey(Inputs(
         workspace=str(workspace) if Path(spec.workspace.host).expanduser().is_absolute() else shown,
         uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
         ssh_key=key.public if key else "",
         ssh_key_text=(key.text or "") if key else "", tokens=tokens,
         ca_bundle=user.run_ca_bundle(spec.network.ca_certificates),
     ), key.private if key else None)
+
+
+def _tokens(kept: dict[str, str]) -> Tokens:
+    """Each token of .env (render/envfile.TOKENS): the one an earlier .env holds (`kept`), else a new one."""
+    def token(name: str) -> str:
+        return kept[name] if name in kept else secrets.token_hex(24)
+    return {"JUPYTER_TOKEN": token("JUPYTER_TOKEN"), "GPUENV_GATEWAY_TOKEN": token("GPUENV_GATEWAY_TOKEN")}
 
 
 def prepare(spec_file: Path, host: HostAndEngine, say: Say, *, out: Optional[Path] = None,
@@ -525,7 +546,7 @@ def _wait_all(docker: Docker, r: Recipe, chosen: list[ServicePort], started: lis
                 name = container.container_name(r, s.name)
                 watch = ready.Watch(docker, name, 0 if name in started else _restarts(docker, name))
                 token = r.inputs.tokens.get("GPUENV_GATEWAY_TOKEN", "") if s.name == "gateway" else ""
-                ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port, watch, token=token)
+                ready.wait(s.health.kind, "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port, watch, token=token)
     except BaseException:
         _stop(docker, started, say)
         raise
@@ -574,7 +595,7 @@ def _record_ports(prepared: Prepared, wanted: list[Published], chosen: list[Serv
     write(render(prepared.plan, prepared.spec, inputs), prepared.folder)
 
 
-def _what(service: str) -> str:
+def _what(service: PortService) -> str:
     names = {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", ACCESS_PORTS: "that port"}
     return names.get(service, service)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 from gpuenv.errors import GpuenvError
 
 if TYPE_CHECKING:
+    from gpuenv.render.recipe import PortService
     from gpuenv.run.docker import ContainerInspect
 
 
@@ -33,7 +34,7 @@ class Port:
 class ServicePort(NamedTuple):
     """The host port one service got (`gpuenv up`)."""
 
-    service: str          # jupyter, gateway, ssh; render.recipe.ACCESS_PORTS for a port of access.ports
+    service: PortService  # jupyter, gateway, ssh; render.recipe.ACCESS_PORTS for a port of access.ports
     port: Port
 
 
