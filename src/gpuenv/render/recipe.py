@@ -105,7 +105,7 @@ class Service:
     port: Optional[int]       # inside the container; None: the service has no port (shell)
     host_port: Optional[int]  # the host port the spec asks for (`up` may move a taken one); None with `port`
     health: Optional[Health]  # None: nothing to wait for (shell)
-    environment: tuple[tuple[str, str], ...] = ()    # (name, value) for compose.yaml: ${...} from .env
+    environment: tuple[tuple[str, str], ...] = ()    # (name, value) in compose.yaml; a token as ${...} of .env
 
 
 # where the environment's Python comes from: the base image itself (it has pip), the OS's python3 from apt,
