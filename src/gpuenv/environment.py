@@ -14,8 +14,8 @@ What crosses each seam, by type:
 
     gpuenv.toml -> Request, EnvSpec (planning.request_from_spec) -> Plan (planning.plan_whole)
     Plan, EnvSpec, Inputs -> Rendered (render.render) -> Planned (with, where an engine answers, the
-        BaseChoice and the image's `docker image inspect`) -> Prepared (its files written; the Inputs
-        carry the HostReport's GpuMode)
+        BaseChoice and the image's `docker image inspect`: run/docker.ImageInspect) -> Prepared (its files
+        written; the Inputs carry the HostReport's GpuMode)
     Prepared, Docker -> BuildLog (build) ; Prepared, Docker, HostReport -> Started (up: its ports as
         ServicePort, the ways in as reach.Access)
     Env (run/envs.py), Docker -> the names removed (down, rm; Remains after down) ; -> Verdict (verify)
@@ -34,7 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Optional, TypeVar
 
 from gpuenv import paths, planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
@@ -53,15 +53,14 @@ import gpuenv.lock as locks         # the face: the lock's modules (and pydantic
 import gpuenv.spec as specs         # the face: the spec model (pydantic) loads when a gpuenv.toml is read
 from gpuenv.lock import LOCK_NAME
 from gpuenv.render import Rendered, render
-from gpuenv.render.envfile import TOKENS
-from gpuenv.render.recipe import ACCESS_PORTS, Inputs, Published, Recipe, mirrored
+from gpuenv.render.recipe import ACCESS_PORTS, Inputs, PortService, Published, Recipe, Tokens, mirrored
 from gpuenv.render.write import check_writable, existing_tokens, write
 from gpuenv.resolve import Plan, Request, Target
 from gpuenv.resolve.base import Base
 from gpuenv.run import container, ready
 from gpuenv.run import ports as host_ports
 from gpuenv.run import verify as check
-from gpuenv.run.docker import Docker
+from gpuenv.run.docker import ContainerInspect, Docker, ImageInspect
 from gpuenv.run.ports import ServicePort
 from gpuenv.run.reach import Access, reach
 
@@ -92,7 +91,7 @@ class Planned:
     rendered: Rendered
     base: Optional[BaseChoice] = None           # the base the engine gave (there, pulled, or built here);
                                                 # None: the planned one, unchecked (no engine, or built already)
-    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image; None: not built yet
+    image_info: Optional[ImageInspect] = None     # `docker image inspect` of the image; None: not built yet
                                                   # on this engine, or no engine asked
 
 
@@ -109,8 +108,10 @@ class Prepared:
     private_key_file: Optional[str]  # the SSH private key's path, for `ssh -i`; None: no ssh, or the key's
                                      # private half is not known (ssh finds the user's key itself)
     base: Optional[BaseChoice] = None             # when the base was checked on the engine (Planned.base)
-    image_info: Optional[dict[str, Any]] = None   # `docker image inspect` of the image when it was already
-                                                  # built; None: not built yet on this engine, or no engine asked
+    image_info: Optional[ImageInspect] = None     # `docker image inspect` of the image: not None means built
+                                                  # here already, so build() skips it (unless --no-cache) and up
+                                                  # reads its ENV from it; None: not built yet on this engine, or
+                                                  # no engine asked
     locked: bool = False             # rendered from gpuenv.lock (`--locked`)
 
     @property
@@ -118,10 +119,25 @@ class Prepared:
         return self.rendered.image
 
 
+class Generated(NamedTuple):
+    """What `generate` made."""
+
+    rendered: Rendered
+    written: list[str]               # the paths written, relative to the output folder
+    private_key_file: Optional[str]  # the SSH private key's file, for `ssh -i`; None: no ssh, or not known
+
+
+class InputsAndKey(NamedTuple):
+    """`render_inputs`' answer: the host facts the files need, and the SSH key to log in with."""
+
+    inputs: Inputs
+    private_key_file: Optional[str]  # the private half of the key sshd accepts; None: no ssh, or not known
+                                     # (ssh finds the user's key itself)
+
+
 def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
-             flags: Optional[planning.TargetFlags] = None) -> tuple[Rendered, list[str], Optional[str]]:
-    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder).
-    Returns (the files, the paths written, the SSH private key's file to log in with or None)."""
+             flags: Optional[planning.TargetFlags] = None) -> Generated:
+    """Plan a gpuenv.toml for its target and write its files into `out` (default: the spec's folder)."""
     request, spec = planning.request_from_spec(spec_file)
     out = (out or spec_file.parent).resolve()
     if out.exists() and not out.is_dir():
@@ -129,26 +145,33 @@ def generate(spec_file: Path, out: Optional[Path] = None, force: bool = False,
     result = planning.plan(request, planning.target_for(flags or planning.TargetFlags(), spec))
     inputs, private_key_file = render_inputs(spec, spec_file.parent.resolve(), out)
     rendered = render(result, spec, inputs)
-    return rendered, write(rendered, out, force), private_key_file
+    return Generated(rendered, write(rendered, out, force), private_key_file)
 
 
-def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> tuple[Inputs, Optional[str]]:
+def render_inputs(spec: EnvSpec, spec_dir: Path, out: Path) -> InputsAndKey:
     """The host facts the files need (your UID/GID, tokens kept from an earlier .env, the SSH key, the
     workspace relative to `out`), and the file of the SSH private key that goes with the key (None: not
     known, or no ssh)."""
     uid, gid = user.ids(spec.workspace.user)
-    tokens = {name: secrets.token_hex(24) for name in TOKENS} | existing_tokens(out)
+    tokens = _tokens(existing_tokens(out))
     key = user.ssh_key(spec.access.ssh.authorized_key, spec_dir) if spec.access.ssh else None
     workspace = (spec_dir / Path(spec.workspace.host).expanduser()).resolve()
     relative = os.path.relpath(workspace, out)
     shown = relative if relative == "." or relative.startswith("..") else f"./{relative}"
-    return (Inputs(
+    return InputsAndKey(Inputs(
         workspace=str(workspace) if Path(spec.workspace.host).expanduser().is_absolute() else shown,
         uid=uid, gid=gid, project=user.project_name(spec.name or out.name, out),
         ssh_key=key.public if key else "",
         ssh_key_text=(key.text or "") if key else "", tokens=tokens,
         ca_bundle=user.run_ca_bundle(spec.network.ca_certificates),
     ), key.private if key else None)
+
+
+def _tokens(kept: dict[str, str]) -> Tokens:
+    """Each token of .env (render/envfile.TOKENS): the one an earlier .env holds (`kept`), else a new one."""
+    def token(name: str) -> str:
+        return kept[name] if name in kept else secrets.token_hex(24)
+    return {"JUPYTER_TOKEN": token("JUPYTER_TOKEN"), "GPUENV_GATEWAY_TOKEN": token("GPUENV_GATEWAY_TOKEN")}
 
 
 def prepare(spec_file: Path, host: HostAndEngine, say: Say, *, out: Optional[Path] = None,
@@ -263,7 +286,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     """`planned` as this engine builds it: the planned rendering when its image is there, else on the base
     the engine gives (there, pulled, or built here: then planned again on it)."""
     plan, rendered = planned.plan, planned.rendered
-    info = docker.image(rendered.image)
+    info = docker.image_info(rendered.image)
     if info:
         return Planned(plan, rendered, None, info)
     base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
@@ -271,7 +294,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     if base.how in ("bootstrapped", "remembered"):
         plan = _on_local_base(request, target, plan, base, spec_file, spec)
         rendered = render(plan, spec, inputs)
-        info = docker.image(rendered.image)
+        info = docker.image_info(rendered.image)
         if not info or base.how == "bootstrapped":
             say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
                                                  # image; the detail is the terminal's, not the plan's
@@ -308,7 +331,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], *, pin_
                          base_ref=locks.locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
     return Prepared(spec_file=spec_file, folder=folder, spec=spec, plan=plan, rendered=rendered, written=(),
-                    private_key_file=private_key_file, image_info=docker.image(rendered.image), locked=pin_steps)
+                    private_key_file=private_key_file, image_info=docker.image_info(rendered.image), locked=pin_steps)
 
 
 def _written(prepared: Prepared, force: bool) -> Prepared:
@@ -319,7 +342,7 @@ def _look_inside(docker: Docker, request: Request, spec: EnvSpec, say: Say) -> R
     """The spec's own base, pulled when missing, and what its Python already holds (images/holds.py)."""
     assert spec.base is not None                      # _base_facts asks only when the spec names a base
     image = mirrored(spec.base, spec.network)
-    if not docker.image(image):
+    if not docker.image_info(image):
         say(f"pulling {image} (gpuenv.toml's base)")
         done = docker.run("pull", image, check=False, timeout=3600)
         if done.returncode != 0:
@@ -454,7 +477,7 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
     gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
-    image = prepared.image_info or docker.image(prepared.image)
+    image = prepared.image_info or docker.image_info(prepared.image)
     project = r.project
     old = docker.containers(f"{container.LABEL}.project={project}")
     # the spec's ports (Published.host: the one wanted), then the ones they got
@@ -523,7 +546,7 @@ def _wait_all(docker: Docker, r: Recipe, chosen: list[ServicePort], started: lis
                 name = container.container_name(r, s.name)
                 watch = ready.Watch(docker, name, 0 if name in started else _restarts(docker, name))
                 token = r.inputs.tokens.get("GPUENV_GATEWAY_TOKEN", "") if s.name == "gateway" else ""
-                ready.wait(s.health[0], "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port, watch, token=token)
+                ready.wait(s.health.kind, "127.0.0.1" if bind in ("0.0.0.0", "::") else bind, port, watch, token=token)
     except BaseException:
         _stop(docker, started, say)
         raise
@@ -572,12 +595,12 @@ def _record_ports(prepared: Prepared, wanted: list[Published], chosen: list[Serv
     write(render(prepared.plan, prepared.spec, inputs), prepared.folder)
 
 
-def _what(service: str) -> str:
+def _what(service: PortService) -> str:
     names = {"jupyter": "Jupyter", "gateway": "the kernel gateway", "ssh": "sshd", ACCESS_PORTS: "that port"}
     return names.get(service, service)
 
 
-def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
+def _reusable(old: list[ContainerInspect], plans: list[Launch]) -> bool:
     """The environment already runs exactly as it would be started now."""
     if len(old) != len(plans):
         return False
@@ -592,7 +615,7 @@ def _reusable(old: list[dict[str, Any]], plans: list[Launch]) -> bool:
     return True
 
 
-def _published(old: list[dict[str, Any]], wanted: list[Published]) -> list[ServicePort]:
+def _published(old: list[ContainerInspect], wanted: list[Published]) -> list[ServicePort]:
     """The host ports running containers publish for the `wanted` ones (Port: wanted, got)."""
     found: list[ServicePort] = []
     for w in wanted:
@@ -614,7 +637,7 @@ def _published_by_others(docker: Docker, project: str) -> Callable[[], dict[int,
     return lookup
 
 
-def _remove(docker: Docker, containers: list[dict[str, Any]]) -> None:
+def _remove(docker: Docker, containers: list[ContainerInspect]) -> None:
     names = [c.get("Name", "").lstrip("/") for c in containers]
     if names:
         docker.run("rm", "-f", *names, timeout=120)
@@ -688,7 +711,7 @@ def verify(docker: Docker, env: Env, report: HostReport) -> tuple[Verdict, dict[
     """Run the check program inside the environment's main container; (Verdict, its data)."""
     if not env.running:
         raise GpuenvError(f"{env.name} is not running ({env.state})", f"start it: gpuenv up (in {env.label('files')})")
-    labels = ((docker.image(env.image) or {}).get("Config") or {}).get("Labels") or {}
+    labels = ((docker.image_info(env.image) or {}).get("Config") or {}).get("Labels") or {}
     families = [f for f in labels.get("io.gpuenv.families", "").split(",") if f]
     archs = [a for a in labels.get("io.gpuenv.gpu-archs", "").split(",") if a]
     gpus = _given_gpus(report, env.label("gpu-mode"), env.label("gpus"))

@@ -34,11 +34,12 @@ DOCKER_ROOT = "docker-root-df.txt"     # needs the engine's root dir: run once t
 class HostReport:
     engine: Engine
     driver: nvidia.DriverState
-    kernel_module: Optional[str]        # the loaded kernel module's version
+    kernel_module: Optional[str]        # the loaded kernel module's version; None: none loaded, or not seen
     system: System
     files: DriverFiles
     modes: tuple[access.Mode, ...]
-    network: Optional[Network]
+    network: Optional[Network]          # this host's proxies, CAs and registries; None: not probed
+                                        # (probe(network=False), or a report from observations alone)
     observed: str                       # which host the driver and system facts are from, and how
     probe_error: Optional[str] = None   # a remote host that could not be observed
 

@@ -24,9 +24,15 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Final, List, Literal, Optional, Tuple
 
-RUNNING, DONE, CACHED, ERROR, CANCELED = "running", "done", "cached", "error", "canceled"
+# where a step is: running until its DONE, CACHED, CANCELED or ERROR line
+StepStatus = Literal["running", "done", "cached", "error", "canceled"]
+RUNNING: Final = "running"
+DONE: Final = "done"
+CACHED: Final = "cached"
+ERROR: Final = "error"
+CANCELED: Final = "canceled"
 TAIL = 20
 
 _UNITS = {"B": 1, "bytes": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
@@ -62,7 +68,7 @@ class Step:
     stage: Optional[str] = None     # "system"; None for an unnamed stage
     index: Optional[int] = None     # 2 of [system 2/3]
     total: Optional[int] = None     # 3 of [system 2/3]
-    status: str = RUNNING           # running | done | cached | error | canceled
+    status: StepStatus = RUNNING
     duration: Optional[float] = None    # seconds, from its DONE line
     started: float = 0.0            # seconds after the build's first line, by BuildLog's clock
     finished: Optional[float] = None
@@ -201,7 +207,7 @@ class BuildLog:
         else:
             self._status(step, rest)
 
-    def _finish(self, step: Step, status: str, at: float, duration: Optional[float]) -> None:
+    def _finish(self, step: Step, status: StepStatus, at: float, duration: Optional[float]) -> None:
         step.status, step.finished, step.duration = status, at, duration
         if step.number in self._pip:
             self._end_pip(step.number, complete=status == DONE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Optional, Sequence, TypedDict, Union
 
 from gpuenv import __version__
 from gpuenv.errors import ImpossibleRequest
@@ -35,34 +35,49 @@ SSH_HOST_KEYS = "/var/lib/gpuenv/ssh-host"   # sshd's host keys, made at its fir
 # at once (docker-compose v1: "failed to mkdir .../home/_data/.ssh-host: file exists")
 
 
+# the services an environment runs, one container each (the compose service and the container's io.gpuenv.service
+# label): Jupyter, the kernel gateway, sshd, or, when the spec asks for none of them, a shell that sleeps
+ServiceName = Literal["jupyter", "gateway", "ssh", "shell"]
+
 # the service of a port the spec lists in access.ports: published on the main container, whichever
 # service that is (compose.yaml, `gpuenv up`, and the config hash of its containers say it so)
-ACCESS_PORTS = "*"
+ACCESS_PORTS: Final = "*"
+
+# whose a published port is: a service's, or ACCESS_PORTS for one of access.ports
+PortService = Union[ServiceName, Literal["*"]]
 
 
 class Published(NamedTuple):
     """A port published on the host: a service's port (jupyter, gateway, ssh) or one of access.ports."""
 
-    service: str          # the service it belongs to; ACCESS_PORTS for a port of access.ports
+    service: PortService  # the service it belongs to; ACCESS_PORTS for a port of access.ports
     container: int        # the port inside the container
     host: int             # the host port it is published on
+
+
+class Tokens(TypedDict, total=False):
+    """The services' secrets, as .env names them (render/envfile.TOKENS): environment.render_inputs makes
+    both (kept from an earlier .env); read by name where a service needs its own."""
+
+    JUPYTER_TOKEN: str                   # Jupyter's token (auth = "token"): the URL's ?token=
+    GPUENV_GATEWAY_TOKEN: str            # the kernel gateway's KG_AUTH_TOKEN
 
 
 @dataclass(frozen=True)
 class Inputs:
     """Host facts the files need; the CLI finds them, tests fix them."""
 
-    workspace: str = "."                 # the workspace folder, relative to the output folder
-    uid: int = 1000
+    workspace: str = "."                 # the workspace folder: relative to the output folder, or absolute
+    uid: int = 1000                      # the UID/GID the environment's user gets (workspace.user: yours)
     gid: int = 1000
     project: str = ""                    # COMPOSE_PROJECT_NAME; "" = the environment's name
-    ssh_key: str = ""                    # the public key file mounted for sshd
-    ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys
-    tokens: dict[str, str] = field(default_factory=dict)   # JUPYTER_TOKEN, GPUENV_GATEWAY_TOKEN
+    ssh_key: str = ""                    # the public key file mounted for sshd; "" = none (no ssh)
+    ssh_key_text: str = ""               # a key the spec gives inline: written to .gpuenv/authorized_keys; "" = none
+    tokens: Tokens = field(default_factory=Tokens)   # the default {}: no token (tests that start no service)
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"   # mounted read-only at run time; "" = none
     # `--locked` (gpuenv.lock): each pip step's requirements file (step id, text), and FROM pinned by digest
-    locked: tuple[tuple[str, str], ...] = ()
-    base_ref: str = ""
+    locked: tuple[tuple[str, str], ...] = ()   # () = not `--locked`
+    base_ref: str = ""                   # FROM as the lock pins it (image@digest); "" = the plan's base
     # what only a host knows about running it: the GPU mode doctor finds there (None = not probed: the
     # plan's GPU request is written), and the host ports `gpuenv up` published, written in place of the
     # spec's when a taken port moved
@@ -70,20 +85,40 @@ class Inputs:
     published: tuple[Published, ...] = ()
 
 
+# how a service's health check asks it: an HTTP GET of /api (Jupyter, the kernel gateway), or sshd's banner
+HealthKind = Literal["http", "ssh"]
+
+
+class Health(NamedTuple):
+    """How to ask a service whether it answers (files/healthcheck.py in the container, run/ready.py from here)."""
+
+    kind: HealthKind
+    port: int                 # the port inside the container
+
+
 @dataclass(frozen=True)
 class Service:
-    name: str                 # compose service: jupyter, gateway, ssh, shell
-    command: tuple[str, ...]
-    port: Optional[int]       # inside the container
-    host_port: Optional[int]
-    health: Optional[tuple[str, int]]   # ("http", 8888) / ("ssh", 2222)
-    environment: tuple[tuple[str, str], ...] = ()
+    """One container of the environment: the first of Recipe.services is the main one."""
+
+    name: ServiceName         # compose service and container name suffix
+    command: tuple[str, ...]  # the main container's is the image's CMD; the others' go after `docker run IMAGE`
+    port: Optional[int]       # inside the container; None: the service has no port (shell)
+    host_port: Optional[int]  # the host port the spec asks for (`up` may move a taken one); None with `port`
+    health: Optional[Health]  # None: nothing to wait for (shell)
+    environment: tuple[tuple[str, str], ...] = ()    # (name, value) in compose.yaml; a token as ${...} of .env
+
+
+# where the environment's Python comes from: the base image itself (it has pip), the OS's python3 from apt,
+# or CPython built from source in a stage of its own
+PythonMethod = Literal["image", "apt", "source"]
+# what installs the pinned pip steps
+Installer = Literal["uv", "pip"]
 
 
 @dataclass(frozen=True)
 class Python:
     version: str              # "3.6"
-    method: str               # "image" (the base has it, with pip) | "apt" (the OS's python3) | "source"
+    method: PythonMethod
     release: Optional[str]    # "3.6.15" when built from source
     pip_below: Optional[str]  # the newest pip that runs on it is below this
     command: str              # python3 (python for 2.7)
@@ -91,34 +126,39 @@ class Python:
 
 @dataclass(frozen=True)
 class Recipe:
-    name: str
-    spec_hash: str
+    """Every choice the files make, once: the Dockerfile's steps in order (system apt, Python, frameworks,
+    the spec's apt, tools, the spec's packages), the services, and what the engine is asked at run time."""
+
+    name: str                      # the environment's name (the spec's, else "gpuenv")
+    spec_hash: str                 # sha256 of the spec (spec/write.spec_hash): the io.gpuenv.spec-sha256 label
     base: str                      # FROM, through the registry mirror when there is one
     os: str                        # "ubuntu16.04", "debian12", "(unknown)"
-    nvidia_base: bool
+    nvidia_base: bool              # the base is NVIDIA's CUDA image (its CUDA apt lists are dropped)
     python: Python
-    system_apt: tuple[str, ...]
-    frameworks: tuple[str, ...]
-    pip_options: tuple[str, ...]
-    user_apt: tuple[str, ...]
-    tools: tuple[str, ...]
-    user_packages: tuple[str, ...]
-    cuda_from_wheels: bool
-    gpu: bool
-    env: tuple[tuple[str, str], ...]
-    labels: tuple[tuple[str, str], ...]
-    services: tuple[Service, ...]
-    workspace_mount: str
+    system_apt: tuple[str, ...]    # the OS packages the build needs (CA certificates, the apt Python, sshd)
+    frameworks: tuple[str, ...]    # the framework step's pip requirements (plan.packages), PyTorch's URLs mirrored
+    pip_options: tuple[str, ...]   # that step's pip options (the frameworks' indexes: plan.pip_options), mirrored
+    user_apt: tuple[str, ...]      # the spec's apt packages, as written
+    tools: tuple[str, ...]         # what the access services need (jupyterlab...): the tools pip step
+    user_packages: tuple[str, ...]  # the spec's other pip packages, as written: the last pip step
+    cuda_from_wheels: bool         # CUDA comes from the frameworks' wheels and a GPU is wanted: their
+                                   # libraries are registered with the dynamic linker
+    gpu: bool                      # the plan needs a GPU (CUDA) and the spec does not turn it off
+                                   # (gpu.devices = "none"); gpu_request: whether the files ask the engine for one
+    env: tuple[tuple[str, str], ...]      # the image's ENV beyond HOME/GPUENV_WORKSPACE: NVIDIA_* when `gpu`
+    labels: tuple[tuple[str, str], ...]   # the image's LABELs: OCI title/description/base, io.gpuenv.*
+    services: tuple[Service, ...]  # one container each, the main one first; at least one (shell)
+    workspace_mount: str           # where the workspace is mounted inside (the WORKDIR)
     args: tuple[tuple[str, str], ...]  # build arguments with their defaults (mirrors, indexes)
-    ca_in_image: bool
+    ca_in_image: bool              # network.ca_in_image: the build's CA bundle is installed for run time too
     plan: Plan
     spec: EnvSpec
     inputs: Inputs
-    summary: str
+    summary: str                   # one line: "torch 2.4.1 on Python 3.11; CUDA 12.1 from the wheels, ..."
     # each pip step's requirements file (step id, text): the lock's (`--locked`), else the resolution's;
     # () when neither pins the steps (nothing resolved: pip resolves at build time, as the spec names them)
     pinned: tuple[tuple[str, str], ...] = ()
-    installer: str = "pip"         # what installs the pinned steps: "uv" (Python >= UV_MIN_PYTHON) or "pip"
+    installer: Installer = "pip"   # what installs the pinned steps: "uv" (Python >= UV_MIN_PYTHON) or "pip"
 
     @property
     def main(self) -> Service:
@@ -132,8 +172,9 @@ class Recipe:
 
     @property
     def gpu_request(self) -> bool:
-        """Whether the files ask the engine for a GPU: the plan needs one and the host is not known to
-        have none (GPU mode `none`: such a request fails with `could not select device driver`)."""
+        """Whether the files ask the engine for a GPU: `gpu` (the plan needs one) and the host is not known
+        to have none (GPU mode `none`: such a request fails with `could not select device driver`). The
+        image is the same either way (`gpu`); only compose.yaml and devcontainer.json differ."""
         return self.gpu and self.inputs.gpu_mode != "none"
 
     def volumes(self) -> dict[str, str]:
@@ -171,7 +212,7 @@ def recipe(plan: Plan, spec: EnvSpec, inputs: Inputs) -> Recipe:
 UV_MIN_PYTHON = (3, 6)
 
 
-def installer_for(python: str) -> str:
+def installer_for(python: str) -> Installer:
     """uv installs the pinned steps where it runs on the target Python; pip below (Python 2.7)."""
     return "uv" if minor_key(python)[:2] >= UV_MIN_PYTHON else "pip"
 
@@ -243,6 +284,7 @@ def _python(plan: Plan) -> Python:
     version, base = plan.python, plan.base
     command = "python" if version.startswith("2") else "python3"
     row = _releases().get(version, {})
+    method: PythonMethod
     if base.python_in_base == version:
         own = _repository(base.image).endswith("python") or base.os == "(from the image)"
         method = "image" if own else "apt"
@@ -285,14 +327,14 @@ def _services(spec: EnvSpec) -> list[Service]:
             assert access.jupyter.password_hash is not None    # spec/rules.py: auth = "password" needs a hash
             env = [("GPUENV_JUPYTER_PASSWORD_HASH", compose_text(access.jupyter.password_hash))]
         services.append(Service("jupyter", ("jupyter", access.jupyter.mode), 8888, access.jupyter.port,
-                                ("http", 8888), tuple(env)))
+                                Health("http", 8888), tuple(env)))
     if access.gateway is not None:
         token = (("KG_AUTH_TOKEN", "${GPUENV_GATEWAY_TOKEN:?run gpuenv generate to write .env}"),)
         services.append(Service("gateway", ("jupyter", "kernelgateway"), 8889, access.gateway.port,
-                                ("http", 8889), token))
+                                Health("http", 8889), token))
     if access.ssh is not None:
         services.append(Service("ssh", ("/usr/local/lib/gpuenv/start-sshd.sh",), 2222, access.ssh.port,
-                                ("ssh", 2222)))
+                                Health("ssh", 2222)))
     if not services:
         services.append(Service("shell", ("sleep", "infinity"), None, None, None))
     return services

@@ -22,15 +22,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 from gpuenv.errors import BadInput
 from gpuenv.host.access import Devices, GpuMode, RunArgs
 from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
-from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Published, Recipe, Service
+from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Published, Recipe, Service, ServiceName
 from gpuenv.run import workspace
-from gpuenv.run.docker import Docker
+from gpuenv.run.docker import Docker, ImageInspect
 
 LABEL = "io.gpuenv"
 
@@ -38,7 +38,7 @@ LABEL = "io.gpuenv"
 @dataclass(frozen=True)
 class Launch:
     name: str                     # the container's name: PROJECT-SERVICE
-    service: str
+    service: ServiceName
     argv: tuple[str, ...]         # after `docker run`, without the environment
     config: str                   # hash of what the container would be: a change means recreate
     environment: tuple[tuple[str, str], ...] = ()    # (name, value): through a private file, never argv
@@ -65,7 +65,7 @@ def launches(r: Recipe, host: Host) -> list[Launch]:
     return [_launch(r, host, s, i == 0) for i, s in enumerate(r.services)]
 
 
-def container_name(r: Recipe, service: str) -> str:
+def container_name(r: Recipe, service: ServiceName) -> str:
     return f"{r.project}-{service}"
 
 
@@ -199,7 +199,7 @@ def gpus_text(devices: Devices, mode: GpuMode) -> str:
     return "all" if devices == "all" else ",".join(str(d) for d in devices)
 
 
-def image_env(image: Optional[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+def image_env(image: Optional[ImageInspect]) -> tuple[tuple[str, str], ...]:
     """The image's ENV (its `docker image inspect`), as (name, value) pairs."""
     found: list[str] = ((image or {}).get("Config") or {}).get("Env") or []
     pairs = (item.partition("=") for item in found if "=" in item)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, TypedDict, overload
 
 from gpuenv.errors import EngineError
 from gpuenv.host.engine import BuildRoute, Engine, check_commands, chosen_elsewhere, endpoint_from_config
@@ -22,6 +22,86 @@ DOWN_HINTS = {
     "permission": "sudo usermod -aG docker $USER, then log in again (or run gpuenv with sudo)",
     "error": "run `gpuenv doctor` for what is wrong and how to fix it",
 }
+
+
+# `docker image inspect` and `docker container inspect`, as far as gpuenv reads them: the keys read
+# anywhere, no more (the engine gives many others). Where the engine may write null (Labels, Env, a
+# port's bindings) the type says Optional; gpuenv reads every key with `.get(...) or {}` / `or []`.
+
+
+class ImageConfig(TypedDict, total=False):
+    Env: Optional[list[str]]                  # "NAME=value": the image's ENV
+    Labels: Optional[dict[str, str]]          # its LABELs (io.gpuenv.*, org.opencontainers.*)
+    User: str                                 # its USER: "UID:GID" for a gpuenv image; "" = root
+
+
+class RootFS(TypedDict, total=False):
+    Layers: list[str]                         # the layers' diff IDs, the base's first
+
+
+class ImageInspect(TypedDict, total=False):
+    """One image of `docker image inspect`."""
+
+    Id: str                                   # "sha256:..."
+    RepoTags: list[str]                       # "name:tag" of every tag it has ([] when none)
+    RepoDigests: list[str]                    # "name@sha256:..." of every registry it was pushed to or pulled from
+    Created: str                              # RFC 3339
+    Size: int                                 # bytes
+    Config: Optional[ImageConfig]
+    RootFS: RootFS
+
+
+class Health(TypedDict, total=False):
+    Status: str                               # "starting" | "healthy" | "unhealthy"
+
+
+class State(TypedDict, total=False):
+    Status: str                               # "created" | "running" | "restarting" | "exited" | ...
+    Running: bool                             # true while restarting too (Restarting tells)
+    Restarting: bool
+    ExitCode: int
+    Health: Health                            # absent when the container has no health check
+
+
+class ContainerConfig(TypedDict, total=False):
+    Labels: Optional[dict[str, str]]          # io.gpuenv.* (run/container.py) among others
+    Image: str                                # the image as `docker run` named it
+
+
+class PortBinding(TypedDict, total=False):
+    HostIp: str                               # "" = every address
+    HostPort: str                             # a number, as text
+
+
+# "8888/tcp" -> its bindings on the host (None: exposed, not published)
+PortMap = dict[str, Optional[list[PortBinding]]]
+
+
+class HostConfig(TypedDict, total=False):
+    PortBindings: Optional[PortMap]           # what `docker run --publish` asked for
+
+
+class NetworkSettings(TypedDict, total=False):
+    Ports: Optional[PortMap]                  # what is published now (running containers only)
+
+
+class Mount(TypedDict, total=False):
+    Type: str                                 # "volume" | "bind" | ...
+    Name: str                                 # a volume's name
+    Destination: str                          # the path inside the container
+
+
+class ContainerInspect(TypedDict, total=False):
+    """One container of `docker container inspect`."""
+
+    Id: str
+    Name: str                                 # "/NAME": the leading slash is the engine's
+    State: State
+    RestartCount: int                         # how often the engine restarted it (its restart policy)
+    Config: ContainerConfig
+    HostConfig: HostConfig
+    NetworkSettings: NetworkSettings
+    Mounts: list[Mount]
 
 
 @dataclass(frozen=True)
@@ -58,7 +138,14 @@ class Docker:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout or "null")
 
-    def inspect(self, kind: str, *names: str) -> list[dict[str, Any]]:
+    @overload
+    def inspect(self, kind: Literal["image"], *names: str) -> list[ImageInspect]: ...
+    @overload
+    def inspect(self, kind: Literal["container"], *names: str) -> list[ContainerInspect]: ...
+    @overload
+    def inspect(self, kind: Literal["volume", "network"], *names: str) -> list[dict[str, Any]]: ...
+
+    def inspect(self, kind: str, *names: str) -> list[Any]:
         """`docker KIND inspect` of the names that exist (the others are left out)."""
         if not names:
             return []
@@ -71,15 +158,22 @@ class Docker:
             raise engine_error((kind, "inspect"), done.stderr)
         return [item for item in found if item]
 
-    def image(self, ref: str) -> Optional[dict[str, Any]]:
+    def image_info(self, ref: str) -> Optional[ImageInspect]:
+        """`docker image inspect` of `ref`; None when this engine has no such image."""
         found = self.inspect("image", ref)
+        return found[0] if found else None
+
+    def image(self, ref: str) -> Optional[dict[str, Any]]:
+        """`image_info` as a plain dict, for the callers that take one (bundle/, registry/, lock/,
+        images/): the same JSON, not yet read through ImageInspect there."""
+        found: list[Any] = self.inspect("image", ref)
         return found[0] if found else None
 
     def has_bridge(self) -> bool:
         """Whether the engine has its default bridge network (dockerd --bridge=none has not)."""
         return self.run("network", "inspect", "bridge", check=False).returncode == 0
 
-    def containers(self, *labels: str) -> list[dict[str, Any]]:
+    def containers(self, *labels: str) -> list[ContainerInspect]:
         """Every container (running or not) carrying all of `labels` ("key" or "key=value"), inspected."""
         filters = [f for label in labels for f in ("--filter", f"label={label}")]
         ids = self.run("ps", "-a", "-q", "--no-trunc", *filters).stdout.split()

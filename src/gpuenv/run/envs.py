@@ -14,22 +14,22 @@ from typing import Any, Optional
 
 from gpuenv.errors import BadInput
 from gpuenv.run.container import LABEL
-from gpuenv.run.docker import Docker
+from gpuenv.run.docker import ContainerInspect, Docker
 
 
 @dataclass(frozen=True)
 class Env:
     project: str
-    containers: tuple[dict[str, Any], ...]
+    containers: tuple[ContainerInspect, ...]     # `docker container inspect` of each, by name
 
-    def label(self, key: str, container: Optional[dict[str, Any]] = None) -> str:
+    def label(self, key: str, container: Optional[ContainerInspect] = None) -> str:
         labels = ((container or self.main).get("Config") or {}).get("Labels") or {}
         return labels.get(f"{LABEL}.{key}", "")
 
     @property
-    def main(self) -> dict[str, Any]:
+    def main(self) -> ContainerInspect:
         for c in self.containers:
-            if (c.get("Config") or {}).get("Labels", {}).get(f"{LABEL}.main") == "true":
+            if ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.main") == "true":
                 return c
         return self.containers[0]
 
@@ -80,7 +80,7 @@ class Env:
 def environments(docker: Docker, owner: Optional[int]) -> list[Env]:
     """Environments on this engine (of the user `owner`, or everyone's with None), by project."""
     labels = [f"{LABEL}.project"] + ([f"{LABEL}.owner={owner}"] if owner is not None else [])
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[ContainerInspect]] = {}
     for c in docker.containers(*labels):
         project = ((c.get("Config") or {}).get("Labels") or {}).get(f"{LABEL}.project", "")
         groups.setdefault(project, []).append(c)

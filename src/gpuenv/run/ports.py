@@ -11,9 +11,13 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
 from gpuenv.errors import GpuenvError
+
+if TYPE_CHECKING:
+    from gpuenv.render.recipe import PortService
+    from gpuenv.run.docker import ContainerInspect
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class Port:
 class ServicePort(NamedTuple):
     """The host port one service got (`gpuenv up`)."""
 
-    service: str          # jupyter, gateway, ssh; render.recipe.ACCESS_PORTS for a port of access.ports
+    service: PortService  # jupyter, gateway, ssh; render.recipe.ACCESS_PORTS for a port of access.ports
     port: Port
 
 
@@ -81,7 +85,7 @@ def _next_free(address: str, port: int, skip: set[int]) -> int:
                       "free one, or set another port in gpuenv.toml")
 
 
-def published_ports(containers: Iterable[dict[str, Any]]) -> dict[int, str]:
+def published_ports(containers: Iterable[ContainerInspect]) -> dict[int, str]:
     """Host ports published by running containers (from `docker inspect`), with the container's name."""
     found: dict[int, str] = {}
     for c in containers:

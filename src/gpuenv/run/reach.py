@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, TypedDict
 
 if TYPE_CHECKING:
-    from gpuenv.render.recipe import Recipe
+    from gpuenv.render.recipe import Recipe, ServiceName
 
 
 class GatewayOptions(TypedDict):
@@ -33,7 +33,7 @@ class Access(TypedDict, total=False):
     ssh_config: str                         # a ~/.ssh/config entry (Host gpuenv-PROJECT), for IDEs
 
 
-def reach(r: Recipe, ports: dict[str, int], private_key_file: Optional[str]) -> Access:
+def reach(r: Recipe, ports: dict[ServiceName, int], private_key_file: Optional[str]) -> Access:
     """`ports`: host port per service (jupyter, gateway, ssh). `private_key_file`: the SSH private key's
     path, for `ssh -i` (None: ssh finds the user's key itself)."""
     spec, tokens = r.spec, r.inputs.tokens
@@ -53,7 +53,8 @@ def reach(r: Recipe, ports: dict[str, int], private_key_file: Optional[str]) -> 
     return access
 
 
-def spec_ports(r: Recipe) -> dict[str, int]:
+def spec_ports(r: Recipe) -> dict[ServiceName, int]:
+    """The host port each service asks for in the spec (`gpuenv generate`: nothing moved yet)."""
     return {s.name: s.host_port for s in r.services if s.host_port}
 
 

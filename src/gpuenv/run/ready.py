@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Optional
 from gpuenv.errors import NotAnswering
 
 if TYPE_CHECKING:
+    from gpuenv.render.recipe import HealthKind
     from gpuenv.run.docker import Docker
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never through a proxy: it is local
 
 
-def answers(kind: str, host: str, port: int, timeout: float = 1.0, token: str = "") -> bool:
+def answers(kind: HealthKind, host: str, port: int, timeout: float = 1.0, token: str = "") -> bool:
     """One try: an HTTP server that answers /api (Jupyter, the kernel gateway), or an SSH banner. With
     the service's token (the gateway asks for it even on /api): no refusal in its log."""
     if kind == "ssh":
@@ -98,7 +99,7 @@ def likely_cause(log: str) -> str:
     return "the service's command fails as it starts: its last lines above say why"
 
 
-def wait(kind: str, host: str, port: int, watch: Watch, limit: float = 180.0, token: str = "") -> float:
+def wait(kind: HealthKind, host: str, port: int, watch: Watch, limit: float = 180.0, token: str = "") -> float:
     """Wait until it answers; seconds waited. NotAnswering as soon as the container exits or
     restart-loops, or after `limit` seconds of silence."""
     start = time.monotonic()
