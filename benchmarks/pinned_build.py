@@ -50,7 +50,7 @@ def render(folder: Path, name: str, packages: tuple[str, ...]) -> Any:
     """gpuenv's files for the spec, written into `folder`, with the resolution (made here when the plan
     has none); the Prepared."""
     from gpuenv import environment, planning
-    from gpuenv.cli.up import engine
+    from gpuenv.cli.common import engine
     from uv_resolution import resolve
 
     (folder / "gpuenv.toml").write_text(SPEC.format(name=name, packages=", ".join(f'"{p}"' for p in packages)))

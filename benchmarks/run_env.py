@@ -609,9 +609,9 @@ def docker_build(folder: Path, tag: str, no_cache: bool, log_file: Path, dockerf
 
 
 def gpuenv_log(folder: Path) -> str:
-    from gpuenv.environment import log_dir
+    from gpuenv.paths import build_logs
 
-    return (log_dir() / f"{env_file(folder)['COMPOSE_PROJECT_NAME']}-build.log").read_text()
+    return (build_logs() / f"{env_file(folder)['COMPOSE_PROJECT_NAME']}-build.log").read_text()
 
 
 @contextlib.contextmanager

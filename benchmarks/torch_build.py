@@ -55,7 +55,7 @@ FRAMEWORK_STEP = re.compile(r"frameworks\.txt|pip3 install torch")   # gpuenv's 
 def prepare(folder: Path, name: str, added: Optional[str] = None) -> Any:
     """gpuenv's files for the torch example under `name` (plus `added` in its packages): the Prepared."""
     from gpuenv import environment
-    from gpuenv.cli.up import engine
+    from gpuenv.cli.common import engine
 
     spec = re.sub(r'(?m)^name = ".*"$', f'name = "{name}"', EXAMPLE.read_text())
     if added:

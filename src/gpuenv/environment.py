@@ -286,7 +286,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     """`planned` as this engine builds it: the planned rendering when its image is there, else on the base
     the engine gives (there, pulled, or built here: then planned again on it)."""
     plan, rendered = planned.plan, planned.rendered
-    info = docker.image_info(rendered.image)
+    info = docker.image(rendered.image)
     if info:
         return Planned(plan, rendered, None, info)
     base = ensure(docker, rendered.recipe.base, plan.base.os, spec.network.apt_mirror,
@@ -294,7 +294,7 @@ def _on_engine(docker: Docker, request: Request, target: Target, planned: Planne
     if base.how in ("bootstrapped", "remembered"):
         plan = _on_local_base(request, target, plan, base, spec_file, spec)
         rendered = render(plan, spec, inputs)
-        info = docker.image_info(rendered.image)
+        info = docker.image(rendered.image)
         if not info or base.how == "bootstrapped":
             say(f"{base.note}; {base.detail}")    # said when it shapes a build, not on every `up` of a built
                                                  # image; the detail is the terminal's, not the plan's
@@ -331,7 +331,7 @@ def _render_locked(spec_file: Path, docker: Docker, out: Optional[Path], *, pin_
                          base_ref=locks.locked.pinned_base(lock, docker))
     rendered = render(plan, spec, inputs)
     return Prepared(spec_file=spec_file, folder=folder, spec=spec, plan=plan, rendered=rendered, written=(),
-                    private_key_file=private_key_file, image_info=docker.image_info(rendered.image), locked=pin_steps)
+                    private_key_file=private_key_file, image_info=docker.image(rendered.image), locked=pin_steps)
 
 
 def _written(prepared: Prepared, force: bool) -> Prepared:
@@ -342,7 +342,7 @@ def _look_inside(docker: Docker, request: Request, spec: EnvSpec, say: Say) -> R
     """The spec's own base, pulled when missing, and what its Python already holds (images/holds.py)."""
     assert spec.base is not None                      # _base_facts asks only when the spec names a base
     image = mirrored(spec.base, spec.network)
-    if not docker.image_info(image):
+    if not docker.image(image):
         say(f"pulling {image} (gpuenv.toml's base)")
         done = docker.run("pull", image, check=False, timeout=3600)
         if done.returncode != 0:
@@ -477,7 +477,7 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
     gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
-    image = prepared.image_info or docker.image_info(prepared.image)
+    image = prepared.image_info or docker.image(prepared.image)
     project = r.project
     old = docker.containers(f"{container.LABEL}.project={project}")
     # the spec's ports (Published.host: the one wanted), then the ones they got
@@ -711,7 +711,7 @@ def verify(docker: Docker, env: Env, report: HostReport) -> tuple[Verdict, dict[
     """Run the check program inside the environment's main container; (Verdict, its data)."""
     if not env.running:
         raise GpuenvError(f"{env.name} is not running ({env.state})", f"start it: gpuenv up (in {env.label('files')})")
-    labels = ((docker.image_info(env.image) or {}).get("Config") or {}).get("Labels") or {}
+    labels = ((docker.image(env.image) or {}).get("Config") or {}).get("Labels") or {}
     families = [f for f in labels.get("io.gpuenv.families", "").split(",") if f]
     archs = [a for a in labels.get("io.gpuenv.gpu-archs", "").split(",") if a]
     gpus = _given_gpus(report, env.label("gpu-mode"), env.label("gpus"))

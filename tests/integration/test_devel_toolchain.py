@@ -51,7 +51,7 @@ echo "== cmake"
 cmake -S /w/cmake -B /w/cmake/build >/w/cmake.log 2>&1 || { tail -n 40 /w/cmake.log; exit 1; }
 grep "gpuenv-test:" /w/cmake.log
 cmake --build /w/cmake/build >>/w/cmake.log 2>&1 || { tail -n 40 /w/cmake.log; exit 1; }
-for so in /w/jit/gpuenv_saxpy_jit.so "$(python3 -c 'import gpuenv_saxpy; print(gpuenv_saxpy.__file__)')" /w/cmake/build/libscale.so; do
+for so in /w/jit/gpuenv_saxpy_jit.so "$(python3 -c 'import torch, gpuenv_saxpy; print(gpuenv_saxpy.__file__)' 2>/dev/null)" /w/cmake/build/libscale.so; do
   echo "== gpu code $so"; "$cuobjdump" --list-elf --list-ptx "$so"
 done
 echo "== ldd"; ldd /w/cmake/build/scale_main | grep -E "libscale|libcudart"

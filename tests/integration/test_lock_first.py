@@ -148,7 +148,7 @@ def test_pip_installs_the_same_pinned_files_where_uv_does_not_run(resolved_env, 
     rendered with pip as the installer, built for real, holds the same resolved set, installed by pip."""
     from gpuenv import environment
     from gpuenv.images.image import secrets
-    from gpuenv.cli.up import engine
+    from gpuenv.cli.common import engine
     from gpuenv.render.dockerfile import dockerfile
 
     spec_file, answer = resolved_env
@@ -199,7 +199,7 @@ def test_downloaded_wheels_are_kept_for_the_next_build_only_when_asked_or_slow(r
     under a second for a few hundred kB) keeps nothing; a bad value stops the build naming the three."""
     from gpuenv import environment
     from gpuenv.images.image import secrets
-    from gpuenv.cli.up import engine
+    from gpuenv.cli.common import engine
 
     spec_file, answer = resolved_env
     prepared = environment.prepare(spec_file, engine, lambda _: None)

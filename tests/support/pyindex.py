@@ -11,7 +11,9 @@ Layout of a recorded index folder (scripts/record-index writes it; SOURCE.md the
 URLs: the main index answers `/simple/<project>/` and links its files as `/packages/<filename>`; a
 PyTorch-style variant index `<token>` answers `/whl/<token>/<project>/` and links `/whl/<token>/<filename>`
 as download.pytorch.org does. Only `.metadata` files are served: a request for a wheel or an sdist is
-answered 404 and logged, so a test can assert that the resolver never downloaded one.
+answered 404 and logged, so a test can assert that the resolver never downloaded one; the one exception
+is a real source distribution kept under `sdists/` (byte for byte the file the page's sha256 names), which
+a test of building from source needs (resolve/published.sdist_requires reads its PKG-INFO).
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ class RecordedSource:
         if not file.metadata:
             return None
         return (self.folder / "metadata" / file.metadata).read_bytes()
+
+    def sdist(self, filename: str) -> Optional[bytes]:
+        """A real source distribution kept under sdists/, None for any other file."""
+        path = self.folder / "sdists" / filename
+        return path.read_bytes() if "/" not in filename and path.is_file() else None
 
     def _load(self, page: Path) -> Project:
         data = json.loads(page.read_text(encoding="utf-8"))
@@ -291,6 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _file(self, route: Route, filename: str) -> tuple[int, str, bytes]:
         wheel = filename[: -len(".metadata")] if filename.endswith(".metadata") else None
         if wheel is None:
+            kept = getattr(route.source, "sdist", lambda _: None)(filename)
+            if kept is not None:
+                return 200, "application/octet-stream", kept
             return _missing(f"{filename}: this recorded index serves metadata only, never a distribution")
         parsed = parse_filename(wheel)
         project = route.source.project(parsed[0]) if parsed else None

@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from gpuenv import __version__
 from gpuenv.bundle.format import FORMAT, Member, damaged
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
 
 LABELS = "io.gpuenv."
 
@@ -37,7 +40,7 @@ def requires_from(labels: dict[str, str], gpu: bool) -> Requires:
                     labels.get(f"{LABELS}cuda-source", ""), archs)
 
 
-def image_user(info: dict[str, Any]) -> Optional[tuple[int, int]]:
+def image_user(info: ImageInspect) -> Optional[tuple[int, int]]:
     """The numeric UID:GID of the image's USER (gpuenv builds it so); None when it is a name."""
     user = ((info.get("Config") or {}).get("User") or "0:0")
     found = re.fullmatch(r"(\d+)(?::(\d+))?", user)
@@ -46,7 +49,7 @@ def image_user(info: dict[str, Any]) -> Optional[tuple[int, int]]:
     return int(found[1]), int(found[2] if found[2] is not None else found[1])
 
 
-def make(name: str, tag: str, info: dict[str, Any], gpu: bool, members: Sequence[Member],
+def make(name: str, tag: str, info: ImageInspect, gpu: bool, members: Sequence[Member],
          bases: Sequence[tuple[str, str]] = ()) -> bytes:
     """The manifest's bytes (JSON), for an image `docker image inspect` described."""
     labels = {k: v for k, v in ((info.get("Config") or {}).get("Labels") or {}).items() if k.startswith(LABELS)}

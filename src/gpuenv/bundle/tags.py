@@ -14,11 +14,14 @@ load refused or failed at any later step takes exactly that away again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from gpuenv.bundle.manifest import Manifest
 from gpuenv.errors import GpuenvError
 from gpuenv.run.docker import Docker
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
 
 
 class TagTaken(GpuenvError):
@@ -99,13 +102,13 @@ def apply(docker: Docker, planned: Plan, placed: Placed) -> None:
             placed.new_ids.remove(kept.bundles)
 
 
-def _id(info: Optional[dict[str, Any]]) -> str:
+def _id(info: Optional[ImageInspect]) -> str:
     return (info or {}).get("Id") or ""
 
 
-def _tags(info: Optional[dict[str, Any]]) -> list[str]:
+def _tags(info: Optional[ImageInspect]) -> list[str]:
     return list((info or {}).get("RepoTags") or ())
 
 
-def _tagged(info: Optional[dict[str, Any]]) -> bool:
+def _tagged(info: Optional[ImageInspect]) -> bool:
     return bool(_tags(info))

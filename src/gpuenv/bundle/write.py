@@ -12,7 +12,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Callable, Optional
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable, Optional
 
 import zstandard
 
@@ -25,6 +25,7 @@ from gpuenv.run.docker import Docker
 from gpuenv.spec.requirements import read_requirements
 
 if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
     from gpuenv.spec.model import EnvSpec
 
 Sign = Callable[[bytes], bytes]     # the manifest's bytes -> its signature (signature.signer)
@@ -37,7 +38,7 @@ class Source:
 
     name: str
     tag: str
-    info: dict[str, Any]             # `docker image inspect` of the image
+    info: ImageInspect               # `docker image inspect` of the image
     spec_file: Path
     folder: Path                     # where its Dockerfile and .gpuenv/ are
     gpu: bool
@@ -90,7 +91,7 @@ def _included(path: Path, root: Path) -> tuple[tuple[str, Path], ...]:
     return tuple((f.relative_to(root).as_posix(), f) for f in sorted(set(inside)))
 
 
-def bases_of(docker: Docker, info: dict[str, Any], dockerfile: str) -> tuple[tuple[str, str], ...]:
+def bases_of(docker: Docker, info: ImageInspect, dockerfile: str) -> tuple[tuple[str, str], ...]:
     """The Dockerfile's FROM images that the image is built on (its layers start with theirs): saved with
     it at no cost in size, so that the loading engine has the base too (gpuenv's plan names it there)."""
     layers = (info.get("RootFS") or {}).get("Layers") or []

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gpuenv.errors import BadInput, EngineError
 from gpuenv.run.docker import Docker
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
 
 USER = "gpuenv"
 DERIVED_FROM = "io.gpuenv.retargeted-from"      # the label naming the image a derived one was made from
@@ -58,12 +61,12 @@ def _plain(path: str, name: str) -> str:
     return path
 
 
-def env_of(info: dict[str, Any]) -> dict[str, str]:
+def env_of(info: ImageInspect) -> dict[str, str]:
     pairs = ((info.get("Config") or {}).get("Env") or [])
     return dict(p.split("=", 1) for p in pairs if "=" in p)
 
 
-def retarget(docker: Docker, info: dict[str, Any], uid: int, gid: int, tag: str) -> str:
+def retarget(docker: Docker, info: ImageInspect, uid: int, gid: int, tag: str) -> str:
     """Build the derived image of `info` (docker image inspect) for uid:gid, tagged `tag`; its image ID.
     One derived from this image already under `tag` is kept (a second load or pull makes nothing)."""
     there = docker.image(tag)

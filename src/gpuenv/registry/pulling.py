@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import gpuenv
 import gpuenv.images
@@ -22,6 +22,9 @@ from gpuenv.registry.lockfile import LockedImage
 from gpuenv.registry.login import Login
 from gpuenv.registry.transfer import Pulled, built_for, pull
 from gpuenv.run.docker import Docker
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class UserMismatch:
         return {"built_for": "%d:%d" % self.built_for, "you": "%d:%d" % self.you}
 
 
-def user_mismatch(info: dict[str, Any], you: tuple[int, int]) -> Optional[UserMismatch]:
+def user_mismatch(info: ImageInspect, you: tuple[int, int]) -> Optional[UserMismatch]:
     built = built_for(info)
     return UserMismatch(built, you) if built and built != you else None
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from gpuenv.errors import BadInput, EngineError, GpuenvError
 from gpuenv.registry.failures import failure
 from gpuenv.registry.login import Login, docker_environment
 from gpuenv.registry.ref import Ref
 from gpuenv.run.docker import Docker
+
+if TYPE_CHECKING:
+    from gpuenv.run.docker import ImageInspect
 
 CONTENT_TAG = re.compile(r"^[0-9a-f]{12}$")
 _PUSHED = re.compile(r"digest: (sha256:[0-9a-f]{64})")
@@ -41,7 +44,7 @@ class Pulled:
     digest: str
     image_id: str
     tag: Optional[str]        # the content tag it now also has (None: not known)
-    info: dict[str, Any]      # `docker image inspect` of it
+    info: ImageInspect        # `docker image inspect` of it
 
 
 def push(docker: Docker, image: str, ref: Ref, login: Optional[Login]) -> Pushed:
@@ -97,7 +100,7 @@ def content_tag(image: str) -> str:
     return tag if name and "/" not in tag else "latest"
 
 
-def labelled_tag(info: dict[str, Any], ref: Ref) -> Optional[str]:
+def labelled_tag(info: ImageInspect, ref: Ref) -> Optional[str]:
     """gpuenv-NAME:TAG from the image's title label and REF's tag, when that tag is a content tag (or
     the one the image has already here, pulled by digest)."""
     labels = (info.get("Config") or {}).get("Labels") or {}
@@ -109,14 +112,14 @@ def labelled_tag(info: dict[str, Any], ref: Ref) -> Optional[str]:
     return next((t for t in info.get("RepoTags") or [] if t.startswith(f"gpuenv-{name}:")), None)
 
 
-def built_for(info: dict[str, Any]) -> Optional[tuple[int, int]]:
+def built_for(info: ImageInspect) -> Optional[tuple[int, int]]:
     """The UID:GID the image's user was built with (its USER line), None when it says no numbers."""
     user = (info.get("Config") or {}).get("User") or ""
     uid, _, gid = user.partition(":")
     return (int(uid), int(gid or uid)) if uid.isdigit() and (gid or uid).isdigit() else None
 
 
-def _checked_digest(info: dict[str, Any], ref: Ref, said: Optional[str]) -> str:
+def _checked_digest(info: ImageInspect, ref: Ref, said: Optional[str]) -> str:
     digest = ref.digest or said or _repo_digest(info, ref)
     if not info or not digest or ref.pinned(digest) not in (info.get("RepoDigests") or []):
         raise GpuenvError(f"the pulled image's digests {info.get('RepoDigests')} do not include "
@@ -124,7 +127,7 @@ def _checked_digest(info: dict[str, Any], ref: Ref, said: Optional[str]) -> str:
     return digest
 
 
-def _repo_digest(info: dict[str, Any], ref: Ref) -> Optional[str]:
+def _repo_digest(info: ImageInspect, ref: Ref) -> Optional[str]:
     for entry in info.get("RepoDigests") or []:
         name, _, digest = entry.partition("@")
         if name == ref.name:
@@ -137,7 +140,7 @@ def _found(pattern: re.Pattern[str], text: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def _untag(docker: Docker, ref: str, had: Optional[dict[str, Any]]) -> None:
+def _untag(docker: Docker, ref: str, had: Optional[ImageInspect]) -> None:
     """Remove a reference this command made (one that was there before stays)."""
     if had is None:
         docker.run("image", "rm", ref, check=False)

@@ -279,7 +279,11 @@ def _toolchain(r: Recipe) -> str:
         return ""
     parts = []
     if chain.compiler is not None:
-        packages = chain.compiler.packages + ("libc6-dev",) + (("make",) if chain.level == "devel" else ())
+        # Python.h too (torch's extensions and Triton's launcher include it): an OS-packaged Python keeps its
+        # headers in python3-dev; a python image or a Python built here has them already.
+        headers = (f"{r.python.command}-dev",) if r.python.method == "apt" else ()
+        packages = (chain.compiler.packages + ("libc6-dev",) + headers
+                    + (("make",) if chain.level == "devel" else ()))
         parts.append(comment_line(f"The compiler: {chain.compiler.why}.") + "\n" + _apt_install(packages))
     if chain.level != "devel":
         return "\n".join(parts)

@@ -52,6 +52,9 @@ class Source:
     wheel_mirrors: tuple[tuple[str, str], ...] = ()  # network.wheel_mirrors: (upstream prefix, copy)
     offline: bool = False                          # GPUENV_OFFLINE / --offline: the knowledge base alone
     sdists: tuple[str, ...] = ()                   # packages with no wheel, allowed as source distributions
+    # (name, version, Requires-Dist) of sdists whose metadata only their build gives, which needs torch: read
+    # from their PKG-INFO (resolve/published.sdist_requires) and handed to uv as static metadata
+    static_metadata: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 class NoSolution(Exception):
@@ -73,6 +76,15 @@ class MissingExtra(Exception):
     def __init__(self, name: str, version: str, extra: str) -> None:
         super().__init__(f"{name} {version} has no extra {extra}")
         self.name, self.version, self.extra = name, version, extra
+
+
+class NoMetadata(Exception):
+    """uv had to build a source distribution to learn its dependencies, and that build failed (its setup.py
+    imports what an isolated build has not: torch)."""
+
+    def __init__(self, name: str, version: str, cause: str) -> None:
+        super().__init__(f"{name} {version}: {cause}")
+        self.name, self.version, self.cause = canonicalize_name(name), version, cause
 
 
 class ResolverError(GpuenvError):
@@ -170,6 +182,11 @@ def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Sour
             "--no-header", "--index-url", source.index, "--only-binary", ":all:"]
     for name in source.sdists:           # built in the image from its source distribution (no wheel exists)
         args += ["--no-binary", name]
+    if source.static_metadata:
+        config = tmp / "uv.toml"
+        config.write_text(_metadata_toml(source.static_metadata), encoding="utf-8")
+        args += ["--config-file", str(config)]
+        files = files + [config]         # keys the answer too (_asked)
     for url in source.extra_indexes:
         args += ["--extra-index-url", url]
     for host in source.trusted_hosts:
@@ -198,6 +215,14 @@ def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> sub
     if (done.returncode == 0 or "No solution found" in done.stderr) and not _credentials(source):
         answers.put(question, done.returncode, done.stdout, done.stderr)
     return done
+
+
+def _metadata_toml(entries: Sequence[tuple[str, str, tuple[str, ...]]]) -> str:
+    """uv's `dependency-metadata`: what it takes as the dependencies of these releases, building nothing."""
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "".join(f"[[dependency-metadata]]\nname = {quoted(n)}\nversion = {quoted(v)}\n"
+                   f"requires-dist = [{', '.join(quoted(r) for r in reqs)}]\n\n" for n, v, reqs in entries)
 
 
 def _credentials(source: Source) -> bool:
@@ -269,10 +294,16 @@ _NETWORK = re.compile(r"error sending request|failed to fetch|tcp connect|dns er
                       re.IGNORECASE)
 
 
+_BUILD_FAILED = re.compile(r"Failed to build `([A-Za-z0-9._-]+)==([^`]+)`")
+
+
 def _failure(stderr: str, python: str) -> Exception:
     text = "\n".join(line for line in stderr.splitlines() if not line.startswith("warning: The requested Python"))
     if "No solution found" in text:
         return NoSolution(_cause(text), python)
+    built = _BUILD_FAILED.search(text)
+    if built:
+        return NoMetadata(built.group(1), built.group(2), _cause(text))
     if _NETWORK.search(text):
         return Unreachable(_short(text))
     return ResolverError(f"the resolver failed: {_short(text)}", "run `gpuenv plan --json` for the whole answer; "

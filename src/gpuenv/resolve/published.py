@@ -7,6 +7,9 @@ are for messages only: a failure to read gives an empty list, never an error of 
 
 from __future__ import annotations
 
+import io
+import tarfile
+import zipfile
 from email.parser import Parser
 from typing import Optional
 
@@ -72,3 +75,44 @@ def _v(text: str) -> Optional[Version]:
     except InvalidVersion:
         return None
     return None if version.is_prerelease or version.is_devrelease else version
+
+
+SDIST_LIMIT = 64 << 20          # a source distribution read for its PKG-INFO: larger ones are not fetched
+
+
+def sdist_requires(name: str, version: str, source: Source) -> Optional[tuple[str, ...]]:
+    """The Requires-Dist of a release's source distribution, from the PKG-INFO setuptools wrote into it
+    when it was made: for a package the image builds from source whose metadata the resolver would have
+    to build first, when that build needs what only the image has (torch-scatter's setup.py imports
+    torch). None when it cannot be read."""
+    page = _page(name, source)
+    link = next((x for x in page.links if x.filename.endswith((".tar.gz", ".zip"))
+                 and _version_of(x.filename, name) == _v(version)), None) if page else None
+    if link is None or (link.size or 0) > SDIST_LIMIT:
+        return None
+    try:
+        answer = IndexClient(_network(source)).get(link.url)
+    except GpuenvError:
+        return None
+    if answer.status != 200 or len(answer.body) > SDIST_LIMIT:
+        return None
+    text = _pkg_info(link.filename, answer.body)
+    if text is None:
+        return None
+    return tuple(Parser().parsestr(text, headersonly=True).get_all("Requires-Dist") or ())
+
+
+def _pkg_info(filename: str, body: bytes) -> Optional[str]:
+    """The top-level PKG-INFO (`<name>-<version>/PKG-INFO`) of an sdist, as text."""
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                found = next((n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")), None)
+                return archive.read(found).decode("utf-8", "replace") if found else None
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            member = next((m for m in archive.getmembers() if m.isfile() and m.name.count("/") == 1
+                           and m.name.endswith("/PKG-INFO")), None)
+            handle = archive.extractfile(member) if member else None
+            return handle.read().decode("utf-8", "replace") if handle else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError):
+        return None

@@ -25,14 +25,16 @@ from packaging.utils import canonicalize_name
 
 import gpuenv.resolve as resolving    # the face: `published` (and kb.index) loads only for a message
 from gpuenv.errors import BadInput, ImpossibleRequest
+from gpuenv.kb.mirrors import mirrored_wheel_url
+from gpuenv.resolve import companions
 from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
-from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoSolution, Source, Unreachable, compile_steps,
-                                     resolvable_python)
+from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoMetadata, NoSolution, Source, Unreachable,
+                                     compile_steps, resolvable_python)
 from gpuenv.resolve.plan import Plan, resolve, with_toolchain
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
 from gpuenv.resolve.solver import groups_of
-from gpuenv.resolve.toolchain import Needs, level, needs_of
+from gpuenv.resolve.toolchain import Needs, compiled_row, level, needs_of
 from gpuenv.resolve.versions import minor_key, python_range
 from gpuenv.resolve.wheel_cuda import checked
 
@@ -58,7 +60,20 @@ def resolve_whole(request: Request, target: Target, tools: Sequence[str] = (),
         plan = _whole(replace(request, toolkit="devel"), target, tools, source)
         needs = _needs(plan)
         forced = level("auto", needs)[1] if (needs.build or needs.first_use) else "as planned before the compiler"
-    return with_toolchain(plan, "devel" if forced else request.toolkit, needs, forced)
+    plan = with_toolchain(plan, "devel" if forced else request.toolkit, needs, forced)
+    return replace(plan, reasons=plan.reasons + tuple(_companion_outcomes(plan, source)))
+
+
+def _companion_outcomes(plan: Plan, source: Source) -> list[str]:
+    """For each package of the ecosystem's wheel pages: its prebuilt wheel, or why it is compiled."""
+    resolved = plan.resolved
+    if resolved is None or resolved.status != "resolved":
+        return []
+    said: list[str] = []
+    for page in companions.pages(plan.builds, plan.user_packages):
+        said += companions.outcome(page, resolved, mirrored_wheel_url(page.url, source.pytorch_wheels,
+                                                                      source.wheel_mirrors))
+    return said
 
 
 def _level(plan: Plan) -> str:
@@ -104,6 +119,8 @@ def _whole(request: Request, target: Target, tools: Sequence[str] = (),
         return _unresolved(first, f"no package index answered ({exc})")
     except MissingExtra as exc:
         raise _missing_extra(exc, source) from None
+    except NoMetadata as exc:
+        return _with_static_metadata(request, target, tools, source, first, exc)
     except NoSolution as failure:
         absent = _NOT_ON_INDEX.search(failure.cause)
         if absent:                      # no version at all: no other Python or framework makes one appear
@@ -116,9 +133,46 @@ def _whole(request: Request, target: Target, tools: Sequence[str] = (),
             return found
         sdists = _sdist_only(failure, first, source)
         if sdists:
-            return _noted(_whole(request, target, tools, replace(source, sdists=source.sdists + sdists)),
-                          sdists)
+            built = replace(source, sdists=source.sdists + sdists,
+                            static_metadata=source.static_metadata + _torch_builds(failure, sdists, source))
+            return _noted(_whole(request, target, tools, built), sdists)
         raise _impossible(failure, request, target, first, tools, source) from None
+
+
+_NO_WHEEL_AT = re.compile(r"([A-Za-z0-9._-]+)==(\S+) has no usable wheels")
+
+
+def _torch_builds(failure: NoSolution, sdists: tuple[str, ...],
+                  source: Source) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """Static metadata, from their PKG-INFO, for the new source builds whose setup.py imports torch (the
+    compiled table's build_isolation = false): the resolver could learn their dependencies only by
+    building them, which fails without torch, after fetching their build tools for nothing."""
+    versions: dict[str, str] = {canonicalize_name(m.group(1)): m.group(2) for m in _NO_WHEEL_AT.finditer(failure.cause)}
+    found = []
+    for name in sdists:
+        row = compiled_row(name, versions.get(name))
+        if row is None or row["build_isolation"] or name not in versions:
+            continue
+        requires = resolving.published.sdist_requires(name, versions[name], source)
+        if requires is not None:
+            found.append((name, versions[name], requires))
+    return tuple(found)
+
+
+def _with_static_metadata(request: Request, target: Target, tools: Sequence[str], source: Source, first: Plan,
+                          failed: NoMetadata) -> Plan:
+    """A source distribution the image builds (no wheel fits) whose dependencies uv could learn only by
+    building it, which failed (its setup.py imports torch, which an isolated build lacks: torch-scatter,
+    the PyG extensions): its Requires-Dist is read from its PKG-INFO and handed to the resolver, once. Any
+    other build failure, or one that cannot be read: unresolved, saying why (the kb's plan stands)."""
+    known = {n for n, _, _ in source.static_metadata}
+    if failed.name in source.sdists and failed.name not in known:
+        requires = resolving.published.sdist_requires(failed.name, failed.version, source)
+        if requires is not None:
+            entry = (failed.name, failed.version, requires)
+            return _whole(request, target, tools, replace(source, static_metadata=source.static_metadata + (entry,)))
+    return _unresolved(first, f"{failed.name} {failed.version} has no wheel here, and its source distribution "
+                              f"did not build to tell its dependencies ({failed.cause})")
 
 
 def _sdist_only(failure: NoSolution, first: Plan, source: Source) -> tuple[str, ...]:

@@ -158,15 +158,9 @@ class Docker:
             raise engine_error((kind, "inspect"), done.stderr)
         return [item for item in found if item]
 
-    def image_info(self, ref: str) -> Optional[ImageInspect]:
+    def image(self, ref: str) -> Optional[ImageInspect]:
         """`docker image inspect` of `ref`; None when this engine has no such image."""
         found = self.inspect("image", ref)
-        return found[0] if found else None
-
-    def image(self, ref: str) -> Optional[dict[str, Any]]:
-        """`image_info` as a plain dict, for the callers that take one (bundle/, registry/, lock/,
-        images/): the same JSON, not yet read through ImageInspect there."""
-        found: list[Any] = self.inspect("image", ref)
         return found[0] if found else None
 
     def has_bridge(self) -> bool:

@@ -1,0 +1,124 @@
+"""The PyTorch ecosystem's prebuilt wheels first (issue 18): PyG's page of the plan's torch and CUDA variant
+joins the whole-environment resolution, with the real resolver (uv) against the recorded index
+(tests/fixtures/index: torch 2.4.0 and its nvidia-*-cu12 12.1 pins; torch-scatter 2.1.2 is an sdist on
+PyPI) and a PyG-style page served on 127.0.0.1 through network.wheel_mirrors, as a user behind a mirror
+of data.pyg.org reaches it. The page is constructed in PyG's own format (pyg-lib's upload script:
+relative hrefs, `+` written %2B, no hashes; tests/fixtures/kb/companions/recorded/SOURCE.md), its wheels
+minimal ones carrying only their METADATA. No internet: `uv_offline` closes every proxy but 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gpuenv.errors import ImpossibleRequest
+from gpuenv.resolve import Target, want
+from gpuenv.resolve.companions import pages
+from gpuenv.resolve.packages import Source
+from gpuenv.resolve.request import Request
+from gpuenv.resolve.whole import resolve_whole
+
+pytestmark = pytest.mark.resolver
+PYG = "https://data.pyg.org/whl"
+
+
+def _wheel(folder: Path, name: str, version: str, tag: str) -> str:
+    stem = f"{name.replace('-', '_')}-{version}"
+    filename = f"{stem}-{tag}.whl"
+    with zipfile.ZipFile(folder / filename, "w") as wheel:
+        wheel.writestr(f"{stem}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        wheel.writestr(f"{stem}.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n")
+        wheel.writestr(f"{stem}.dist-info/RECORD", "")
+    return filename
+
+
+@pytest.fixture
+def pyg_page(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(the page server's /whl URL, its folder): serves whl/torch-2.4.0+cu121.html and its wheels."""
+    root = tmp_path / "pyg"
+    (root / "whl" / "torch-2.4.0+cu121").mkdir(parents=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/whl", root / "whl"
+    finally:
+        server.shutdown()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _publish(folder: Path, pythons: tuple[str, ...]) -> None:
+    """PyG's page for torch 2.4.0 + cu121 with torch-scatter 2.1.2 for these CPythons (and Windows)."""
+    files = [_wheel(folder / "torch-2.4.0+cu121", "torch-scatter", "2.1.2+pt24cu121", f"cp{p}-cp{p}-{plat}")
+             for p in pythons for plat in ("linux_x86_64", "win_amd64")]
+    links = "".join(f'<a href="torch-2.4.0%2Bcu121/{f.replace("+", "%2B")}">{f}</a><br/>' for f in sorted(files))
+    (folder / "torch-2.4.0+cu121.html").write_text(f"<!DOCTYPE html>\n<html>\n<body>\n{links}\n</body>\n</html>\n")
+
+
+def _source(recorded_index, pyg: str) -> Source:
+    from gpuenv.resolve.packages import source_for
+
+    found = source_for(None)
+    return Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=found.proxies,
+                  wheel_mirrors=((PYG, pyg),))
+
+
+def _request(toolkit: str = "auto") -> Request:
+    return Request(wants=(want("torch==2.4.0"),), packages=("torch-scatter==2.1.2",), python="3.12",
+                   toolkit=toolkit)  # type: ignore[arg-type]
+
+
+def test_the_page_of_the_plans_torch_and_variant_is_asked(recorded_index, uv_offline):
+    found = pages(resolve_whole(_request(), Target(), (), None).builds, ("torch-scatter==2.1.2", "numpy"))
+    assert [(p.family, p.url, p.packages, p.label) for p in found] == [
+        ("pyg", f"{PYG}/torch-2.4.0+cu121.html", ("torch-scatter",), "+pt24cu121")]
+
+
+def test_a_prebuilt_wheel_that_fits_is_taken_and_nothing_is_compiled(recorded_index, uv_offline, pyg_page):
+    url, folder = pyg_page
+    _publish(folder, ("311", "312"))
+    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, url))
+    resolved = plan.resolved
+    assert resolved is not None and resolved.status == "resolved"
+    assert resolved.version_of("torch-scatter") == "2.1.2+pt24cu121" and resolved.built == ()
+    pin = next(p for p in resolved.pins if p.name == "torch-scatter")
+    assert pin.index == f"{url}/torch-2.4.0+cu121.html" and pin.hashes       # the lock keeps the page and hash
+    said = " ".join(plan.reasons)
+    assert "torch-scatter 2.1.2+pt24cu121: pyg's prebuilt wheel for torch 2.4 + cu121" in said
+    assert plan.toolchain is not None and plan.toolchain.packages == ()        # no CUDA compiler (auto)
+    assert resolved.find_links == (f"{url}/torch-2.4.0+cu121.html",)
+
+
+def test_no_wheel_for_the_python_compiles_it_at_devel_and_says_what_pyg_publishes(recorded_index, uv_offline,
+                                                                                   pyg_page):
+    url, folder = pyg_page
+    _publish(folder, ("311",))                       # none for Python 3.12: PyPI's sdist, built here
+    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, url))
+    resolved = plan.resolved
+    assert resolved is not None and resolved.built == ("torch-scatter",)
+    assert resolved.version_of("torch-scatter") == "2.1.2"
+    assert plan.toolchain is not None and plan.toolchain.level == "devel"
+    assert plan.toolchain.no_isolation == ("torch-scatter",)
+    assert [p for p in plan.toolchain.packages if "nvcc" in p] == ["nvidia-cuda-nvcc-cu12==12.1.*"]
+    said = " ".join(plan.reasons)
+    assert "toolkit devel: torch-scatter is compiled from source here" in said
+    assert "has no wheel of it for Python 3.12" in said
+    assert "it publishes torch-scatter for torch 2.4 with cu118, cu121, cu124" in said
+
+
+def test_runtime_with_no_wheel_is_refused_before_any_build(recorded_index, uv_offline, pyg_page):
+    url, folder = pyg_page
+    _publish(folder, ("311",))
+    with pytest.raises(ImpossibleRequest) as refused:
+        resolve_whole(_request("runtime"), Target(), (), _source(recorded_index, url))
+    assert "torch-scatter 2.1.2 has no wheel for Python 3.12" in refused.value.message
+    assert 'toolkit = "devel"' in (refused.value.hint or "")
