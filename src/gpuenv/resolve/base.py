@@ -67,12 +67,16 @@ def slim_base(python: str, cuda_from_wheels: bool = True) -> Base:
     return Base(row["image"], row["os"], python, reasons=(f"base {row['image']}: {why}, and it has Python {python}",))
 
 
-def cuda_base(builds: tuple[Build, ...], python: str, target: Target, flavor: Flavor = "runtime") -> Base:
+def cuda_base(builds: tuple[Build, ...], python: str, target: Target, flavor: Flavor = "runtime",
+              compiler_for: Optional[str] = None) -> Base:
     """The nvidia/cuda tag for the system CUDA the builds need: `runtime`, or `devel` (nvcc, headers: the
     spec's toolkit level, resolve/toolchain.py), of the same CUDA, cuDNN and OS."""
     system = [b for b in builds if b.cuda_source == "base-image"]
-    cuda = max((major_minor(b.cuda) for b in system if b.cuda), key=minor_key)
-    cudnn = _strictest_cudnn([b.cudnn for b in system if b.cudnn])
+    if compiler_for is not None:         # CUDA from the wheels, the compiler of that CUDA from the image
+        cuda, cudnn = major_minor(compiler_for), None
+    else:
+        cuda = max((major_minor(b.cuda) for b in system if b.cuda), key=minor_key)
+        cudnn = _strictest_cudnn([b.cudnn for b in system if b.cudnn])
     rows = [r for r in load_table("cuda_images")["image"] if _cuda_fits(r["cuda"], cuda)
             and flavor in r["flavors"] and _cudnn_fits(r.get("cudnn"), cudnn)]
     if target.driver:
@@ -83,7 +87,10 @@ def cuda_base(builds: tuple[Build, ...], python: str, target: Target, flavor: Fl
                                 hint="set `base` in gpuenv.toml to an image with that CUDA and cuDNN")
     row = min(rows, key=lambda r: _preference(r, cuda, cudnn, python))
     tag = _tag(row, flavor)
-    reasons = [f"base nvidia/cuda:{tag}: {', '.join(_why(b) for b in system)}"]
+    why = (f"the compiler of the wheels' CUDA {cuda} (NVIDIA publishes nvcc as pip packages only from CUDA 13); "
+           "the frameworks' wheels keep their own CUDA libraries, so CUDA is in the image twice"
+           if compiler_for is not None else ", ".join(_why(b) for b in system))
+    reasons = [f"base nvidia/cuda:{tag}: {why}"]
     os_python = _os_python().get(row["os"])
     build: Optional[BaseBuild] = None
     if row["status"] == "deleted":

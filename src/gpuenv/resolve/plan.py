@@ -12,7 +12,7 @@ from gpuenv.resolve.builds import Build, CudaSource, with_extras
 from gpuenv.resolve.resolved import Resolved
 from gpuenv.resolve.request import Request, Target
 from gpuenv.resolve.solver import Choice, carried_extras, solve
-from gpuenv.resolve.toolchain import CUDA_HOME, Needs, Toolchain, Wanted, toolchain
+from gpuenv.resolve.toolchain import CUDA_HOME, Needs, Toolchain, Wanted, pip_compiler, toolchain
 from gpuenv.resolve.versions import V, cc_to_sm, minor_key, python_range, sm_to_cc
 
 
@@ -106,8 +106,11 @@ def assemble(choice: Choice, request: Request, target: Target) -> Plan:
                 if need and min_driver and V(need) > V(min_driver):
                     min_driver = need
     elif gpu:
-        base = slim_base(python)
         primary = max(gpu, key=lambda b: minor_key(b.cuda or "0"))
+        if request.toolkit == "devel" and primary.cuda and not pip_compiler(primary.cuda):
+            base = cuda_base(tuple(builds), python, target, "devel", compiler_for=primary.cuda)
+        else:
+            base = slim_base(python)
         cuda, source = primary.cuda, "wheels"
         cudnn = primary.cudnn
         min_driver = max((b.min_driver() for b in gpu if b.min_driver()), key=V, default=None)
@@ -155,8 +158,8 @@ def with_toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs(), why: Opti
         if chain.packages:
             said.append(f"the compiler: NVIDIA's pip packages of CUDA {chain.cuda} ({', '.join(chain.packages)}: "
                         f"the frameworks' own CUDA, shipped once), arranged as a CUDA_HOME at {CUDA_HOME}")
-        elif chain.cuda_source == "base-image":
-            said.append(f"the compiler: nvcc of {plan.base.image} (its CUDA {chain.cuda})")
+        elif chain.cuda is not None:
+            said.append(f"the compiler: nvcc of {plan.base.image} (its CUDA {plan.base.cuda or chain.cuda})")
     if chain.compiler is not None:
         said.append(f"{'host' if chain.level == 'devel' else 'a C'} compiler: {chain.compiler.why}")
     if chain.archs is not None:

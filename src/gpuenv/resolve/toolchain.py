@@ -5,12 +5,14 @@ The toolkit level is the spec's `[gpu] toolkit`:
     devel     a C/C++ compiler, and with CUDA, nvcc of the framework's own CUDA, its headers and libraries
     auto      devel when something in the environment is compiled from source, else runtime
 
-With CUDA from wheels the compiler comes as NVIDIA's own pip packages of the same CUDA release (those
-NVIDIA's `cuda-toolkit` metapackage names for nvcc, cudart and cccl: kb/data/compilers.toml), each asked
-at the frameworks' CUDA minor and resolved with the framework, so the resolver keeps them on its CUDA;
+With CUDA from wheels (13 on) the compiler comes as NVIDIA's own pip packages of the same CUDA release
+(those NVIDIA's `cuda-toolkit` metapackage names for nvcc, crt, nvvm, cudart and cccl:
+kb/data/compilers.toml), each asked at the frameworks' CUDA minor and resolved with the framework;
 .gpuenv/cuda-home.sh then arranges them as a CUDA_HOME (/usr/local/cuda) that torch's cpp_extension and
-CMake accept. CUDA is shipped once: the runtime libraries are the framework's. With a system CUDA the
-base is the nvidia/cuda devel image of the same tag. The host compiler is the base OS's gcc when that
+CMake accept. CUDA is shipped once: the runtime libraries are the framework's. NVIDIA's CUDA 11 and 12
+nvcc packages hold no nvcc (ptxas alone), so a CUDA 11/12 wheels plan takes the nvidia/cuda devel image of
+its CUDA as its base (CUDA twice, said in the plan). With a system CUDA the base is the nvidia/cuda devel
+image of the same tag. The host compiler is the base OS's gcc when that
 CUDA's nvcc accepts it, else the newest gcc-N of the OS that it does (kb/data/compilers.toml).
 
 Architectures: the target's GPUs (each compute capability as SASS, the newest also as PTX, so a newer
@@ -34,10 +36,7 @@ if TYPE_CHECKING:
 Level = Literal["runtime", "devel"]
 Wanted = Literal["auto", "runtime", "devel"]
 
-# The oldest CUDA whose compiler NVIDIA publishes as pip packages: cuda-toolkit 11.8.0 is the first release of
-# the metapackage on PyPI (https://pypi.org/simple/cuda-toolkit/, read 2026-12-07); PyTorch carries CUDA as
-# nvidia-* wheels from 1.13 (cu117) on, before that inside its own wheel.
-OLDEST_COMPILER_WHEELS = "11.8"
+
 # What builds of Python packages with native code read besides the compiler (the compiler's own pip step
 # installs them): ninja (torch's cpp_extension builds in parallel, MAX_JOBS, only with it), setuptools,
 # wheel, packaging and psutil (imported by setup.py files built without isolation next to torch:
@@ -209,13 +208,7 @@ def toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs()) -> Toolchain:
         return Toolchain("runtime", why, cuda_source=plan.cuda_source)
     cuda = plan.cuda if plan.cuda_source in ("wheels", "base-image") else None
     packages: tuple[str, ...] = ()
-    if cuda is not None and plan.cuda_source == "wheels":
-        if minor_key(major_minor(cuda)) < minor_key(OLDEST_COMPILER_WHEELS):
-            raise ImpossibleRequest(
-                f"toolkit devel: the frameworks' CUDA {major_minor(cuda)} comes inside their wheels, and NVIDIA "
-                f"publishes its compiler on PyPI only for CUDA {OLDEST_COMPILER_WHEELS} on", code="conflict",
-                hint=f"a framework version built for CUDA >= {OLDEST_COMPILER_WHEELS}, or a system-CUDA base with "
-                     "a compiler: base = \"nvidia/cuda:<its CUDA>-devel-<os>\" in gpuenv.toml")
+    if cuda is not None and plan.cuda_source == "wheels" and plan.base.cuda is None:
         packages = tuple(f"{name}=={major_minor(cuda)}.*" for name in compiler_wheels(cuda))
     compiler = host_compiler(plan.base.os, cuda)
     isolated = tuple(n for n in needs.build if (row := compiled_row(n, None)) is not None
@@ -224,13 +217,19 @@ def toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs()) -> Toolchain:
                      archs_for(plan) if cuda is not None else None, isolated)
 
 
+def pip_compiler(cuda: str) -> bool:
+    """Whether NVIDIA publishes a whole compiler of this CUDA's major as pip packages (13 on)."""
+    major = major_minor(cuda).split(".")[0]
+    return any(r["major"] == major for r in load_table("compilers")["compiler_wheels"])
+
+
 def compiler_wheels(cuda: str) -> tuple[str, ...]:
     """NVIDIA's pip packages of a compiler of this CUDA's major (kb/data/compilers.toml)."""
     major = major_minor(cuda).split(".")[0]
     row = next((r for r in load_table("compilers")["compiler_wheels"] if r["major"] == major), None)
     if row is None:
-        raise ImpossibleRequest(f"gpuenv knows no pip packages of a CUDA {major} compiler", code="conflict",
-                                hint="a system-CUDA base with a compiler: base = \"nvidia/cuda:<CUDA>-devel-<os>\"")
+        raise ImpossibleRequest(f"NVIDIA publishes no nvcc of CUDA {major} as pip packages", code="conflict",
+                                hint="a base with a compiler of that CUDA: base = \"nvidia/cuda:<CUDA>-devel-<os>\"")
     return tuple(row["packages"])
 
 

@@ -65,3 +65,18 @@ def test_each_releases_gcc_is_what_its_archive_holds():
         assert row["source"].replace("https://", "http://") in indexes
     releases = {r["os"] for r in load_table("os_releases")["release"]}
     assert {r["os"] for r in rows} <= releases
+
+
+def test_only_the_cuda_majors_whose_nvcc_wheels_hold_nvcc_have_pip_compiler_packages():
+    """nvcc_wheels.txt: the bin/ files of every x86_64 nvcc wheel on PyPI. CUDA 11 and 12's hold ptxas alone."""
+    holds: dict[str, set[bool]] = defaultdict(set)
+    for line in (FIXTURES / "nvcc_wheels.txt").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, files = (part.strip() for part in line.split("|"))
+        version = head.split()[1]
+        holds[version.split(".")[0]].add("nvcc" in files.removeprefix("bin:").split())
+    assert holds == {"11": {False}, "12": {False}, "13": {True}}
+    rows = {r["major"]: r for r in load_table("compilers")["compiler_wheels"]}
+    assert set(rows) == {m for m, found in holds.items() if found == {True}}
+    assert "nvidia-cuda-nvcc" in rows["13"]["packages"] and "nvidia-nvvm" in rows["13"]["packages"]

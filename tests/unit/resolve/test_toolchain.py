@@ -3,6 +3,8 @@ base OS offers that nvcc accepts, and the architectures to build (kb plans; no r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gpuenv import planning
@@ -10,8 +12,8 @@ from gpuenv.errors import ImpossibleRequest
 from gpuenv.resolve.toolchain import Archs, Needs, Toolchain, compiled_row, host_compiler, level, needs_of, toolchain
 
 
-def _plan(words: list[str], ccs: tuple[str, ...] = (), names: tuple[str, ...] = ()):
-    request = planning.request_from_words(words)
+def _plan(words: list[str], ccs: tuple[str, ...] = (), names: tuple[str, ...] = (), toolkit: str = "auto"):
+    request = replace(planning.request_from_words(words), toolkit=toolkit)
     flags = planning.TargetFlags(gpu_ccs=ccs, gpu_names=names)
     target = planning.target_for(flags, None, probe=bool(ccs or names))
     return planning.plan(request, target)
@@ -46,20 +48,12 @@ def test_triton_alone_gives_a_runtime_environment_a_c_compiler():
     assert toolchain(_plan(["torch==2.6.0"]), "runtime", Needs(first_use_cc=("triton",))).compiler is None
 
 
-def test_cuda_inside_old_framework_wheels_has_no_pip_compiler_and_says_what_would():
-    plan = _plan(["torch==1.12.1"])
-    assert plan.cuda_source == "wheels" and plan.cuda is not None and plan.cuda < "11.8"
-    with pytest.raises(ImpossibleRequest) as refused:
-        toolchain(plan, "devel")
-    assert "only for CUDA 11.8 on" in refused.value.message and "-devel-" in (refused.value.hint or "")
-
-
-def test_wheels_cuda_gets_nvidias_compiler_packages_of_the_same_release_and_the_targets_arch():
-    plan = _plan(["torch==2.6.0"], ccs=("9.0",))
-    assert (plan.cuda_source, plan.cuda) == ("wheels", "12.4")
+def test_cuda_13_wheels_get_nvidias_compiler_packages_of_the_same_release_and_the_targets_arch():
+    plan = _plan(["torch==2.11.0"], ccs=("9.0",), toolkit="devel")
+    assert (plan.cuda_source, plan.cuda, plan.base.cuda) == ("wheels", "13.0", None)     # still the slim base
     chain = toolchain(plan, "devel")
-    assert chain.packages == ("nvidia-cuda-nvcc-cu12==12.4.*", "nvidia-cuda-runtime-cu12==12.4.*",
-                              "nvidia-cuda-cccl-cu12==12.4.*")
+    assert chain.packages == ("nvidia-cuda-nvcc==13.0.*", "nvidia-cuda-crt==13.0.*", "nvidia-nvvm==13.0.*",
+                              "nvidia-cuda-runtime==13.0.*", "nvidia-cuda-cccl==13.0.*")
     assert chain.pip == chain.packages + ("ninja", "setuptools", "wheel", "packaging", "psutil")
     assert chain.archs == Archs(("9.0",), "9.0", chain.archs.origin) and "target's GPUs" in chain.archs.origin
     env = dict(chain.env())
@@ -68,16 +62,33 @@ def test_wheels_cuda_gets_nvidias_compiler_packages_of_the_same_release_and_the_
     assert chain.compiler is not None and not chain.compiler.versioned and "CC" not in env
 
 
+def test_cuda_12_wheels_take_the_compiler_from_the_nvidia_cuda_devel_image_of_their_cuda():
+    """NVIDIA's nvidia-cuda-nvcc-cu12 wheels hold ptxas but no nvcc (tests/fixtures/kb/compilers/)."""
+    plan = _plan(["torch==2.6.0"], ccs=("9.0",), toolkit="devel")
+    assert (plan.cuda_source, plan.cuda) == ("wheels", "12.4")
+    assert plan.base.image.startswith("nvidia/cuda:12.4.") and "-devel-" in plan.base.image
+    assert "CUDA is in the image twice" in " ".join(plan.base.reasons)
+    chain = toolchain(plan, "devel")
+    assert chain.packages == () and chain.pip == ("ninja", "setuptools", "wheel", "packaging", "psutil")
+    assert dict(chain.env())["CUDA_HOME"] == "/usr/local/cuda" and chain.archs is not None
+
+
+def test_cuda_inside_old_framework_wheels_takes_the_devel_image_of_that_cuda_too():
+    plan = _plan(["torch==1.12.1"], toolkit="devel")
+    assert plan.cuda_source == "wheels" and plan.cuda is not None and plan.cuda < "11.8"
+    assert "-devel-" in plan.base.image and plan.base.cuda == plan.cuda
+
+
 def test_several_gpus_build_each_and_ptx_of_the_newest_only():
-    archs = toolchain(_plan(["torch==2.6.0"], ccs=("8.0", "9.0", "8.6", "8.0")), "devel").archs
+    archs = toolchain(_plan(["torch==2.11.0"], ccs=("8.0", "9.0", "8.6", "8.0")), "devel").archs
     assert archs is not None
     assert (archs.torch, archs.cmake) == ("8.0;8.6;9.0+PTX", "80-real;86-real;90")
 
 
 def test_no_gpu_in_particular_takes_the_frameworks_own_list_and_says_so():
-    plan = _plan(["torch==2.6.0"])
+    plan = _plan(["torch==2.11.0"])
     archs = toolchain(plan, "devel").archs
-    assert archs is not None and "torch 2.6.0's own list" in archs.origin
+    assert archs is not None and "torch 2.11.0's own list" in archs.origin
     assert len(archs.ccs) == len(set(plan.gpu_archs)) and archs.ptx == archs.ccs[-1]
 
 
@@ -116,7 +127,7 @@ def test_an_os_with_no_gcc_that_nvcc_accepts_is_refused_before_the_build_with_wh
 
 
 def test_a_versioned_gcc_is_named_to_every_build_system():
-    chain = toolchain(_plan(["torch==2.6.0"], ccs=("9.0",)), "devel")
+    chain = toolchain(_plan(["torch==2.11.0"], ccs=("9.0",)), "devel")
     assert chain.compiler is not None
     env = dict(Toolchain("devel", "", "12.3", "wheels", (), host_compiler("ubuntu24.04", "12.3"), chain.archs).env())
     assert (env["CC"], env["CXX"], env["CUDAHOSTCXX"]) == ("gcc-12", "g++-12", "g++-12")
