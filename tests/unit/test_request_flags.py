@@ -52,3 +52,14 @@ def test_cpu_contradicting_the_devices_is_bad_input(capsys):
     assert run(["init", "torch", "--cpu", "--devices", "0", "-f", "-"]) == 2
     assert "contradict" in capsys.readouterr().err
     assert run(["init", "torch", "cpu", "gpu", "-f", "-"]) == 2
+
+
+@pytest.mark.parametrize("verb", ["init", "up"])
+def test_the_toolkit_level_is_a_flag_of_the_verbs_that_write_a_spec(verb, capsys):
+    command = cli.get_command(click.Context(cli), verb)
+    assert "--toolkit" in {opt for param in command.params for opt in getattr(param, "opts", [])}
+    spec = _json(capsys, "init", "torch", "--toolkit", "devel", "-f", "-", "--json")["spec"]
+    assert spec["gpu"]["toolkit"] == "devel"
+    code = run(["init", "torch", "--toolkit", "devle", "-f", "-"])
+    said = capsys.readouterr().err
+    assert code == 2 and "--toolkit: gpu.toolkit: must be one of 'auto', 'runtime' or 'devel'" in said
