@@ -123,3 +123,66 @@ def test_runtime_with_no_wheel_is_refused_before_any_build(recorded_index, uv_of
         resolve_whole(_request("runtime"), Target(), (), _source(recorded_index, url))
     assert "torch-scatter 2.1.2 has no wheel for Python 3.12" in refused.value.message
     assert 'toolkit = "devel"' in (refused.value.hint or "")
+
+
+@pytest.fixture
+def pages_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A server of any page layout under one root: (its URL, its folder)."""
+    root = tmp_path / "pages"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+
+
+def _page(folder: Path, page: str, wheels: list[str]) -> None:
+    (folder / page).parent.mkdir(parents=True, exist_ok=True)
+    links = "".join(f'<a href="{w.replace("+", "%2B")}">{w}</a>\n' for w in wheels)
+    (folder / page).write_text(f"<html><body>\n{links}</body></html>\n")
+
+
+def test_mmcv_has_no_local_label_and_its_page_decides_the_build(recorded_index, uv_offline, pages_server):
+    """OpenMMLab's wheels carry no +cuXYZ: the same file name is in every CUDA/torch folder, so what says
+    which build was taken is the pin's page, which the lock keeps (Resolved.find_links)."""
+    url, root = pages_server
+    upstream = "https://download.openmmlab.com/mmcv/dist"
+    folder = root / "mmcv" / "cu121" / "torch2.4"
+    folder.mkdir(parents=True)
+    _page(root / "mmcv", "cu121/torch2.4/index.html",
+          [_wheel(folder, "mmcv", "2.2.0", "cp312-cp312-manylinux1_x86_64")])
+    source = Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=_proxies(),
+                    wheel_mirrors=((upstream, f"{url}/mmcv"),))
+    request = Request(wants=(want("torch==2.4.0"),), packages=("mmcv==2.2.0",), python="3.12")
+    plan = resolve_whole(request, Target(), (), source)
+    resolved = plan.resolved
+    assert resolved is not None and resolved.status == "resolved", resolved
+    pin = next(p for p in resolved.pins if p.name == "mmcv")
+    assert pin.version == "2.2.0" and pin.index == f"{url}/mmcv/cu121/torch2.4/index.html"
+    assert "mmcv 2.2.0: mmcv's prebuilt wheel for torch 2.4 + cu121" in " ".join(plan.reasons)
+
+
+def test_dgls_cuda_build_wins_over_pypis_cpu_only_wheel(recorded_index, uv_offline, pages_server):
+    """PyPI's dgl (2.1.0) is a CPU-only wheel; DGL's page for the plan's torch and variant has the CUDA one,
+    with its +cu121 label: that is the one taken, and the plan says so."""
+    url, root = pages_server
+    upstream = "https://data.dgl.ai/wheels"
+    folder = root / "dgl" / "torch-2.4" / "cu121"
+    folder.mkdir(parents=True)
+    _page(folder, "repo.html", [_wheel(folder, "dgl", "2.4.0+cu121", "cp312-cp312-manylinux1_x86_64")])
+    source = Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=_proxies(),
+                    wheel_mirrors=((upstream, f"{url}/dgl"),))
+    request = Request(wants=(want("torch==2.4.0"),), packages=("dgl",), python="3.12")
+    plan = resolve_whole(request, Target(), (), source)
+    resolved = plan.resolved
+    assert resolved is not None and resolved.status == "resolved", resolved
+    assert resolved.version_of("dgl") == "2.4.0+cu121"
+    assert "dgl 2.4.0+cu121: dgl's prebuilt wheel for torch 2.4 + cu121" in " ".join(plan.reasons)
+
+
+def _proxies() -> tuple[tuple[str, str], ...]:
+    from gpuenv.resolve.packages import source_for
+
+    return source_for(None).proxies
