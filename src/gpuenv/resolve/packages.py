@@ -12,6 +12,7 @@ distribution; a distribution goes to the first step that needs it (`_first_steps
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -220,7 +221,9 @@ def _asked(args: list[str], files: list[Path], source: Source, tmp: Path) -> sub
 def _metadata_toml(entries: Sequence[tuple[str, str, tuple[str, ...]]]) -> str:
     """uv's `dependency-metadata`: what it takes as the dependencies of these releases, building nothing."""
     def quoted(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # a TOML basic string: JSON's escapes are TOML's (control characters too); DEL is TOML's only extra
+        # (the values come from an sdist's PKG-INFO: outside text)
+        return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
     return "".join(f"[[dependency-metadata]]\nname = {quoted(n)}\nversion = {quoted(v)}\n"
                    f"requires-dist = [{', '.join(quoted(r) for r in reqs)}]\n\n" for n, v, reqs in entries)
 

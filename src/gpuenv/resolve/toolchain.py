@@ -128,6 +128,7 @@ class Needs:
     first_use: tuple[str, ...] = ()      # compile CUDA code with nvcc when first used (DeepSpeed's ops)
     first_use_cc: tuple[str, ...] = ()   # compile C when first used (Triton's launcher: torch.compile on a GPU)
     unknown: tuple[str, ...] = ()        # built from source here; whether they compile, gpuenv does not know
+    no_isolation: tuple[str, ...] = ()   # of `build`, those whose build imports torch (no build isolation)
 
 
 def needs_of(pins: Sequence[tuple[str, str]], sdists: Sequence[str]) -> Needs:
@@ -137,16 +138,19 @@ def needs_of(pins: Sequence[tuple[str, str]], sdists: Sequence[str]) -> Needs:
     first: list[str] = []
     first_cc: list[str] = []
     unknown: list[str] = []
+    no_isolation: list[str] = []
     versions = dict(pins)
     for name in sorted(set(sdists)):
         row = compiled_row(name, versions.get(name))
         (unknown if row is None else build).append(name)      # a listed one compiles, whatever its wheels elsewhere
+        if row is not None and not row["build_isolation"]:
+            no_isolation.append(name)
     for name, version in sorted(pins):
         row = compiled_row(name, version)
         if row is None or row["compiles"] != "first-use" or name in build:
             continue
         (first if row["needs"] == "nvcc" else first_cc).append(name)
-    return Needs(tuple(build), tuple(first), tuple(first_cc), tuple(unknown))
+    return Needs(tuple(build), tuple(first), tuple(first_cc), tuple(unknown), tuple(no_isolation))
 
 
 def compiled_row(name: str, version: Optional[str]) -> Optional[dict[str, Any]]:
@@ -210,26 +214,27 @@ def toolchain(plan: Plan, wanted: Wanted, needs: Needs = Needs()) -> Toolchain:
     packages: tuple[str, ...] = ()
     if cuda is not None and plan.cuda_source == "wheels" and plan.base.cuda is None:
         packages = tuple(f"{name}=={major_minor(cuda)}.*" for name in compiler_wheels(cuda))
-    compiler = host_compiler(plan.base.os, cuda)
-    isolated = tuple(n for n in needs.build if (row := compiled_row(n, None)) is not None
-                     and not row["build_isolation"])
-    return Toolchain("devel", why, cuda, plan.cuda_source, packages, compiler,
-                     archs_for(plan) if cuda is not None else None, isolated)
+    return Toolchain("devel", why, cuda, plan.cuda_source, packages, host_compiler(plan.base.os, cuda),
+                     archs_for(plan) if cuda is not None else None, needs.no_isolation)
+
+
+def _compiler_row(cuda: str) -> Optional[dict[str, Any]]:
+    major = major_minor(cuda).split(".")[0]
+    return next((r for r in load_table("compilers")["compiler_wheels"] if r["major"] == major), None)
 
 
 def pip_compiler(cuda: str) -> bool:
     """Whether NVIDIA publishes a whole compiler of this CUDA's major as pip packages (13 on)."""
-    major = major_minor(cuda).split(".")[0]
-    return any(r["major"] == major for r in load_table("compilers")["compiler_wheels"])
+    return _compiler_row(cuda) is not None
 
 
 def compiler_wheels(cuda: str) -> tuple[str, ...]:
     """NVIDIA's pip packages of a compiler of this CUDA's major (kb/data/compilers.toml)."""
-    major = major_minor(cuda).split(".")[0]
-    row = next((r for r in load_table("compilers")["compiler_wheels"] if r["major"] == major), None)
+    row = _compiler_row(cuda)
     if row is None:
-        raise ImpossibleRequest(f"NVIDIA publishes no nvcc of CUDA {major} as pip packages", code="conflict",
-                                hint="a base with a compiler of that CUDA: base = \"nvidia/cuda:<CUDA>-devel-<os>\"")
+        raise ImpossibleRequest(f"NVIDIA publishes no nvcc of CUDA {major_minor(cuda)} as pip packages",
+                                code="conflict", hint="a base with a compiler of that CUDA: "
+                                "base = \"nvidia/cuda:<CUDA>-devel-<os>\"")
     return tuple(row["packages"])
 
 
@@ -250,8 +255,8 @@ def archs_for(plan: Plan) -> Archs:
 
 def host_compiler(os_name: str, cuda: Optional[str]) -> Compiler:
     """The gcc of the base OS that this CUDA's nvcc accepts: the OS's default when it does, else the
-    newest gcc-N the OS's archive offers that it does. ImpossibleRequest when none does, or the OS or
-    the CUDA release is not in the knowledge base."""
+    newest gcc-N the OS's archive offers that it does; ImpossibleRequest when none does. An OS or a CUDA
+    release the knowledge base does not list: the OS's gcc, unchecked (and said so)."""
     tables = load_table("compilers")
     release = next((r for r in tables["os_gcc"] if r["os"] == os_name), None)
     if release is None:

@@ -64,12 +64,12 @@ def _publish(folder: Path, pythons: tuple[str, ...]) -> None:
     (folder / "torch-2.4.0+cu121.html").write_text(f"<!DOCTYPE html>\n<html>\n<body>\n{links}\n</body>\n</html>\n")
 
 
-def _source(recorded_index, pyg: str) -> Source:
+def _source(recorded_index, upstream: str, copy: str) -> Source:
+    """The recorded index, the internet shut out (uv_offline's proxies), and a copy of one wheel server."""
     from gpuenv.resolve.packages import source_for
 
-    found = source_for(None)
-    return Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=found.proxies,
-                  wheel_mirrors=((PYG, pyg),))
+    return Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=source_for(None).proxies,
+                  wheel_mirrors=((upstream, copy),))
 
 
 def _request(toolkit: str = "auto") -> Request:
@@ -86,7 +86,7 @@ def test_the_page_of_the_plans_torch_and_variant_is_asked(recorded_index, uv_off
 def test_a_prebuilt_wheel_that_fits_is_taken_and_nothing_is_compiled(recorded_index, uv_offline, pyg_page):
     url, folder = pyg_page
     _publish(folder, ("311", "312"))
-    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, url))
+    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, PYG, url))
     resolved = plan.resolved
     assert resolved is not None and resolved.status == "resolved"
     assert resolved.version_of("torch-scatter") == "2.1.2+pt24cu121" and resolved.built == ()
@@ -102,7 +102,7 @@ def test_no_wheel_for_the_python_compiles_it_at_devel_and_says_what_pyg_publishe
                                                                                    pyg_page):
     url, folder = pyg_page
     _publish(folder, ("311",))                       # none for Python 3.12: PyPI's sdist, built here
-    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, url))
+    plan = resolve_whole(_request(), Target(), (), _source(recorded_index, PYG, url))
     resolved = plan.resolved
     assert resolved is not None and resolved.built == ("torch-scatter",)
     assert resolved.version_of("torch-scatter") == "2.1.2"
@@ -120,7 +120,7 @@ def test_runtime_with_no_wheel_is_refused_before_any_build(recorded_index, uv_of
     url, folder = pyg_page
     _publish(folder, ("311",))
     with pytest.raises(ImpossibleRequest) as refused:
-        resolve_whole(_request("runtime"), Target(), (), _source(recorded_index, url))
+        resolve_whole(_request("runtime"), Target(), (), _source(recorded_index, PYG, url))
     assert "torch-scatter 2.1.2 has no wheel for Python 3.12" in refused.value.message
     assert 'toolkit = "devel"' in (refused.value.hint or "")
 
@@ -153,8 +153,7 @@ def test_mmcv_has_no_local_label_and_its_page_decides_the_build(recorded_index, 
     folder.mkdir(parents=True)
     _page(root / "mmcv", "cu121/torch2.4/index.html",
           [_wheel(folder, "mmcv", "2.2.0", "cp312-cp312-manylinux1_x86_64")])
-    source = Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=_proxies(),
-                    wheel_mirrors=((upstream, f"{url}/mmcv"),))
+    source = _source(recorded_index, upstream, f"{url}/mmcv")
     request = Request(wants=(want("torch==2.4.0"),), packages=("mmcv==2.2.0",), python="3.12")
     plan = resolve_whole(request, Target(), (), source)
     resolved = plan.resolved
@@ -172,17 +171,10 @@ def test_dgls_cuda_build_wins_over_pypis_cpu_only_wheel(recorded_index, uv_offli
     folder = root / "dgl" / "torch-2.4" / "cu121"
     folder.mkdir(parents=True)
     _page(folder, "repo.html", [_wheel(folder, "dgl", "2.4.0+cu121", "cp312-cp312-manylinux1_x86_64")])
-    source = Source(index=recorded_index.simple, trusted_hosts=("127.0.0.1",), proxies=_proxies(),
-                    wheel_mirrors=((upstream, f"{url}/dgl"),))
+    source = _source(recorded_index, upstream, f"{url}/dgl")
     request = Request(wants=(want("torch==2.4.0"),), packages=("dgl",), python="3.12")
     plan = resolve_whole(request, Target(), (), source)
     resolved = plan.resolved
     assert resolved is not None and resolved.status == "resolved", resolved
     assert resolved.version_of("dgl") == "2.4.0+cu121"
     assert "dgl 2.4.0+cu121: dgl's prebuilt wheel for torch 2.4 + cu121" in " ".join(plan.reasons)
-
-
-def _proxies() -> tuple[tuple[str, str], ...]:
-    from gpuenv.resolve.packages import source_for
-
-    return source_for(None).proxies

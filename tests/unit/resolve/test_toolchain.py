@@ -35,7 +35,7 @@ def test_what_compiles_is_read_from_the_knowledge_base_by_version():
             ("html5lib", "0.9999999"), ("numpy", "2.2.0")]
     needs = needs_of(pins, ["flash-attn", "html5lib"])
     assert needs == Needs(build=("flash-attn",), first_use=("deepspeed",), first_use_cc=("triton",),
-                          unknown=("html5lib",))
+                          unknown=("html5lib",), no_isolation=("flash-attn",))
     assert compiled_row("flash-attn", "2.7.4.post1")["downloads_prebuilt"] is True
     assert compiled_row("flash-attn", "2.0.5")["downloads_prebuilt"] is False
     assert compiled_row("numpy", "2.2.0") is None
