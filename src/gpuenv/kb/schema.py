@@ -263,9 +263,10 @@ SCHEMAS["compiled"] = {
 SCHEMAS["companions"] = {
     "route": {
         "family": "str",           # "pyg", "mmcv", "dgl", "flash-attn"
-        "kind": "str",             # "find-links" (a page per torch minor + variant) | "wheel-url"
+        "kind": "str",             # "find-links" (a page per torch minor + variant) | "release-page"
         "packages": "list[str]",   # the projects it serves, PEP 503 names
-        "url": "str",              # template: {torch} "2.4", {cu} "cu121" | "cpu"
+        "url": "str",              # template: {torch} "2.4", {cu} "cu121" | "cpu"; release-page: {version}
+        "asset": "str?",           # release-page: one wheel's URL, as the project's setup.py names it
         "url_cpu": "str?",         # the CPU page, where its shape differs
         "local_version": "str",    # the label the versions carry: "+pt{torch_nodot}{cu}"; "" none
     },
@@ -279,5 +280,10 @@ SCHEMAS["companions"] = {
         "local_version": "str",
         "index": "str",            # the page (or release) that lists them
         "abi": "list[str]?",       # flash-attn: the cxx11abi values published
+    },
+    "torch_abi": {                 # torch._C._GLIBCXX_USE_CXX11_ABI of the pip builds; first match wins
+        "torch": "str",            # a specifier on the torch minor: "<2.6", "==2.6", ">=2.7"
+        "cuda": "list[str]?",      # the build's CUDA ("12.6"); absent: any
+        "abi": "str",              # "TRUE" | "FALSE", as flash-attn's asset names write it
     },
 }

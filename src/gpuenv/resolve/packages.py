@@ -117,15 +117,16 @@ def resolvable_python(python: str) -> bool:
 
 
 def compile_steps(steps: Sequence[StepRequires], options: Sequence[str], python: str,
-                  source: Source) -> Resolved:
+                  source: Source, constraints: Sequence[str] = ()) -> Resolved:
     """Resolve the steps' requirements together for `python` on Linux x86_64. `steps` are the Dockerfile's
     pip steps in order, each with what it asks for (cumulative lists are fine: each requirement counts for
-    the first step that names it); `options` are the framework build's pip options (its index)."""
+    the first step that names it); `options` are the framework build's pip options (its index);
+    `constraints` narrow what may be chosen and ask for nothing (a release wheel's exact version)."""
     options = [mirrored_wheel_url(o, source.pytorch_wheels, source.wheel_mirrors) for o in options]
     own = _own_requirements(steps)
     with tempfile.TemporaryDirectory(prefix="gpuenv-resolve-") as tmp:
         files = _write_inputs(Path(tmp), own, source)
-        done = _run_uv(files, options, python, source, Path(tmp))
+        done = _run_uv(files, options, python, source, Path(tmp), tuple(constraints))
     pins = _parse(done.stdout, {f.stem: f.stem for f in files})
     _check_extras(done.stderr)
     order = [step.id for step in steps]
@@ -175,7 +176,7 @@ def uv_binary() -> str:
 
 
 def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Source,
-            tmp: Path) -> subprocess.CompletedProcess:
+            tmp: Path, constraints: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     if not files:
         return subprocess.CompletedProcess([], 0, "", "")
     args = [uv_binary(), "pip", "compile", *map(str, files), "--python-version", python,
@@ -188,6 +189,11 @@ def _run_uv(files: list[Path], options: Sequence[str], python: str, source: Sour
         config.write_text(_metadata_toml(source.static_metadata), encoding="utf-8")
         args += ["--config-file", str(config)]
         files = files + [config]         # keys the answer too (_asked)
+    if constraints:
+        narrowed = tmp / "constraints.txt"
+        narrowed.write_text("".join(c + "\n" for c in constraints), encoding="utf-8")
+        args += ["--constraint", str(narrowed)]
+        files = files + [narrowed]       # keys the answer too (_asked)
     for url in source.extra_indexes:
         args += ["--extra-index-url", url]
     for host in source.trusted_hosts:

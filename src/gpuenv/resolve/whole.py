@@ -28,8 +28,8 @@ from gpuenv.errors import BadInput, ImpossibleRequest
 from gpuenv.kb.mirrors import mirrored_wheel_url
 from gpuenv.resolve import companions
 from gpuenv.resolve.builds import ALL_PYTHONS, builds_for
-from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoMetadata, NoSolution, Source, Unreachable,
-                                     compile_steps, resolvable_python)
+from gpuenv.resolve.packages import (NO_WHEEL, MissingExtra, NoMetadata, NoSolution, ResolverError, Source,
+                                     Unreachable, compile_steps, resolvable_python)
 from gpuenv.resolve.plan import Plan, resolve, with_toolchain
 from gpuenv.resolve.request import Request, Target, Want
 from gpuenv.resolve.resolved import Resolved, step_layout, unresolved, without_slow_tools
@@ -73,6 +73,13 @@ def _companion_outcomes(plan: Plan, source: Source) -> list[str]:
     for page in companions.pages(plan.builds, plan.user_packages):
         said += companions.outcome(page, resolved, mirrored_wheel_url(page.url, source.pytorch_wheels,
                                                                       source.wheel_mirrors))
+    tried = companions.releases(plan.builds, plan.user_packages, plan.python)
+    for release in tried:
+        said += companions.release_outcome(release, resolved)
+    for name in companions.release_families():
+        if name in resolved.built and not any(r.package == name for r in tried):
+            said.append(f"{name} {resolved.version_of(name)}: compiled here from its source distribution: "
+                        f"{companions.no_release(name, plan.builds, plan.python)}")
     return said
 
 
@@ -115,13 +122,21 @@ def _whole(request: Request, target: Target, tools: Sequence[str] = (),
         return _unresolved(first, skip)
     try:
         return _with(first, _check(first, tools, source))
-    except Unreachable as exc:
+    except (Unreachable, ResolverError) as exc:
+        chosen = _releases(first, source)
+        if chosen:                      # a release's asset list (GitHub) did not answer: compiled instead
+            return _release_failed(request, target, tools, source, chosen, str(exc))
+        if isinstance(exc, ResolverError):
+            raise
         return _unresolved(first, f"no package index answered ({exc})")
     except MissingExtra as exc:
         raise _missing_extra(exc, source) from None
     except NoMetadata as exc:
         return _with_static_metadata(request, target, tools, source, first, exc)
     except NoSolution as failure:
+        failed = [r for r in _releases(first, source) if _named(r.package, failure.cause)]
+        if failed:                      # the release lists no such asset (a failed upstream job): compiled
+            return _release_failed(request, target, tools, source, failed, failure.cause)
         absent = _NOT_ON_INDEX.search(failure.cause)
         if absent:                      # no version at all: no other Python or framework makes one appear
             raise _not_on_index(canonicalize_name(absent.group(1)), source) from None
@@ -137,6 +152,28 @@ def _whole(request: Request, target: Target, tools: Sequence[str] = (),
                             static_metadata=source.static_metadata + _torch_builds(failure, sdists, source))
             return _noted(_whole(request, target, tools, built), sdists)
         raise _impossible(failure, request, target, first, tools, source) from None
+
+
+def _releases(plan: Plan, source: Source, python: Optional[str] = None) -> tuple[companions.Release, ...]:
+    """The release wheels the resolution pins (companions.releases), but none of a package to compile."""
+    return companions.releases(plan.builds, plan.user_packages, python or plan.python, source.sdists)
+
+
+def _named(package: str, cause: str) -> bool:
+    """Whether uv's explanation names the distribution (`flash-attn` or `flash_attn`, any case)."""
+    spelled = re.escape(package).replace("\\-", "[-_.]")
+    return re.search(rf"(?<![A-Za-z0-9_.-]){spelled}(?![A-Za-z0-9_-])", cause, re.IGNORECASE) is not None
+
+
+def _release_failed(request: Request, target: Target, tools: Sequence[str], source: Source,
+                    failed: Sequence[companions.Release], why: str) -> Plan:
+    """The plan again with those packages compiled from their source distribution, saying why their
+    release wheel was not taken."""
+    plan = _whole(request, target, tools, replace(source, sdists=source.sdists + tuple(r.package for r in failed)))
+    said = tuple(f"{r.package} {r.version}: {r.family}'s release wheel for {r.fits} ({r.asset}) could not be had "
+                 f"({why.strip()[:300]}); compiled here from its source distribution" for r in failed)
+    resolved = replace(plan.resolved, decided=said + plan.resolved.decided) if plan.resolved else None
+    return replace(plan, resolved=resolved, reasons=said + plan.reasons)
 
 
 _NO_WHEEL_AT = re.compile(r"([A-Za-z0-9._-]+)==(\S+) has no usable wheels")
@@ -216,8 +253,11 @@ def _check_url(text: str) -> None:
 
 
 def _check(plan: Plan, tools: Sequence[str], source: Source, python: Optional[str] = None) -> Resolved:
+    """The plan's steps resolved; a release wheel (flash-attn's) pinned exactly against its asset list."""
     steps = step_layout(plan.packages, tuple(tools), plan.user_packages, _toolchain(plan))
-    return compile_steps(steps, plan.pip_options, python or plan.python, source)
+    chosen = _releases(plan, source, python)
+    options = tuple(plan.pip_options) + tuple(w for r in chosen for w in ("--find-links", r.page))
+    return compile_steps(steps, options, python or plan.python, source, tuple(r.pin for r in chosen))
 
 
 def _toolchain(plan: Plan) -> tuple[str, ...]:
