@@ -125,7 +125,7 @@ def _whole(request: Request, target: Target, tools: Sequence[str] = (),
     except (Unreachable, ResolverError) as exc:
         chosen = _releases(first, source)
         if chosen:                      # a release's asset list (GitHub) did not answer: compiled instead
-            return _release_failed(request, target, tools, source, chosen, str(exc))
+            return _release_failed(request, target, tools, source, chosen, str(exc), unreachable=True)
         if isinstance(exc, ResolverError):
             raise
         return _unresolved(first, f"no package index answered ({exc})")
@@ -166,12 +166,15 @@ def _named(package: str, cause: str) -> bool:
 
 
 def _release_failed(request: Request, target: Target, tools: Sequence[str], source: Source,
-                    failed: Sequence[companions.Release], why: str) -> Plan:
+                    failed: Sequence[companions.Release], why: str, unreachable: bool = False) -> Plan:
     """The plan again with those packages compiled from their source distribution, saying why their
     release wheel was not taken."""
     plan = _whole(request, target, tools, replace(source, sdists=source.sdists + tuple(r.package for r in failed)))
+    fix = " (where GitHub is out of reach, a copy of https://github.com in network.wheel_mirrors serves it)" \
+        if unreachable else ""
     said = tuple(f"{r.package} {r.version}: {r.family}'s release wheel for {r.fits} ({r.asset}) could not be had "
-                 f"({why.strip()[:300]}); compiled here from its source distribution" for r in failed)
+                 f"({why.strip()[:300]}){fix}; {r.package} is compiled here from its source distribution instead"
+                 for r in failed)
     resolved = replace(plan.resolved, decided=said + plan.resolved.decided) if plan.resolved else None
     return replace(plan, resolved=resolved, reasons=said + plan.reasons)
 
