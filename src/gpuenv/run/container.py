@@ -3,7 +3,9 @@ host knows (the GPU mode the probe found, the driver files of `devices` mode, th
 
 gpuenv starts containers itself rather than through compose: compose cannot express `devices` mode (the
 driver's files mounted one by one) or CDI on the engines of lab servers, and `docker run` is there on
-every engine. compose.yaml stays the file to keep; both say the same thing.
+every engine. compose.yaml stays the file to keep; both say the same thing, but for the limits `up`
+derives from the engine's host where the spec leaves them "auto" (host/limits.py): compose.yaml holds
+only the spec's own.
 Containers carry io.gpuenv.* labels: `gpuenv ls`, `status`, `down` read nothing else.
 
 A container's environment (the Jupyter token, the gateway's token, a password hash, a proxy with its
