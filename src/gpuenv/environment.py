@@ -41,6 +41,7 @@ from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
 from gpuenv.host import access as gpu_access
 from gpuenv.host import user
 from gpuenv.host.access import GpuMode
+from gpuenv.host.limits import Applied, HostSize, applied
 from gpuenv.host.nvidia import driver_for_planning
 from gpuenv.host.probe import HostReport
 from gpuenv.images import holds
@@ -467,11 +468,25 @@ class Started:
     reused: bool                     # it already ran exactly so: nothing was started
     waited: float                    # seconds spent waiting until every service answered (0 with wait=False)
     access: Access                   # how to reach it (run/reach.py)
+    limits: Applied                  # what each container may use (host/limits.py)
+
+
+def limits(spec: EnvSpec, report: HostReport) -> Applied:
+    """The limits each container of the environment gets on the probed engine's host (host/limits.py);
+    ImpossibleRequest (exit 3) for more CPUs than it has: `up` asks before it builds."""
+    return applied(spec.run, host_size(report))
+
+
+def host_size(report: HostReport) -> HostSize:
+    return HostSize(report.engine.cpus, report.engine.memory)
 
 
 def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True) -> Started:
     """Start (or keep) one container per service of a built environment and wait until each answers."""
     r = prepared.rendered.recipe
+    given = limits(prepared.spec, report)
+    for warning in given.warnings:
+        say(warning)
     mode: GpuMode = report.mode.name if r.gpu else "none"
     if r.gpu and mode == "none":
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
@@ -491,7 +506,8 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     host = container.Host(files=prepared.folder, image=prepared.image, image_env=container.image_env(image),
                           gpu=gpu, gpu_mode=mode, gpus=container.gpus_text(prepared.spec.gpu.devices, mode),
                           ports=(), owner=invoker(), selinux=report.system.selinux == "enforcing",
-                          network=network, remote=report.engine.remote)
+                          network=network, remote=report.engine.remote, limits=given.limits,
+                          size=host_size(report))
     if report.engine.remote and container.run_ca(r):
         say("the engine is remote: this host's CA bundle is not mounted into its containers (pip there trusts "
             "the image's roots only; network.ca_in_image = true puts the CA in the image)")
@@ -525,7 +541,7 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     service_ports = {svc: p.got for svc, p in chosen if svc != ACCESS_PORTS}
     return Started(project=project, containers=tuple(p.name for p in plans), ports=tuple(chosen), gpu_mode=mode,
                    reused=reused, waited=time.monotonic() - start,
-                   access=reach(r, service_ports, prepared.private_key_file))
+                   access=reach(r, service_ports, prepared.private_key_file), limits=given)
 
 
 def invoker() -> int:

@@ -20,10 +20,23 @@ from gpuenv.errors import BadInput
 from gpuenv.host.engine import probe_engine
 from gpuenv.run.docker import Docker
 from gpuenv.run.envs import Env, Remains, belongs_here, environments, find, left_behind, remains_of
+from gpuenv.run.memory_kills import kills_text, memory_kills
 
 
 def _docker() -> Docker:
     return Docker.connect(probe_engine(compose=False))
+
+
+def _engine() -> tuple[Docker, bool]:
+    """The docker client, and whether its engine runs on this host (cgroup counters read here)."""
+    engine = probe_engine(compose=False)
+    return Docker.connect(engine), not engine.remote
+
+
+def _described(docker: Docker, env: Env, local: bool) -> tuple[dict[str, Any], str]:
+    """An environment's data for ls and status, with its memory kills, and the kills as words ("" none)."""
+    kills = memory_kills(docker, env.containers, local)
+    return {**env.to_dict(), "memory_kills": kills.to_dict()}, kills_text(kills, env.limits)
 
 
 def _owner() -> int:
@@ -39,23 +52,29 @@ def _find(docker: Docker, name: Optional[str], only_here: bool = False) -> Env:
 @global_options
 def ls(everyone: bool, **_: Any) -> Result:
     """Your environments on this engine: state, GPUs, ports (read from container labels)."""
-    envs = environments(_docker(), None if everyone else _owner())
-    data = {"environments": [e.to_dict() for e in envs]}
-    return Result(data, lambda c: _table(c, envs))
+    docker, local = _engine()
+    envs = environments(docker, None if everyone else _owner())
+    described = [_described(docker, e, local) for e in envs]
+    data = {"environments": [d for d, _ in described]}
+    return Result(data, lambda c: _table(c, envs, [text for _, text in described]))
 
 
-def _table(console: Console, envs: list[Env]) -> None:
+def _table(console: Console, envs: list[Env], kills: list[str]) -> None:
     if not envs:
         console.print("no environments here (gpuenv up starts one)")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATE", "GPU", "PORTS", "IMAGE", "WORKSPACE"):
+    for column in ("NAME", "STATE", "GPU", "LIMITS", "PORTS", "IMAGE", "WORKSPACE"):
         table.add_column(column)
     for e in envs:
         ports = ", ".join(f"{s} {h}:{p}" for s, h, p, _ in e.ports())
         gpu = e.label("gpu-mode") + ("" if e.label("gpus") in ("", "none") else f" ({e.label('gpus')})")
-        table.add_row(escape(e.name), e.state, gpu, escape(ports), escape(e.image), escape(e.label("workspace")))
+        table.add_row(escape(e.name), e.state, gpu, e.limits.describe(), escape(ports), escape(e.image),
+                      escape(e.label("workspace")))
     console.print(table)
+    for e, text in zip(envs, kills):
+        if text:
+            console.print(f"[yellow]{escape(e.name)}: {escape(text)}[/yellow]")
 
 
 @click.command()
@@ -63,14 +82,18 @@ def _table(console: Console, envs: list[Env]) -> None:
 @global_options
 def status(env: Optional[str], **_: Any) -> Result:
     """One environment in detail: containers, health, ports, GPU mode, files."""
-    found = _find(_docker(), env)
-    data = found.to_dict()
+    docker, local = _engine()
+    found = _find(docker, env)
+    data, kills = _described(docker, found, local)
 
     def show(c: Console) -> None:
         health = f" ({found.health()})" if found.health() else ""
         c.print(f"[bold]{escape(found.name)}[/bold]  {found.state}{health}")
         for key in ("project", "image", "gpu_mode", "gpus", "files", "workspace"):
             c.print(f"  {key:<10} {escape(str(data[key]))}")
+        c.print(f"  limits     each container: {found.limits.describe()}")
+        if kills:
+            c.print(f"  [yellow]memory     {escape(kills)}[/yellow]")
         for p in data["ports"]:
             c.print(f"  port       {p['service']}: {p['host']}:{p['port']} -> {p['container_port']}")
         c.print(f"  containers {escape(', '.join(data['containers']))}")

@@ -101,6 +101,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
                                        locked=locked)
         report, docker = probing.result()
         warn(prepared, say)
+        environment.limits(prepared.spec, report)     # more CPUs than the host has: refused before the build
         log = environment.build(prepared, docker, renderer.stderr, renderer.live)
         started = environment.up(prepared, docker, report, say, wait=not no_wait)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
@@ -108,7 +109,9 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
             "containers": list(started.containers), "reused": started.reused,
             "ports": [{"service": s, "wanted": p.wanted, "port": p.got, "taken_by": p.taken_by or None}
                       for s, p in started.ports], "access": started.access,
-            "plan": prepared.rendered.recipe.summary}
+            "plan": prepared.rendered.recipe.summary,
+            "limits": {**started.limits.limits.to_dict(), "defaults": list(started.limits.defaults)},
+            "limits_text": started.limits.describe()}
     return Result(data, lambda c: _show_up(c, data))
 
 
@@ -154,6 +157,7 @@ def _show_up(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold green]{escape(data['name'])}[/bold green] {state}: {escape(data['plan'])}")
     console.print(f"[bold]image[/bold]    {escape(data['image'])}" + ("  (built now)" if data["built"] else ""))
     console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}")
+    console.print(f"[bold]limits[/bold]   each container: {escape(data['limits_text'])}")
     console.print(f"[bold]files[/bold]    {escape(data['folder'])}")
     show_access(console, data["access"])
     console.print(f"[dim]gpuenv verify {escape(data['name'])} checks it; gpuenv down {escape(data['name'])} "

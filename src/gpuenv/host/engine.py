@@ -79,6 +79,8 @@ class Engine:
     https_proxy: str = ""
     no_proxy: str = ""
     cdi_spec_dirs: tuple[str, ...] = ()
+    cpus: int = 0                       # the engine's host's CPUs (NCPU); 0 = not said
+    memory: int = 0                     # its memory in bytes (MemTotal); 0 = not said
     clients: tuple[Client, ...] = ()
     buildkit: Optional[BuildRoute] = None
     compose: tuple[Compose, ...] = ()
@@ -124,7 +126,14 @@ def parse_info(data: dict[str, Any]) -> dict[str, Any]:
         https_proxy=data.get("HttpsProxy") or "",
         no_proxy=data.get("NoProxy") or "",
         cdi_spec_dirs=tuple(data.get("CDISpecDirs") or ()),
+        cpus=_count(data.get("NCPU")),
+        memory=_count(data.get("MemTotal")),
     )
+
+
+def _count(value: Any) -> int:
+    """A count the engine gives (NCPU, MemTotal); 0 when it is missing or no whole positive number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def engine_from_info(info: dict[str, Any], version: Optional[dict[str, Any]] = None, endpoint: str = "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from gpuenv import __version__
+from gpuenv.host.limits import HostSize, explicit, max_jobs
 from gpuenv.render.quote import compose_text, comment_line, yaml_document
 from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Recipe, Service
 
@@ -43,6 +44,9 @@ def _header(r: Recipe) -> str:
         f"#   sh {BUILD_SCRIPT}      (BuildKit; the CA bundle of .env and ~/.netrc as secrets, never in a layer)",
         "# The Dev Containers CLI runs that script itself (devcontainer.json's initializeCommand).",
     ]
+    if any(getattr(r.spec.run, kind) == "auto" for kind in ("cpus", "memory", "pids")):
+        lines += ["# Limits: `gpuenv up` gives each container defaults from the size of its host (README: Limits);",
+                  "# this file holds only the limits gpuenv.toml sets ([run] cpus, memory, pids): compose sets no others."]
     if r.gpu and not r.gpu_request:
         lines += ["# No GPU reaches containers on the host this was written for (`gpuenv doctor`: GPU mode none),",
                   "# so no GPU is requested; `gpuenv generate` on a host with the NVIDIA Container Toolkit asks."]
@@ -83,10 +87,11 @@ def _service(r: Recipe, s: Service, main: bool) -> dict[str, Any]:
     svc["volumes"] = _volumes(r, s)
     svc["working_dir"] = compose_text(r.workspace_mount)
     gpu = _gpu(r)
-    env = dict(s.environment) | _literal(runtime_environment(r)) | gpu.pop("environment", {})
+    env = dict(s.environment) | _literal(runtime_environment(r)) | gpu.pop("environment", {}) | _jobs(r)
     if env:
         svc["environment"] = env
     svc.update(_ipc(r))
+    svc.update(_limits(r))
     svc["security_opt"] = ["no-new-privileges:true"]
     svc.update(gpu)
     if s.health and not main:
@@ -171,6 +176,30 @@ def _ipc(r: Recipe) -> dict[str, Any]:
     if r.spec.run.ipc == "host":
         return {"ipc": "host"}
     return {"shm_size": r.spec.run.shm_size}
+
+
+def _limits(r: Recipe) -> dict[str, Any]:
+    """The spec's own limits ([run] cpus, memory, pids) as service keys that compose v1 (1.27+) and v2
+    both read; swap limited to the memory, as `gpuenv up` does. The defaults `gpuenv up` derives from the
+    engine's host are not written: this file is kept and used on other hosts (the header says so)."""
+    run, given = r.spec.run, explicit(r.spec.run)
+    found: dict[str, Any] = {}
+    if given.cpus is not None:
+        found["cpus"] = int(given.cpus) if given.cpus.is_integer() else given.cpus
+    if given.memory is not None:
+        found["mem_limit"] = found["memswap_limit"] = run.memory
+    if given.pids is not None:
+        found["pids_limit"] = given.pids
+    return found
+
+
+def _jobs(r: Recipe) -> dict[str, str]:
+    """MAX_JOBS of a toolkit = "devel" environment, where the spec gives both its CPUs and its memory
+    (`gpuenv up` sizes it from the host's defaults otherwise: run/container.py)."""
+    given, chain = explicit(r.spec.run), r.plan.toolchain
+    if chain is None or chain.level != "devel" or given.cpus is None or given.memory is None:
+        return {}
+    return {"MAX_JOBS": str(max_jobs(given, HostSize()))}
 
 
 def _gpu(r: Recipe) -> dict[str, Any]:

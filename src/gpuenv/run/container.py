@@ -3,7 +3,9 @@ host knows (the GPU mode the probe found, the driver files of `devices` mode, th
 
 gpuenv starts containers itself rather than through compose: compose cannot express `devices` mode (the
 driver's files mounted one by one) or CDI on the engines of lab servers, and `docker run` is there on
-every engine. compose.yaml stays the file to keep; both say the same thing.
+every engine. compose.yaml stays the file to keep; both say the same thing, but for the limits `up`
+derives from the engine's host where the spec leaves them "auto" (host/limits.py): compose.yaml holds
+only the spec's own.
 Containers carry io.gpuenv.* labels: `gpuenv ls`, `status`, `down` read nothing else.
 
 A container's environment (the Jupyter token, the gateway's token, a password hash, a proxy with its
@@ -26,6 +28,7 @@ from typing import Iterator, Optional
 
 from gpuenv.errors import BadInput
 from gpuenv.host.access import Devices, GpuMode, RunArgs
+from gpuenv.host.limits import HostSize, Limits, docker_args, max_jobs
 from gpuenv.host.user import ids
 from gpuenv.render.compose import CA_IN_CONTAINER, CA_VARIABLES, run_ca, runtime_environment
 from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Published, Recipe, Service, ServiceName
@@ -59,6 +62,8 @@ class Host:
     selinux: bool = False
     network: str = ""             # "none" on an engine without a bridge network (dockerd --bridge=none)
     remote: bool = False          # the engine runs on another host: this host's files cannot be mounted
+    limits: Limits = Limits()     # each container's: the spec's, or the host's defaults (host/limits.py)
+    size: HostSize = HostSize()   # the engine's host: MAX_JOBS where a limit is lifted
 
 
 def launches(r: Recipe, host: Host) -> list[Launch]:
@@ -77,7 +82,7 @@ def volume_name(r: Recipe) -> str:
 def _launch(r: Recipe, host: Host, s: Service, main: bool) -> Launch:
     name = container_name(r, s.name)
     args = ["--detach", "--name", name, "--hostname", r.name, "--init", "--restart", r.spec.run.restart]
-    args += _ipc(r)
+    args += _ipc(r) + docker_args(host.limits)
     args += ["--security-opt", "no-new-privileges:true"]
     if host.network:
         args += ["--network", host.network]
@@ -186,10 +191,19 @@ def _environment(r: Recipe, host: Host, s: Service) -> list[tuple[str, str]]:
         env.append(("KG_AUTH_TOKEN", tokens["GPUENV_GATEWAY_TOKEN"]))
     env += [(k, v) for k, v in runtime_environment(r).items() if not (host.remote and k in CA_VARIABLES)]
     env += list(host.gpu.env)
+    if _devel(r):
+        env.append(("MAX_JOBS", str(max_jobs(host.limits, host.size))))
     image_env = dict(host.image_env)
     for key, value in host.gpu.prepend:
         env.append((key, f"{value}:{image_env[key]}" if image_env.get(key) else value))
     return env
+
+
+def _devel(r: Recipe) -> bool:
+    """A toolkit = "devel" environment: compiles at run time (`pip install -e .`, DeepSpeed's JIT) read
+    MAX_JOBS, which the limits size so that they fit (the image's build steps size their own)."""
+    chain = r.plan.toolchain
+    return chain is not None and chain.level == "devel"
 
 
 def gpus_text(devices: Devices, mode: GpuMode) -> str:

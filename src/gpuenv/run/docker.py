@@ -60,6 +60,8 @@ class State(TypedDict, total=False):
     Running: bool                             # true while restarting too (Restarting tells)
     Restarting: bool
     ExitCode: int
+    Pid: int                                  # its main process on the engine's host; 0 when not running
+    OOMKilled: bool                           # the kernel killed a process of it for memory (its last run)
     Health: Health                            # absent when the container has no health check
 
 
@@ -79,6 +81,10 @@ PortMap = dict[str, Optional[list[PortBinding]]]
 
 class HostConfig(TypedDict, total=False):
     PortBindings: Optional[PortMap]           # what `docker run --publish` asked for
+    NanoCpus: int                             # --cpus times 10^9; 0 = no limit
+    Memory: int                               # --memory in bytes; 0 = no limit
+    MemorySwap: int                           # --memory-swap in bytes (memory plus swap); 0 or -1 = none
+    PidsLimit: Optional[int]                  # --pids-limit; null, 0 or -1 = no limit
 
 
 class NetworkSettings(TypedDict, total=False):

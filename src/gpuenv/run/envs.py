@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from gpuenv.errors import BadInput
+from gpuenv.host.limits import Limits, from_host_config
 from gpuenv.run.container import LABEL
 from gpuenv.run.docker import ContainerInspect, Docker
 
@@ -65,6 +66,11 @@ class Env:
                                   int(b.get("HostPort") or 0), int(inside.split("/")[0])))
         return sorted(found)
 
+    @property
+    def limits(self) -> Limits:
+        """What its main container may use (`up` gives each container the same), as the engine says."""
+        return from_host_config(self.main.get("HostConfig"))
+
     def health(self) -> str:
         status = ((self.main.get("State") or {}).get("Health") or {}).get("Status")
         return status or ""
@@ -72,7 +78,7 @@ class Env:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "project": self.project, "state": self.state, "image": self.image,
                 "gpu_mode": self.label("gpu-mode"), "gpus": self.label("gpus"), "files": self.label("files"),
-                "workspace": self.label("workspace"), "health": self.health(),
+                "workspace": self.label("workspace"), "health": self.health(), "limits": self.limits.to_dict(),
                 "containers": [c.get("Name", "").lstrip("/") for c in self.containers],
                 "ports": [{"service": s, "host": h, "port": p, "container_port": i} for s, h, p, i in self.ports()]}
 

@@ -235,7 +235,8 @@ class Network(_Table):
 
 
 class Run(_Table):
-    """How the container runs: shared memory for DataLoader workers, restart policy, the compose GPU form."""
+    """How the container runs: shared memory for DataLoader workers, restart policy, the compose GPU form, and
+    the limits that keep one environment from taking the whole server (host/limits.py)."""
 
     shm_size: Annotated[str, AfterValidator(v.size)] = Field(
         default="8g", examples=["16g"], description="size of /dev/shm (PyTorch DataLoader workers share tensors there)"
@@ -249,6 +250,20 @@ class Run(_Table):
     compose_gpu: Literal["deploy", "runtime"] = Field(
         default="deploy", examples=["runtime"],
         description='"deploy" (deploy.resources.reservations.devices) or "runtime" (runtime: nvidia, old compose)',
+    )
+    cpus: Annotated[str, PlainValidator(v.cpus)] = Field(
+        default="auto", examples=[8],
+        description='CPUs each container may use (7.5 works); "auto" = all but one of the engine\'s host\'s when it '
+                    'has more than 2; "none" (or 0) = no limit',
+    )
+    memory: Annotated[str, PlainValidator(v.memory)] = Field(
+        default="auto", examples=["32g"],
+        description='memory each container may use, swap included; past it the kernel kills a process. "auto" = the '
+                    'engine\'s host\'s memory less max(2 GiB, 10%); "none" (or 0) = no limit',
+    )
+    pids: Annotated[Union[str, int], PlainValidator(v.pids)] = Field(
+        default="auto", examples=[4096],
+        description='processes and threads each container may run at once; "auto" = 32768; "none" (or 0) = no limit',
     )
 
 

@@ -355,3 +355,63 @@ def ca_certificates(value: Any) -> Union[str, list[str]]:
 def network_preset(value: str) -> str:
     """A region preset of mirrors named in kb/data/mirrors.toml."""
     return preset(value).name
+
+
+# [run] cpus, memory, pids: "auto" (the default: a share of the engine's host that `up` computes,
+# host/limits.py), "none" (no limit; 0 means the same), or the limit itself.
+_LIMIT_WORDS = ("auto", "none")
+_MAX_CPUS = 4096
+MIN_MEMORY = 6 * 1024 * 1024           # docker's floor: "Minimum memory limit allowed is 6MB"
+
+
+def cpus(value: Any) -> str:
+    """"auto", "none", or a number of CPUs (8, 7.5, "8"), as decimal text: "8", "7.5"."""
+    if value in _LIMIT_WORDS:
+        return str(value)
+    number = _number(value)
+    if number == 0:
+        return "none"
+    if number is None or not 0.01 <= number <= _MAX_CPUS:
+        raise ValueError(f"must be \"auto\", \"none\" (or 0: no limit), or a number of CPUs from 0.01 to {_MAX_CPUS}, "
+                         "such as 8 or 7.5")
+    return f"{round(number, 2):g}"
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,5}(\.\d{1,2})?", value):
+        return float(value)
+    return None
+
+
+def memory(value: Any) -> str:
+    """"auto", "none" (or 0), or a size docker takes ("32g", "512m"), at least docker's 6 MiB."""
+    if value in _LIMIT_WORDS:
+        return str(value)
+    if value == 0 or value == "0":
+        return "none"
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9]\d{0,12}[bkmg]", value):
+        raise ValueError("must be \"auto\", \"none\" (or 0: no limit), or a size such as \"32g\" or \"512m\" "
+                         "(a whole number and b, k, m or g)")
+    if size_bytes(value) < MIN_MEMORY:
+        raise ValueError("must be at least \"6m\": docker refuses a smaller memory limit")
+    return value
+
+
+def size_bytes(value: str) -> int:
+    """The bytes of a size as `size` and `memory` accept it ("8g" -> 8 GiB: docker's units are binary)."""
+    return int(value[:-1]) * 1024 ** "bkmg".index(value[-1])
+
+
+def pids(value: Any) -> Union[str, int]:
+    """"auto", "none" (or 0), or the most processes and threads at once (4096; "4096" is read so too)."""
+    if value in _LIMIT_WORDS:
+        return str(value)
+    number = int(value) if isinstance(value, str) and re.fullmatch(r"\d{1,7}", value) else value
+    if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= 4194304:
+        return number or "none"
+    raise ValueError("must be \"auto\", \"none\" (or 0: no limit), or a number of processes and threads "
+                     "from 1 to 4194304, such as 4096")
