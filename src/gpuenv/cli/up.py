@@ -96,8 +96,8 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
     """
-    spec_file = spec_source(request, file, flags)
     gpus = given_gpus(gpus_text)
+    spec_file = spec_source(request, file, flags)
     say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(engine)                 # the probe runs while the spec is planned

@@ -81,7 +81,7 @@ def created_ns(text: str) -> int:
     the text does not sort) as nanoseconds since 1970; an unreadable one is the latest possible."""
     match = _TIME.fullmatch(text.strip())
     if not match:
-        return 2**63 - 1
+        return 10**30
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, zone = match.group(7) or "", match.group(8)
     offset = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
