@@ -37,8 +37,8 @@ def _free_gpus(spec: EnvSpec) -> Iterator[Broken]:
     """count, idle_memory_mib and idle_utilization say how `devices = "free"` chooses: alone they mean nothing."""
     if spec.gpu.devices == "free":
         return
-    for name in ("count", "idle_memory_mib", "idle_utilization"):
-        if name in spec.gpu.model_fields_set:
+    for name in ("count", "idle_memory_mib", "idle_utilization"):     # a value other than the default's
+        if getattr(spec.gpu, name) != type(spec.gpu).model_fields[name].default:
             yield (("gpu", name), f'{name} is used only with devices = "free"', 'devices = "free"')
 
 
