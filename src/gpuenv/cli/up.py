@@ -123,7 +123,7 @@ def given_gpus(text: Optional[str]) -> Optional[Devices]:
         return None
     if text.strip() == "none":
         raise BadInput("--gpus none gives no GPU, and the image was planned for one",
-                       'for a CPU-only environment set gpu.devices = "none" in gpuenv.toml (or give --cpu to a request)')
+                       'for a CPU-only environment set gpu.devices = "none" in gpuenv.toml (or give a request --cpu)')
     items: Any = text.strip() if text.strip() in ("all", "free") else \
         [int(i) if i.strip().isdigit() else i.strip() for i in text.split(",") if i.strip()]
     try:

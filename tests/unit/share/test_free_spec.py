@@ -15,7 +15,8 @@ TORCH = 'frameworks = ["torch"]\n'
 def test_free_with_a_count_and_thresholds():
     spec = parse_spec(TORCH + '[gpu]\ndevices = "free"\ncount = 2\nidle_memory_mib = 512\nidle_utilization = 5\n',
                       source="gpuenv.toml", base_dir=None)
-    assert (spec.gpu.devices, spec.gpu.count, spec.gpu.idle_memory_mib, spec.gpu.idle_utilization) == ("free", 2, 512, 5)
+    gpu = spec.gpu
+    assert (gpu.devices, gpu.count, gpu.idle_memory_mib, gpu.idle_utilization) == ("free", 2, 512, 5)
 
 
 def test_free_takes_one_gpu_and_idle_means_below_1_gib_and_10_percent_by_default():

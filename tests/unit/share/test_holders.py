@@ -180,7 +180,8 @@ def test_every_holder_is_named_environment_container_and_host_process():
         record(2384, 1002, "bob", "0::/user.slice/user-1002.slice/session-2.scope\n", "/usr/bin/gnome-shell"),
         record(3093, 1001, "alice", f"12:memory:/docker/{CID}\n", "./ethminer", "--token", "s3cret"),
         record(4242, 1002, "bob", f"0::/system.slice/docker-{OTHER}.scope\n", "python", "x.py"))
-    containers = [inspect(CID, "mining-main", "2026-12-08T10:00:00Z", env_labels("mining-1a2b3c", "mining", 1001, "all")),
+    mining = env_labels("mining-1a2b3c", "mining", 1001, "all")
+    containers = [inspect(CID, "mining-main", "2026-12-08T10:00:00Z", mining),
                   inspect(OTHER, "bobs-notebook", "2026-12-08T10:00:00Z", {})]
     found = survey(state, obs, containers)
     first, second = found.gpus
