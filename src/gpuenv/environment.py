@@ -40,7 +40,7 @@ from gpuenv import paths, planning
 from gpuenv.errors import BadInput, EngineError, GpuenvError, ImpossibleRequest
 from gpuenv.host import access as gpu_access
 from gpuenv.host import user
-from gpuenv.host.access import GpuMode
+from gpuenv.host.access import Devices, GpuMode
 from gpuenv.host.limits import Applied, HostSize, applied
 from gpuenv.host.nvidia import driver_for_planning
 from gpuenv.host.probe import HostReport
@@ -64,6 +64,9 @@ from gpuenv.run import verify as check
 from gpuenv.run.docker import ContainerInspect, Docker, ImageInspect
 from gpuenv.run.ports import ServicePort
 from gpuenv.run.reach import Access, reach
+from gpuenv.share import take
+from gpuenv.share.arbiter import alive_claims
+from gpuenv.share.free import Idle
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -469,6 +472,7 @@ class Started:
     waited: float                    # seconds spent waiting until every service answered (0 with wait=False)
     access: Access                   # how to reach it (run/reach.py)
     limits: Applied                  # what each container may use (host/limits.py)
+    gpus: str = ""                   # the GPUs its containers got, as their io.gpuenv.gpus label says them
 
 
 def limits(spec: EnvSpec, report: HostReport) -> Applied:
@@ -481,8 +485,10 @@ def host_size(report: HostReport) -> HostSize:
     return HostSize(report.engine.cpus, report.engine.memory)
 
 
-def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True) -> Started:
-    """Start (or keep) one container per service of a built environment and wait until each answers."""
+def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True,
+       gpus: Optional[Devices] = None) -> Started:
+    """Start (or keep) one container per service of a built environment and wait until each answers.
+    `gpus` (`up --gpus`) replaces the spec's gpu.devices."""
     r = prepared.rendered.recipe
     given = limits(prepared.spec, report)
     for warning in given.warnings:
@@ -491,10 +497,11 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     if r.gpu and mode == "none":
         say("no GPU reaches containers on this host (GPU mode none): the environment runs on the CPU; "
             "`gpuenv doctor` says why")
-    gpu = gpu_access.run_args(mode, report.driver, report.files, prepared.spec.gpu.devices)
     image = prepared.image_info or docker.image(prepared.image)
     project = r.project
     old = docker.containers(f"{container.LABEL}.project={project}")
+    want = _wanted(prepared, gpus, old, report, mode, docker, say)
+    gpu = gpu_access.run_args(mode, report.driver, report.files, want.devices)
     # the spec's ports (Published.host: the one wanted), then the ones they got
     wanted = [Published(s.name, s.port, s.host_port) for s in r.services if s.port and s.host_port]
     wanted += [Published(ACCESS_PORTS, p.container, p.host) for p in prepared.spec.access.ports]
@@ -504,7 +511,7 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
                           "start dockerd with its default bridge, or use an environment without ports "
                           "(no [access.jupyter], [access.gateway], [access.ssh]) and `gpuenv shell`")
     host = container.Host(files=prepared.folder, image=prepared.image, image_env=container.image_env(image),
-                          gpu=gpu, gpu_mode=mode, gpus=container.gpus_text(prepared.spec.gpu.devices, mode),
+                          gpu=gpu, gpu_mode=mode, gpus=container.gpus_text(want.devices, mode),
                           ports=(), owner=invoker(), selinux=report.system.selinux == "enforcing",
                           network=network, remote=report.engine.remote, limits=given.limits,
                           size=host_size(report))
@@ -529,7 +536,9 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
         plans = container.launches(r, host)
         _repair_volumes(docker, r, prepared.image, say)
         try:
-            for launch in plans:
+            if want.choosing:              # the main container, created with the GPUs it took, claims them
+                host, plans = _take_free(docker, r, report, host, want, say)
+            for launch in plans[1:] if want.choosing else plans:
                 container.start(docker, launch)
         except BaseException:
             _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
@@ -541,7 +550,39 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     service_ports = {svc: p.got for svc, p in chosen if svc != ACCESS_PORTS}
     return Started(project=project, containers=tuple(p.name for p in plans), ports=tuple(chosen), gpu_mode=mode,
                    reused=reused, waited=time.monotonic() - start,
-                   access=reach(r, service_ports, prepared.private_key_file), limits=given)
+                   access=reach(r, service_ports, prepared.private_key_file), limits=given, gpus=host.gpus)
+
+
+def _wanted(prepared: Prepared, gpus: Optional[Devices], old: list[ContainerInspect], report: HostReport,
+            mode: GpuMode, docker: Docker, say: Say) -> take.Wanted:
+    """The GPUs the containers get (share/take.py); GPUs given by hand that others hold are said."""
+    spec = prepared.spec.gpu
+    idle = Idle(spec.idle_memory_mib, spec.idle_utilization)
+    devices: Devices = gpus if gpus is not None else spec.devices
+    want = take.wanted(devices, spec.count, idle, old, report.driver.gpus, mode != "none")
+    if isinstance(want.devices, list) and not old and mode != "none":
+        others = [c for c in alive_claims(docker) if c.project != prepared.rendered.recipe.project]
+        for text in take.warnings(want.devices, report.driver.gpus, others, idle):
+            say(f"warning: {text}")
+    return want
+
+
+def _take_free(docker: Docker, r: Recipe, report: HostReport, host: container.Host, want: take.Wanted,
+               say: Say) -> tuple[container.Host, list[Launch]]:
+    """Take free GPUs: the main container is created (not started) with them as its claim, and started once
+    the claim holds (share/arbiter.py); the host and launches with those GPUs."""
+    made: dict[tuple[str, ...], tuple[container.Host, list[Launch]]] = {}
+
+    def create(uuids: tuple[str, ...]) -> str:
+        given = replace(host, gpu=gpu_access.run_args(host.gpu_mode, report.driver, report.files, list(uuids)),
+                        gpus=container.gpus_text(list(uuids), host.gpu_mode))
+        made[uuids] = (given, container.launches(r, given))
+        return container.create(docker, made[uuids][1][0])
+    won = take.take(docker, r.project, report, want, create)
+    given, plans = made[won.uuids]
+    docker.run("start", plans[0].name, timeout=300)
+    say(take.taken(report.driver.gpus, won))
+    return given, plans
 
 
 def invoker() -> int:

@@ -111,7 +111,7 @@ class ImpossibleRequest(GpuenvError):
 
     exit_code = EXIT_IMPOSSIBLE
 
-    CODES = ("driver-too-old", "python-conflict", "gpu-arch-unsupported", "no-such-version", "conflict")
+    CODES = ("driver-too-old", "python-conflict", "gpu-arch-unsupported", "no-such-version", "conflict", "no-free-gpu")
 
     def __init__(
         self,

@@ -53,7 +53,7 @@ CASES = [
     ('[gpu]\n\ndevices = [0, 0]', "gpuenv.toml:3", "gpu.devices", "names a GPU twice (got [0, 0])",
      "devices = [0, 1]"),
     ('[gpu]\ndevices = "some"', "gpuenv.toml:2", "gpu.devices",
-     'must be "all", "none", or a list of GPU indexes and UUIDs, such as [0, 1] or '
+     'must be "all", "none", "free", or a list of GPU indexes and UUIDs, such as [0, 1] or '
      '["GPU-8a1f6c2e-4b1d-2f3e-9c8a-0123456789ab"] (got "some")', "devices = [0, 1]"),
     ('[gpu]\ncompute_capability = ["sm_90", "x"]', "gpuenv.toml:2", "gpu.compute_capability",
      'must be "auto" or compute capabilities such as ["7.0", "8.6"] ("sm_86" also works) (got ["sm_90", "x"])',

@@ -77,7 +77,7 @@ _SPEC_OPTIONS = [
     click.option("--requirements", help="A requirements.txt, relative to the spec's folder."),
     click.option("--apt", multiple=True, help="Debian/Ubuntu packages. Repeatable."),
     click.option("--base", help="Base image, instead of the resolved one."),
-    click.option("--devices", help="GPUs: all, none, or indexes/UUIDs separated by commas."),
+    click.option("--devices", help="GPUs: all, none, free (chosen at `up`), or indexes/UUIDs separated by commas."),
     click.option("--cpu", is_flag=True, help="No GPU: CPU only (the same as --devices none)."),
     click.option("--driver", help="Plan for this NVIDIA driver, e.g. 384.90 [auto: this host]."),
     click.option("--gpu-name", help="Plan for this GPU model [auto: this host]."),
@@ -219,7 +219,7 @@ def _devices(text: Optional[str], cpu: bool = False) -> Union[str, list[Union[in
         if text not in (None, "none"):
             raise BadInput(f"--cpu and --devices {text} contradict each other", "give one of them")
         return "none"
-    if text is None or text in ("all", "none"):
+    if text is None or text in ("all", "none", "free"):
         return text
     return [_port(item) for item in _split(text) or []]
 

@@ -78,6 +78,7 @@ class LazyGroup(VerbGroup):
         "lock": "gpuenv.cli.lock:lock",
         "verify": "gpuenv.cli.verify:verify",
         "ls": "gpuenv.cli.env:ls",
+        "gpus": "gpuenv.cli.gpus:gpus",
         "status": "gpuenv.cli.env:status",
         "logs": "gpuenv.cli.env:logs",
         "shell": "gpuenv.cli.env:shell",

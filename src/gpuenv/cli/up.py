@@ -19,10 +19,11 @@ from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput
 from gpuenv.spec import spec_path
-from gpuenv.spec.values import name_from_folder
+from gpuenv.spec.values import gpu_devices, name_from_folder
 from gpuenv.spec.write import spec_data, to_toml
 
 if TYPE_CHECKING:
+    from gpuenv.host.access import Devices
     from gpuenv.images.progress import BuildLog
 
 
@@ -79,12 +80,14 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
 @click.command()
 @source_options
 @click.option("--no-wait", is_flag=True, help="Return once started, without waiting for it to answer.")
+@click.option("--gpus", "gpus_text", metavar="GPUS", help="The GPUs to give, instead of gpu.devices: indexes or UUIDs "
+              "separated by commas (0,1), all, or free.")
 @locked_option
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-       pull: bool, no_wait: bool, locked: bool, **flags: Any) -> Result:
+       pull: bool, no_wait: bool, gpus_text: Optional[str], locked: bool, **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -93,6 +96,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
     """
+    gpus = given_gpus(gpus_text)
     spec_file = spec_source(request, file, flags)
     say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
@@ -103,9 +107,10 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
         warn(prepared, say)
         environment.limits(prepared.spec, report)     # more CPUs than the host has: refused before the build
         log = environment.build(prepared, docker, renderer.stderr, renderer.live)
-        started = environment.up(prepared, docker, report, say, wait=not no_wait)
+        started = environment.up(prepared, docker, report, say, wait=not no_wait, gpus=gpus)
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
             "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
+            "gpus": started.gpus,
             "containers": list(started.containers), "reused": started.reused,
             "ports": [{"service": s, "wanted": p.wanted, "port": p.got, "taken_by": p.taken_by or None}
                       for s, p in started.ports], "access": started.access,
@@ -113,6 +118,22 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
             "limits": {**started.limits.limits.to_dict(), "defaults": list(started.limits.defaults)},
             "limits_text": started.limits.describe()}
     return Result(data, lambda c: _show_up(c, data))
+
+
+def given_gpus(text: Optional[str]) -> Optional[Devices]:
+    """`--gpus`: "all", "free", or indexes and UUIDs separated by commas (None: the spec's gpu.devices)."""
+    if text is None:
+        return None
+    if text.strip() == "none":
+        raise BadInput("--gpus none gives no GPU, and the image was planned for one",
+                       'for a CPU-only environment set gpu.devices = "none" in gpuenv.toml (or give a request --cpu)')
+    items: Any = text.strip() if text.strip() in ("all", "free") else \
+        [int(i) if i.strip().isdigit() else i.strip() for i in text.split(",") if i.strip()]
+    try:
+        return gpu_devices(items)
+    except ValueError as exc:
+        raise BadInput(f"--gpus {text}: {exc}", "give --gpus 0,1 (indexes), --gpus GPU-<uuid>, --gpus all or "
+                       "--gpus free (gpuenv gpus lists them)") from None
 
 
 def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
@@ -156,7 +177,8 @@ def _show_up(console: Console, data: dict[str, Any]) -> None:
     state = "already running" if data["reused"] else "running"
     console.print(f"[bold green]{escape(data['name'])}[/bold green] {state}: {escape(data['plan'])}")
     console.print(f"[bold]image[/bold]    {escape(data['image'])}" + ("  (built now)" if data["built"] else ""))
-    console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}")
+    gpus = "" if data["gpus"] in ("", "all", "none") else f", GPUs {data['gpus']}"
+    console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}{escape(gpus)}")
     console.print(f"[bold]limits[/bold]   each container: {escape(data['limits_text'])}")
     console.print(f"[bold]files[/bold]    {escape(data['folder'])}")
     show_access(console, data["access"])

@@ -27,6 +27,7 @@ class GpuProcess:
     pid: int
     name: str
     used_mib: Optional[int]
+    kind: str = ""          # "C" compute, "G" graphics, "C+G" both (nvidia-smi's <type>); "": not said
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _nvml_gpu(pynvml: ModuleType, index: int) -> Gpu:
         persistence_mode=_named(_NVML_PERSISTENCE_MODES,
                                 _try(pynvml, lambda: pynvml.nvmlDeviceGetPersistenceMode(handle))),
         mig=bool((_try(pynvml, lambda: pynvml.nvmlDeviceGetMigMode(handle)) or [0])[0]),
-        processes=tuple(GpuProcess(p.pid, _process_name(pynvml, p.pid), _mib(p.usedGpuMemory))
+        processes=tuple(GpuProcess(p.pid, _process_name(pynvml, p.pid), _mib(p.usedGpuMemory), "C")
                         for p in _try(pynvml, lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle)) or ()),
     )
 
@@ -187,8 +188,9 @@ def parse_xml(text: str) -> DriverState:
 
 def _xml_gpu(index: int, node: ET.Element) -> Gpu:
     processes = tuple(
-        GpuProcess(int(_field(p, "pid") or 0), _field(p, "process_name"), _number(_field(p, "used_memory")))
-        for p in node.findall("processes/process_info"))
+        GpuProcess(int(_field(p, "pid")), _field(p, "process_name"), _number(_field(p, "used_memory")),
+                   _field(p, "type"))
+        for p in node.findall("processes/process_info") if _field(p, "pid").isdigit())
     minor = _field(node, "minor_number")
     return Gpu(
         index=index,

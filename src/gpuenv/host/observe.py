@@ -22,6 +22,22 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 LDCONFIG = "{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p; }"
+# the PIDs of every process nvidia-smi lists on any GPU (compute and graphics)
+GPU_PIDS = "nvidia-smi -q -x 2>/dev/null | sed -n 's:.*<pid>\\([0-9]*\\)</pid>.*:\\1:p' | sort -un"
+
+
+def processes_command(pids: str = GPU_PIDS) -> str:
+    """For each PID that the command `pids` prints, one line "PID UID USER CGROUP CMDLINE": its real UID
+    (/proc/PID/status), that UID's user name ("-": none), and its /proc/PID/cgroup and /proc/PID/cmdline
+    in hex, so that no byte of either (a newline, a space) can break the line. A PID gone meanwhile is
+    left out. Parsed by host/processes.py."""
+    return ("for p in $(" + pids + "); do [ -r /proc/$p/status ] || continue; "
+            "u=$(sed -n 's/^Uid:[[:space:]]*\\([0-9]*\\).*/\\1/p' /proc/$p/status); "
+            "n=$(getent passwd \"$u\" 2>/dev/null | cut -d: -f1); "
+            "printf '%s %s %s %s %s\\n' \"$p\" \"${u:--}\" \"${n:--}\" "
+            "\"$(od -An -v -tx1 /proc/$p/cgroup 2>/dev/null | tr -d ' \\n')\" "
+            "\"$(od -An -v -tx1 /proc/$p/cmdline 2>/dev/null | tr -d ' \\n')\"; done")
+
 
 OBSERVATIONS: dict[str, str] = {
     # the driver and GPUs (nvidia-smi: the fallback for NVML, and the only source on a remote host)
@@ -56,7 +72,14 @@ OBSERVATIONS: dict[str, str] = {
     "services.txt": "for s in nvidia-persistenced nvidia-fabricmanager docker; do "
                     "printf '%s %s\\n' $s \"$(systemctl is-active $s 2>/dev/null || echo unknown)\"; done",
     "docker-root-df.txt": "df -Pk {docker_root}",
+    # who uses the GPUs (gpuenv gpus, devices = "free"): see `processes_command`
+    "gpu-processes.txt": "{gpu_processes}",
+    # user names of UIDs (environments' owners): name and UID only, no home, shell or GECOS
+    "passwd.txt": "getent passwd | cut -d: -f1,3",
 }
+
+# observed only where who-holds-which-GPU is asked (gpuenv gpus, devices = "free"), not by every probe
+HOLDERS = ("gpu-processes.txt", "passwd.txt")
 
 
 @dataclass(frozen=True)
@@ -91,7 +114,8 @@ class Observations:
 
 def commands(names: Optional[Iterable[str]] = None, docker_root: str = "/var/lib/docker") -> dict[str, str]:
     picked = OBSERVATIONS if names is None else {n: OBSERVATIONS[n] for n in names}
-    return {name: cmd.replace("{docker_root}", _sh_quote(docker_root)) for name, cmd in picked.items()}
+    return {name: cmd.replace("{docker_root}", _sh_quote(docker_root)).replace("{gpu_processes}", processes_command())
+            for name, cmd in picked.items()}
 
 
 def observe_local(names: Optional[Iterable[str]] = None, docker_root: str = "/var/lib/docker",

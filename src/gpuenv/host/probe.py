@@ -22,7 +22,7 @@ from gpuenv.host.driver_files import DriverFiles, driver_files
 from gpuenv.host.engine import Engine, probe_engine
 from gpuenv.host.network import DOCKER_HUB, Network, RegistryCheck, extra_cas, intercepting_ca, proxy_env, \
     registry_check, registry_url
-from gpuenv.host.observe import OBSERVATIONS, Observations, observe_local
+from gpuenv.host.observe import HOLDERS, OBSERVATIONS, Observations, observe_local
 from gpuenv.host.remote import observe_remote
 from gpuenv.host.system import System, system
 
@@ -77,7 +77,7 @@ def probe(network: bool = True, index_host: str = "pypi.org", through_engine: Op
     with ThreadPoolExecutor(max_workers=4) as pool:
         engine_job = pool.submit(probe_engine, compose)
         nvml_job = pool.submit(nvidia.read_nvml)
-        local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI + (DOCKER_ROOT,)])
+        local_job = pool.submit(observe_local, [n for n in OBSERVATIONS if n not in NVIDIA_SMI + HOLDERS + (DOCKER_ROOT,)])
         engine = engine_job.result()
         net_job: Optional[Future[Network]] = pool.submit(probe_network, engine, index_host) if network else None
         remote = engine.ok and (engine.remote if through_engine is None else through_engine)

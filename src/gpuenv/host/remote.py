@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import uuid
-from typing import Optional
+from typing import Iterable, Optional
 
 from gpuenv.errors import EngineError
 from gpuenv.host.observe import Observations, Output, commands
@@ -67,15 +67,17 @@ def _bytes(size: str) -> float:
     return float(match.group(1)) * scale
 
 
-def observe_remote(client: str, docker_root: str, image: Optional[str] = None, timeout: float = 60) -> Observations:
-    """Run every observation on the engine's host; raises EngineError when no container can do it."""
+def observe_remote(client: str, docker_root: str, image: Optional[str] = None, timeout: float = 60,
+                   names: Optional[Iterable[str]] = None) -> Observations:
+    """Run the observations `names` (None: every one) on the engine's host; raises EngineError when no
+    container can do it."""
     candidates = [image] if image else ([os.environ["GPUENV_PROBE_IMAGE"]] if os.environ.get("GPUENV_PROBE_IMAGE")
                                         else probe_images(client)[:3])
     if not candidates:
         raise EngineError("cannot probe the remote engine's host: it has no image to run the probe in",
                           "load any small image with /bin/sh and chroot there (busybox, debian), "
                           "or name one with GPUENV_PROBE_IMAGE")
-    text = script(commands(docker_root=docker_root))
+    text = script(commands(names, docker_root=docker_root))
     errors = []
     for ref in candidates:
         name = f"gpuenv-probe-{uuid.uuid4().hex[:10]}"

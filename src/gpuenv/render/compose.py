@@ -206,12 +206,14 @@ def _gpu(r: Recipe) -> dict[str, Any]:
     if not r.gpu_request:
         return {}
     devices = r.spec.gpu.devices
-    if r.spec.run.compose_gpu == "runtime":
-        visible = "all" if devices == "all" else ",".join(str(d) for d in devices)
+    if r.spec.run.compose_gpu == "runtime":     # "free" has no form here: compose starts without gpuenv's choice
+        visible = "all" if devices in ("all", "free") else ",".join(str(d) for d in devices)
         return {"runtime": "nvidia", "environment": {"NVIDIA_VISIBLE_DEVICES": visible}}
     request: dict[str, Any] = {"driver": "nvidia"}
     if devices == "all":
         request["count"] = "all"
+    elif devices == "free":                     # compose takes the first `count`; `gpuenv up` takes free ones
+        request["count"] = r.spec.gpu.count or 1
     else:
         request["device_ids"] = [str(d) for d in devices]
     request["capabilities"] = ["gpu"]

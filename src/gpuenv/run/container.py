@@ -130,6 +130,13 @@ def start(docker: Docker, launch: Launch) -> None:
         docker.run("run", "--env-file", str(path), *launch.argv, timeout=300)
 
 
+def create(docker: Docker, launch: Launch) -> str:
+    """`docker create` of a launch (as `start`, not started: a claim on its GPUs, share/arbiter.py); its id."""
+    argv = [a for a in launch.argv if a != "--detach"]
+    with env_file(launch.environment) as path:
+        return docker.run("create", "--env-file", str(path), *argv, timeout=300).stdout.strip()
+
+
 @contextmanager
 def env_file(environment: tuple[tuple[str, str], ...]) -> Iterator[str]:
     """A file in docker's --env-file format (NAME=VALUE, the value verbatim to the end of the line),

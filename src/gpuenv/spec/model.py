@@ -68,7 +68,18 @@ class PortMapping(_Table):
 
 class Gpu(_Table):
     devices: Annotated[Union[str, list[Union[int, str]]], PlainValidator(v.gpu_devices)] = Field(
-        default="all", examples=[[0, 1]], description='"all", "none" (CPU only), or GPU indexes and UUIDs'
+        default="all", examples=[[0, 1]],
+        description='"all", "none" (CPU only), "free" (`count` GPUs no one uses, chosen at `up`), or GPU indexes '
+                    'and UUIDs'
+    )
+    count: Optional[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default=None, examples=[2], description='with devices = "free": how many GPUs to take (default 1)'
+    )
+    idle_memory_mib: Annotated[int, Field(ge=0)] = Field(
+        default=1024, examples=[1024], description='with devices = "free": a GPU using this much memory or more is busy'
+    )
+    idle_utilization: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=10, examples=[10], description='with devices = "free": a GPU this busy (percent) or more is busy'
     )
     driver: Annotated[str, AfterValidator(v.driver_version)] = Field(
         default="auto", examples=["384.90"], description='driver to plan for; "auto" = this host\'s'

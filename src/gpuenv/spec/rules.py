@@ -19,7 +19,7 @@ Broken = tuple[FieldPath, str, Optional[str]]      # (where, what is wrong, an e
 
 def broken_rules(spec: EnvSpec, base_dir: Optional[Path]) -> list[Broken]:
     found: list[Broken] = []
-    for rule in (_one_gpu_target, _jupyter_auth, _distinct_host_ports):
+    for rule in (_one_gpu_target, _free_gpus, _jupyter_auth, _distinct_host_ports):
         found.extend(rule(spec))
     if base_dir is not None:
         found.extend(_requirements_file(spec, base_dir))
@@ -31,6 +31,15 @@ def _one_gpu_target(spec: EnvSpec) -> Iterator[Broken]:
     if spec.gpu.model != "auto" and spec.gpu.compute_capability != "auto":
         yield (("gpu", "compute_capability"), "give gpu.model or gpu.compute_capability, not both",
                'compute_capability = "auto"')
+
+
+def _free_gpus(spec: EnvSpec) -> Iterator[Broken]:
+    """count, idle_memory_mib and idle_utilization say how `devices = "free"` chooses: alone they mean nothing."""
+    if spec.gpu.devices == "free":
+        return
+    for name in ("count", "idle_memory_mib", "idle_utilization"):     # a value other than the default's
+        if getattr(spec.gpu, name) != type(spec.gpu).model_fields[name].default:
+            yield (("gpu", name), f'{name} is used only with devices = "free"', 'devices = "free"')
 
 
 def _jupyter_auth(spec: EnvSpec) -> Iterator[Broken]:

@@ -84,12 +84,13 @@ _GPU_UUID = re.compile(r"(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F
 
 
 def gpu_devices(value: Any) -> Union[str, list[Union[int, str]]]:
-    """"all", "none", or a list of GPU indexes (0, 1) and UUIDs ("GPU-8a1f...")."""
-    if value in ("all", "none"):
+    """"all", "none", "free" (chosen at `up`: share/free.py), or a list of GPU indexes (0, 1) and UUIDs
+    ("GPU-8a1f...")."""
+    if value in ("all", "none", "free"):
         return value
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise ValueError("must not be empty: use \"none\" for no GPU, \"all\" for every GPU")
+        raise ValueError("must not be empty: use \"none\" for no GPU, \"all\" for every GPU, \"free\" for free ones")
     devices = [_gpu_device(item) for item in items]
     if len(set(map(str, devices))) != len(devices):
         raise ValueError("names a GPU twice")
@@ -102,7 +103,7 @@ def _gpu_device(item: Any) -> Union[int, str]:
     if isinstance(item, str) and _GPU_UUID.fullmatch(item):
         return item
     raise ValueError(
-        "must be \"all\", \"none\", or a list of GPU indexes and UUIDs, such as [0, 1] or "
+        "must be \"all\", \"none\", \"free\", or a list of GPU indexes and UUIDs, such as [0, 1] or "
         "[\"GPU-8a1f6c2e-4b1d-2f3e-9c8a-0123456789ab\"]"
     )
 

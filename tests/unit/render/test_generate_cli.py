@@ -177,3 +177,12 @@ def test_two_folders_with_one_environment_name_get_two_ssh_aliases(tmp_path):
     aliases = [next(line.split()[1] for line in e.splitlines() if "HostKeyAlias" in line) for e in entries]
     assert hosts[0] != hosts[1] and aliases[0] != aliases[1], entries
     assert all(h.startswith("gpuenv-same-") for h in hosts)
+
+
+def test_free_gpus_ask_compose_for_their_count(tmp_path):
+    """compose cannot choose free GPUs: it asks for `count` of them (`gpuenv up` takes free ones)."""
+    text = TORCH + 'devices = "free"\ncount = 2\n'
+    services = yaml.safe_load(files_of(tmp_path, text)["compose.yaml"])["services"]
+    services.pop(BUILDER)
+    devices = next(iter(services.values()))["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 2, "capabilities": ["gpu"]}]
