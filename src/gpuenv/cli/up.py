@@ -17,12 +17,17 @@ from gpuenv.cli.common import engine, show_access, warn
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
+from gpuenv.cli.tunnels import for_engine
 from gpuenv.errors import BadInput
+from gpuenv.host.engine import remote_endpoint
 from gpuenv.spec import spec_path
 from gpuenv.spec.values import name_from_folder
 from gpuenv.spec.write import spec_data, to_toml
 
 if TYPE_CHECKING:
+    from gpuenv.cli.tunnels import Tunnels
+    from gpuenv.environment import Say
+    from gpuenv.host.probe import HostReport
     from gpuenv.images.progress import BuildLog
 
 
@@ -79,12 +84,15 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
 @click.command()
 @source_options
 @click.option("--no-wait", is_flag=True, help="Return once started, without waiting for it to answer.")
+@click.option("--tunnel", is_flag=True, help="On an engine reached over ssh (DOCKER_HOST=ssh://USER@HOST, a docker "
+              "context): keep an ssh tunnel from this host's 127.0.0.1 to the environment's ports open in the "
+              "background; `gpuenv down` closes it.")
 @locked_option
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-       pull: bool, no_wait: bool, locked: bool, **flags: Any) -> Result:
+       pull: bool, no_wait: bool, tunnel: bool, locked: bool, **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -92,6 +100,8 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     gpuenv up torch                       a short request: JupyterLab unless it asks another way in
     gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
+    On an engine reached over ssh they listen on that host's 127.0.0.1, and an ssh tunnel brings them
+    here: for the wait, and with --tunnel until `gpuenv down` (else its command is shown).
     """
     spec_file = spec_source(request, file, flags)
     say = renderer.say
@@ -101,15 +111,28 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
                                        locked=locked)
         report, docker = probing.result()
         warn(prepared, say)
+        tunnels = for_engine(report.engine, prepared.rendered.recipe.project, tunnel, say)
         log = environment.build(prepared, docker, renderer.stderr, renderer.live)
-        started = environment.up(prepared, docker, report, say, wait=not no_wait)
+        started = environment.up(prepared, docker, report, say, wait=not no_wait and _can_wait(report, tunnels, say),
+                                 forward=tunnels)
+        shown = tunnels.finish() if tunnels is not None else None
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
             "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
             "containers": list(started.containers), "reused": started.reused,
             "ports": [{"service": s, "wanted": p.wanted, "port": p.got, "taken_by": p.taken_by or None}
                       for s, p in started.ports], "access": started.access,
-            "plan": prepared.rendered.recipe.summary}
+            "plan": prepared.rendered.recipe.summary, "engine": report.engine.endpoint, "tunnel": shown}
     return Result(data, lambda c: _show_up(c, data))
+
+
+def _can_wait(report: HostReport, tunnels: Optional[Tunnels], say: Say) -> bool:
+    """Whether `up` can see its services answer: on this host, or through an ssh tunnel. Another host's
+    engine reached otherwise (tcp://) publishes on that host's 127.0.0.1, out of reach from here."""
+    if tunnels is not None or not report.engine.remote or not remote_endpoint(report.engine.endpoint):
+        return True
+    say(f"the engine at {report.engine.endpoint} is on another host and not reached over ssh: its ports listen "
+        "there, so gpuenv does not wait for them to answer (an ssh:// endpoint gets a tunnel)")
+    return False
 
 
 def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
@@ -155,6 +178,12 @@ def _show_up(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]image[/bold]    {escape(data['image'])}" + ("  (built now)" if data["built"] else ""))
     console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}")
     console.print(f"[bold]files[/bold]    {escape(data['folder'])}")
+    tunnel = data.get("tunnel")
+    if tunnel:
+        state = (f"open (pid {tunnel['pid']}); gpuenv down closes it" if tunnel["open"]
+                 else "not left open: run it, or `gpuenv up --tunnel`, to reach the ports below")
+        console.print(f"[bold]tunnel[/bold]   {escape(tunnel['command'])}")
+        console.print(f"         [dim]{escape(state)}[/dim]")
     show_access(console, data["access"])
     console.print(f"[dim]gpuenv verify {escape(data['name'])} checks it; gpuenv down {escape(data['name'])} "
                   "stops it.[/dim]")
