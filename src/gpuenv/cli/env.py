@@ -75,13 +75,15 @@ def _hosts_table(console: Console, answers: list[HostAnswer[list[Env]]]) -> None
     for column in ("HOST", "NAME", "STATE", "GPU", "PORTS", "IMAGE"):
         table.add_column(column)
     for a in answers:
-        if not a.ok:
-            table.add_row(escape(a.host.name), "-", f"[red]no answer[/red]: {escape(a.error)}", "", "", "")
-        elif not a.value:
-            table.add_row(escape(a.host.name), "-", "no environments", "", "", "")
+        if a.ok and not a.value:
+            table.add_row(escape(a.host.name), "-", "none", "", "", "")
         for e in a.value or []:
             table.add_row(escape(a.host.name), *_row(e)[:5])
     console.print(table)
+    for a in answers:
+        if not a.ok:
+            console.print(f"[bold]{escape(a.host.name)}[/bold] ({escape(a.host.endpoint)}): [red]no answer[/red]: "
+                          f"{escape(a.error)}", soft_wrap=True)
 
 
 def _table(console: Console, envs: list[Env]) -> None:

@@ -50,14 +50,17 @@ class Tunnels:
         return {**data, "open": self.keep, "pid": data["pid"] if self.keep else None}
 
 
+def check_asked(keep: bool, endpoint: str) -> None:
+    """--tunnel on an engine not reached over ssh is refused before anything is written or started."""
+    if keep and tunnel.ssh_target(endpoint) is None:
+        raise BadInput(f"--tunnel needs an engine reached over ssh; this one is {endpoint or 'local'}",
+                       "DOCKER_HOST=ssh://USER@HOST gpuenv up --tunnel, or a docker context whose endpoint "
+                       "is ssh://USER@HOST (docker context create NAME --docker host=ssh://USER@HOST)")
+
+
 def for_engine(engine: Engine, project: str, keep: bool, say: Say) -> Optional[Tunnels]:
     """The tunnels of an engine reached over ssh; None for any other engine (BadInput when --tunnel
     asks for one there)."""
+    check_asked(keep, engine.endpoint)
     target = tunnel.ssh_target(engine.endpoint)
-    if target is None:
-        if keep:
-            raise BadInput(f"--tunnel needs an engine reached over ssh; this one is {engine.endpoint or 'local'}",
-                           "DOCKER_HOST=ssh://USER@HOST gpuenv up --tunnel, or a docker context whose endpoint "
-                           "is ssh://USER@HOST (docker context create NAME --docker host=ssh://USER@HOST)")
-        return None
-    return Tunnels(target, engine, project, keep, say)
+    return Tunnels(target, engine, project, keep, say) if target is not None else None

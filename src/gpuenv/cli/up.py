@@ -17,9 +17,9 @@ from gpuenv.cli.common import engine, show_access, warn
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
-from gpuenv.cli.tunnels import for_engine
+from gpuenv.cli.tunnels import check_asked, for_engine
 from gpuenv.errors import BadInput
-from gpuenv.host.engine import remote_endpoint
+from gpuenv.host.engine import endpoint_from_config, remote_endpoint
 from gpuenv.spec import spec_path
 from gpuenv.spec.values import name_from_folder
 from gpuenv.spec.write import spec_data, to_toml
@@ -103,6 +103,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     On an engine reached over ssh they listen on that host's 127.0.0.1, and an ssh tunnel brings them
     here: for the wait, and with --tunnel until `gpuenv down` (else its command is shown).
     """
+    check_asked(tunnel, endpoint_from_config()[0])
     spec_file = spec_source(request, file, flags)
     say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:

@@ -12,6 +12,7 @@ never the failure of the whole command.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -106,9 +107,15 @@ def _ask(docker: Docker, host: DockerHost, ask: Callable[[Docker, DockerHost], T
     except GpuenvError as exc:
         return HostAnswer(host, error=exc.message)
     if reached.returncode != 0 or not reached.stdout.strip():
-        said = " ".join((reached.stderr or reached.stdout).split())
-        return HostAnswer(host, error=f"its engine does not answer: {said[-300:] or 'no output'}")
+        return HostAnswer(host, error=_unreachable(reached.stderr or reached.stdout))
     try:
         return HostAnswer(host, ask(docker, host))
     except GpuenvError as exc:
         return HostAnswer(host, error=exc.message)
+
+
+def _unreachable(said: str) -> str:
+    """Why an engine did not answer, short: over ssh, what ssh said (docker wraps it in a long sentence)."""
+    text = " ".join(said.split())
+    ssh = re.search(r"stderr=(.*)$", text)
+    return (ssh.group(1).strip() if ssh and ssh.group(1).strip() else text)[-300:] or "no output"

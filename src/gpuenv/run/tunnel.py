@@ -162,12 +162,14 @@ def stop(tunnel: Tunnel) -> None:
 
 
 def _runs(pid: int, argv: Sequence[str]) -> bool:
-    """Whether process `pid` runs exactly `argv` (a recycled pid runs something else)."""
+    """Whether process `pid` runs the ssh of `argv` (a recycled pid runs something else): an ssh whose
+    arguments end with argv's (an `ssh` wrapper on PATH may exec it with options of its own first)."""
     try:
-        found = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        found = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
         return False
-    return [a.decode(errors="replace") for a in found if a] == list(argv)
+    tail = list(argv[1:])
+    return bool(found) and Path(found[0]).name == "ssh" and found[len(found) - len(tail):] == tail
 
 
 def _end(pid: int, timeout: float = 5) -> None:
