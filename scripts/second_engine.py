@@ -148,12 +148,15 @@ def _unmount_under(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def running(bridge: bool = False) -> Iterator[SecondEngine]:
+def running(bridge: bool = False, stop_timeout: float = 60) -> Iterator[SecondEngine]:
+    """`stop_timeout`: seconds to wait for dockerd after SIGTERM before SIGKILL. A bridge engine whose
+    container published a port was seen not to exit on SIGTERM within 60 s (20.10, no iptables): its
+    users may ask for less."""
     engine = start(bridge=bridge)
     try:
         yield engine
     finally:
-        stop(engine)
+        stop(engine, stop_timeout)
 
 
 def main(argv: list[str]) -> int:

@@ -101,7 +101,7 @@ def _client(root: Path, engine: second_engine.SecondEngine) -> dict[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _need("/usr/sbin/sshd", "nc", "nsenter", "ssh-keygen")
     root = tmp_path_factory.mktemp("remote-engine")
-    with second_engine.running(bridge=True) as engine:
+    with second_engine.running(bridge=True, stop_timeout=10) as engine:
         env = _client(root, engine)
         sshd = _sshd(root, engine)
         try:
