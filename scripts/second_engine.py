@@ -4,8 +4,12 @@ root, pid file, unix socket and containerd, its own network namespace (unshare -
 --bridge=none cannot delete the host's docker0), no iptables, and an empty daemon.json (the first
 engine's settings stay the first engine's).
 
-    python3 scripts/second_engine.py start [DIR]   prints DOCKER_HOST=unix://DIR/docker.sock
+    python3 scripts/second_engine.py start [DIR] [--bridge]   prints DOCKER_HOST=unix://DIR/docker.sock
     python3 scripts/second_engine.py stop DIR      stops it and removes DIR (data root included)
+
+With `bridge=True` (--bridge) it has a default bridge of its own, inside that namespace (still offline:
+no iptables, no NAT), so that containers can publish ports on the namespace's 127.0.0.1, as on a server
+reached over ssh; its loopback is up either way. `net_namespace()` names the namespace, for nsenter.
 
 Tests and benchmarks use `running()`: the engine for the duration of a `with`, stopped and removed
 after it, also when what ran inside failed. Needs root and a `dockerd` on PATH.
@@ -57,7 +61,7 @@ class SecondEngine:
         return done
 
 
-def start(root: Optional[Path] = None, timeout: float = 60) -> SecondEngine:
+def start(root: Optional[Path] = None, timeout: float = 60, bridge: bool = False) -> SecondEngine:
     root = Path(root or tempfile.mkdtemp(prefix=PREFIX, dir="/tmp"))
     engine = SecondEngine(root)
     for sub in ("data", "exec"):
@@ -66,10 +70,13 @@ def start(root: Optional[Path] = None, timeout: float = 60) -> SecondEngine:
     # Its own network namespace: dockerd --bridge=none deletes the host's docker0 when it starts (moby's
     # removeDefaultBridgeInterface), which breaks every other engine's containers on the machine. In a
     # namespace of its own it deletes nothing of the host's, and it is offline, as the server it stands for.
-    argv = ["unshare", "--net", "--", "dockerd", "--config-file", str(root / "daemon.json"),
+    # Its loopback is brought up first (a new namespace's is down): ports published on 127.0.0.1 and an
+    # sshd listening there answer only then.
+    argv = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            "dockerd", "--config-file", str(root / "daemon.json"),
             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(engine.pidfile),
-            "--host", engine.host,
-            "--bridge=none", "--iptables=false", "--ip-masq=false", "--log-level", "warn"]
+            "--host", engine.host, *([] if bridge else ["--bridge=none"]),
+            "--iptables=false", "--ip-masq=false", "--log-level", "warn"]
     with open(root / "dockerd.log", "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -83,6 +90,14 @@ def start(root: Optional[Path] = None, timeout: float = 60) -> SecondEngine:
         time.sleep(0.3)
     stop(engine)
     raise RuntimeError(f"the second dockerd did not answer within {timeout:g} s: {_tail(root)}")
+
+
+def net_namespace(engine: SecondEngine) -> Path:
+    """The engine's network namespace (/proc/PID/ns/net of its dockerd), for `nsenter --net=...`."""
+    pid = _pid(engine)
+    if pid is None:
+        raise RuntimeError(f"the second dockerd of {engine.root} is not running")
+    return Path(f"/proc/{pid}/ns/net")
 
 
 def _tail(root: Path) -> str:
@@ -133,17 +148,21 @@ def _unmount_under(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[SecondEngine]:
-    engine = start()
+def running(bridge: bool = False, stop_timeout: float = 60) -> Iterator[SecondEngine]:
+    """`stop_timeout`: seconds to wait for dockerd after SIGTERM before SIGKILL. A bridge engine whose
+    container published a port was seen not to exit on SIGTERM within 60 s (20.10, no iptables): its
+    users may ask for less."""
+    engine = start(bridge=bridge)
     try:
         yield engine
     finally:
-        stop(engine)
+        stop(engine, stop_timeout)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) >= 1 and argv[0] == "start":
-        engine = start(Path(argv[1]) if len(argv) > 1 else None)
+        folders = [a for a in argv[1:] if a != "--bridge"]
+        engine = start(Path(folders[0]) if folders else None, bridge="--bridge" in argv)
         print(f"DOCKER_HOST={engine.host}")
         return 0
     if len(argv) == 2 and argv[0] == "stop":

@@ -88,6 +88,17 @@ ensure_tools() {
   command -v docker-compose >/dev/null || apt_install docker-compose
   docker-compose version >/dev/null 2>&1 || die "docker-compose is installed but does not run" "see /tmp/gpuenv-apt.log"
   [ -x /usr/bin/chromium ] || apt_install chromium   # Playwright drives it: its own browser download fails here
+  { [ -x /usr/sbin/sshd ] && command -v nc >/dev/null; } || install_without_starting openssh-server netcat-openbsd
+}
+
+# install_without_starting PKG...: Debian packages whose services must not start here (openssh-server
+# would start an sshd on the host's port 22; the remote-engine test runs its own in a namespace).
+install_without_starting() {
+  local policy=/usr/sbin/policy-rc.d saved=""
+  if [ -e "$policy" ]; then saved=$(mktemp); "${SUDO[@]}" cp -p "$policy" "$saved"; fi
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null && "${SUDO[@]}" chmod 755 "$policy"
+  apt_install "$@"
+  if [ -n "$saved" ]; then "${SUDO[@]}" cp -p "$saved" "$policy"; rm -f "$saved"; else "${SUDO[@]}" rm -f "$policy"; fi
 }
 
 ensure_base_images() {

@@ -485,10 +485,17 @@ def host_size(report: HostReport) -> HostSize:
     return HostSize(report.engine.cpus, report.engine.memory)
 
 
+# A way to this host from the ports an engine over ssh published on its own host's 127.0.0.1: given
+# (service, port there), it opens the tunnel (run/tunnel.py) and answers {port there: port here}.
+Forwarder = Callable[[list[tuple[str, int]]], dict[int, int]]
+
+
 def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: bool = True,
-       gpus: Optional[Devices] = None) -> Started:
+       gpus: Optional[Devices] = None, forward: Optional[Forwarder] = None) -> Started:
     """Start (or keep) one container per service of a built environment and wait until each answers.
-    `gpus` (`up --gpus`) replaces the spec's gpu.devices."""
+    `gpus` (`up --gpus`) replaces the spec's gpu.devices. With `forward` (an engine reached over ssh), its
+    ports are that host's: a port is taken there when a container of that engine publishes it, and the
+    wait and the access go through the tunnel it opens."""
     r = prepared.rendered.recipe
     given = limits(prepared.spec, report)
     for warning in given.warnings:
@@ -526,7 +533,10 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
     else:
         _remove(docker, old)
         address = r.spec.access.bind
-        picked = host_ports.choose(address, [w.host for w in wanted], _published_by_others(docker, project))
+        others = _published_by_others(docker, project)
+        there = others() if forward is not None else {}     # the engine's host: what its containers publish
+        picked = host_ports.choose(address, [w.host for w in wanted], others,
+                                   free=(lambda _a, p: p not in there) if forward is not None else host_ports.free)
         chosen = [ServicePort(w.service, p) for w, p in zip(wanted, picked)]
         for (svc, port) in chosen:
             if port.moved:
@@ -544,10 +554,11 @@ def up(prepared: Prepared, docker: Docker, report: HostReport, say: Say, wait: b
             _remove(docker, docker.containers(f"{container.LABEL}.project={project}"))
             raise
     _record_ports(prepared, wanted, chosen)
+    here = _forwarded(forward, chosen, docker, [] if reused else [p.name for p in plans], say)
     start = time.monotonic()
     if wait:
-        _wait_all(docker, r, chosen, [] if reused else [p.name for p in plans], say)
-    service_ports = {svc: p.got for svc, p in chosen if svc != ACCESS_PORTS}
+        _wait_all(docker, r, chosen, [] if reused else [p.name for p in plans], say, here)
+    service_ports = {svc: here.get(p.got, p.got) for svc, p in chosen if svc != ACCESS_PORTS}
     return Started(project=project, containers=tuple(p.name for p in plans), ports=tuple(chosen), gpu_mode=mode,
                    reused=reused, waited=time.monotonic() - start,
                    access=reach(r, service_ports, prepared.private_key_file), limits=given, gpus=host.gpus)
@@ -591,14 +602,28 @@ def invoker() -> int:
     return user.ids("host")[0]
 
 
+def _forwarded(forward: Optional[Forwarder], chosen: list[ServicePort], docker: Docker, started: list[str],
+               say: Say) -> dict[int, int]:
+    """{port on the engine's host: port here} through the tunnel `forward` opens ({} without one); when it
+    cannot be opened, the containers started now are stopped, as when they do not answer."""
+    if forward is None:
+        return {}
+    try:
+        return forward([(svc, p.got) for svc, p in chosen])
+    except BaseException:
+        _stop(docker, started, say)
+        raise
+
+
 def _wait_all(docker: Docker, r: Recipe, chosen: list[ServicePort], started: list[str],
-              say: Say) -> None:
-    """Wait until every service answers. When one exits, restart-loops, never answers or the wait is
-    interrupted, the containers started now are stopped (their logs kept for `gpuenv logs`)."""
-    bind = r.spec.access.bind
+              say: Say, here: Optional[dict[int, int]] = None) -> None:
+    """Wait until every service answers (through the tunnel's ports `here`, when it has one). When one
+    exits, restart-loops, never answers or the wait is interrupted, the containers started now are
+    stopped (their logs kept for `gpuenv logs`)."""
+    bind = "127.0.0.1" if here else r.spec.access.bind
     try:
         for s in r.services:
-            port = next((p.got for svc, p in chosen if svc == s.name), None)
+            port = next(((here or {}).get(p.got, p.got) for svc, p in chosen if svc == s.name), None)
             if s.health and port:
                 name = container.container_name(r, s.name)
                 watch = ready.Watch(docker, name, 0 if name in started else _restarts(docker, name))

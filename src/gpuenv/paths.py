@@ -26,5 +26,10 @@ def request_specs() -> Path:
     return state_dir() / "envs"
 
 
+def tunnels() -> Path:
+    """The ssh tunnels `gpuenv up --tunnel` started (PROJECT.json: pid, command, ports; PROJECT.log)."""
+    return state_dir() / "tunnels"
+
+
 def build_logs() -> Path:
     return cache_dir() / "logs"

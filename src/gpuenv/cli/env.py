@@ -16,9 +16,12 @@ from rich.table import Table
 from gpuenv import environment, paths
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
-from gpuenv.errors import BadInput
-from gpuenv.host.engine import probe_engine
+from gpuenv.cli.tunnels import state_file
+from gpuenv.errors import BadInput, EngineError
+from gpuenv.host.engine import clients_on_path, probe_engine
+from gpuenv.run import hosts, tunnel
 from gpuenv.run.docker import Docker
+from gpuenv.run.hosts import HostAnswer, each_host
 from gpuenv.run.envs import Env, Remains, belongs_here, environments, find, left_behind, remains_of
 from gpuenv.run.memory_kills import kills_text, memory_kills
 
@@ -49,14 +52,53 @@ def _find(docker: Docker, name: Optional[str], only_here: bool = False) -> Env:
 
 @click.command(name="ls")
 @click.option("--all", "everyone", is_flag=True, help="Every user's environments, not only yours.")
+@click.option("--hosts", "host_names", metavar="CTX,CTX", help="Ask these docker contexts' engines (servers), "
+              "in parallel; one that does not answer is said, not an error.")
+@click.option("--all-hosts", is_flag=True, help="Ask the engine of every docker context (`docker context ls`).")
 @global_options
-def ls(everyone: bool, **_: Any) -> Result:
-    """Your environments on this engine: state, GPUs, ports (read from container labels)."""
+def ls(everyone: bool, host_names: Optional[str], all_hosts: bool, **_: Any) -> Result:
+    """Your environments on this engine, or on several servers (--hosts, --all-hosts): state, GPUs,
+    ports (read from container labels)."""
+    owner = None if everyone else _owner()
+    if host_names is not None or all_hosts:
+        return _ls_hosts(owner, [n.strip() for n in (host_names or "").split(",") if n.strip()], all_hosts)
     docker, local = _engine()
-    envs = environments(docker, None if everyone else _owner())
+    envs = environments(docker, owner)
     described = [_described(docker, e, local) for e in envs]
     data = {"environments": [d for d, _ in described]}
     return Result(data, lambda c: _table(c, envs, [text for _, text in described]))
+
+
+def _ls_hosts(owner: Optional[int], names: list[str], every: bool) -> Result:
+    """`ls` over docker contexts: {"hosts": [{host, endpoint, error, environments}]}; exit 0 while one answers."""
+    if not names and not every:
+        raise BadInput("--hosts names no docker context", "gpuenv ls --hosts gpu1,gpu2 (`docker context ls` lists "
+                       "them), or gpuenv ls --all-hosts")
+    client = next(iter(clients_on_path()), "docker")
+    answers = each_host(client, hosts.chosen(client, names, every), lambda docker, _: environments(docker, owner))
+    data = {"hosts": [{"host": a.host.name, "endpoint": a.host.endpoint, "error": a.error or None,
+                       "environments": [e.to_dict() for e in a.value or []]} for a in answers]}
+    if answers and not any(a.ok for a in answers):
+        raise EngineError("no docker context's engine answered: " + "; ".join(f"{a.host.name}: {a.error}"
+                                                                               for a in answers),
+                          "check each with `docker --context NAME info`")
+    return Result(data, lambda c: _hosts_table(c, answers))
+
+
+def _hosts_table(console: Console, answers: list[HostAnswer[list[Env]]]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("HOST", "NAME", "STATE", "GPU", "LIMITS", "PORTS", "IMAGE"):
+        table.add_column(column)
+    for a in answers:
+        if a.ok and not a.value:
+            table.add_row(escape(a.host.name), "-", "none", "", "", "", "")
+        for e in a.value or []:
+            table.add_row(escape(a.host.name), *_row(e)[:6])
+    console.print(table)
+    for a in answers:
+        if not a.ok:
+            console.print(f"[bold]{escape(a.host.name)}[/bold] ({escape(a.host.endpoint)}): [red]no answer[/red]: "
+                          f"{escape(a.error)}", soft_wrap=True)
 
 
 def _table(console: Console, envs: list[Env], kills: list[str]) -> None:
@@ -67,14 +109,19 @@ def _table(console: Console, envs: list[Env], kills: list[str]) -> None:
     for column in ("NAME", "STATE", "GPU", "LIMITS", "PORTS", "IMAGE", "WORKSPACE"):
         table.add_column(column)
     for e in envs:
-        ports = ", ".join(f"{s} {h}:{p}" for s, h, p, _ in e.ports())
-        gpu = e.label("gpu-mode") + ("" if e.label("gpus") in ("", "none") else f" ({e.label('gpus')})")
-        table.add_row(escape(e.name), e.state, gpu, e.limits.describe(), escape(ports), escape(e.image),
-                      escape(e.label("workspace")))
+        table.add_row(*_row(e))
     console.print(table)
     for e, text in zip(envs, kills):
         if text:
             console.print(f"[yellow]{escape(e.name)}: {escape(text)}[/yellow]")
+
+
+def _row(e: Env) -> tuple[str, str, str, str, str, str, str]:
+    """NAME, STATE, GPU, LIMITS, PORTS, IMAGE, WORKSPACE of one environment, escaped for the table."""
+    ports = ", ".join(f"{s} {h}:{p}" for s, h, p, _ in e.ports())
+    gpu = e.label("gpu-mode") + ("" if e.label("gpus") in ("", "none") else f" ({e.label('gpus')})")
+    return (escape(e.name), e.state, gpu, e.limits.describe(), escape(ports), escape(e.image),
+            escape(e.label("workspace")))
 
 
 @click.command()
@@ -152,7 +199,7 @@ def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
     """Stop and remove the environment's containers (the image and your files stay)."""
     docker = _docker()
     found = _find(docker, env, only_here=True)       # never "your only one" from another folder
-    removed = environment.down(docker, found, volumes)
+    removed = environment.down(docker, found, volumes) + _close_tunnel(found.project)
     data = {"name": found.name, "removed": removed}
     return Result(data, lambda c: c.print(f"[bold]{escape(found.name)}[/bold] is down: removed "
                                           + escape(", ".join(removed))))
@@ -167,11 +214,17 @@ def rm(env: Optional[str], **_: Any) -> Result:
 
     docker = _docker()
     found, remains = _running_or_left(docker, env, paths.request_specs())
-    removed = environment.rm(docker, found, remains, paths.request_specs())
+    removed = environment.rm(docker, found, remains, paths.request_specs()) + _close_tunnel(remains.project)
     name = found.name if found is not None else remains.project
     data = {"name": name, "project": remains.project, "removed": removed}
     return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold] removed: "
                                           + escape(", ".join(removed) or "nothing was left")))
+
+
+def _close_tunnel(project: str) -> list[str]:
+    """The ssh tunnel `up --tunnel` left open for the environment, closed (as removed: "ssh tunnel (pid N)")."""
+    closed = tunnel.close(state_file(project))
+    return [f"ssh tunnel (pid {closed.pid})"] if closed is not None else []
 
 
 def _running_or_left(docker: Docker, name: Optional[str], state: Path) -> tuple[Optional[Env], Remains]:

@@ -17,13 +17,18 @@ from gpuenv.cli.common import engine, show_access, warn
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
+from gpuenv.cli.tunnels import check_asked, for_engine
 from gpuenv.errors import BadInput
+from gpuenv.host.engine import endpoint_from_config, remote_endpoint
 from gpuenv.spec import spec_path
 from gpuenv.spec.values import gpu_devices, name_from_folder
 from gpuenv.spec.write import spec_data, to_toml
 
 if TYPE_CHECKING:
+    from gpuenv.cli.tunnels import Tunnels
+    from gpuenv.environment import Say
     from gpuenv.host.access import Devices
+    from gpuenv.host.probe import HostReport
     from gpuenv.images.progress import BuildLog
 
 
@@ -82,12 +87,15 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
 @click.option("--no-wait", is_flag=True, help="Return once started, without waiting for it to answer.")
 @click.option("--gpus", "gpus_text", metavar="GPUS", help="The GPUs to give, instead of gpu.devices: indexes or UUIDs "
               "separated by commas (0,1), all, or free.")
+@click.option("--tunnel", is_flag=True, help="On an engine reached over ssh (DOCKER_HOST=ssh://USER@HOST, a docker "
+              "context): keep an ssh tunnel from this host's 127.0.0.1 to the environment's ports open in the "
+              "background; `gpuenv down` closes it.")
 @locked_option
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-       pull: bool, no_wait: bool, gpus_text: Optional[str], locked: bool, **flags: Any) -> Result:
+       pull: bool, no_wait: bool, gpus_text: Optional[str], tunnel: bool, locked: bool, **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -95,8 +103,11 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     gpuenv up torch                       a short request: JupyterLab unless it asks another way in
     gpuenv up tensorflow==1.2.1 --python 3.6 --gateway
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
+    On an engine reached over ssh they listen on that host's 127.0.0.1, and an ssh tunnel brings them
+    here: for the wait, and with --tunnel until `gpuenv down` (else its command is shown).
     """
     gpus = given_gpus(gpus_text)
+    check_asked(tunnel, endpoint_from_config()[0])
     spec_file = spec_source(request, file, flags)
     say = renderer.say
     with environment.folder_lock(spec_file, say), ThreadPoolExecutor(max_workers=1) as pool:
@@ -106,8 +117,11 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
         report, docker = probing.result()
         warn(prepared, say)
         environment.limits(prepared.spec, report)     # more CPUs than the host has: refused before the build
+        tunnels = for_engine(report.engine, prepared.rendered.recipe.project, tunnel, say)
         log = environment.build(prepared, docker, renderer.stderr, renderer.live)
-        started = environment.up(prepared, docker, report, say, wait=not no_wait, gpus=gpus)
+        started = environment.up(prepared, docker, report, say, wait=not no_wait and _can_wait(report, tunnels, say),
+                                 gpus=gpus, forward=tunnels)
+        shown = tunnels.finish() if tunnels is not None else None
     data = {"name": prepared.rendered.recipe.name, "project": started.project, "image": prepared.image,
             "built": log is not None, "folder": str(prepared.folder), "gpu_mode": started.gpu_mode,
             "gpus": started.gpus,
@@ -116,7 +130,7 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
                       for s, p in started.ports], "access": started.access,
             "plan": prepared.rendered.recipe.summary,
             "limits": {**started.limits.limits.to_dict(), "defaults": list(started.limits.defaults)},
-            "limits_text": started.limits.describe()}
+            "limits_text": started.limits.describe(), "engine": report.engine.endpoint, "tunnel": shown}
     return Result(data, lambda c: _show_up(c, data))
 
 
@@ -134,6 +148,16 @@ def given_gpus(text: Optional[str]) -> Optional[Devices]:
     except ValueError as exc:
         raise BadInput(f"--gpus {text}: {exc}", "give --gpus 0,1 (indexes), --gpus GPU-<uuid>, --gpus all or "
                        "--gpus free (gpuenv gpus lists them)") from None
+
+
+def _can_wait(report: HostReport, tunnels: Optional[Tunnels], say: Say) -> bool:
+    """Whether `up` can see its services answer: on this host, or through an ssh tunnel. Another host's
+    engine reached otherwise (tcp://) publishes on that host's 127.0.0.1, out of reach from here."""
+    if tunnels is not None or not report.engine.remote or not remote_endpoint(report.engine.endpoint):
+        return True
+    say(f"the engine at {report.engine.endpoint} is on another host and not reached over ssh: its ports listen "
+        "there, so gpuenv does not wait for them to answer (an ssh:// endpoint gets a tunnel)")
+    return False
 
 
 def spec_source(request: tuple[str, ...], file: Optional[Path], flags: dict[str, Any]) -> Path:
@@ -181,6 +205,12 @@ def _show_up(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]gpu[/bold]      mode {escape(data['gpu_mode'])}{escape(gpus)}")
     console.print(f"[bold]limits[/bold]   each container: {escape(data['limits_text'])}")
     console.print(f"[bold]files[/bold]    {escape(data['folder'])}")
+    tunnel = data.get("tunnel")
+    if tunnel:
+        state = (f"open (pid {tunnel['pid']}); gpuenv down closes it" if tunnel["open"]
+                 else "not left open: run it, or `gpuenv up --tunnel`, to reach the ports below")
+        console.print(f"[bold]tunnel[/bold]   {escape(tunnel['command'])}")
+        console.print(f"         [dim]{escape(state)}[/dim]")
     show_access(console, data["access"])
     console.print(f"[dim]gpuenv verify {escape(data['name'])} checks it; gpuenv down {escape(data['name'])} "
                   "stops it.[/dim]")

@@ -114,6 +114,8 @@ class ContainerInspect(TypedDict, total=False):
 class Docker:
     client: str                              # the docker executable every command runs
     build: Optional[BuildRoute] = None       # how to build with BuildKit here (None: no client can)
+    context: str = ""                        # a docker context every command names (--context); "" = the CLI's
+    limit: Optional[float] = None            # the most seconds any one command may take (a host of several)
 
     @classmethod
     def connect(cls, engine: Engine) -> "Docker":
@@ -123,11 +125,13 @@ class Docker:
         return cls(engine.client or "docker", engine.buildkit)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.client, *args]
+        return [self.client, *(["--context", self.context] if self.context else []), *args]
 
     def run(self, *args: str, check: bool = True, timeout: Optional[float] = 120,
             stdin: Optional[str] = None) -> subprocess.CompletedProcess[str]:
         """Run a docker command, capturing its output; EngineError when it fails and `check`."""
+        if self.limit is not None:
+            timeout = min(timeout, self.limit) if timeout is not None else self.limit
         try:
             done = subprocess.run(self.argv(*args), capture_output=True, text=True, errors="replace",
                                   timeout=timeout, input=stdin,

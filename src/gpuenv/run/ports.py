@@ -54,16 +54,17 @@ def free(address: str, port: int) -> bool:
 
 
 def choose(address: str, wanted: Iterable[int], published: Callable[[], dict[int, str]],
-           avoid: Iterable[int] = ()) -> list[Port]:
+           avoid: Iterable[int] = (), free: Callable[[str, int], bool] = free) -> list[Port]:
     """A host port for each wanted one, in order. `published()` maps ports that running containers
     publish to the container's name (asked only when a port is taken, to name its owner); `avoid` are
-    ports this run already holds."""
+    ports this run already holds; `free(address, port)` says whether a port is free (a bind() test
+    here; for another host's engine, what its containers publish)."""
     used = set(avoid)
     owners: Optional[dict[int, str]] = None
     chosen = []
     for port in wanted:
         before = set(used)
-        got = _next_free(address, port, before)
+        got = _next_free(address, port, before, free)
         used.add(got)
         if got != port and owners is None:
             owners = published()
@@ -77,7 +78,7 @@ def choose(address: str, wanted: Iterable[int], published: Callable[[], dict[int
     return chosen
 
 
-def _next_free(address: str, port: int, skip: set[int]) -> int:
+def _next_free(address: str, port: int, skip: set[int], free: Callable[[str, int], bool] = free) -> int:
     for candidate in range(port, min(port + 200, 65536)):
         if candidate not in skip and free(address, candidate):
             return candidate
