@@ -196,6 +196,17 @@ def test_up_over_ssh_with_a_tunnel_then_ls_across_hosts_then_down(module_engine,
         assert hosts["gone"]["environments"] == [] and "Connection refused" in hosts["gone"]["error"]
         table = gpuenv("ls", "--all-hosts", cwd=tmp_path, env=server.env)
         assert table.returncode == 0 and "gone (ssh://nobody@127.0.0.1:1): no answer" in table.stdout
+        # which server has a free GPU now: each host's GPUs seen on that host (through a container there for
+        # the ssh one); neither has a GPU here, and each says why; the dead one is a line
+        found = gpuenv("gpus", "--hosts", "lab2,here,gone", "--json", cwd=tmp_path, env=server.env)
+        assert found.returncode == 0, found.stderr
+        seen = {h["host"]: h for h in json.loads(found.stdout)["hosts"]}
+        assert seen["lab2"]["error"] is None and seen["lab2"]["survey"]["gpus"] == []
+        assert seen["lab2"]["survey"]["where"].startswith("the engine's host, through a container of")
+        assert "nvidia-smi" in seen["lab2"]["survey"]["error"]
+        assert seen["here"]["survey"]["where"] == "this host"
+        assert seen["gone"]["survey"] is None and "Connection refused" in seen["gone"]["error"]
+        assert server.engine.docker("ps", "-aq", "--filter", "label=org.gpuenv.probe=1").stdout.strip() == ""
         bad = gpuenv("ls", "--hosts", "lab2,nope", cwd=tmp_path, env=server.env)
         assert bad.returncode == 2 and "no docker context named nope" in bad.stderr and "lab2" in bad.stderr
 

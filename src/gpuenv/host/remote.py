@@ -46,9 +46,9 @@ def split(text: str, where: str) -> Observations:
     return Observations(outputs, where)
 
 
-def probe_images(client: str) -> list[str]:
+def probe_images(client: str, context: str = "") -> list[str]:
     """Images on the engine that can run the probe, smallest first, preferred names first."""
-    done = subprocess.run([client, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}\t{{.Size}}"],
+    done = subprocess.run([*_cli(client, context), "image", "ls", "--format", "{{.Repository}}:{{.Tag}}\t{{.Size}}"],
                           capture_output=True, text=True, timeout=30, check=False)
     rows = []
     for line in done.stdout.splitlines():
@@ -67,12 +67,17 @@ def _bytes(size: str) -> float:
     return float(match.group(1)) * scale
 
 
+def _cli(client: str, context: str) -> list[str]:
+    """The docker command, naming a context when one is given (a host of several: `--hosts`)."""
+    return [client, "--context", context] if context else [client]
+
+
 def observe_remote(client: str, docker_root: str, image: Optional[str] = None, timeout: float = 60,
-                   names: Optional[Iterable[str]] = None) -> Observations:
-    """Run the observations `names` (None: every one) on the engine's host; raises EngineError when no
-    container can do it."""
+                   names: Optional[Iterable[str]] = None, context: str = "") -> Observations:
+    """Run the observations `names` (None: every one) on the engine's host (the engine of docker context
+    `context`, "" the CLI's own); raises EngineError when no container can do it."""
     candidates = [image] if image else ([os.environ["GPUENV_PROBE_IMAGE"]] if os.environ.get("GPUENV_PROBE_IMAGE")
-                                        else probe_images(client)[:3])
+                                        else probe_images(client, context)[:3])
     if not candidates:
         raise EngineError("cannot probe the remote engine's host: it has no image to run the probe in",
                           "load any small image with /bin/sh and chroot there (busybox, debian), "
@@ -81,13 +86,13 @@ def observe_remote(client: str, docker_root: str, image: Optional[str] = None, t
     errors = []
     for ref in candidates:
         name = f"gpuenv-probe-{uuid.uuid4().hex[:10]}"
-        argv = [client, "run", "--rm", "--name", name, "--network", "none", "--label", "org.gpuenv.probe=1",
+        argv = [*_cli(client, context), "run", "--rm", "--name", name, "--network", "none", "--label", "org.gpuenv.probe=1",
                 "--volume", "/:/host:ro", "--device-cgroup-rule", "c 195:* rmw", "--security-opt", "label=disable",
                 "--user", "0:0", "--entrypoint", "/bin/sh", ref, "-c", text]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, errors="replace")
         except subprocess.TimeoutExpired:
-            subprocess.run([client, "rm", "--force", name], capture_output=True, check=False)
+            subprocess.run([*_cli(client, context), "rm", "--force", name], capture_output=True, check=False)
             errors.append(f"{ref}: no answer within {timeout:g} s")
             continue
         if MARK in done.stdout:
