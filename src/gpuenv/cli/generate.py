@@ -13,9 +13,11 @@ from rich.markup import escape
 from gpuenv import environment
 from gpuenv.environment import HostAndEngine, ProbeAnswer, Say
 from gpuenv.cli.common import engine, show_access
+from gpuenv.cli.kube import check_kube_file, kube_options, kube_settings, write_kube_file
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.errors import BadInput, EngineError
+from gpuenv.render.kubernetes import KUBERNETES_FILE
 from gpuenv.run.reach import reach, spec_ports
 from gpuenv.spec import spec_path
 
@@ -31,15 +33,18 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Replace files of the same names that gpuenv did not write.")
 @click.option("--pull", is_flag=True,
               help="Try the registry for the base again, even when gpuenv built one here before.")
+@kube_options
 @global_options
 @click.pass_obj
 def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], force: bool, pull: bool,
-             **_: Any) -> Result:
+             kubernetes: bool, image: Optional[str], workspace_size: Optional[str], storage_class: Optional[str],
+             host_path: Optional[str], runtime_class: Optional[str], pull_secret: Optional[str], **_: Any) -> Result:
     """Write Dockerfile, compose.yaml, .env and .devcontainer/ for a gpuenv.toml.
 
     \b
     gpuenv generate                        files next to ./gpuenv.toml
     gpuenv generate -f examples/torch --out /tmp/torch-env
+    gpuenv generate --kubernetes --image registry.lab:5000/group/torch:v1    and kubernetes.yaml
     The files work without gpuenv: docker compose up -d (or docker-compose up -d).
     Tokens go to .env (mode 600, added to .gitignore) and are kept when you generate again.
     With a Docker engine here, the files are those `gpuenv up` runs: the base this engine has, pulls or
@@ -48,9 +53,13 @@ def generate(renderer: Renderer, file: Optional[Path], out: Optional[Path], forc
     say = renderer.say
     if out is not None and out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file", "give a folder (it is created when missing)")
-    prepared = environment.prepare(spec_path(file), _engine_if_any(say), say, out=out, force=force, pull=pull,
+    cluster = kube_settings(kubernetes, image, workspace_size, storage_class, host_path, runtime_class, pull_secret)
+    spec_file = spec_path(file)
+    check_kube_file(cluster, (out or spec_file.parent).resolve(), force)
+    prepared = environment.prepare(spec_file, _engine_if_any(say), say, out=out, force=force, pull=pull,
                                    files_only=True)
-    data = describe(prepared.rendered, list(prepared.written), prepared.private_key_file, prepared.folder)
+    written = list(prepared.written) + write_kube_file(cluster, prepared.rendered, prepared.folder, force)
+    data = describe(prepared.rendered, written, prepared.private_key_file, prepared.folder)
     return Result(data, lambda console: _show(console, data))
 
 
@@ -89,6 +98,9 @@ def _show(console: Console, data: dict[str, Any]) -> None:
     console.print(f"[bold]base[/bold]     {escape(data['base'])}")
     console.print(f"[bold]start[/bold]    cd {escape(data['out'])} && docker compose up -d   "
                   "(compose v1: docker-compose up -d)")
+    if KUBERNETES_FILE in data["files"]:
+        console.print(f"[bold]cluster[/bold]  gpuenv up --on kubernetes   (by hand: the kubectl lines atop "
+                      f"{KUBERNETES_FILE}; it holds no token)")
     show_access(console, data["access"])
     console.print("[dim].env holds the tokens: mode 600, listed in .gitignore; keep it out of git.[/dim]")
 

@@ -4,6 +4,8 @@
     comments     comment_line (one `#` line of a Dockerfile, compose.yaml or .env)
     shell        shell_word (one word of a RUN line or of `sh -c`)
     YAML         compose_text (a literal string in compose.yaml), yaml_document
+    Kubernetes   kube_text (env values, args: `$(VAR)` expansion escaped), kube_name (object names),
+                 kube_label (label values), kube_quantity (a docker size as a quantity)
     JSON         json_document
     .env         env_line (what docker-compose v1 1.29 and compose v2 both read the same way)
 
@@ -14,6 +16,7 @@ spec this is a last guard for host facts (a folder whose name holds a newline).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -84,6 +87,45 @@ def compose_text(value: str) -> str:
 def yaml_document(doc: Any) -> str:
     """A YAML document that yaml.safe_load reads back as `doc`: the emitter quotes and escapes."""
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120, allow_unicode=False)
+
+
+# --- Kubernetes (kubernetes.yaml: YAML through yaml_document, these for values with rules of their own) ----
+
+
+def kube_text(value: str) -> str:
+    """A literal env value, command or args word: Kubernetes expands `$(NAME)` there and reads `$$` as `$`,
+    so every `$` is doubled; a line break is refused (one_line), as `gpuenv up`'s env file refuses it."""
+    return one_line(value, "kubernetes.yaml").replace("$", "$$")
+
+
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
+
+
+def kube_name(text: str, limit: int = 40) -> str:
+    """An object name that is a DNS-1035 label (a Service's rule, the strictest): lower-case letters,
+    digits and `-`, starting with a letter, at most `limit` characters (room for suffixes: a StatefulSet's
+    pods carry NAME-HASH labels of at most 63). Text that is not such a name already is made one, with a
+    hash of the text added, so two texts never give one name."""
+    if re.fullmatch(r"[a-z]([a-z0-9-]*[a-z0-9])?", text) and len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    stem = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[: limit - 9].strip("-")
+    return f"{stem if stem[:1].isalpha() else 'g-' + stem}-{digest}".replace("--", "-")[:limit]
+
+
+def kube_label(text: str) -> str:
+    """A label value (at most 63 of letters, digits, `-_.`, alphanumeric at both ends): as it is when it
+    is one, else made a name (kube_name's rule), so it always passes the API's check."""
+    return text if _LABEL_VALUE.fullmatch(text) else kube_name(text, 63)
+
+
+def kube_quantity(size: str) -> str:
+    """A docker size (spec/values.size: "16g", "512m", "64k", "100b") as the same number of bytes in
+    Kubernetes' binary units: "16Gi", "512Mi", "64Ki", "100"."""
+    number, unit = size[:-1], size[-1]
+    if not number.isdigit() or unit not in "bkmg":
+        raise Unrepresentable("kubernetes.yaml", size, "no size docker takes (a number and b, k, m or g)")
+    return number + {"b": "", "k": "Ki", "m": "Mi", "g": "Gi"}[unit]
 
 
 # --- JSON (devcontainer.json) ------------------------------------------------------------------------

@@ -33,7 +33,11 @@ def existing_tokens(out: Path) -> dict[str, str]:
 
 def foreign_files(rendered: Rendered, out: Path) -> list[str]:
     """Files in `out` that rendering would replace but gpuenv did not write."""
-    return [f.path for f in rendered.files if (out / f.path).is_file() and not _ours(out, f.path)]
+    return foreign_paths([f.path for f in rendered.files], out)
+
+
+def foreign_paths(paths: list[str], out: Path) -> list[str]:
+    return [p for p in paths if (out / p).is_file() and not _ours(out, p)]
 
 
 def _ours(out: Path, relative: str) -> bool:
@@ -48,16 +52,31 @@ def _ours(out: Path, relative: str) -> bool:
 def write(rendered: Rendered, out: Path, force: bool = False) -> list[str]:
     """Write every file of `rendered` into `out`; returns the paths written (relative). A folder that
     cannot be written (read-only, not permitted, full) is a StorageError, and leaves `out` as it was."""
-    foreign = [] if force else foreign_files(rendered, out)
-    if foreign:
-        raise BadInput(f"{out} already has files that gpuenv did not write: {', '.join(foreign)}",
-                       "move them away, choose another folder with --out, or replace them with --force")
+    check_foreign([f.path for f in rendered.files], out, force)
     files = list(rendered.files) + [_gitignore(out)]
     made = _missing_folders(out, files)
     try:
         _write_all(out, files)
     except OSError as exc:
         _remove_empty(made)
+        raise StorageError.from_os(exc, out) or exc from None
+    return [f.path for f in files]
+
+
+def check_foreign(paths: list[str], out: Path, force: bool) -> None:
+    foreign = [] if force else foreign_paths(paths, out)
+    if foreign:
+        raise BadInput(f"{out} already has files that gpuenv did not write: {', '.join(foreign)}",
+                       "move them away, choose another folder with --out, or replace them with --force")
+
+
+def write_more(files: list[File], out: Path, force: bool = False) -> list[str]:
+    """Files beside a written folder (kubernetes.yaml), by the same rules: never over a user's own file,
+    each staged and renamed into place."""
+    check_foreign([f.path for f in files], out, force)
+    try:
+        _write_all(out, files)
+    except OSError as exc:
         raise StorageError.from_os(exc, out) or exc from None
     return [f.path for f in files]
 
