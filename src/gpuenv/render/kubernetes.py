@@ -72,7 +72,9 @@ def kubernetes(r: Recipe, s: KubeSettings, image_tag: str) -> str:
 
 def _header(r: Recipe, s: KubeSettings, n: KubeNames) -> str:
     keys = [k for k in secret_keys(r) if k != "authorized_keys"]
-    create = f"kubectl create secret generic {n.secret} --from-env-file=<(grep -E '^({'|'.join(keys)})=' .env)"
+    create = f"kubectl create secret generic {n.secret}"
+    if keys:
+        create += f" --from-env-file=<(grep -E '^({'|'.join(keys)})=' .env)"
     if "authorized_keys" in secret_keys(r):
         create += " --from-file=authorized_keys=YOUR_KEY.pub"
     lines = [
@@ -81,7 +83,7 @@ def _header(r: Recipe, s: KubeSettings, n: KubeNames) -> str:
         comment_line(f"Image {s.image}: push it first (gpuenv push). `gpuenv up --on kubernetes` applies this file."),
         "# By hand, in your namespace (-n NS): the tokens' Secret first (never in this file; no container starts",
         "# without it), then the objects, then a port-forward to 127.0.0.1:",
-        comment_line(f"  {create}" if keys or "authorized_keys" in secret_keys(r) else "  (no Secret: no service needs one)"),
+        comment_line(f"  {create}" if secret_keys(r) else "  (no Secret: no service needs one)"),
         f"#   kubectl apply -f {KUBERNETES_FILE} && kubectl rollout status statefulset/{n.base}",
     ]
     ports = " ".join(f"{p}:{p}" for _, p in _service_ports(r))
@@ -164,7 +166,7 @@ def _volumes(r: Recipe, s: KubeSettings, n: KubeNames) -> list[dict[str, Any]]:
 
 
 def _mounts(r: Recipe, svc: Service) -> list[dict[str, Any]]:
-    mounts = [{"name": "workspace", "mountPath": r.workspace_mount}, {"name": "home", "mountPath": HOME},
+    mounts: list[dict[str, Any]] = [{"name": "workspace", "mountPath": r.workspace_mount}, {"name": "home", "mountPath": HOME},
               {"name": "shm", "mountPath": "/dev/shm"}]
     if svc.name == "ssh":
         mounts += [{"name": "access", "mountPath": AUTHORIZED_KEYS, "subPath": "authorized_keys", "readOnly": True},
@@ -225,7 +227,7 @@ def _container(r: Recipe, s: KubeSettings, n: KubeNames, svc: Service, main: boo
     if not main:
         c["args"] = [kube_text(word) for word in svc.command]
     c["workingDir"] = r.workspace_mount
-    ports = ([(svc.name, svc.port)] if svc.port is not None else [])
+    ports: list[tuple[str, int]] = [(svc.name, svc.port)] if svc.port is not None else []
     ports += [(f"port-{p.container}", p.container) for p in r.spec.access.ports] if main else []
     if ports:
         c["ports"] = [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports]
@@ -263,7 +265,7 @@ def _from_secret(name: str, n: KubeNames, key: str) -> dict[str, Any]:
 def _limits(r: Recipe, main: bool) -> dict[str, Any]:
     """The spec's own limits ([run] cpus, memory; as compose.yaml, never the host's defaults) and the GPUs
     (the main container's). pids has no per-container form: the node's kubelet sets it."""
-    given, found = explicit(r.spec.run), {}
+    given, found = explicit(r.spec.run), dict[str, Any]()
     if given.cpus is not None:
         found["cpu"] = f"{round(given.cpus * 1000)}m" if not given.cpus.is_integer() else str(int(given.cpus))
     if given.memory is not None:
