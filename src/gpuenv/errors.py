@@ -11,6 +11,7 @@ or one JSON document under `--json`); nothing else prints or exits.
     |   +-- Unrepresentable     exit 2   a value a generated file's format cannot hold (a newline, NUL)
     +-- ImpossibleRequest       exit 3   the request is valid, but no stack satisfies it
     +-- EngineError             exit 1   the container engine refused or is unreachable
+    |   +-- ClusterError        exit 1   a cluster (Kubernetes' API server) is not configured, unreachable, refused
     +-- StorageError            exit 1   a file or folder cannot be written: read-only, not permitted, disk
     |                                    full, quota, a file where a folder must be, a name too long
     +-- Interrupted             exit 130 Ctrl-C (SIGINT): what was started is stopped
@@ -138,6 +139,18 @@ class ImpossibleRequest(GpuenvError):
 
 class EngineError(GpuenvError):
     """The container engine is unreachable or refused an operation."""
+
+
+class ClusterError(EngineError):
+    """A cluster's API: no kubeconfig, a server that does not answer, a refusal (`status`: the HTTP status,
+    0 when nothing answered), a Pod that cannot start."""
+
+    def __init__(self, message: str, hint: Optional[str] = None, status: int = 0) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "status": self.status}
 
 
 class StorageError(GpuenvError):

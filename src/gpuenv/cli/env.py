@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuenv import environment, paths
+from gpuenv.cli.kube import cluster_options, down_on_kubernetes
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
 from gpuenv.cli.tunnels import state_file
@@ -23,6 +24,7 @@ from gpuenv.run import hosts, tunnel
 from gpuenv.run.docker import Docker
 from gpuenv.run.hosts import HostAnswer, each_host
 from gpuenv.run.envs import Env, Remains, belongs_here, environments, find, left_behind, remains_of
+from gpuenv.spec import spec_path
 from gpuenv.run.memory_kills import kills_text, memory_kills
 
 
@@ -193,10 +195,25 @@ def exec_(env: Optional[str], service: Optional[str], command: tuple[str, ...], 
 
 @click.command()
 @click.argument("env", required=False)
-@click.option("--volumes", is_flag=True, help="Also remove its volumes (sshd's host keys).")
+@click.option("--volumes", is_flag=True, help="Also remove its volumes (sshd's host keys; on Kubernetes its claims, "
+              "the workspace's too).")
+@cluster_options
 @global_options
-def down(env: Optional[str], volumes: bool, **_: Any) -> Result:
-    """Stop and remove the environment's containers (the image and your files stay)."""
+def down(env: Optional[str], volumes: bool, target: str, namespace: Optional[str], kube_context: Optional[str],
+         **_: Any) -> Result:
+    """Stop and remove the environment's containers (the image and your files stay).
+
+    \b
+    gpuenv down --on kubernetes     this folder's kubernetes.yaml: its StatefulSet, Service and Secret deleted
+                                    (its claims only with --volumes), the port-forward ended
+    """
+    if target == "kubernetes":
+        if env:
+            raise BadInput("`down --on kubernetes` takes no name: it deletes what this folder's kubernetes.yaml names",
+                           "run it in the environment's folder")
+        return down_on_kubernetes(spec_path(None), namespace, kube_context, volumes)
+    if namespace or kube_context:
+        raise BadInput("--namespace and --context go with --on kubernetes", "add --on kubernetes, or leave them out")
     docker = _docker()
     found = _find(docker, env, only_here=True)       # never "your only one" from another folder
     removed = environment.down(docker, found, volumes) + _close_tunnel(found.project)

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from gpuenv import environment, paths
 from gpuenv.cli.common import engine, show_access, warn
+from gpuenv.cli.kube import cluster_options, up_on_kubernetes
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
 from gpuenv.cli.main import F, global_options
 from gpuenv.cli.output import Renderer, Result
@@ -91,11 +92,13 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
               "context): keep an ssh tunnel from this host's 127.0.0.1 to the environment's ports open in the "
               "background; `gpuenv down` closes it.")
 @locked_option
+@cluster_options
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
-       pull: bool, no_wait: bool, gpus_text: Optional[str], tunnel: bool, locked: bool, **flags: Any) -> Result:
+       pull: bool, no_wait: bool, gpus_text: Optional[str], tunnel: bool, locked: bool, target: str,
+       namespace: Optional[str], kube_context: Optional[str], **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -105,7 +108,12 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     Ports listen on 127.0.0.1; a port that is taken moves to the next free one, and you are told.
     On an engine reached over ssh they listen on that host's 127.0.0.1, and an ssh tunnel brings them
     here: for the wait, and with --tunnel until `gpuenv down` (else its command is shown).
+    gpuenv up --on kubernetes             kubernetes.yaml (gpuenv generate --kubernetes) on your kubeconfig's cluster
     """
+    if target == "kubernetes":
+        return up_on_kubernetes(spec_source(request, file, flags), out, namespace, kube_context, wait=not no_wait)
+    if namespace or kube_context:
+        raise BadInput("--namespace and --context go with --on kubernetes", "add --on kubernetes, or leave them out")
     gpus = given_gpus(gpus_text)
     check_asked(tunnel, endpoint_from_config()[0])
     spec_file = spec_source(request, file, flags)
