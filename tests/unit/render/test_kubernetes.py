@@ -9,17 +9,20 @@ plugin) is not tested; README: Clusters: Kubernetes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import tomli_w
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuenv.errors import GpuenvError
+from gpuenv.errors import BadInput, GpuenvError, ImpossibleRequest
+from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
 from gpuenv.render import Rendered, render
 from gpuenv.render.kubernetes import SUPPORTED_VERSIONS, KubeSettings, gpu_count, kubernetes
 from gpuenv.render.quote import kube_label, kube_name, kube_quantity, kube_text
@@ -227,11 +230,10 @@ def test_kube_text_escapes_kubernetes_variable_expansion() -> None:
     assert kube_text("a$(HOME)b$$c$") == "a$$(HOME)b$$$$c$$"
 
 
+@settings(derandomize=True, database=None)
 @given(st.text(min_size=1, max_size=80))
 def test_kube_name_and_label_always_give_valid_names(text: str) -> None:
     name, label = kube_name(text), kube_label(text)
-    import re
-
     assert re.fullmatch(r"[a-z]([a-z0-9-]*[a-z0-9])?", name) and len(name) <= 40, name
     assert re.fullmatch(r"([A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?)?", label) and len(label) <= 63, label
     assert kube_name(text + "x") != kube_name(text + "y")
@@ -245,11 +247,6 @@ def test_kube_quantity_keeps_the_bytes() -> None:
 
 
 def _manifests_of(data: dict[str, Any]) -> "str | GpuenvError":
-    import tomli_w
-
-    from gpuenv.errors import BadInput, ImpossibleRequest
-    from gpuenv.planning import TargetFlags, plan, request_from_spec, target_for
-
     spec_file = FOLDER / "gpuenv.toml"
     spec_file.write_text(tomli_w.dumps(data))
     (FOLDER / "plainreqs.txt").write_text("plainreq==1.0\n")
