@@ -171,3 +171,39 @@ def test_down_deletes_workload_service_secret_and_claims_only_when_asked(folder:
     assert {k for k, _ in api.objects} == {"PersistentVolumeClaim"}
     assert [g.split()[0] for g in kube.delete(api, objects, volumes=True, secret_name=None)] == \
         ["PersistentVolumeClaim", "PersistentVolumeClaim"]
+
+
+# --- generate --kubernetes's options ----------------------------------------------------------------------------
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/gpuenv-test-no-engine.sock"}
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--image", "registry.lab:5000/x:v1"), "--image only go with --kubernetes"),
+    (("--kubernetes",), "--kubernetes needs --image"),
+    (("--kubernetes", "--image", "vision:v1"), "registry's host"),
+    (("--kubernetes", "--image", "r.lab/x:v1", "--workspace-size", "20g"), "--workspace-size '20g'"),
+    (("--kubernetes", "--image", "r.lab/x:v1", "--host-path", "data"), "--host-path 'data'"),
+    (("--kubernetes", "--image", "r.lab/x:v1", "--runtime-class", "Nvidia!"), "--runtime-class 'Nvidia!'"),
+])
+def test_generate_refuses_bad_kubernetes_options_before_writing_anything(tmp_path: Path, args: tuple[str, ...],
+                                                                          said: str) -> None:
+    (tmp_path / "gpuenv.toml").write_text('name = "kenv"\n')
+    done = gpuenv("generate", *args, cwd=tmp_path, env=NO_ENGINE)
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpuenv.toml"]
+
+
+def test_generate_never_replaces_a_kubernetes_yaml_of_the_users_own(tmp_path: Path) -> None:
+    (tmp_path / "gpuenv.toml").write_text('name = "kenv"\n')
+    (tmp_path / "kubernetes.yaml").write_text("kind: Mine\n")
+    done = gpuenv("generate", "--kubernetes", "--image", "r.lab/x:v1", cwd=tmp_path, env=NO_ENGINE)
+    assert done.returncode == 2 and "kubernetes.yaml" in done.stderr and "--force" in done.stderr
+    assert (tmp_path / "kubernetes.yaml").read_text() == "kind: Mine\n"
+    assert not (tmp_path / "Dockerfile").exists()
+
+
+def test_generated_manifests_hold_no_token_of_the_env_file(folder: Path) -> None:
+    env = dict(line.split("=", 1) for line in (folder / ".env").read_text().splitlines() if "TOKEN=" in line)
+    text = (folder / "kubernetes.yaml").read_text()
+    assert env and all(len(token) >= 32 and token not in text for token in env.values())
