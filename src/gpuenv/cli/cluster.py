@@ -242,13 +242,16 @@ def cancel(renderer: Renderer, targets: tuple[str, ...], **_: Any) -> Result:
     return Result(data, lambda c: c.print(f"[bold]cancelled[/bold] {', '.join(data['cancelled'])}"))
 
 
-@click.command(name="job-config", hidden=True)
+@click.command(name="job-config", hidden=True,
+               context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.argument("job_dir", type=click.Path(path_type=Path))
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @global_options
 @click.pass_obj
-def job_config(renderer: Renderer, export_dir: Path, job_dir: Path, **_: Any) -> Result:
+def job_config(renderer: Renderer, export_dir: Path, job_dir: Path, command: tuple[str, ...], **_: Any) -> Result:
     """A job's first step on its node: check the node, write the job's bundle (cluster/node.py)."""
-    data = node.job_config(export_dir, job_dir, dict(os.environ))
+    command = tuple(command[1:]) if command[:1] == ("--",) else command
+    data = node.job_config(export_dir, job_dir, dict(os.environ), command)
     return Result(data, lambda c: c.print(f"gpuenv: node {data['node']}, driver {data['driver'] or 'none'}, "
                                           f"GPUs {data['gpus']}"))

@@ -1,7 +1,6 @@
 """The first step of a job on its node (`gpuenv job-config EXPORT JOBDIR`): the node's driver and GPUs are
-read there and checked against the image's labels, then the job's bundle is written: a config.json whose
-root is the export's shared rootfs, with the GPUs Slurm gave this job, and the variables file the command
-reads first (Slurm replaces a container's environment with the job's).
+read there and checked against the image's labels, then the job's bundle is written: a config.json (mode
+600) whose root is the export's shared rootfs, with the GPUs Slurm gave this job and the job's command.
 
 The job's GPUs: SLURM_JOB_GPUS (the node's GPU indexes Slurm allocated), else CUDA_VISIBLE_DEVICES (indexes
 or UUIDs); neither set means the job has no GPU, and the container gets none.
@@ -13,12 +12,11 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from gpuenv.cluster import fit
 from gpuenv.cluster.export import read_record
-from gpuenv.cluster.runtime import GpuFiles, config, env_script, environment, gpu_files
-from gpuenv.cluster.slurm import JOB_ENV
+from gpuenv.cluster.runtime import GpuFiles, config, gpu_files
 from gpuenv.errors import BadInput
 from gpuenv.host import nvidia
 from gpuenv.host.driver_files import driver_files
@@ -48,7 +46,7 @@ def minors(driver: DriverState, wanted: list[str]) -> set[int]:
     return found
 
 
-def job_config(export: Path, job_dir: Path, env: Mapping[str, str],
+def job_config(export: Path, job_dir: Path, env: Mapping[str, str], command: Sequence[str],
                obs: Optional[Observations] = None) -> dict[str, object]:
     """Check the node and write JOBDIR/config.json and JOBDIR/job.env; what was given, as a dict."""
     _, image, settings = read_record(export)
@@ -64,13 +62,12 @@ def job_config(export: Path, job_dir: Path, env: Mapping[str, str],
     rootfs = export / "bundle" / "rootfs"
     if not rootfs.is_dir():
         raise BadInput(f"{rootfs} is missing", "export again: gpuenv export -o FOLDER --force")
-    data = config(image, settings, gpu, rootfs=str(rootfs.resolve()))
-    variables = environment(image, settings, gpu) + sorted((k, v) for k, v in env.items() if k.startswith("SLURM_"))
+    data = config(image, settings, gpu, command, rootfs=str(rootfs.resolve()))
+    slurm_vars = [f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("SLURM_") and "\0" not in v]
+    data["process"]["env"] += slurm_vars                    # the job's own (SLURM_JOB_ID...), for the command
+    data["linux"]["cgroupsPath"] = f"gpuenv-{env.get('SLURM_JOB_ID', 'job')}"   # inside the job's cgroup
     job_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-    _private(job_dir / "job.env", env_script(variables))
-    data["mounts"].append({"destination": JOB_ENV, "type": "bind", "source": str(job_dir / "job.env"),
-                   "options": ["rbind", "nosuid", "nodev", "ro"]})
-    (job_dir / "config.json").write_text(json.dumps(data, indent=2) + "\n")
+    _private(job_dir / "config.json", json.dumps(data, indent=2) + "\n")
     return {"node": socket.gethostname(), "driver": driver.version, "gpus": gpu.visible or "none",
             "config": str(job_dir / "config.json")}
 

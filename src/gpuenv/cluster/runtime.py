@@ -18,7 +18,6 @@ the node, one dict in the OCI runtime-spec 1.0 form. What it gives the container
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -203,15 +202,4 @@ def _bind(source: str, destination: str, readonly: bool) -> dict[str, Any]:
 def _device(node: DeviceNode) -> dict[str, Any]:
     return {"path": node.path, "type": "c", "major": node.major, "minor": node.minor, "fileMode": 0o666,
             "uid": 0, "gid": 0}
-
-
-def env_script(env: Sequence[tuple[str, str]]) -> str:
-    """The variables as `export NAME='value'` lines (sh): Slurm's `--container` replaces a container's
-    environment with the job's, so the job's command reads them back from this file first."""
-    lines = []
-    for key, value in env:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or "\0" in value:
-            raise BadInput(f"the variable {key!r} cannot be passed to the job", "remove it, or the NUL in its value")
-        lines.append(f"export {key}={shlex.quote(value)}\n")
-    return "".join(lines)
 

@@ -2,14 +2,18 @@
 
 A job is a batch script that runs on the node in two steps:
 
-  1. `gpuenv job-config EXPORT JOBDIR` (cluster/node.py): the node's driver and GPUs are read there and
-     checked against the image's labels (a misfit ends the job before its command, exit 3), and the
+  1. `gpuenv job-config EXPORT JOBDIR -- CMD` (cluster/node.py): the node's driver and GPUs are read there
+     and checked against the image's labels (a misfit ends the job before its command, exit 3), and the
      job's config.json is written with the GPUs Slurm gave the job (SLURM_JOB_GPUS): Slurm adds no GPU
      device to a container, and the allocation is known only in the job.
-  2. `srun --container=JOBDIR CMD`: Slurm's OCI support runs the command in that bundle through the
-     runtime the cluster's oci.conf names (runc, crun), and kills and deletes it when the job ends or
-     is cancelled. Slurm gives the container the job's environment instead of config.json's, so the
-     command first reads the environment's variables back (`env -i`, then the job.env file).
+  2. the OCI runtime (runc; GPUENV_OCI_RUNTIME names another) runs that bundle in the foreground; the
+     script deletes the container when the job ends or is cancelled (scancel's SIGTERM), so nothing is
+     left running.
+
+Why not `srun --container`: Slurm 22.05 runs BUNDLE/rootfs whatever config.json's root says (and runc
+refuses a symlinked rootfs), so a per-job config.json with the job's GPUs would need a copy of the rootfs
+per job; it also replaces config.json's environment with the job's. The export's own bundle does run
+under `srun --container` for a job that needs no GPU (README: Clusters).
 
 Pure parts (the script, the GRES of `sinfo`) are tested without Slurm; `Slurm` runs the commands.
 """
@@ -28,7 +32,6 @@ from typing import Any, Optional, Sequence
 from gpuenv.errors import SchedulerError
 
 COMMENT = "gpuenv:"                    # --comment of every job gpuenv submits: gpuenv:ENV
-JOB_ENV = "/tmp/.gpuenv/job.env"      # inside the container: the environment's variables (runtime.env_script)
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,20 @@ def job_script(job: JobRequest) -> str:
     lines += [f"#SBATCH --chdir={q(job.chdir)}"] * bool(job.chdir)
     lines += [f"#SBATCH --output={q(job.output)}"] * bool(job.output)
     lines += gpu_lines(job.gpus)
-    run = f"set -a; . {JOB_ENV}; set +a; exec \"$@\""
     command = " ".join(q(c) for c in job.command)
     lines += [
         "# written by gpuenv submit: the node is checked, then the command runs in the environment's image",
         "set -eu",
         f"export_dir={q(str(job.export))}",
         'job_dir="$export_dir/jobs/$SLURM_JOB_ID"',
-        "trap 'rm -rf \"$job_dir\"' EXIT",
-        f"{q(job.python)} -m gpuenv job-config \"$export_dir\" \"$job_dir\"",
-        f"srun --container=\"$job_dir\" /usr/bin/env -i /bin/sh -c {q(run)} sh {command}",
+        'runtime="${GPUENV_OCI_RUNTIME:-runc}"',
+        'state="${TMPDIR:-/tmp}/gpuenv-oci-$(id -u)"',
+        'name="gpuenv-$SLURM_JOB_ID"',
+        "trap '\"$runtime\" --root \"$state\" delete --force \"$name\" 2>/dev/null; rm -rf \"$job_dir\"' EXIT",
+        "trap 'exit 143' TERM INT",
+        f"{q(job.python)} -m gpuenv job-config \"$export_dir\" \"$job_dir\" -- {command}",
+        '"$runtime" --root "$state" run --bundle "$job_dir" "$name" &',
+        "wait $!",
     ]
     return "\n".join(lines) + "\n"
 
