@@ -155,17 +155,15 @@ def submit(renderer: Renderer, env: Optional[str], partition: str, gpus: Optiona
     count = gpus if gpus is not None else spec_gpus(found.spec)
     if scheduler is not None and count > 0:
         _check_partition(scheduler, partition, count)
-    job = slurm.JobRequest(found.spec.name or found.folder.name, Path(), tuple(process_args(found.image, command)), count,
-                           partition, time_limit, str(found.folder))
-    if dry_run:
+    where = (export_dir or found.folder / ".gpuenv" / "cluster" / found.image_id.split(":")[-1][:12]).expanduser()
+    job = slurm.JobRequest(found.spec.name or found.folder.name, where.resolve(),
+                           tuple(process_args(found.image, command)), count, partition, time_limit, str(found.folder))
+    if scheduler is None:
         text = slurm.job_script(job)
         return Result({"script": text, "gpus": count, "node_checked": checked}, lambda c: c.print(text, markup=False))
-    where = (export_dir or found.folder / ".gpuenv" / "cluster" / found.image_id.split(":")[-1][:12]).expanduser()
-    exported = _exported(renderer, found, where.resolve())
-    job = slurm.JobRequest(job.name, exported, job.command, count, partition, time_limit, str(found.folder))
-    assert scheduler is not None
+    _exported(renderer, found, job.export)
     job_id = scheduler.submit(slurm.job_script(job))
-    data = {"job": job_id, "env": job.name, "gpus": count, "partition": partition or None, "export": str(exported),
+    data = {"job": job_id, "env": job.name, "gpus": count, "partition": partition or None, "export": str(job.export),
             "command": list(job.command), "node_checked": checked,
             "log": str(found.folder / f"slurm-{job_id}.out")}
     return Result(data, lambda c: c.print(f"[bold green]submitted[/bold green] job {job_id} ({escape(job.name)}, "
@@ -194,14 +192,15 @@ def _check_partition(scheduler: slurm.Slurm, partition: str, count: int) -> None
                             "CPU: --gpus 0")
 
 
-def _exported(renderer: Renderer, found: _Env, where: Path) -> Path:
+def _exported(renderer: Renderer, found: _Env, where: Path) -> None:
+    """The image exported at `where` (an export of the same image there is reused)."""
     if (where / exporting.RECORD).is_file():
         image, _, _ = exporting.read_record(where)
         if image == found.tag and _record_id(where) == found.image_id:
-            return where
+            return
     renderer.say(f"exporting {found.tag} to {where}")
     where.parent.mkdir(parents=True, exist_ok=True)
-    return exporting.export(found.tag, found.image_id, found.image, found.settings, where, force=True).folder
+    exporting.export(found.tag, found.image_id, found.image, found.settings, where, force=True)
 
 
 def _record_id(where: Path) -> str:
