@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Sequence
 from gpuenv.cluster import fit
 from gpuenv.cluster.export import read_record
 from gpuenv.cluster.runtime import GpuFiles, config, gpu_files
-from gpuenv.errors import BadInput
+from gpuenv.errors import BadInput, GpuenvError
 from gpuenv.host import nvidia
 from gpuenv.host.driver_files import driver_files
 from gpuenv.host.nvidia import DriverState
@@ -59,6 +59,11 @@ def job_config(export: Path, job_dir: Path, env: Mapping[str, str], command: Seq
     gpu = GpuFiles()
     if wanted and observed is not None:
         gpu = gpu_files(driver_files(observed, driver.version), minors(driver, wanted))
+        if not gpu.any:
+            raise GpuenvError(f"Slurm gave this job GPU(s) {','.join(wanted)}, but node {socket.gethostname()} "
+                              f"shows no such NVIDIA device ({driver.error or 'driver ' + str(driver.version)})",
+                              "tell the cluster's admins (gres.conf and the node's /dev/nvidia* disagree); "
+                              "`gpuenv doctor` on the node says what it sees")
     rootfs = export / "bundle" / "rootfs"
     if not rootfs.is_dir():
         raise BadInput(f"{rootfs} is missing", "export again: gpuenv export -o FOLDER --force")
