@@ -5,7 +5,8 @@
 #   ensure_base_images   local base images the tests build FROM (no registry is reachable)
 #   ensure_registry      a local registry on 127.0.0.1:5000 without auth
 #   ensure_auth_registry a second local registry on 127.0.0.1:5001 with basic auth (htpasswd)
-#   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests)
+#   ensure_tools         tools the tests run: docker-compose (compose v1, Debian's 1.29.2), chromium (browser tests),
+#                        and for the cluster tests skopeo, umoci, runc, slurm-wlm and munge (ensure_cluster_tools)
 #   ensure_bootstrapper  mmdebstrap, for the base gpuenv builds when no registry has it
 #   ensure_npm_packages DIR PKG...  npm packages installed into DIR (git-ignored), once per package list
 #   ensure_hydrogen_client          Hydrogen's client library (tests/integration/clients/hydrogen.js runs it)
@@ -89,6 +90,19 @@ ensure_tools() {
   docker-compose version >/dev/null 2>&1 || die "docker-compose is installed but does not run" "see /tmp/gpuenv-apt.log"
   [ -x /usr/bin/chromium ] || apt_install chromium   # Playwright drives it: its own browser download fails here
   { [ -x /usr/sbin/sshd ] && command -v nc >/dev/null; } || install_without_starting openssh-server netcat-openbsd
+  ensure_cluster_tools
+}
+
+# Cluster tests (tests/integration/test_cluster.py): skopeo and umoci for `gpuenv export`, runc, and a
+# Slurm of one node with munge, which the tests start by hand on 127.0.0.1 (no service is started here).
+ensure_cluster_tools() {
+  local missing=()
+  command -v skopeo >/dev/null || missing+=(skopeo)
+  command -v umoci >/dev/null || missing+=(umoci)
+  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+  command -v slurmctld >/dev/null || [ -x /usr/sbin/slurmctld ] || missing+=(slurm-wlm)
+  command -v munged >/dev/null || [ -x /usr/sbin/munged ] || missing+=(munge)
+  [ ${#missing[@]} -eq 0 ] || install_without_starting "${missing[@]}"
 }
 
 # install_without_starting PKG...: Debian packages whose services must not start here (openssh-server

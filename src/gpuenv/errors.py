@@ -16,6 +16,7 @@ or one JSON document under `--json`); nothing else prints or exits.
     |                                    full, quota, a file where a folder must be, a name too long
     +-- Interrupted             exit 130 Ctrl-C (SIGINT): what was started is stopped
     +-- NotAnswering            exit 1   a started container exited, restart-loops or never answered
+    +-- SchedulerError          exit 1   the cluster's scheduler (Slurm) is missing or refused
 
 This module imports nothing else from gpuenv.
 """
@@ -112,7 +113,8 @@ class ImpossibleRequest(GpuenvError):
 
     exit_code = EXIT_IMPOSSIBLE
 
-    CODES = ("driver-too-old", "python-conflict", "gpu-arch-unsupported", "no-such-version", "conflict", "no-free-gpu")
+    CODES = ("driver-too-old", "python-conflict", "gpu-arch-unsupported", "no-such-version", "conflict", "no-free-gpu",
+             "no-gpu-partition")
 
     def __init__(
         self,
@@ -231,3 +233,7 @@ class NotAnswering(GpuenvError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "container": self.container, "log": self.log, "cause": self.cause}
+
+
+class SchedulerError(GpuenvError):
+    """The cluster's scheduler (Slurm's commands) is missing, unreachable, or refused a request."""

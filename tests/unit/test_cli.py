@@ -35,7 +35,8 @@ def test_help_lists_only_the_verbs_that_exist():
     verbs = [line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line.startswith("  ")]
     assert run.returncode == 0 and {"init", "spec", "plan", "matrix", "kb", "doctor", "generate", "build", "up",
                                     "verify", "ls", "status", "logs", "shell", "exec", "down", "rm", "push",
-                                    "pull", "lock", "save", "load", "gpus"} == set(verbs)
+                                    "pull", "lock", "save", "load", "gpus", "export", "submit", "jobs",
+                                    "cancel"} == set(verbs)          # job-config: hidden (a job's own step)
 
 
 def test_init_writes_a_spec_that_checks(tmp_path):

@@ -73,6 +73,9 @@ def _check_tokens(tokens: list[str]) -> None:
             continue
         if passing_on or not word:
             continue
+        if word == "--":                               # the end of gpuenv's options: the rest is a command
+            passing_on = True
+            continue
         if word.startswith("-"):
             names = {o for p in command.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
             assert word.split("=", 1)[0] in names | {"-h", "--help"}, (tokens, word, command.name)

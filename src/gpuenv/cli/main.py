@@ -89,6 +89,11 @@ class LazyGroup(VerbGroup):
         "pull": "gpuenv.cli.registry:pull",
         "save": "gpuenv.cli.save:save",
         "load": "gpuenv.cli.load:load",
+        "export": "gpuenv.cli.cluster:export",
+        "submit": "gpuenv.cli.cluster:submit",
+        "jobs": "gpuenv.cli.cluster:jobs",
+        "cancel": "gpuenv.cli.cluster:cancel",
+        "job-config": "gpuenv.cli.cluster:job_config",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

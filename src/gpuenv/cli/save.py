@@ -51,7 +51,7 @@ def save(renderer: Renderer, env: Optional[str], output: Path, force: bool, leve
     _check_output(output, force)
     sign = signature.signer(key.expanduser()) if key else None
     docker = _docker()
-    source = _source(docker, env)
+    source = environment_source(docker, env)
     meter = Meter(renderer, f"saving {source.tag}", int(source.info.get("Size") or 0))
     saved = write_bundle(docker, source, output, meter, LEVEL if level is None else level, sign)
     seconds = meter.end()
@@ -75,7 +75,7 @@ def _docker() -> Docker:
     return Docker.connect(probe_engine(compose=False))
 
 
-def _source(docker: Docker, env: Optional[str]) -> Source:
+def environment_source(docker: Docker, env: Optional[str]) -> Source:
     """The image to save and the files it was built from: a running environment by name, else ./gpuenv.toml's."""
     if env:
         found = gpuenv.run.envs.find(docker, env, ids("host")[0], Path.cwd())

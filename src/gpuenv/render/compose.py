@@ -17,6 +17,7 @@ from gpuenv import __version__
 from gpuenv.host.limits import HostSize, explicit, max_jobs
 from gpuenv.render.quote import compose_text, comment_line, yaml_document
 from gpuenv.render.recipe import ACCESS_PORTS, HOME, SSH_HOST_KEYS, Recipe, Service
+from gpuenv.spec.model import Network
 
 
 def compose(r: Recipe) -> str:
@@ -135,7 +136,10 @@ def _literal(env: dict[str, str]) -> dict[str, str]:
 
 
 def proxy_environment(r: Recipe) -> dict[str, str]:
-    net = r.spec.network
+    return _proxies(r.spec.network)
+
+
+def _proxies(net: Network) -> dict[str, str]:
     env = {}
     if net.http_proxy:
         env["http_proxy"] = env["HTTP_PROXY"] = net.http_proxy
@@ -159,15 +163,19 @@ def run_ca(r: Recipe) -> bool:
 
 def runtime_environment(r: Recipe) -> dict[str, str]:
     """The network policy inside a running container: proxies, the pip index the build used, the CA."""
-    net = r.spec.network
-    env = proxy_environment(r)
+    return network_environment(r.spec.network, run_ca(r))
+
+
+def network_environment(net: Network, ca: bool) -> dict[str, str]:
+    """The network policy's variables: proxies, pip's index settings, and (`ca`) the CA bundle's."""
+    env = _proxies(net)
     if net.pip_index:
         env["PIP_INDEX_URL"] = net.pip_index
     if net.pip_extra_indexes:
         env["PIP_EXTRA_INDEX_URL"] = " ".join(net.pip_extra_indexes)
     if net.pip_trusted_hosts:
         env["PIP_TRUSTED_HOST"] = " ".join(net.pip_trusted_hosts)
-    if run_ca(r):
+    if ca:
         env |= {name: CA_IN_CONTAINER for name in CA_VARIABLES}
     return env
 

@@ -1,0 +1,56 @@
+"""The job script's lines (GPUs, quoting), the partition's GRES as `sinfo -o %G` prints it, squeue's jobs."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from gpuenv.cluster.slurm import JobRequest, gpu_lines, gres_of, has_gpus, job_script, parse_squeue
+
+
+def _job(**changes: object) -> JobRequest:
+    base = dict(name="vision", export=Path("/shared/vision"), command=("python", "train.py"), gpus=0)
+    base.update(changes)
+    return JobRequest(**base)  # type: ignore[arg-type]
+
+
+def test_gpus_are_asked_as_a_gres_line_and_none_asks_for_none() -> None:
+    assert gpu_lines(2) == ["#SBATCH --gres=gpu:2"]
+    script = job_script(_job(gpus=4, partition="a100", time="1:00:00"))
+    assert "#SBATCH --gres=gpu:4\n" in script and "#SBATCH --partition=a100\n" in script
+    assert "#SBATCH --time=1:00:00\n" in script
+    assert "--gres" not in job_script(_job(gpus=0)) and "--partition" not in job_script(_job())
+
+
+def test_the_node_is_checked_before_the_command_and_the_container_is_deleted_on_the_way_out() -> None:
+    lines = job_script(_job()).splitlines()
+    check = next(i for i, line in enumerate(lines) if " -m gpuenv job-config " in line)
+    run = next(i for i, line in enumerate(lines) if ' run --bundle "$job_dir"' in line)
+    assert lines[0] == "#!/bin/sh" and "set -eu" in lines and check < run
+    assert any(line.startswith("trap ") and "delete --force" in line and "EXIT" in line for line in lines)
+    assert "trap 'exit 143' TERM INT" in lines
+
+
+def test_a_hostile_command_and_name_stay_words() -> None:
+    hostile = ("sh", "-c", "echo $(id) `x`; rm -rf / # '\"", "a b")
+    script = job_script(_job(command=hostile, name="x; reboot", export=Path("/sh ared/$HOME")))
+    line = next(x for x in script.splitlines() if " job-config " in x)
+    assert shlex.split(line)[-4:] == list(hostile)
+    assert "#SBATCH --job-name='gpuenv-x; reboot'" in script
+    assert "export_dir='/sh ared/$HOME'" in script
+
+
+def test_gres_of_sinfo_output() -> None:
+    assert gres_of("(null)\n") == [] and not has_gpus(gres_of("(null)\n"))
+    assert has_gpus(gres_of("gpu:a100:4(S:0-1)\n(null)\n"))
+    assert has_gpus(gres_of("gpu:2,shard:8\n"))
+    assert not has_gpus(gres_of("mps:100,gpuless:1\n"))
+
+
+def test_squeue_lists_only_gpuenv_jobs() -> None:
+    text = ("41|RUNNING|1:02|node7|None|gpuenv:vision\n"
+            "42|PENDING|0:00||Resources|gpuenv:nlp\n"
+            "43|RUNNING|5:00|node2|None|someone else's comment\n")
+    jobs = parse_squeue(text)
+    assert [(j.id, j.name, j.state, j.node, j.reason) for j in jobs] == [
+        ("41", "vision", "RUNNING", "node7", ""), ("42", "nlp", "PENDING", "", "Resources")]
