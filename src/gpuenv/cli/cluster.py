@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,10 +18,10 @@ from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Renderer, Result
 from gpuenv.cli.save import environment_source
 from gpuenv.cluster import export as exporting
-from gpuenv.cluster import fit, node, slurm
+from gpuenv.cluster import fit, jupyter, node, slurm
 from gpuenv.cluster.others import runtimes
 from gpuenv.cluster.runtime import ImageConfig, Settings, process_args
-from gpuenv.errors import BadInput, ImpossibleRequest
+from gpuenv.errors import BadInput, ImpossibleRequest, SchedulerError
 from gpuenv.host import nvidia
 from gpuenv.host.engine import probe_engine
 from gpuenv.host.observe import load_recording
@@ -243,14 +245,125 @@ def cancel(renderer: Renderer, targets: tuple[str, ...], **_: Any) -> Result:
 
 @click.command(name="job-config", hidden=True,
                context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--jupyter", "jupyter_mode", type=click.Choice(jupyter.MODES), default=None,
+              help="The interactive Jupyter job: the image's Jupyter on a free port of the node's 127.0.0.1.")
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.argument("job_dir", type=click.Path(path_type=Path))
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @global_options
 @click.pass_obj
-def job_config(renderer: Renderer, export_dir: Path, job_dir: Path, command: tuple[str, ...], **_: Any) -> Result:
+def job_config(renderer: Renderer, jupyter_mode: Optional[str], export_dir: Path, job_dir: Path,
+               command: tuple[str, ...], **_: Any) -> Result:
     """A job's first step on its node: check the node, write the job's bundle (cluster/node.py)."""
     command = tuple(command[1:]) if command[:1] == ("--",) else command
-    data = node.job_config(export_dir, job_dir, dict(os.environ), command)
+    data = node.job_config(export_dir, job_dir, dict(os.environ), command, jupyter_mode=jupyter_mode or "")
+    port = f", Jupyter on 127.0.0.1:{data['port']}" if data["port"] else ""
     return Result(data, lambda c: c.print(f"gpuenv: node {data['node']}, driver {data['driver'] or 'none'}, "
-                                          f"GPUs {data['gpus']}"))
+                                          f"GPUs {data['gpus']}{port}"))
+
+
+@click.command(name="job-ready", hidden=True)
+@click.argument("job_dir", type=click.Path(path_type=Path))
+@global_options
+@click.pass_obj
+def job_ready(renderer: Renderer, job_dir: Path, **_: Any) -> Result:
+    """Beside the Jupyter job's container on its node: mark it ready once Jupyter answers its token."""
+    ready = jupyter.wait_ready(job_dir, dict(os.environ))
+    if not ready:
+        raise SchedulerError(f"Jupyter did not answer on this node within {READY_SECONDS} s",
+                             "the job's log (slurm-JOBID.out) says why")
+    return Result({"ready": True}, lambda c: c.print("gpuenv: Jupyter answers"))
+
+
+# --- up --on slurm / down --on slurm ---------------------------------------------------------------------------
+
+READY_SECONDS = 900
+
+
+def up_on_slurm(renderer: Renderer, wait: bool, timeout: float = READY_SECONDS) -> Result:
+    """The environment's Jupyter as a Slurm job: exported, submitted with a fresh token in the job's
+    environment, waited for until it answers on its node; the node, port, URL and tunnel reported. A job
+    that does not come up is cancelled (nothing left half-started)."""
+    scheduler = slurm.Slurm()
+    docker = Docker.connect(probe_engine(compose=False))
+    found = _Env(docker, None, None)
+    access = found.spec.access.jupyter
+    if access is None:
+        raise BadInput(f"{found.folder / 'gpuenv.toml'} has no Jupyter: `up --on slurm` runs it as a job",
+                       "add [access.jupyter] (mode = \"lab\") to gpuenv.toml and build again, or run a command "
+                       "as a batch job: gpuenv submit -- CMD")
+    count = spec_gpus(found.spec)
+    if count > 0:
+        _check_partition(scheduler, "", count)
+    where = (found.folder / ".gpuenv" / "cluster" / found.image_id.split(":")[-1][:12]).resolve()
+    job = slurm.JobRequest(found.spec.name or found.folder.name, where, (), count, chdir=str(found.folder),
+                           jupyter=access.mode)
+    _exported(renderer, found, job.export)
+    token = secrets.token_hex(24)
+    job_id = scheduler.submit(slurm.job_script(job), env={jupyter.TOKEN_VARIABLE: token})
+    log = found.folder / f"slurm-{job_id}.out"
+    data: dict[str, Any] = {"job": job_id, "env": job.name, "gpus": count, "export": str(job.export), "log": str(log),
+                            "ready": False}
+    if not wait:
+        return Result(data, lambda c: c.print(f"[bold green]submitted[/bold green] job {job_id} (Jupyter of "
+                                              f"{escape(job.name)}); `gpuenv jobs` shows when it runs"))
+    renderer.say(f"submitted job {job_id}; waiting until it runs and Jupyter answers on its node")
+    try:
+        node_name, port = _wait_for_jupyter(scheduler, job_id, job.export / "jobs" / job_id, log, timeout)
+    except BaseException:
+        scheduler.cancel([job_id])
+        raise
+    path = "lab" if access.mode == "lab" else "tree"
+    data.update({"ready": True, "node": node_name, "port": port,
+                 "jupyter_url": f"http://127.0.0.1:{port}/{path}?token={token}",
+                 "tunnel": f"ssh -N -L {port}:127.0.0.1:{port} {node_name}"})
+    return Result(data, lambda c: _show_jupyter_job(c, data))
+
+
+def _wait_for_jupyter(scheduler: slurm.Slurm, job_id: str, job_dir: Path, log: Path,
+                      timeout: float) -> tuple[str, int]:
+    """The node and port once the job runs and its jupyter.json says ready; SchedulerError when the job
+    ends first or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((j for j in scheduler.jobs(user_name()) if j.id == job_id), None)
+        if found is None or found.state not in ("PENDING", "CONFIGURING", "RUNNING"):
+            raise SchedulerError(f"job {job_id} ended before Jupyter answered"
+                                 + (f" ({found.state})" if found else "") + _log_tail(log),
+                                 f"the job's log {log} says why; `gpuenv submit -- jupyter --version` tries the image")
+        ready = jupyter.read_record(job_dir) if found.state == "RUNNING" else None
+        if ready is not None and ready.ready:
+            return found.node or ready.node, ready.port
+        time.sleep(1)
+    raise SchedulerError(f"job {job_id} did not have Jupyter answering within {timeout:.0f} s (it is cancelled)",
+                         "`gpuenv jobs` shows whether it waited for a node (its reason); the log " + str(log))
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()[-5:]
+    except OSError:
+        return ""
+    return (": " + " / ".join(lines)) if lines else ""
+
+
+def _show_jupyter_job(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"[bold green]running[/bold green] job {data['job']} ({escape(data['env'])}) on node "
+                  f"{escape(data['node'])}, Jupyter on its 127.0.0.1:{data['port']}")
+    console.print(f"[bold]tunnel[/bold]   {escape(data['tunnel'])}   (from your machine, through the login node "
+                  "if needed: add -J LOGIN)")
+    console.print(f"[bold]jupyter[/bold]  {escape(data['jupyter_url'])}")
+    console.print(f"[bold]end[/bold]      gpuenv cancel {data['job']}   (or gpuenv down --on slurm)")
+
+
+def down_on_slurm(spec_file: Path) -> Result:
+    """Cancel this folder's environment's gpuenv jobs (by its name)."""
+    spec = load_spec(spec_file)
+    name = spec.name or spec_file.parent.name
+    scheduler = slurm.Slurm()
+    chosen = [j.id for j in scheduler.jobs(user_name()) if j.name == name]
+    if chosen:
+        scheduler.cancel(chosen)
+    data = {"name": name, "cancelled": chosen}
+    return Result(data, lambda c: c.print(f"[bold]{escape(name)}[/bold]: " + (
+        f"cancelled {', '.join(chosen)}" if chosen else "no gpuenv job of yours was running")))

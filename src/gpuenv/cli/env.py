@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuenv import environment, paths
+from gpuenv.cli.cluster import down_on_slurm
 from gpuenv.cli.kube import cluster_options, down_on_kubernetes
 from gpuenv.cli.main import global_options
 from gpuenv.cli.output import Result
@@ -206,6 +207,7 @@ def down(env: Optional[str], volumes: bool, target: str, namespace: Optional[str
     \b
     gpuenv down --on kubernetes     this folder's kubernetes.yaml: its StatefulSet, Service and Secret deleted
                                     (its claims only with --volumes), the port-forward ended
+    gpuenv down --on slurm          this folder's environment's Slurm jobs cancelled
     """
     if target == "kubernetes":
         if env:
@@ -214,6 +216,11 @@ def down(env: Optional[str], volumes: bool, target: str, namespace: Optional[str
         return down_on_kubernetes(spec_path(None), namespace, kube_context, volumes)
     if namespace or kube_context:
         raise BadInput("--namespace and --context go with --on kubernetes", "add --on kubernetes, or leave them out")
+    if target == "slurm":
+        if env:
+            raise BadInput("`down --on slurm` takes no name: it cancels the jobs of this folder's environment",
+                           "run it in the environment's folder, or cancel by id: gpuenv cancel JOBID")
+        return down_on_slurm(spec_path(None))
     docker = _docker()
     found = _find(docker, env, only_here=True)       # never "your only one" from another folder
     removed = environment.down(docker, found, volumes) + _close_tunnel(found.project)

@@ -119,9 +119,10 @@ def cluster_options(fn: F) -> F:
                       help="With --on kubernetes: the kubeconfig context (default: its current one).")(fn)
     fn = click.option("--namespace", metavar="NS",
                       help="With --on kubernetes: the namespace (default: the context's, else default).")(fn)
-    return click.option("--on", "target", type=click.Choice(["docker", "kubernetes"]), default="docker",
-                        show_default=True, help="Where it runs: the Docker engine, or the cluster of your "
-                        f"kubeconfig ({KUBERNETES_FILE} of `gpuenv generate --kubernetes`).")(fn)
+    return click.option("--on", "target", type=click.Choice(["docker", "kubernetes", "slurm"]), default="docker",
+                        show_default=True, help="Where it runs: the Docker engine, the cluster of your "
+                        f"kubeconfig ({KUBERNETES_FILE} of `gpuenv generate --kubernetes`), or Slurm (Jupyter as "
+                        "a job on a node, reached through an SSH tunnel).")(fn)
 
 
 def up_on_kubernetes(spec_file: Path, out: Optional[Path], namespace: Optional[str], context: Optional[str],

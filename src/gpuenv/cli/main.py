@@ -94,6 +94,7 @@ class LazyGroup(VerbGroup):
         "jobs": "gpuenv.cli.cluster:jobs",
         "cancel": "gpuenv.cli.cluster:cancel",
         "job-config": "gpuenv.cli.cluster:job_config",
+        "job-ready": "gpuenv.cli.cluster:job_ready",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gpuenv import environment, paths
+from gpuenv.cli.cluster import up_on_slurm
 from gpuenv.cli.common import engine, show_access, warn
 from gpuenv.cli.kube import cluster_options, up_on_kubernetes
 from gpuenv.cli.init import _HEADER, _write_atomically, spec_from_request, spec_options
@@ -109,11 +110,17 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     On an engine reached over ssh they listen on that host's 127.0.0.1, and an ssh tunnel brings them
     here: for the wait, and with --tunnel until `gpuenv down` (else its command is shown).
     gpuenv up --on kubernetes             kubernetes.yaml (gpuenv generate --kubernetes) on your kubeconfig's cluster
+    gpuenv up --on slurm                  Jupyter as a Slurm job: its node, port, token URL and ssh tunnel
     """
     if target == "kubernetes":
         return up_on_kubernetes(spec_source(request, file, flags), out, namespace, kube_context, wait=not no_wait)
     if namespace or kube_context:
         raise BadInput("--namespace and --context go with --on kubernetes", "add --on kubernetes, or leave them out")
+    if target == "slurm":
+        if request or file or out or gpus_text or tunnel or locked:
+            raise BadInput("`up --on slurm` runs the Jupyter of ./gpuenv.toml's built image, with no other options "
+                           "than --no-wait", "run it in the environment's folder after `gpuenv build`")
+        return up_on_slurm(renderer, wait=not no_wait)
     gpus = given_gpus(gpus_text)
     check_asked(tunnel, endpoint_from_config()[0])
     spec_file = spec_source(request, file, flags)

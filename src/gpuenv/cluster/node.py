@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from gpuenv.cluster import fit
+from gpuenv.cluster import fit, jupyter
 from gpuenv.cluster.export import read_record
 from gpuenv.cluster.runtime import GpuFiles, config, gpu_files
 from gpuenv.errors import BadInput, GpuenvError
@@ -47,9 +47,18 @@ def minors(driver: DriverState, wanted: list[str]) -> set[int]:
 
 
 def job_config(export: Path, job_dir: Path, env: Mapping[str, str], command: Sequence[str],
-               obs: Optional[Observations] = None) -> dict[str, object]:
-    """Check the node and write JOBDIR/config.json and JOBDIR/job.env; what was given, as a dict."""
+               obs: Optional[Observations] = None, jupyter_mode: str = "") -> dict[str, object]:
+    """Check the node and write JOBDIR/config.json; what was given, as a dict. With `jupyter_mode` the
+    command is the image's Jupyter on a free port of the node's 127.0.0.1, with the job's token
+    (cluster/jupyter.py), and JOBDIR/jupyter.json says the port."""
     _, image, settings = read_record(export)
+    extra: list[str] = []
+    port = 0
+    if jupyter_mode:
+        token = jupyter.token_of(env)
+        port = jupyter.free_port()
+        command = jupyter.command(jupyter_mode, port)
+        extra = [f"JUPYTER_TOKEN={token}", f"GPUENV_JUPYTER_PORT={port}"]
     wanted = allocated(env)
     observed = obs if obs is not None else (observe_local(NODE_OBSERVATIONS) if fit.needs_gpu(image) or wanted
                                             else None)
@@ -69,12 +78,14 @@ def job_config(export: Path, job_dir: Path, env: Mapping[str, str], command: Seq
         raise BadInput(f"{rootfs} is missing", "export again: gpuenv export -o FOLDER --force")
     data = config(image, settings, gpu, command, rootfs=str(rootfs.resolve()))
     slurm_vars = [f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("SLURM_") and "\0" not in v]
-    data["process"]["env"] += slurm_vars                    # the job's own (SLURM_JOB_ID...), for the command
+    data["process"]["env"] += slurm_vars + extra            # the job's own (SLURM_JOB_ID...), for the command
     data["linux"]["cgroupsPath"] = f"gpuenv-{env.get('SLURM_JOB_ID', 'job')}"   # inside the job's cgroup
     job_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
     _private(job_dir / "config.json", json.dumps(data, indent=2) + "\n")
+    if port:
+        jupyter.write_record(job_dir, socket.gethostname(), port, ready=False)
     return {"node": socket.gethostname(), "driver": driver.version, "gpus": gpu.visible or "none",
-            "config": str(job_dir / "config.json")}
+            "config": str(job_dir / "config.json"), "port": port or None}
 
 
 def _private(path: Path, text: str) -> None:

@@ -20,6 +20,7 @@ Pure parts (the script, the GRES of `sinfo`) are tested without Slurm; `Slurm` r
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -27,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from gpuenv.errors import SchedulerError
 
@@ -45,6 +46,7 @@ class JobRequest:
     chdir: str = ""
     output: str = ""                   # the job's log file ("" = Slurm's default, slurm-%j.out in chdir)
     python: str = sys.executable       # the Python that has gpuenv, as the nodes see it
+    jupyter: str = ""                  # "lab" or "notebook": the interactive Jupyter job (`up --on slurm`)
 
 
 def gpu_lines(gpus: int) -> list[str]:
@@ -63,6 +65,8 @@ def job_script(job: JobRequest) -> str:
     lines += [f"#SBATCH --output={q(job.output)}"] * bool(job.output)
     lines += gpu_lines(job.gpus)
     command = " ".join(q(c) for c in job.command)
+    step = (f"--jupyter {q(job.jupyter)} \"$export_dir\" \"$job_dir\"" if job.jupyter
+            else f"\"$export_dir\" \"$job_dir\" -- {command}")
     lines += [
         "# written by gpuenv submit: the node is checked, then the command runs in the environment's image",
         "set -eu",
@@ -71,12 +75,17 @@ def job_script(job: JobRequest) -> str:
         'runtime="${GPUENV_OCI_RUNTIME:-runc}"',
         'state="${TMPDIR:-/tmp}/gpuenv-oci-$(id -u)"',
         'name="gpuenv-$SLURM_JOB_ID"',
-        "trap '\"$runtime\" --root \"$state\" delete --force \"$name\" 2>/dev/null; rm -rf \"$job_dir\"' EXIT",
+        'ready=""',
+        "trap '[ -z \"$ready\" ] || kill \"$ready\" 2>/dev/null || true; "
+        "\"$runtime\" --root \"$state\" delete --force \"$name\" 2>/dev/null; rm -rf \"$job_dir\"' EXIT",
         "trap 'exit 143' TERM INT",
-        f"{q(job.python)} -m gpuenv job-config \"$export_dir\" \"$job_dir\" -- {command}",
+        f"{q(job.python)} -m gpuenv job-config {step}",
         '"$runtime" --root "$state" run --bundle "$job_dir" "$name" &',
-        "wait $!",
+        "pid=$!",
     ]
+    if job.jupyter:                    # marks the job ready once Jupyter answers its token on the node
+        lines += [f"{q(job.python)} -m gpuenv job-ready \"$job_dir\" &", "ready=$!"]
+    lines += ["wait $pid"]
     return "\n".join(lines) + "\n"
 
 
@@ -129,9 +138,10 @@ class Slurm:
                                  "log in to the cluster's login node (or `module load slurm` there); Debian/Ubuntu "
                                  "have the client in the slurm-client package")
 
-    def run(self, *argv: str, stdin: Optional[str] = None) -> str:
+    def run(self, *argv: str, stdin: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> str:
         try:
-            done = subprocess.run(list(argv), capture_output=True, text=True, input=stdin, timeout=60)
+            done = subprocess.run(list(argv), capture_output=True, text=True, input=stdin, timeout=60,
+                                  env={**os.environ, **env} if env else None)
         except subprocess.TimeoutExpired:
             raise SchedulerError(f"{argv[0]} did not answer in 60 s", "is slurmctld up? `sinfo` says") from None
         if done.returncode != 0:
@@ -147,9 +157,10 @@ class Slurm:
         found = [p for p in self.run("sinfo", "-h", "-o", "%P").split() if p.endswith("*")]
         return found[0].rstrip("*") if found else ""
 
-    def submit(self, script: str) -> str:
-        """sbatch reading the script from stdin; the job's id."""
-        out = self.run("sbatch", "--parsable", stdin=script).strip()
+    def submit(self, script: str, env: Optional[Mapping[str, str]] = None) -> str:
+        """sbatch reading the script from stdin, with `env` added to the environment it passes to the job
+        (a secret goes there: never into the script or the command line); the job's id."""
+        out = self.run("sbatch", "--parsable", stdin=script, env=env).strip()
         return out.split(";", 1)[0]
 
     def jobs(self, user: str) -> list[Job]:

@@ -54,3 +54,16 @@ def test_squeue_lists_only_gpuenv_jobs() -> None:
     jobs = parse_squeue(text)
     assert [(j.id, j.name, j.state, j.node, j.reason) for j in jobs] == [
         ("41", "vision", "RUNNING", "node7", ""), ("42", "nlp", "PENDING", "", "Resources")]
+
+
+def test_the_jupyter_job_starts_jupyter_on_the_node_and_its_ready_check_and_holds_no_token() -> None:
+    script = job_script(_job(command=(), jupyter="lab"))
+    lines = script.splitlines()
+    config = next(line for line in lines if " -m gpuenv job-config " in line)
+    assert shlex.split(config)[-4:] == ["--jupyter", "lab", "$export_dir", "$job_dir"]   # options before the folders
+    run = next(i for i, line in enumerate(lines) if ' run --bundle "$job_dir"' in line)
+    ready = next(i for i, line in enumerate(lines) if " -m gpuenv job-ready " in line)
+    assert run < ready < lines.index("wait $pid") and lines[ready + 1] == "ready=$!"
+    trap = next(line for line in lines if line.startswith("trap ") and "EXIT" in line)
+    assert 'kill "$ready"' in trap and "|| true" in trap        # the ready check ends with the job
+    assert "TOKEN" not in script and "job-ready" not in job_script(_job())
