@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration import slurm_cluster
+from tests.integration.test_generate_build import DEBIAN_SOURCES
 
 pytestmark = [pytest.mark.docker, pytest.mark.slurm]
 
@@ -189,3 +193,84 @@ def test_without_slurm_submit_says_so_and_how_to_fix_it(folder: Path, tmp_path: 
     assert done.returncode == 1
     assert "Slurm's commands are not on PATH" in done.stderr and "hint: log in to the cluster's login node" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+JUPYTER_SPEC = SPEC + """
+[access.jupyter]
+mode = "notebook"
+"""
+
+
+@pytest.fixture(scope="module")
+def jupyter_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test base image with Debian's Jupyter Notebook: the smallest image with a Jupyter (a full gpuenv
+    build would add minutes; what `up --on slurm` runs does not depend on how the image was made)."""
+    context = tmp_path_factory.mktemp("jupyter-image")
+    (context / "debian.sources").write_text(DEBIAN_SOURCES)
+    (context / "Dockerfile").write_text("\n".join([
+        f"FROM {BASE}",
+        "COPY debian.sources /etc/apt/sources.list.d/debian.sources",
+        "RUN rm -f /etc/apt/sources.list && apt-get update \\",
+        " && apt-get install -y --no-install-recommends jupyter-notebook && rm -rf /var/lib/apt/lists/*", ""]))
+    tag = f"gpuenv-it-jupyter:{uuid.uuid4().hex[:8]}"
+    docker = os.environ.get("GPUENV_DOCKER", "/usr/bin/docker")
+    built = subprocess.run([docker, "build", "-q", "-t", tag, str(context)], capture_output=True, text=True,
+                           timeout=600, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    assert built.returncode == 0, built.stderr[-3000:]
+    yield tag
+    subprocess.run([docker, "image", "rm", "--force", tag], capture_output=True)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_up_on_slurm_runs_jupyter_as_a_job_that_answers_its_token_and_cancel_leaves_nothing(
+        cluster: slurm_cluster.Cluster, jupyter_image: str, tmp_path: Path) -> None:
+    env_folder = tmp_path / "notebook"
+    env_folder.mkdir()
+    for path in (env_folder, tmp_path):
+        os.chmod(path, 0o755)
+    (env_folder / "gpuenv.toml").write_text(JUPYTER_SPEC.format(name=f"nb{uuid.uuid4().hex[:6]}"))
+    (env_folder / ".env").write_text(f"GPUENV_IMAGE={jupyter_image}\n")      # what `gpuenv build` leaves
+    (env_folder / "ws").mkdir()
+    os.chown(env_folder / "ws", UID, UID)
+    done = gpuenv("up", "--on", "slurm", "--json", cwd=env_folder, env=cluster.env)
+    data = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+    job = data.get("job", "")
+    try:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert data["ready"] is True and data["node"] == "localhost"
+        port, token = data["port"], data["jupyter_url"].rsplit("?token=", 1)[1]
+        assert data["jupyter_url"] == f"http://127.0.0.1:{port}/tree?token={token}" and len(token) >= 32
+        assert data["tunnel"] == f"ssh -N -L {port}:127.0.0.1:{port} localhost"
+        assert _status(f"http://127.0.0.1:{port}/api/status?token={token}") == 200
+        assert _status(f"http://127.0.0.1:{port}/api/status") == 403
+        assert _status(f"http://127.0.0.1:{port}/api/status?token=not-{token}") == 403
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert "127.0.0.1:" in listening and "0.0.0.0:" not in listening and "*:" not in listening
+        script = cluster.run("scontrol", "write", "batch_script", job, "-").stdout
+        assert "#SBATCH" in script and token not in script              # the token is not in the job script
+        listed = json.loads(gpuenv("jobs", "--json", cwd=env_folder, env=cluster.env).stdout)["jobs"]
+        assert any(j["id"] == job and j["state"] == "RUNNING" for j in listed)
+        downed = gpuenv("down", "--on", "slurm", "--json", cwd=env_folder, env=cluster.env)
+        assert downed.returncode == 0 and json.loads(downed.stdout)["cancelled"] == [job], downed.stderr
+        _wait_gone(cluster, job)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_answering(port) or f"gpuenv-{job}" in _runc_list(_state())):
+            time.sleep(0.5)
+        assert not _answering(port) and f"gpuenv-{job}" not in _runc_list(_state())
+        assert not (Path(data["export"]) / "jobs" / job).exists()
+        assert subprocess.run(["pgrep", "-f", f"job-ready {data['export']}/jobs/{job}"]).returncode == 1
+    finally:
+        if job:
+            cluster.run("scancel", job)
+
+
+def _answering(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

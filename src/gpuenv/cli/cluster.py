@@ -311,7 +311,10 @@ def up_on_slurm(renderer: Renderer, wait: bool, timeout: float = READY_SECONDS) 
     try:
         node_name, port = _wait_for_jupyter(scheduler, job_id, job.export / "jobs" / job_id, log, timeout)
     except BaseException:
-        scheduler.cancel([job_id])
+        try:
+            scheduler.cancel([job_id])           # a job that ended already: scancel says so, nothing to end
+        except SchedulerError:
+            pass
         raise
     path = "lab" if access.mode == "lab" else "tree"
     data.update({"ready": True, "node": node_name, "port": port,
