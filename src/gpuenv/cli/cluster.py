@@ -280,7 +280,8 @@ def job_ready(renderer: Renderer, job_dir: Path, **_: Any) -> Result:
 READY_SECONDS = 900
 
 
-def up_on_slurm(renderer: Renderer, wait: bool, timeout: float = READY_SECONDS) -> Result:
+def up_on_slurm(renderer: Renderer, wait: bool, partition: str = "", time_limit: str = "",
+                timeout: float = READY_SECONDS) -> Result:
     """The environment's Jupyter as a Slurm job: exported, submitted with a fresh token in the job's
     environment, waited for until it answers on its node; the node, port, URL and tunnel reported. A job
     that does not come up is cancelled (nothing left half-started)."""
@@ -294,10 +295,10 @@ def up_on_slurm(renderer: Renderer, wait: bool, timeout: float = READY_SECONDS) 
                        "as a batch job: gpuenv submit -- CMD")
     count = spec_gpus(found.spec)
     if count > 0:
-        _check_partition(scheduler, "", count)
+        _check_partition(scheduler, partition, count)
     where = (found.folder / ".gpuenv" / "cluster" / found.image_id.split(":")[-1][:12]).resolve()
-    job = slurm.JobRequest(found.spec.name or found.folder.name, where, (), count, chdir=str(found.folder),
-                           jupyter=access.mode)
+    job = slurm.JobRequest(found.spec.name or found.folder.name, where, (), count, partition, time_limit,
+                           str(found.folder), jupyter=access.mode)
     _exported(renderer, found, job.export)
     token = secrets.token_hex(24)
     job_id = scheduler.submit(slurm.job_script(job), env={jupyter.TOKEN_VARIABLE: token})

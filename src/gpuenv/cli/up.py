@@ -94,12 +94,17 @@ def build(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], ou
               "background; `gpuenv down` closes it.")
 @locked_option
 @cluster_options
+@click.option("--partition", "partition", metavar="NAME", help="With --on slurm: the partition (default: the "
+              "cluster's default).")
+@click.option("--time", "time_limit", metavar="LIMIT", help="With --on slurm: the job's time limit, as sbatch takes "
+              "it (8:00:00).")
 @spec_options
 @global_options
 @click.pass_obj
 def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: Optional[Path], force: bool,
        pull: bool, no_wait: bool, gpus_text: Optional[str], tunnel: bool, locked: bool, target: str,
-       namespace: Optional[str], kube_context: Optional[str], **flags: Any) -> Result:
+       namespace: Optional[str], kube_context: Optional[str], partition: Optional[str], time_limit: Optional[str],
+       **flags: Any) -> Result:
     """Plan, write, build when needed, start, and wait until the environment answers.
 
     \b
@@ -119,8 +124,11 @@ def up(renderer: Renderer, request: tuple[str, ...], file: Optional[Path], out: 
     if target == "slurm":
         if request or file or out or gpus_text or tunnel or locked:
             raise BadInput("`up --on slurm` runs the Jupyter of ./gpuenv.toml's built image, with no other options "
-                           "than --no-wait", "run it in the environment's folder after `gpuenv build`")
-        return up_on_slurm(renderer, wait=not no_wait)
+                           "than --partition, --time and --no-wait", "run it in the environment's folder after "
+                           "`gpuenv build`")
+        return up_on_slurm(renderer, wait=not no_wait, partition=partition or "", time_limit=time_limit or "")
+    if partition is not None or time_limit is not None:
+        raise BadInput("--partition and --time go with --on slurm", "add --on slurm, or leave them out")
     gpus = given_gpus(gpus_text)
     check_asked(tunnel, endpoint_from_config()[0])
     spec_file = spec_source(request, file, flags)

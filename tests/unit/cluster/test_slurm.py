@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from gpuenv.cluster.slurm import JobRequest, gpu_lines, gres_of, has_gpus, job_script, parse_squeue
 
@@ -67,3 +72,25 @@ def test_the_jupyter_job_starts_jupyter_on_the_node_and_its_ready_check_and_hold
     trap = next(line for line in lines if line.startswith("trap ") and "EXIT" in line)
     assert 'kill "$ready"' in trap and "|| true" in trap        # the ready check ends with the job
     assert "TOKEN" not in script and "job-ready" not in job_script(_job())
+
+
+@pytest.mark.parametrize("args, said", [
+    (("up", "--partition", "a100"), "--partition and --time go with --on slurm"),
+    (("up", "--on", "docker", "--time", "1:00:00"), "--partition and --time go with --on slurm"),
+    (("up", "--on", "slurm", "torch"), "`up --on slurm` runs the Jupyter of ./gpuenv.toml's built image"),
+    (("up", "--on", "slurm", "--gpus", "0"), "`up --on slurm` runs the Jupyter of ./gpuenv.toml's built image"),
+    (("down", "--on", "slurm", "vision"), "`down --on slurm` takes no name"),
+])
+def test_up_and_down_on_slurm_refuse_options_of_other_targets_before_anything_runs(
+        tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "gpuenv", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PATH": str(tmp_path)})     # no Slurm, no docker either
+    assert done.returncode == 2 and said in done.stderr and "hint:" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_up_on_slurm_without_slurm_says_so_and_how_to_fix_it(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "gpuenv", "up", "--on", "slurm"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 1 and "Slurm's commands are not on PATH" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
