@@ -268,7 +268,7 @@ def job_config(renderer: Renderer, jupyter_mode: Optional[str], export_dir: Path
 @click.pass_obj
 def job_ready(renderer: Renderer, job_dir: Path, **_: Any) -> Result:
     """Beside the Jupyter job's container on its node: mark it ready once Jupyter answers its token."""
-    ready = jupyter.wait_ready(job_dir, dict(os.environ))
+    ready = jupyter.wait_ready(job_dir, dict(os.environ), READY_SECONDS)
     if not ready:
         raise SchedulerError(f"Jupyter did not answer on this node within {READY_SECONDS} s",
                              "the job's log (slurm-JOBID.out) says why")
