@@ -252,7 +252,8 @@ def test_up_on_slurm_runs_jupyter_as_a_job_that_answers_its_token_and_cancel_lea
         assert _status(f"http://127.0.0.1:{port}/api/status") == 403
         assert _status(f"http://127.0.0.1:{port}/api/status?token=not-{token}") == 403
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
-        assert "127.0.0.1:" in listening and "0.0.0.0:" not in listening and "*:" not in listening
+        local = [line.split()[3] for line in listening.splitlines() if len(line.split()) >= 5]   # Local Address:Port
+        assert local == [f"127.0.0.1:{port}"], listening                  # the node's loopback only
         script = cluster.run("scontrol", "write", "batch_script", job, "-").stdout
         assert "#SBATCH" in script and token not in script              # the token is not in the job script
         listed = json.loads(gpuenv("jobs", "--json", cwd=env_folder, env=cluster.env).stdout)["jobs"]
