@@ -45,6 +45,17 @@ class Engine:
         self.containers.append(name)
         return name
 
+    def remove_environment(self, name: str) -> None:
+        """Whatever an environment named `name` left on this engine: its containers and volumes (named after
+        its project, which starts with the name) and its images (gpuenv-NAME:TAG)."""
+        for cid in self.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.decode().split():
+            self.docker("rm", "-f", cid, check=False)
+        for volume in self.docker("volume", "ls", "-q", "--filter", f"name={name}").stdout.decode().split():
+            self.docker("volume", "rm", "-f", volume, check=False)
+        images = self.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"gpuenv-{name}").stdout.decode()
+        for ref in images.split():
+            self.docker("image", "rm", "-f", ref, check=False)
+
     def clean_up(self) -> None:
         for name in self.containers:
             self.docker("rm", "--force", "--volumes", name, check=False)

@@ -103,13 +103,7 @@ def made(module_engine, tmp_path_factory):
 
     yield make
     for name in names:
-        for cid in module_engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.decode().split():
-            module_engine.docker("rm", "-f", cid, check=False)
-        for volume in module_engine.docker("volume", "ls", "-q", "--filter", f"name={name}").stdout.decode().split():
-            module_engine.docker("volume", "rm", "-f", volume, check=False)
-        for ref in module_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
-                                        f"gpuenv-{name}").stdout.decode().split():
-            module_engine.docker("image", "rm", "-f", ref, check=False)
+        module_engine.remove_environment(name)
 
 
 def test_ssh_as_root_starts_and_takes_the_key(made):

@@ -48,16 +48,6 @@ def folder_for(module_engine, tmp_path_factory, prefix: str, run: str) -> tuple[
     return name, folder, env
 
 
-def remove_all(module_engine, name: str) -> None:
-    for cid in module_engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.decode().split():
-        module_engine.docker("rm", "-f", cid, check=False)
-    for volume in module_engine.docker("volume", "ls", "-q", "--filter", f"name={name}").stdout.decode().split():
-        module_engine.docker("volume", "rm", "-f", volume, check=False)
-    for ref in module_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
-                                    f"gpuenv-{name}").stdout.decode().split():
-        module_engine.docker("image", "rm", "-f", ref, check=False)
-
-
 @pytest.fixture(scope="module")
 def limited(module_engine, tmp_path_factory):
     """An environment of 1.5 CPUs and 128 MiB; its pids left at the default."""
@@ -65,7 +55,7 @@ def limited(module_engine, tmp_path_factory):
     run = gpuenv("up", "--json", cwd=folder, env=env)
     data = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
     yield {"name": name, "folder": folder, "env": env, "run": run, "data": data}
-    remove_all(module_engine, name)
+    module_engine.remove_environment(name)
 
 
 def inspect_main(module_engine, data: dict) -> dict:
@@ -125,4 +115,4 @@ def test_more_cpus_than_the_host_has_is_refused_before_the_build(module_engine, 
         made = module_engine.docker("images", "-q", f"gpuenv-{name}").stdout.decode().split()
         assert made == []
     finally:
-        remove_all(module_engine, name)
+        module_engine.remove_environment(name)

@@ -185,13 +185,7 @@ class ClientApi:
                        if verb == "create" else method(args[0], self.namespace, *args[1:], _request_timeout=30))
 
     def exists(self, kind: str, name: str) -> bool:
-        try:
-            self._call(kind, "read", name)
-        except ClusterError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return _found(lambda: self._call(kind, "read", name))
 
     def create(self, kind: str, body: Manifest) -> None:
         self._call(kind, "create", body)
@@ -200,13 +194,7 @@ class ClientApi:
         self._call(kind, "patch", name, body)
 
     def delete(self, kind: str, name: str) -> bool:
-        try:
-            self._call(kind, "delete", name)
-        except ClusterError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return _found(lambda: self._call(kind, "delete", name))
 
     def pod(self, name: str) -> Manifest:
         try:
@@ -323,3 +311,14 @@ def stop_forward(record: Path) -> Optional[int]:
     except (OSError, ProcessLookupError):
         return None
     return pid
+
+
+def _found(call: Callable[[], object]) -> bool:
+    """Whether the object `call` reads or deletes was there: the API server's 404 is False."""
+    try:
+        call()
+    except ClusterError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

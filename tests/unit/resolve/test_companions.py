@@ -8,10 +8,7 @@ minimal ones carrying only their METADATA. No internet: `uv_offline` closes ever
 
 from __future__ import annotations
 
-import threading
 import zipfile
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +20,7 @@ from gpuenv.resolve.companions import pages
 from gpuenv.resolve.packages import Source
 from gpuenv.resolve.request import Request
 from gpuenv.resolve.whole import resolve_whole
+from tests.support.static import serving
 
 pytestmark = pytest.mark.resolver
 PYG = "https://data.pyg.org/whl"
@@ -43,17 +41,8 @@ def pyg_page(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(the page server's /whl URL, its folder): serves whl/torch-2.4.0+cu121.html and its wheels."""
     root = tmp_path / "pyg"
     (root / "whl" / "torch-2.4.0+cu121").mkdir(parents=True)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/whl", root / "whl"
-    finally:
-        server.shutdown()
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+    with serving(root) as url:
+        yield f"{url}/whl", root / "whl"
 
 
 def _publish(folder: Path, pythons: tuple[str, ...]) -> None:
@@ -130,12 +119,8 @@ def pages_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A server of any page layout under one root: (its URL, its folder)."""
     root = tmp_path / "pages"
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
+    with serving(root) as url:
+        yield url, root
 
 
 def _page(folder: Path, page: str, wheels: list[str]) -> None:

@@ -18,10 +18,7 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -35,6 +32,7 @@ from gpuenv.resolve.packages import Source, source_for
 from gpuenv.resolve.plan import resolve
 from gpuenv.resolve.request import Request
 from gpuenv.resolve.whole import resolve_whole
+from tests.support.static import serving
 
 pytestmark = pytest.mark.resolver
 RELEASES = "/Dao-AILab/flash-attention/releases"
@@ -60,22 +58,13 @@ def _asset(folder: Path, version: str, label: str, python: str) -> str:
     return name
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def github(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A copy of github.com on 127.0.0.1: (its URL, its folder)."""
     root = tmp_path / "github"
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
+    with serving(root) as url:
+        yield url, root
 
 
 def _release(root: Path, version: str, assets: list[tuple[str, str]]) -> None:
